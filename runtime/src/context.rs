@@ -1,0 +1,328 @@
+//! What a running job can see: its task ([`TaskCx`]), its worker
+//! ([`WorkerCx`]) and shared data ([`Data`]).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::job::{JobError, Requirements};
+use crate::task::TaskId;
+use crate::time::Timestamp;
+
+/// Shared data given to a worker with `.data(value)` and injected into every
+/// run that takes a `Data<T>` parameter.
+///
+/// # Examples
+///
+/// ```
+/// use errand_runtime::Data;
+///
+/// struct Mailer { from: String }
+/// let data = Data::new(Mailer { from: "me@example.com".into() });
+/// assert_eq!(data.from, "me@example.com");
+/// ```
+pub struct Data<T: ?Sized>(Arc<T>);
+
+impl<T> Data<T> {
+    /// Wraps a value.
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+}
+
+impl<T: ?Sized> Data<T> {
+    /// The shared `Arc`.
+    pub fn into_inner(self) -> Arc<T> {
+        self.0
+    }
+}
+
+impl<T: ?Sized> Clone for Data<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> Deref for Data<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Data<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Data").field(&&*self.0).finish()
+    }
+}
+
+/// A type map of the values given to a worker with `.data(...)`.
+#[derive(Clone, Default)]
+pub struct DataMap {
+    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    names: Vec<&'static str>,
+}
+
+impl DataMap {
+    /// Adds (or replaces) a value.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        if self.map.insert(TypeId::of::<T>(), Arc::new(value)).is_none() {
+            self.names.push(std::any::type_name::<T>());
+        }
+    }
+
+    /// The value of type `T`.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Data<T>> {
+        let any = Arc::clone(self.map.get(&TypeId::of::<T>())?);
+        any.downcast::<T>().ok().map(Data)
+    }
+
+    /// Whether a value of this type is present.
+    pub fn contains(&self, id: TypeId) -> bool {
+        self.map.contains_key(&id)
+    }
+}
+
+impl fmt::Debug for DataMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.names).finish()
+    }
+}
+
+/// The worker a task runs on: its name and its shutdown signal.
+#[derive(Clone)]
+pub struct WorkerCx {
+    inner: Arc<WorkerCxInner>,
+}
+
+struct WorkerCxInner {
+    id: Arc<str>,
+    queue: Arc<str>,
+    job: &'static str,
+    shutdown: CancellationToken,
+    data: DataMap,
+}
+
+impl WorkerCx {
+    pub(crate) fn new(
+        id: Arc<str>,
+        queue: Arc<str>,
+        job: &'static str,
+        shutdown: CancellationToken,
+        data: DataMap,
+    ) -> Self {
+        Self { inner: Arc::new(WorkerCxInner { id, queue, job, shutdown, data }) }
+    }
+
+    /// This worker's unique id (`<job>@<host>:<pid>:<n>`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The queue it serves.
+    pub fn queue(&self) -> &str {
+        &self.inner.queue
+    }
+
+    /// The job it runs.
+    pub fn job(&self) -> &'static str {
+        self.inner.job
+    }
+
+    /// Whether the worker has been asked to stop. Long jobs may check this and
+    /// return early (e.g. with [`JobError::snooze`]).
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Resolves when the worker is asked to stop.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancelled().await;
+    }
+
+    pub(crate) fn data(&self) -> &DataMap {
+        &self.inner.data
+    }
+}
+
+impl fmt::Debug for WorkerCx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerCx").field("id", &self.inner.id).field("queue", &self.inner.queue).finish()
+    }
+}
+
+/// The task being run: id, attempt, queue, schedule, priority and a
+/// cancellation token, plus access to the worker's shared data.
+#[derive(Clone)]
+pub struct TaskCx {
+    inner: Arc<TaskCxInner>,
+}
+
+struct TaskCxInner {
+    id: TaskId,
+    attempt: u32,
+    max_attempts: u32,
+    run_at: Timestamp,
+    priority: i16,
+    worker: WorkerCx,
+    cancel: CancellationToken,
+}
+
+impl TaskCx {
+    pub(crate) fn new(task: &crate::Task, worker: WorkerCx, cancel: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(TaskCxInner {
+                id: task.id,
+                attempt: task.attempt,
+                max_attempts: task.max_attempts,
+                run_at: task.run_at,
+                priority: task.priority,
+                worker,
+                cancel,
+            }),
+        }
+    }
+
+    /// A context for calling a job's `run` directly, e.g. in a unit test.
+    pub fn detached(id: TaskId, attempt: u32) -> Self {
+        let worker = WorkerCx::new(
+            Arc::from("detached"),
+            Arc::from("default"),
+            "detached",
+            CancellationToken::new(),
+            DataMap::default(),
+        );
+        let task = crate::Task { id, attempt, max_attempts: attempt, run_at: Timestamp::now(), priority: 0, payload: Vec::new() };
+        Self::new(&task, worker, CancellationToken::new())
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.inner.id
+    }
+
+    /// This run's attempt: 1 on the first run.
+    pub fn attempt(&self) -> u32 {
+        self.inner.attempt
+    }
+
+    /// Runs allowed in all (`retries + 1`).
+    pub fn max_attempts(&self) -> u32 {
+        self.inner.max_attempts
+    }
+
+    /// Whether this is the last attempt the task gets.
+    pub fn is_last_attempt(&self) -> bool {
+        self.inner.attempt >= self.inner.max_attempts
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &str {
+        self.inner.worker.queue()
+    }
+
+    /// The job's name.
+    pub fn job(&self) -> &'static str {
+        self.inner.worker.job()
+    }
+
+    /// When the task was due.
+    pub fn run_at(&self) -> std::time::SystemTime {
+        self.inner.run_at.to_system_time()
+    }
+
+    /// Its priority.
+    pub fn priority(&self) -> i16 {
+        self.inner.priority
+    }
+
+    /// The worker running it.
+    pub fn worker(&self) -> &WorkerCx {
+        &self.inner.worker
+    }
+
+    /// Fires when the run should stop: the worker's shutdown deadline passed.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    /// Shared data of type `T`, if the worker was given it.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<Data<T>> {
+        self.inner.worker.data().get::<T>()
+    }
+}
+
+impl fmt::Debug for TaskCx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskCx")
+            .field("id", &self.inner.id)
+            .field("attempt", &self.inner.attempt)
+            .field("queue", &self.queue())
+            .finish()
+    }
+}
+
+/// A value a job function can take as a parameter without it being stored in
+/// the task: built from the [`TaskCx`] at run time.
+///
+/// `Data<T>`, `TaskCx` and `WorkerCx` implement it; mark a parameter of your own
+/// type with `#[inject]` to use yours.
+///
+/// # Examples
+///
+/// ```
+/// use errand_runtime::{FromTaskCx, JobError, TaskCx};
+///
+/// struct Attempt(u32);
+///
+/// impl FromTaskCx for Attempt {
+///     fn from_task_cx(cx: &TaskCx) -> Result<Self, JobError> {
+///         Ok(Attempt(cx.attempt()))
+///     }
+/// }
+/// ```
+pub trait FromTaskCx: Sized {
+    /// Builds the value.
+    ///
+    /// # Errors
+    ///
+    /// A [`JobError`] fails the run as any handler error would.
+    fn from_task_cx(cx: &TaskCx) -> Result<Self, JobError>;
+
+    /// Declares the shared data this needs (checked when the worker starts).
+    fn requirements(requirements: &mut Requirements) {
+        let _ = requirements;
+    }
+}
+
+impl<T: Send + Sync + 'static> FromTaskCx for Data<T> {
+    fn from_task_cx(cx: &TaskCx) -> Result<Self, JobError> {
+        cx.data::<T>().ok_or_else(|| {
+            JobError::abort(format!(
+                "worker for job `{}` has no `Data<{}>`: add `.data(value)` to the worker",
+                cx.job(),
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    fn requirements(requirements: &mut Requirements) {
+        requirements.data::<T>();
+    }
+}
+
+impl FromTaskCx for TaskCx {
+    fn from_task_cx(cx: &TaskCx) -> Result<Self, JobError> {
+        Ok(cx.clone())
+    }
+}
+
+impl FromTaskCx for WorkerCx {
+    fn from_task_cx(cx: &TaskCx) -> Result<Self, JobError> {
+        Ok(cx.worker().clone())
+    }
+}

@@ -1,0 +1,229 @@
+//! The [`Monitor`] runs workers and stops them gracefully.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower::{Layer, Service};
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::job::{Job, JobError};
+use crate::worker::{JobService, Request, Worker, WorkerBuilder};
+
+type RunFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+/// A worker of any job and backend, as the monitor holds it.
+pub trait IntoWorker {
+    /// The worker's id, for messages.
+    fn worker_id(&self) -> String;
+    /// Checks the worker can start (its data is all there).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingData`] naming the job and the type.
+    fn check(&self) -> Result<(), Error>;
+    /// Runs it until `shutdown`, then stops within `grace`.
+    fn into_run(self: Box<Self>, shutdown: CancellationToken, grace: Duration) -> RunFuture;
+}
+
+impl<J, B, S> IntoWorker for Worker<J, B, S>
+where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn worker_id(&self) -> String {
+        self.id().to_owned()
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        Worker::check(self)
+    }
+
+    fn into_run(self: Box<Self>, shutdown: CancellationToken, grace: Duration) -> RunFuture {
+        Box::pin((*self).run(shutdown, grace))
+    }
+}
+
+/// Runs registered workers, and stops them gracefully on a signal.
+///
+/// On shutdown every worker stops claiming, lets its in-flight runs finish
+/// until the shutdown deadline (30 s by default), releases the rest back to
+/// the queue, and deregisters.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use errand_runtime::{Job, JobError, TaskCx, Monitor, WorkerBuilder, memory::MemoryBackend};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+/// # impl Job for Ping { const NAME: &'static str = "ping"; type Output = ();
+/// #   async fn run(self, _cx: TaskCx) -> Result<(), JobError> { Ok(()) } }
+/// # async fn example() -> Result<(), errand_runtime::Error> {
+/// let backend = MemoryBackend::new();
+/// Monitor::new()
+///     .register(WorkerBuilder::<Ping, _>::new(backend.clone()).concurrency(8))
+///     .shutdown_timeout(std::time::Duration::from_secs(10))
+///     .run() // until Ctrl-C
+///     .await
+/// # }
+/// ```
+#[must_use]
+pub struct Monitor {
+    workers: Vec<Box<dyn IntoWorker + Send>>,
+    shutdown_timeout: Duration,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Monitor {
+    /// A monitor with no workers.
+    pub fn new() -> Self {
+        Self { workers: Vec::new(), shutdown_timeout: Duration::from_secs(30) }
+    }
+
+    /// Adds a worker (a [`WorkerBuilder`] or a built [`Worker`]).
+    pub fn register<W: IntoMonitored>(mut self, worker: W) -> Self {
+        self.workers.push(worker.into_monitored());
+        self
+    }
+
+    /// How long in-flight runs get to finish on shutdown.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Runs until Ctrl-C (SIGINT), then shuts down gracefully.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_until`](Monitor::run_until).
+    pub async fn run(self) -> Result<(), Error> {
+        self.run_until(async {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!(%error, "could not listen for Ctrl-C; running until killed");
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully.
+    ///
+    /// # Errors
+    ///
+    /// Before anything runs: [`Error::NoWorkers`], or [`Error::MissingData`]
+    /// when a worker lacks data its job needs. Later:
+    /// [`Error::ShutdownTimeout`] when workers did not stop in time, or a
+    /// worker's own error (the other workers are then shut down too).
+    pub async fn run_until<F: Future<Output = ()> + Send>(self, signal: F) -> Result<(), Error> {
+        if self.workers.is_empty() {
+            return Err(Error::NoWorkers);
+        }
+        for worker in &self.workers {
+            worker.check()?;
+        }
+        let shutdown = CancellationToken::new();
+        let grace = self.shutdown_timeout;
+        let mut running = JoinSet::new();
+        for worker in self.workers {
+            let id = worker.worker_id();
+            let run = worker.into_run(shutdown.clone(), grace);
+            running.spawn(async move { run.await.map_err(|e| (id, e)) });
+        }
+
+        let mut first_error = None;
+        tokio::select! {
+            () = signal => {}
+            Some(ended) = running.join_next() => {
+                first_error = Some(ended_abnormally(ended));
+            }
+        }
+        shutdown.cancel();
+
+        // Workers wait `grace` for runs, then flush and release: allow a margin.
+        let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, running.join_next()).await {
+                Ok(Some(ended)) => {
+                    let error = ended_abnormally(ended);
+                    if first_error.is_none() {
+                        first_error = Some(error);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let workers = running.len();
+                    running.abort_all();
+                    return Err(Error::ShutdownTimeout { workers, deadline: grace });
+                }
+            }
+        }
+        match first_error {
+            Some(Err(error)) => Err(error),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `Ok(())` for a worker that stopped normally, else its error.
+fn ended_abnormally(
+    ended: Result<Result<(), (String, Error)>, tokio::task::JoinError>,
+) -> Result<(), Error> {
+    match ended {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err((_, error))) => Err(error),
+        Err(join) => Err(Error::WorkerCrashed {
+            worker: "worker".to_owned(),
+            message: if join.is_panic() { "it panicked".to_owned() } else { join.to_string() },
+        }),
+    }
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self.workers.iter().map(|w| w.worker_id()).collect();
+        f.debug_struct("Monitor").field("workers", &ids).field("shutdown_timeout", &self.shutdown_timeout).finish()
+    }
+}
+
+/// What [`Monitor::register`] accepts: a built [`Worker`] or a
+/// [`WorkerBuilder`] (built on registration).
+pub trait IntoMonitored {
+    /// Boxes the worker for the monitor.
+    fn into_monitored(self) -> Box<dyn IntoWorker + Send>;
+}
+
+impl<J, B, S> IntoMonitored for Worker<J, B, S>
+where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn into_monitored(self) -> Box<dyn IntoWorker + Send> {
+        Box::new(self)
+    }
+}
+
+impl<J, B, L> IntoMonitored for WorkerBuilder<J, B, L>
+where
+    J: Job,
+    B: Backend,
+    L: Layer<JobService<J>>,
+    L::Service: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request<J>>>::Future: Send + 'static,
+{
+    fn into_monitored(self) -> Box<dyn IntoWorker + Send> {
+        Box::new(self.build())
+    }
+}

@@ -1,0 +1,79 @@
+//! The backend conformance suite (feature `test-suite`).
+//!
+//! Every backend crate runs the same cases against its real storage with one
+//! line in `tests/conformance.rs`:
+//!
+//! ```ignore
+//! struct Factory;
+//! impl errand_runtime::testing::BackendFactory for Factory {
+//!     type Backend<C: errand_runtime::Codec> = MyBackend<C>;
+//!     async fn create<C: errand_runtime::Codec>(&self, settings: TestSettings) -> MyBackend<C> { … }
+//! }
+//! errand_runtime::conformance_tests!(Factory);
+//! ```
+//!
+//! Each case gets a fresh, isolated backend from the factory. Cases never
+//! assert how fast something happened, only what happened; they bound their
+//! waits generously so that a hang fails instead of blocking CI.
+
+pub mod cases;
+pub mod jobs;
+mod support;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use self::jobs::Probe;
+pub use self::support::{Flaky, Running, wait_for};
+use crate::backend::{Backend, Expose};
+use crate::codec::Codec;
+
+/// Settings a case needs its backend created with.
+#[derive(Debug, Clone, Copy)]
+pub struct TestSettings {
+    /// How long a worker may miss heartbeats before its tasks are rescued.
+    pub orphan_after: Duration,
+    /// How long an idle worker sleeps at most between claims.
+    pub poll_interval: Duration,
+}
+
+impl Default for TestSettings {
+    fn default() -> Self {
+        Self { orphan_after: Duration::from_secs(30), poll_interval: Duration::from_millis(100) }
+    }
+}
+
+/// Creates fresh, isolated backends for the suite.
+pub trait BackendFactory: Send + Sync + 'static {
+    /// The backend, for any codec.
+    type Backend<C: Codec>: Backend<Codec = C> + Expose;
+
+    /// A new backend with its own namespace (file, schema, key prefix…).
+    fn create<C: Codec>(&self, settings: TestSettings) -> impl Future<Output = Self::Backend<C>> + Send;
+}
+
+/// Expands to the whole conformance suite, one `#[tokio::test]` per case,
+/// for the given [`BackendFactory`] value.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            roundtrip_json, roundtrip_msgpack, roundtrip_bincode, orphaned_tasks_are_rescued,
+            retries_back_off_by_attempt, snooze_keeps_the_attempt, abort_goes_dead,
+            dead_after_the_last_retry, panics_are_retried, delayed_tasks_never_start_early,
+            priority_order, unique_keys_dedupe, unique_window_covers_finished_tasks, bulk_enqueue,
+            concurrency_limit_is_never_exceeded, graceful_shutdown_finishes_in_flight_runs,
+            graceful_shutdown_releases_unfinished_tasks, undecodable_payload_goes_dead,
+            outage_backs_off_and_loses_nothing, expose_counts_match, missing_data_fails_before_claiming,
+            cancelled_tasks_never_start
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testing::cases::$case(&$factory).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,382 @@
+//! Workers: claim tasks of one job from a backend and run them through a
+//! Tower stack, at most `concurrency` at once.
+
+mod run;
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use tower::layer::util::Stack;
+use tower::{Layer, Service};
+
+use crate::backend::Backend;
+use crate::context::{DataMap, TaskCx};
+use crate::job::{Job, JobError, Requirements};
+use crate::panic::{CatchPanic, CatchPanicLayer};
+use crate::retry::{Retry, RetryLayer};
+use crate::task::TaskId;
+use crate::timeout::{Timeout, TimeoutLayer};
+use crate::trace::{Trace, TraceLayer};
+use crate::Backoff;
+
+/// What flows through a worker's Tower stack: the decoded arguments and the
+/// task's context.
+#[derive(Debug)]
+pub struct Request<J> {
+    /// The decoded arguments.
+    pub args: J,
+    /// The task's context.
+    pub cx: TaskCx,
+}
+
+/// The innermost service: calls [`Job::run`].
+pub struct JobService<J> {
+    _job: PhantomData<fn(J)>,
+}
+
+impl<J> JobService<J> {
+    /// The service.
+    pub const fn new() -> Self {
+        Self { _job: PhantomData }
+    }
+}
+
+impl<J> Default for JobService<J> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<J> Clone for JobService<J> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<J> fmt::Debug for JobService<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JobService")
+    }
+}
+
+impl<J: Job> Service<Request<J>> for JobService<J> {
+    type Response = J::Output;
+    type Error = JobError;
+    type Future = Pin<Box<dyn Future<Output = Result<J::Output, JobError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), JobError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<J>) -> Self::Future {
+        Box::pin(request.args.run(request.cx))
+    }
+}
+
+/// The stack every worker starts with, configured from [`Job::options`]:
+/// tracing → retry (the job's backoff) → timeout → catch-panic → handler.
+///
+/// Retry sits outside timeout so that a timed-out run is retried with the
+/// job's backoff like any other failure.
+#[derive(Debug, Clone)]
+pub struct DefaultLayers {
+    backoff: Backoff,
+    timeout: Option<Duration>,
+}
+
+impl DefaultLayers {
+    /// The stack for these options.
+    pub const fn new(backoff: Backoff, timeout: Option<Duration>) -> Self {
+        Self { backoff, timeout }
+    }
+}
+
+impl<S> Layer<S> for DefaultLayers {
+    type Service = Trace<Retry<Timeout<CatchPanic<S>>, Backoff>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = CatchPanicLayer::new().layer(inner);
+        let inner = TimeoutLayer::new(self.timeout).layer(inner);
+        let inner = RetryLayer::new(self.backoff).layer(inner);
+        TraceLayer::new().layer(inner)
+    }
+}
+
+/// Something that happened in a worker, for [`WorkerBuilder::on_event`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The worker registered and started claiming.
+    Started {
+        /// The worker's id.
+        worker: Arc<str>,
+    },
+    /// A run succeeded.
+    Completed {
+        /// The task.
+        id: TaskId,
+        /// Its attempt.
+        attempt: u32,
+    },
+    /// A run failed and the task will run again.
+    Retrying {
+        /// The task.
+        id: TaskId,
+        /// The attempt that failed.
+        attempt: u32,
+        /// When it runs again.
+        at: SystemTime,
+        /// Why it failed.
+        error: String,
+    },
+    /// A run failed for good; the task is dead.
+    Dead {
+        /// The task.
+        id: TaskId,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why.
+        error: String,
+    },
+    /// A run asked to be run again later.
+    Snoozed {
+        /// The task.
+        id: TaskId,
+        /// When it runs again.
+        until: SystemTime,
+    },
+    /// Tasks of dead workers were put back.
+    Rescued {
+        /// How many.
+        count: u64,
+    },
+    /// The backend failed; the worker backs off and tries again.
+    BackendError {
+        /// What failed.
+        error: String,
+    },
+    /// The worker stopped; `released` unfinished tasks went back to the queue.
+    Stopped {
+        /// The worker's id.
+        worker: Arc<str>,
+        /// How many tasks were released.
+        released: u64,
+    },
+}
+
+type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Configures a worker for job `J` on backend `B`.
+///
+/// `#[errand::job]` generates `MyJob::worker(&backend)`, which returns this
+/// with the job's retry, timeout, tracing and panic layers already stacked.
+///
+/// # Examples
+///
+/// ```
+/// use errand_runtime::{Job, JobError, TaskCx, WorkerBuilder, memory::MemoryBackend};
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Ping;
+/// impl Job for Ping {
+///     const NAME: &'static str = "ping";
+///     type Output = ();
+///     async fn run(self, _cx: TaskCx) -> Result<(), JobError> { Ok(()) }
+/// }
+///
+/// let worker = WorkerBuilder::<Ping, _>::new(MemoryBackend::new())
+///     .concurrency(8)
+///     .data(String::from("shared"))
+///     .build();
+/// # let _ = worker;
+/// ```
+#[must_use]
+pub struct WorkerBuilder<J, B, L = DefaultLayers> {
+    backend: B,
+    layer: L,
+    data: DataMap,
+    concurrency: usize,
+    heartbeat: Duration,
+    queue: Option<String>,
+    events: Option<EventHandler>,
+    _job: PhantomData<fn(J)>,
+}
+
+impl<J: Job, B: Backend> WorkerBuilder<J, B> {
+    /// A worker for `J` on `backend`, with the job's default layers.
+    pub fn new(backend: B) -> Self {
+        let options = J::options();
+        Self {
+            backend,
+            layer: DefaultLayers::new(options.backoff, options.timeout),
+            data: DataMap::default(),
+            concurrency: 16,
+            heartbeat: Duration::from_secs(5),
+            queue: None,
+            events: None,
+            _job: PhantomData,
+        }
+    }
+}
+
+impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
+    /// Runs on another backend.
+    pub fn backend<B2: Backend>(self, backend: B2) -> WorkerBuilder<J, B2, L> {
+        WorkerBuilder {
+            backend,
+            layer: self.layer,
+            data: self.data,
+            concurrency: self.concurrency,
+            heartbeat: self.heartbeat,
+            queue: self.queue,
+            events: self.events,
+            _job: PhantomData,
+        }
+    }
+
+    /// Adds a Tower layer. Layers added here run inside the default ones (so
+    /// the job's timeout and panic handling cover them), in the order added:
+    /// the first added is the outermost of them.
+    pub fn layer<L2>(self, layer: L2) -> WorkerBuilder<J, B, Stack<L2, L>> {
+        WorkerBuilder {
+            backend: self.backend,
+            layer: Stack::new(layer, self.layer),
+            data: self.data,
+            concurrency: self.concurrency,
+            heartbeat: self.heartbeat,
+            queue: self.queue,
+            events: self.events,
+            _job: PhantomData,
+        }
+    }
+
+    /// Shares a value with every run: a parameter `Data<T>` receives it.
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    /// Runs at most `n` tasks at once (16 by default; at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// How often the worker tells the backend it is alive (5 s by default).
+    /// Keep it well under the backend's `orphan_after`.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Serves another queue than the job's own.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Calls `handler` for every [`Event`]: runs finished, retries, backend
+    /// errors. Keep it quick; it runs on the worker's tasks.
+    pub fn on_event(mut self, handler: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.events = Some(Arc::new(handler));
+        self
+    }
+
+    /// Builds the worker.
+    pub fn build(self) -> Worker<J, B, L::Service>
+    where
+        L: Layer<JobService<J>>,
+        L::Service: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<J>>>::Future: Send + 'static,
+    {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        let nonce = (crate::backoff::random_unit() * 1e9) as u64;
+        let id: Arc<str> = Arc::from(format!("{}@{}:{}:{}-{:x}", J::NAME, host, std::process::id(), n, nonce));
+        let queue: Arc<str> = Arc::from(self.queue.as_deref().unwrap_or(J::QUEUE));
+        Worker {
+            service: self.layer.layer(JobService::new()),
+            backend: self.backend,
+            data: self.data,
+            concurrency: self.concurrency,
+            heartbeat: self.heartbeat,
+            id,
+            queue,
+            events: self.events,
+            _job: PhantomData,
+        }
+    }
+}
+
+impl<J, B: fmt::Debug, L: fmt::Debug> fmt::Debug for WorkerBuilder<J, B, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("job", &std::any::type_name::<J>())
+            .field("backend", &self.backend)
+            .field("layer", &self.layer)
+            .field("data", &self.data)
+            .field("concurrency", &self.concurrency)
+            .field("heartbeat", &self.heartbeat)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A built worker; run it with a [`Monitor`](crate::Monitor).
+pub struct Worker<J, B, S> {
+    service: S,
+    backend: B,
+    data: DataMap,
+    concurrency: usize,
+    heartbeat: Duration,
+    id: Arc<str>,
+    queue: Arc<str>,
+    events: Option<EventHandler>,
+    _job: PhantomData<fn(J)>,
+}
+
+impl<J: Job, B, S> Worker<J, B, S> {
+    /// This worker's unique id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The queue it serves.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Checks that every `Data<T>` the job declares was provided.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingData`](crate::Error::MissingData) naming the job and the type.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        let mut requirements = Requirements::default();
+        J::requirements(&mut requirements);
+        for (id, type_name) in requirements.iter() {
+            if !self.data.contains(id) {
+                return Err(crate::Error::MissingData { job: J::NAME, type_name });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<J, B: fmt::Debug, S> fmt::Debug for Worker<J, B, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("queue", &self.queue)
+            .field("backend", &self.backend)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}

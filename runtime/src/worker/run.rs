@@ -1,0 +1,417 @@
+//! The worker loop.
+//!
+//! Three cooperating parts, none of which waits on another's round trip:
+//! - the claim loop keeps claiming while tasks run, as many as there are free
+//!   slots (bounded by `concurrency`), and spawns one Tokio task per run;
+//! - finished runs send their [`Ack`] to a flusher, which writes them to the
+//!   backend in batches in the background;
+//! - a heartbeat task beats and rescues the tasks of dead workers.
+//!
+//! An idle worker awaits the backend's wake-up, with the backend's poll
+//! interval (or the next delayed task's due time, if sooner) as a fresh timer
+//! on every idle round: no wake-up is lost between a claim and the wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+use super::{Event, EventHandler, Request, Worker};
+use crate::backend::{Backend, Waiter};
+use crate::codec::Codec;
+use crate::context::{TaskCx, WorkerCx};
+use crate::error::Error;
+use crate::job::{Decision, Job, JobError};
+use crate::task::{Ack, Outcome, Task, WorkerRegistration};
+use crate::time::Timestamp;
+use crate::Backoff;
+
+/// Acks flushed per backend call at most.
+const ACK_BATCH: usize = 1024;
+/// Longest pause after repeated backend errors.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(5);
+const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+struct Shared<B> {
+    backend: B,
+    registration: WorkerRegistration,
+    worker_cx: WorkerCx,
+    /// Fires when in-flight runs must stop (the shutdown deadline passed).
+    abort: CancellationToken,
+    events: Option<EventHandler>,
+    fallback_backoff: Backoff,
+}
+
+impl<B> Shared<B> {
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(handler) = &self.events {
+            handler(&event());
+        }
+    }
+}
+
+impl<J, B, S> Worker<J, B, S>
+where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    /// Runs until `shutdown` fires, then stops gracefully: no new claims,
+    /// in-flight runs get `grace` to finish, the rest are released back to
+    /// the queue without using an attempt.
+    ///
+    /// Dropping the returned future instead stops everything at once, as a
+    /// crash would: the worker's tasks stay `running` until another worker
+    /// rescues them after the backend's `orphan_after`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingData`] if the job needs data the worker was not given.
+    /// Backend failures are retried with backoff, never returned.
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), Error> {
+        self.check()?;
+        let Worker { service, backend, data, concurrency, heartbeat, id, queue, events, .. } = self;
+        let registration = WorkerRegistration {
+            id: Arc::clone(&id),
+            queue: Arc::clone(&queue),
+            job: J::NAME,
+            concurrency,
+            started_at: Timestamp::now(),
+        };
+        // Dropping this future (a crash, a killed monitor) cancels `kill`,
+        // which stops every task this worker spawned.
+        let kill = CancellationToken::new();
+        let _kill_on_drop = kill.clone().drop_guard();
+        let abort = kill.child_token();
+        let worker_cx = WorkerCx::new(Arc::clone(&id), Arc::clone(&queue), J::NAME, shutdown.clone(), data);
+        let shared = Arc::new(Shared {
+            backend,
+            registration,
+            worker_cx,
+            abort,
+            events,
+            fallback_backoff: J::options().backoff,
+        });
+
+        // Register before the first claim, so our tasks never look orphaned.
+        if !register(&shared, &shutdown).await {
+            return Ok(());
+        }
+        shared.emit(|| Event::Started { worker: Arc::clone(&id) });
+        rescue(&shared).await;
+
+        let beat = tokio::spawn(beat_loop(Arc::clone(&shared), heartbeat, kill.clone()));
+        let (ack_tx, ack_rx) = mpsc::channel::<Ack>(ACK_BATCH.max(concurrency * 2));
+        let stop_flusher = CancellationToken::new();
+        let flusher = tokio::spawn(flush_loop(Arc::clone(&shared), ack_rx, stop_flusher.clone(), kill.clone()));
+        let slots = Arc::new(Semaphore::new(concurrency));
+
+        claim_loop::<J, B, S>(&shared, &service, &slots, &ack_tx, &shutdown).await;
+
+        // Graceful stop: let in-flight runs finish until the deadline.
+        let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+        let deadline = Instant::now() + grace;
+        if tokio::time::timeout_at(deadline, slots.acquire_many(all)).await.is_err() {
+            tracing::warn!(worker = %id, "shutdown deadline passed with runs in flight; releasing them");
+            shared.abort.cancel();
+            // Aborted runs return at their next poll.
+            let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(all)).await;
+        }
+        drop(ack_tx);
+        stop_flusher.cancel();
+        if flusher.await.is_err() {
+            tracing::error!(worker = %id, "the ack flusher ended abnormally");
+        }
+        beat.abort();
+        let released = match shared.backend.release(&shared.registration).await {
+            Ok(n) => n,
+            Err(error) => {
+                // The tasks stay `running` and are rescued after `orphan_after`.
+                tracing::error!(worker = %id, %error, "could not release unfinished tasks");
+                0
+            }
+        };
+        shared.emit(|| Event::Stopped { worker: Arc::clone(&id), released });
+        Ok(())
+    }
+}
+
+/// Beats until the backend accepts it; false if shutdown came first.
+async fn register<B: Backend>(shared: &Shared<B>, shutdown: &CancellationToken) -> bool {
+    let mut pause = MIN_ERROR_BACKOFF;
+    loop {
+        match shared.backend.heartbeat(&shared.registration).await {
+            Ok(()) => return true,
+            Err(error) => {
+                tracing::warn!(worker = %shared.registration.id, %error, "could not register the worker; retrying");
+                shared.emit(|| Event::BackendError { error: error.to_string() });
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_ERROR_BACKOFF);
+    }
+}
+
+async fn rescue<B: Backend>(shared: &Shared<B>) {
+    match shared.backend.rescue_orphans().await {
+        Ok(0) => {}
+        Ok(count) => {
+            tracing::info!(count, "rescued the tasks of workers that stopped heartbeating");
+            shared.emit(|| Event::Rescued { count });
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not rescue orphaned tasks");
+            shared.emit(|| Event::BackendError { error: error.to_string() });
+        }
+    }
+}
+
+async fn beat_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = kill.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if let Err(error) = shared.backend.heartbeat(&shared.registration).await {
+            tracing::warn!(worker = %shared.registration.id, %error, "heartbeat failed");
+            shared.emit(|| Event::BackendError { error: error.to_string() });
+        }
+        rescue(&shared).await;
+    }
+}
+
+async fn claim_loop<J, B, S>(
+    shared: &Arc<Shared<B>>,
+    service: &S,
+    slots: &Arc<Semaphore>,
+    acks: &mpsc::Sender<Ack>,
+    shutdown: &CancellationToken,
+) where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let mut waiter = shared.backend.waiter(&shared.registration.queue);
+    let mut error_pause = MIN_ERROR_BACKOFF;
+    loop {
+        // Wait for at least one free slot, then take every free one.
+        let mut permits = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            permit = Arc::clone(slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+        if free > 0 {
+            if let Ok(more) = Arc::clone(slots).try_acquire_many_owned(free) {
+                permits.merge(more);
+            }
+        }
+
+        waiter.arm();
+        let claimed = match shared.backend.claim(&shared.registration, permits.num_permits()).await {
+            Ok(claimed) => {
+                error_pause = MIN_ERROR_BACKOFF;
+                claimed
+            }
+            Err(error) => {
+                drop(permits);
+                tracing::warn!(worker = %shared.registration.id, %error, pause = ?error_pause, "claim failed; backing off");
+                shared.emit(|| Event::BackendError { error: error.to_string() });
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(error_pause) => {}
+                }
+                error_pause = (error_pause * 2).min(MAX_ERROR_BACKOFF);
+                continue;
+            }
+        };
+
+        if claimed.tasks.is_empty() {
+            drop(permits);
+            let mut idle = shared.backend.poll_interval();
+            if let Some(due) = claimed.next_due {
+                idle = idle.min(due.until(Timestamp::now()));
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = waiter.wait() => {}
+                () = tokio::time::sleep(idle) => {}
+            }
+            continue;
+        }
+
+        for task in claimed.tasks {
+            let Some(permit) = permits.split(1) else {
+                // The backend returned more tasks than asked for: run them
+                // anyway rather than strand them as `running`.
+                tracing::warn!(requested = ?slots, "backend returned more tasks than requested");
+                spawn_run::<J, B, S>(shared, service, acks, task, None);
+                continue;
+            };
+            spawn_run::<J, B, S>(shared, service, acks, task, Some(permit));
+        }
+    }
+}
+
+fn spawn_run<J, B, S>(
+    shared: &Arc<Shared<B>>,
+    service: &S,
+    acks: &mpsc::Sender<Ack>,
+    task: Task,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    let service = service.clone();
+    let acks = acks.clone();
+    tokio::spawn(async move {
+        let abort = shared.abort.clone();
+        tokio::select! {
+            biased;
+            ack = run_one::<J, B, S>(&shared, service, task) => {
+                // The slot is held until the ack is queued, so a slow flush
+                // slows claiming instead of piling up acks.
+                let _ = acks.send(ack).await;
+            }
+            () = abort.cancelled() => {}
+        }
+        drop(permit);
+    });
+}
+
+async fn run_one<J, B, S>(shared: &Shared<B>, mut service: S, task: Task) -> Ack
+where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError>,
+{
+    let id = task.id;
+    let attempt = task.attempt;
+    let args = match <B::Codec as Codec>::decode::<J>(&task.payload, J::NAME) {
+        Ok(args) => args,
+        Err(error) => {
+            let error = format!("could not decode the arguments of task {id} (job `{}`): {error}", J::NAME);
+            shared.emit(|| Event::Dead { id, attempt, error: error.clone() });
+            return Ack { id, outcome: Outcome::Dead { error } };
+        }
+    };
+    let cx = TaskCx::new(&task, shared.worker_cx.clone(), shared.abort.clone());
+    let result = match std::future::poll_fn(|c| service.poll_ready(c)).await {
+        Ok(()) => service.call(Request { args, cx }).await,
+        Err(error) => Err(error),
+    };
+    let outcome = match result {
+        Ok(output) => match <B::Codec as Codec>::encode(&output, J::NAME) {
+            Ok(result) => {
+                shared.emit(|| Event::Completed { id, attempt });
+                return Ack { id, outcome: Outcome::Done { result } };
+            }
+            Err(error) => Outcome::Dead {
+                error: format!("task {id} (job `{}`) succeeded but its output could not be encoded: {error}", J::NAME),
+            },
+        },
+        Err(error) => outcome_of(&error, &task, &shared.fallback_backoff),
+    };
+    match &outcome {
+        Outcome::Retry { at, error } => {
+            tracing::debug!(%id, attempt, %error, "run failed; will retry");
+            shared.emit(|| Event::Retrying { id, attempt, at: at.to_system_time(), error: error.clone() });
+        }
+        Outcome::Dead { error } => {
+            tracing::warn!(%id, attempt, %error, "task is dead");
+            shared.emit(|| Event::Dead { id, attempt, error: error.clone() });
+        }
+        Outcome::Snooze { at } => shared.emit(|| Event::Snoozed { id, until: at.to_system_time() }),
+        Outcome::Done { .. } => {}
+    }
+    Ack { id, outcome }
+}
+
+/// What a failed run leads to. The retry layer's decision wins; without one
+/// (a stack without `RetryLayer`) the job's backoff and the task's attempts
+/// decide, so a retryable error is never lost.
+fn outcome_of(error: &JobError, task: &Task, fallback: &Backoff) -> Outcome {
+    let now = Timestamp::now();
+    if let Some(delay) = error.snooze_delay() {
+        return Outcome::Snooze { at: now.add(delay) };
+    }
+    let message = error.to_string();
+    if error.is_abort() {
+        return Outcome::Dead { error: format!("aborted: {message}") };
+    }
+    let retry_after = match error.decision() {
+        Some(Decision::RetryAfter(delay)) => Some(*delay),
+        Some(Decision::GiveUp) => None,
+        None => (task.attempt < task.max_attempts).then(|| fallback.delay(task.attempt)),
+    };
+    match retry_after {
+        Some(delay) => Outcome::Retry { at: now.add(delay), error: message },
+        None => Outcome::Dead {
+            error: format!("{message} (gave up after attempt {} of {})", task.attempt, task.max_attempts),
+        },
+    }
+}
+
+/// Writes acks in batches until told to stop, then drains what is queued.
+/// A failed flush is retried (the batch is kept) until it succeeds or the
+/// worker is killed; unacked tasks are then rescued as orphans.
+async fn flush_loop<B: Backend>(
+    shared: Arc<Shared<B>>,
+    mut rx: mpsc::Receiver<Ack>,
+    stop: CancellationToken,
+    kill: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    loop {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, ACK_BATCH) => n,
+            () = stop.cancelled() => {
+                rx.close();
+                while rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
+                    flush(&shared, &mut batch, &kill).await;
+                }
+                return;
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        flush(&shared, &mut batch, &kill).await;
+    }
+}
+
+async fn flush<B: Backend>(shared: &Shared<B>, batch: &mut Vec<Ack>, kill: &CancellationToken) {
+    let mut pause = MIN_ERROR_BACKOFF;
+    loop {
+        match shared.backend.ack(&shared.registration, batch).await {
+            Ok(()) => {
+                batch.clear();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(worker = %shared.registration.id, %error, acks = batch.len(), "ack failed; retrying");
+                shared.emit(|| Event::BackendError { error: error.to_string() });
+            }
+        }
+        tokio::select! {
+            () = kill.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_ERROR_BACKOFF);
+    }
+}

@@ -1,0 +1,1 @@
+//! Compile tests for errand's macros live in `tests/`.
