@@ -50,6 +50,29 @@ pub trait BackendFactory: Send + Sync + 'static {
 
     /// A new backend with its own namespace (file, schema, key prefix…).
     fn create<C: Codec>(&self, settings: TestSettings) -> impl Future<Output = Self::Backend<C>> + Send;
+
+    /// Whether the backend's server is configured. Server backends return
+    /// `service_url("ERRAND_…_URL").is_some()`: see [`service_url`].
+    fn available(&self) -> bool {
+        true
+    }
+}
+
+/// The URL of a test service from the environment variable `var`.
+///
+/// When it is unset, prints that the test is skipped and returns `None` —
+/// unless `ERRAND_REQUIRE_SERVICES=1`, in which case it panics, so that CI
+/// never passes by skipping.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let required = std::env::var("ERRAND_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+            assert!(!required, "{var} is not set, and ERRAND_REQUIRE_SERVICES=1 forbids skipping this test");
+            eprintln!("skipped: {var} is not set (set it to run this test against a real server)");
+            None
+        }
+    }
 }
 
 /// Expands to the whole conformance suite, one `#[tokio::test]` per case,
@@ -72,7 +95,10 @@ macro_rules! conformance_tests {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                $crate::testing::cases::$case(&$factory).await;
+                let factory = &$factory;
+                if $crate::testing::BackendFactory::available(factory) {
+                    $crate::testing::cases::$case(factory).await;
+                }
             }
         )*
     };
