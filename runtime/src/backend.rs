@@ -45,11 +45,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Claims up to `max` due tasks of `worker.job` on `worker.queue`, highest
     /// priority first, then earliest `run_at`; marks them `running` for this
     /// worker and increments their attempt.
-    fn claim(
-        &self,
-        worker: &WorkerRegistration,
-        max: usize,
-    ) -> impl Future<Output = Result<Claimed, Error>> + Send;
+    fn claim(&self, worker: &WorkerRegistration, max: usize) -> impl Future<Output = Result<Claimed, Error>> + Send;
 
     /// Records the outcomes of finished runs. An ack for a task that is no
     /// longer `running` for this worker (it was rescued or cancelled
@@ -68,6 +64,15 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Graceful stop: the worker's unfinished tasks go back to `pending`
     /// without using an attempt, and the worker is deregistered.
     fn release(&self, worker: &WorkerRegistration) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Tasks `running` for this worker that were cancelled meanwhile; asked
+    /// with every heartbeat so that their `TaskCx::cancellation` token fires.
+    /// The default reports none: a backend that cannot tell says so in its
+    /// docs (cancelled runs then finish, and their result is discarded).
+    fn cancelled_tasks(&self, worker: &WorkerRegistration) -> impl Future<Output = Result<Vec<TaskId>, Error>> + Send {
+        let _ = worker;
+        async { Ok(Vec::new()) }
+    }
 
     /// A waiter that an idle worker of this queue awaits between claims.
     fn waiter(&self, queue: &str) -> Self::Waiter;
@@ -284,9 +289,9 @@ pub trait TaskSink: Backend {
         let task = options.to_task::<J, Self::Codec>(&job, Timestamp::now());
         async move {
             let ids = self.push(vec![task?]).await?;
-            ids.into_iter().next().ok_or_else(|| {
-                Error::Config(format!("{} backend returned no id for an enqueued task", self.name()))
-            })
+            ids.into_iter()
+                .next()
+                .ok_or_else(|| Error::Config(format!("{} backend returned no id for an enqueued task", self.name())))
         }
     }
 

@@ -2,10 +2,10 @@
 //! ([`WorkerCx`]) and shared data ([`Data`]).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
@@ -169,11 +169,71 @@ struct TaskCxInner {
     run_at: Timestamp,
     priority: i16,
     worker: WorkerCx,
-    cancel: CancellationToken,
+    /// The worker's "stop running now" token; the task's own token is its child.
+    abort: CancellationToken,
+    /// Created on first use only: most handlers never ask for it.
+    cancel: OnceLock<CancellationToken>,
+    registry: Option<Arc<CancelRegistry>>,
+}
+
+impl Drop for TaskCxInner {
+    fn drop(&mut self) {
+        if let (Some(registry), Some(_)) = (&self.registry, self.cancel.get()) {
+            registry.remove(self.id);
+        }
+    }
+}
+
+/// The per-task cancellation tokens of one worker, so that a cancellation
+/// reported by the backend reaches the running handler.
+#[derive(Debug, Default)]
+pub(crate) struct CancelRegistry {
+    state: Mutex<RegistryState>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryState {
+    tokens: HashMap<TaskId, CancellationToken>,
+    /// The latest report of cancelled tasks, for tokens created after it.
+    cancelled: HashSet<TaskId>,
+}
+
+impl CancelRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn register(&self, id: TaskId, token: &CancellationToken) {
+        let mut state = self.lock();
+        if state.cancelled.contains(&id) {
+            token.cancel();
+        }
+        state.tokens.insert(id, token.clone());
+    }
+
+    fn remove(&self, id: TaskId) {
+        self.lock().tokens.remove(&id);
+    }
+
+    /// Fires the tokens of `ids` (and of tasks that ask for one later).
+    pub(crate) fn cancel(&self, ids: Vec<TaskId>) {
+        let mut state = self.lock();
+        for id in &ids {
+            if let Some(token) = state.tokens.get(id) {
+                token.cancel();
+            }
+        }
+        state.cancelled = ids.into_iter().collect();
+    }
 }
 
 impl TaskCx {
-    pub(crate) fn new(task: &crate::Task, worker: WorkerCx, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        task: &crate::Task,
+        worker: WorkerCx,
+        abort: CancellationToken,
+        registry: Option<Arc<CancelRegistry>>,
+    ) -> Self {
         Self {
             inner: Arc::new(TaskCxInner {
                 id: task.id,
@@ -182,7 +242,9 @@ impl TaskCx {
                 run_at: task.run_at,
                 priority: task.priority,
                 worker,
-                cancel,
+                abort,
+                cancel: OnceLock::new(),
+                registry,
             }),
         }
     }
@@ -196,8 +258,15 @@ impl TaskCx {
             CancellationToken::new(),
             DataMap::default(),
         );
-        let task = crate::Task { id, attempt, max_attempts: attempt, run_at: Timestamp::now(), priority: 0, payload: Vec::new() };
-        Self::new(&task, worker, CancellationToken::new())
+        let task = crate::Task {
+            id,
+            attempt,
+            max_attempts: attempt,
+            run_at: Timestamp::now(),
+            priority: 0,
+            payload: Vec::new(),
+        };
+        Self::new(&task, worker, CancellationToken::new(), None)
     }
 
     /// The task's id.
@@ -245,9 +314,33 @@ impl TaskCx {
         &self.inner.worker
     }
 
-    /// Fires when the run should stop: the worker's shutdown deadline passed.
+    /// Fires when the run should stop: the task was cancelled (e.g. with
+    /// `Expose::cancel_task`, on backends that report it), or the worker's
+    /// shutdown deadline passed. A cancelled task's result is discarded
+    /// anyway; checking the token lets a long job stop early.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use errand_runtime::{JobError, TaskCx};
+    /// async fn crunch(cx: TaskCx) -> Result<(), JobError> {
+    ///     for _chunk in 0..1_000 {
+    ///         if cx.cancellation().is_cancelled() {
+    ///             return Err(JobError::abort("cancelled"));
+    ///         }
+    ///         // … work on a chunk …
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.inner.cancel
+        self.inner.cancel.get_or_init(|| {
+            let token = self.inner.abort.child_token();
+            if let Some(registry) = &self.inner.registry {
+                registry.register(self.inner.id, &token);
+            }
+            token
+        })
     }
 
     /// Shared data of type `T`, if the worker was given it.

@@ -69,11 +69,7 @@ pub struct BackendError {
 
 impl BackendError {
     /// Creates a backend error.
-    pub fn new(
-        backend: &'static str,
-        operation: impl Into<String>,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn new(backend: &'static str, operation: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self { backend, operation: operation.into(), source: source.into() }
     }
 }

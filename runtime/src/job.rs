@@ -81,13 +81,8 @@ pub struct JobOptions {
 impl JobOptions {
     /// 20 retries with [`Backoff::DEFAULT`] (about 13 hours in all), no
     /// timeout, priority 0.
-    pub const DEFAULT: JobOptions = JobOptions {
-        retries: 20,
-        backoff: Backoff::DEFAULT,
-        timeout: None,
-        priority: 0,
-        unique_for: None,
-    };
+    pub const DEFAULT: JobOptions =
+        JobOptions { retries: 20, backoff: Backoff::DEFAULT, timeout: None, priority: 0, unique_for: None };
 }
 
 impl Default for JobOptions {

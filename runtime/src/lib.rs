@@ -63,7 +63,7 @@ mod worker;
 #[cfg(feature = "test-suite")]
 pub mod testing;
 
-pub use backend::{Backend, BackendExt, Enqueue, Expose, Notifier, TaskSink, WakeSignal, Waiter};
+pub use backend::{Backend, BackendExt, Enqueue, Expose, Notifier, TaskSink, Waiter, WakeSignal};
 pub use backoff::Backoff;
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
@@ -86,19 +86,20 @@ pub use worker::{DefaultLayers, Event, JobService, Request, Worker, WorkerBuilde
 pub mod __private {
     pub use serde;
     pub use std::boxed::Box;
+    pub use std::format;
     pub use std::future::Future;
     pub use std::option::Option;
     pub use std::result::Result;
     pub use std::string::String;
     pub use std::time::Duration;
-    pub use std::format;
 
     /// The unique key of `unique = "args"`: the job's name and a stable
     /// 64-bit FNV-1a hash of the arguments' JSON, the same in every process
     /// and for every codec.
     pub fn unique_args_key<T: serde::Serialize>(job: &str, args: &T) -> Option<String> {
         let json = serde_json::to_vec(args).ok()?;
-        let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        let hash =
+            json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
         Some(format!("{job}:{hash:016x}"))
     }
 }

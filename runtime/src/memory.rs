@@ -76,6 +76,8 @@ struct State {
     running: BTreeSet<u64>,
     unique: HashMap<String, u64>,
     workers: HashMap<Arc<str>, WorkerRow>,
+    /// Running tasks cancelled meanwhile, by the worker that runs them.
+    cancelled_running: HashMap<Arc<str>, Vec<TaskId>>,
 }
 
 struct Record {
@@ -420,6 +422,8 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         let cutoff = now.sub(self.orphan_after).as_millis();
         let mut state = self.lock();
         state.workers.retain(|_, w| w.last_seen >= cutoff);
+        let State { workers, cancelled_running, .. } = &mut *state;
+        cancelled_running.retain(|w, _| workers.contains_key(w));
         let orphans: Vec<u64> = state
             .running
             .iter()
@@ -458,6 +462,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         let now = Timestamp::now().as_millis();
         let mut state = self.lock();
         state.workers.remove(&worker.id);
+        state.cancelled_running.remove(&worker.id);
         let mine: Vec<u64> = state
             .running
             .iter()
@@ -478,6 +483,10 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             self.shared.notifier.notify(&worker.queue);
         }
         Ok(mine.len() as u64)
+    }
+
+    async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
+        Ok(self.lock().cancelled_running.get(&worker.id).cloned().unwrap_or_default())
     }
 
     fn waiter(&self, queue: &str) -> WakeSignal {
@@ -575,8 +584,10 @@ impl<C: Codec> Expose for MemoryBackend<C> {
             return Ok(false);
         }
         r.state = TaskState::Cancelled;
-        r.worker = None;
         r.finished_at = Some(now);
+        if let Some(worker) = r.worker.take() {
+            state.cancelled_running.entry(worker).or_default().push(id);
+        }
         state.running.remove(&id.0);
         Ok(true)
     }

@@ -176,9 +176,7 @@ impl Monitor {
 }
 
 /// `Ok(())` for a worker that stopped normally, else its error.
-fn ended_abnormally(
-    ended: Result<Result<(), (String, Error)>, tokio::task::JoinError>,
-) -> Result<(), Error> {
+fn ended_abnormally(ended: Result<Result<(), (String, Error)>, tokio::task::JoinError>) -> Result<(), Error> {
     match ended {
         Ok(Ok(())) => Ok(()),
         Ok(Err((_, error))) => Err(error),

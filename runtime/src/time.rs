@@ -31,13 +31,15 @@ impl Timestamp {
         UNIX_EPOCH + Duration::from_millis(u64::try_from(self.0).unwrap_or(0))
     }
 
-    /// This time plus `d`, saturating.
+    /// This time plus `d`, saturating. (Also available as `+`.)
+    #[allow(clippy::should_implement_trait)] // it is implemented too; this spelling needs no import
     pub fn add(self, d: Duration) -> Self {
         let millis = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(millis))
     }
 
-    /// This time minus `d`, saturating.
+    /// This time minus `d`, saturating. (Also available as `-`.)
+    #[allow(clippy::should_implement_trait)] // it is implemented too; this spelling needs no import
     pub fn sub(self, d: Duration) -> Self {
         let millis = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Self(self.0.saturating_sub(millis))
@@ -52,5 +54,19 @@ impl Timestamp {
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
         Self::from_system_time(t)
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp::add(self, d)
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp::sub(self, d)
     }
 }

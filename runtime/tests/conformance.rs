@@ -10,10 +10,7 @@ impl BackendFactory for Memory {
     type Backend<C: Codec> = MemoryBackend<C>;
 
     async fn create<C: Codec>(&self, settings: TestSettings) -> MemoryBackend<C> {
-        MemoryBackend::new()
-            .with_codec::<C>()
-            .orphan_after(settings.orphan_after)
-            .poll_interval(settings.poll_interval)
+        MemoryBackend::new().with_codec::<C>().orphan_after(settings.orphan_after).poll_interval(settings.poll_interval)
     }
 }
 

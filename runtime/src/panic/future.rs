@@ -58,7 +58,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            let panicked = this.panicked.take().unwrap_or_else(|| Panicked { message: "polled after completion".into() });
+            let panicked =
+                this.panicked.take().unwrap_or_else(|| Panicked { message: "polled after completion".into() });
             return Poll::Ready(Err(JobError::retry(panicked)));
         };
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {

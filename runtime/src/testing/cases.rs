@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use super::jobs::{Aborter, Echo, FLAKY_BACKOFF, Flaky as FlakyJob, Panicker, Probe, RightShape, Sleeper, Snoozer, WrongShape};
+use super::jobs::{
+    Aborter, Cancellable, Echo, FLAKY_BACKOFF, Flaky as FlakyJob, Panicker, Probe, RightShape, Sleeper, Snoozer,
+    WrongShape,
+};
 use super::support::{Flaky, Running, wait_for};
 use super::{BackendFactory, TestSettings};
 use crate::backend::{Backend, BackendExt, Enqueue, Expose, TaskSink};
@@ -121,7 +124,10 @@ pub async fn retries_back_off_by_attempt<F: BackendFactory>(factory: &F) {
     assert_eq!(runs.iter().map(|r| r.attempt).collect::<Vec<_>>(), vec![1, 2, 3]);
     for pair in runs.windows(2) {
         let gap = pair[1].started.duration_since(pair[0].started).unwrap_or_default();
-        assert!(gap >= FLAKY_BACKOFF - Duration::from_millis(2), "retry started {gap:?} after the failure, before its backoff");
+        assert!(
+            gap >= FLAKY_BACKOFF - Duration::from_millis(2),
+            "retry started {gap:?} after the failure, before its backoff"
+        );
     }
     let task = info(&backend, id).await;
     assert_eq!(task.attempt, 3);
@@ -193,7 +199,8 @@ pub async fn delayed_tasks_never_start_early<F: BackendFactory>(factory: &F) {
     let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)));
     let before = SystemTime::now();
     let delayed = Echo { key: 1, text: "later".into() };
-    let id = must(backend.enqueue_with(delayed, Enqueue::new().delay(Duration::from_millis(400))).await, "enqueue").await;
+    let id =
+        must(backend.enqueue_with(delayed, Enqueue::new().delay(Duration::from_millis(400))).await, "enqueue").await;
     let now = must(backend.enqueue(Echo { key: 2, text: "now".into() }).await, "enqueue").await;
     wait_state(&backend, now, TaskState::Done).await;
     wait_state(&backend, id, TaskState::Done).await;
@@ -211,7 +218,13 @@ pub async fn priority_order<F: BackendFactory>(factory: &F) {
     let probe = Probe::default();
     let mut expected_high = HashSet::new();
     for key in 0..12 {
-        let priority = if key % 3 == 0 { 10 } else if key % 3 == 1 { 0 } else { -5 };
+        let priority = if key % 3 == 0 {
+            10
+        } else if key % 3 == 1 {
+            0
+        } else {
+            -5
+        };
         if priority == 10 {
             expected_high.insert(key);
         }
@@ -282,7 +295,10 @@ pub async fn bulk_enqueue<F: BackendFactory>(factory: &F) {
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 500, "bulk ids must be distinct");
     assert_eq!(count(&backend, TaskState::Pending).await, 500);
     let t = info(&backend, ids[123]).await;
-    assert_eq!(must(JsonCodec::decode::<Echo>(&t.payload, "payload").map_err(crate::Error::from), "decode").await, Echo { key: 123, text: "bulk 123".into() });
+    assert_eq!(
+        must(JsonCodec::decode::<Echo>(&t.payload, "payload").map_err(crate::Error::from), "decode").await,
+        Echo { key: 123, text: "bulk 123".into() }
+    );
     let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe).concurrency(16)));
     wait_count(&backend, TaskState::Done, 500).await;
     must(running.stop().await, "graceful stop").await;
@@ -308,9 +324,8 @@ pub async fn graceful_shutdown_finishes_in_flight_runs<F: BackendFactory>(factor
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let id = must(backend.enqueue(Sleeper { key: 1, millis: 300, hang_on: vec![] }).await, "enqueue").await;
-    let monitor = Monitor::new()
-        .register(worker::<Sleeper, _>(&backend, &probe))
-        .shutdown_timeout(Duration::from_secs(10));
+    let monitor =
+        Monitor::new().register(worker::<Sleeper, _>(&backend, &probe)).shutdown_timeout(Duration::from_secs(10));
     let running = Running::start(monitor);
     wait_for("the run to start", || async { probe.total_runs() == 1 }).await;
     must(running.stop().await, "graceful stop").await;
@@ -324,9 +339,8 @@ pub async fn graceful_shutdown_releases_unfinished_tasks<F: BackendFactory>(fact
     let probe = Probe::default();
     let jobs: Vec<Sleeper> = (0..2).map(|key| Sleeper { key, millis: 1, hang_on: vec![1] }).collect();
     let ids = must(backend.enqueue_bulk(jobs).await, "bulk enqueue").await;
-    let monitor = Monitor::new()
-        .register(worker::<Sleeper, _>(&backend, &probe))
-        .shutdown_timeout(Duration::from_millis(200));
+    let monitor =
+        Monitor::new().register(worker::<Sleeper, _>(&backend, &probe)).shutdown_timeout(Duration::from_millis(200));
     let running = Running::start(monitor);
     wait_for("both runs to start", || async { probe.total_runs() == 2 }).await;
     must(running.stop().await, "graceful stop").await;
@@ -337,7 +351,9 @@ pub async fn graceful_shutdown_releases_unfinished_tasks<F: BackendFactory>(fact
     assert!(must(backend.workers().await, "workers").await.is_empty(), "a stopped worker deregisters");
     // The next worker runs them; attempt 1 again (it hangs), so use a job
     // that hangs only on attempt 1 → this shows the attempt was given back.
-    let running = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &probe)).shutdown_timeout(Duration::from_millis(100)));
+    let running = Running::start(
+        Monitor::new().register(worker::<Sleeper, _>(&backend, &probe)).shutdown_timeout(Duration::from_millis(100)),
+    );
     wait_for("both runs to start again", || async { probe.total_runs() == 4 }).await;
     must(running.stop().await, "graceful stop").await;
     for key in 0..2 {
@@ -393,14 +409,21 @@ pub async fn expose_counts_match<F: BackendFactory>(factory: &F) {
     }
     let later = Echo { key: 20, text: String::new() };
     must(backend.enqueue_with(later, Enqueue::new().delay(Duration::from_secs(3600))).await, "enqueue").await;
-    let cancelled = must(backend.enqueue_with(Echo { key: 21, text: String::new() }, Enqueue::new().delay(Duration::from_secs(3600))).await, "enqueue").await;
+    let cancelled = must(
+        backend
+            .enqueue_with(Echo { key: 21, text: String::new() }, Enqueue::new().delay(Duration::from_secs(3600)))
+            .await,
+        "enqueue",
+    )
+    .await;
     assert!(must(backend.cancel_task(cancelled).await, "cancel").await);
 
-    let running = Running::start(
-        Monitor::new()
-            .register(worker::<Echo, _>(&backend, &probe))
-            .register(worker::<Aborter, _>(&backend, &probe)),
-    );
+    let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)).register(worker::<
+        Aborter,
+        _,
+    >(
+        &backend, &probe,
+    )));
     wait_count(&backend, TaskState::Done, 3).await;
     wait_state(&backend, dead, TaskState::Dead).await;
     let workers = must(backend.workers().await, "workers").await;
@@ -408,17 +431,41 @@ pub async fn expose_counts_match<F: BackendFactory>(factory: &F) {
     assert!(jobs.contains(Echo::NAME) && jobs.contains(Aborter::NAME), "live workers: {workers:?}");
 
     let counts = must(backend.queue_counts(QUEUE).await, "counts").await;
-    assert_eq!((counts.done, counts.dead, counts.pending, counts.cancelled, counts.running), (3, 1, 1, 1, 0), "{counts:?}");
-    let listed = must(backend.tasks(&TaskFilter { state: Some(TaskState::Dead), ..TaskFilter::default() }).await, "tasks").await;
+    assert_eq!(
+        (counts.done, counts.dead, counts.pending, counts.cancelled, counts.running),
+        (3, 1, 1, 1, 0),
+        "{counts:?}"
+    );
+    let listed =
+        must(backend.tasks(&TaskFilter { state: Some(TaskState::Dead), ..TaskFilter::default() }).await, "tasks").await;
     assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![dead]);
     assert_eq!(listed[0].job, Aborter::NAME);
-    let done = must(backend.tasks(&TaskFilter { queue: Some(QUEUE.into()), state: Some(TaskState::Done), limit: 2, ..TaskFilter::default() }).await, "tasks").await;
+    let done = must(
+        backend
+            .tasks(&TaskFilter {
+                queue: Some(QUEUE.into()),
+                state: Some(TaskState::Done),
+                limit: 2,
+                ..TaskFilter::default()
+            })
+            .await,
+        "tasks",
+    )
+    .await;
     assert_eq!(done.len(), 2, "the limit applies");
-    let next = must(backend.tasks(&TaskFilter { state: Some(TaskState::Done), after: Some(done[1].id), ..TaskFilter::default() }).await, "tasks").await;
+    let next = must(
+        backend
+            .tasks(&TaskFilter { state: Some(TaskState::Done), after: Some(done[1].id), ..TaskFilter::default() })
+            .await,
+        "tasks",
+    )
+    .await;
     assert_eq!(next.len(), 1, "paging with `after` continues where the last page ended");
 
     assert!(must(backend.retry_task(dead).await, "retry").await, "a dead task can be retried");
-    assert!(!must(backend.retry_task(dead).await, "retry").await || info(&backend, dead).await.state != TaskState::Dead);
+    assert!(
+        !must(backend.retry_task(dead).await, "retry").await || info(&backend, dead).await.state != TaskState::Dead
+    );
     wait_for("the retried task to run again", || async { probe.runs(1).len() == 2 }).await;
     wait_state(&backend, dead, TaskState::Dead).await;
     assert_eq!(probe.runs(1)[1].attempt, 1, "a retried dead task starts with fresh attempts");
@@ -430,10 +477,8 @@ pub async fn expose_counts_match<F: BackendFactory>(factory: &F) {
 pub async fn missing_data_fails_before_claiming<F: BackendFactory>(factory: &F) {
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let id = must(backend.enqueue(Echo { key: 1, text: String::new() }).await, "enqueue").await;
-    let result = Monitor::new()
-        .register(WorkerBuilder::<Echo, _>::new(backend.clone()))
-        .run_until(std::future::pending())
-        .await;
+    let result =
+        Monitor::new().register(WorkerBuilder::<Echo, _>::new(backend.clone())).run_until(std::future::pending()).await;
     match result {
         Err(crate::Error::MissingData { job, type_name }) => {
             assert_eq!(job, Echo::NAME);
@@ -457,4 +502,22 @@ pub async fn cancelled_tasks_never_start<F: BackendFactory>(factory: &F) {
     must(running.stop().await, "graceful stop").await;
     assert!(probe.runs(1).is_empty(), "a cancelled task ran");
     assert_eq!(info(&backend, doomed).await.state, TaskState::Cancelled);
+}
+
+/// Cancelling a running task fires its `TaskCx::cancellation` token (the
+/// worker learns of it with its next heartbeat), and its result is discarded.
+pub async fn cancelling_a_running_task_fires_its_token<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let id = must(backend.enqueue(Cancellable { key: 1 }).await, "enqueue").await;
+    let running = Running::start(Monitor::new().register(worker::<Cancellable, _>(&backend, &probe)));
+    wait_for("the run to start", || async { probe.total_runs() == 1 }).await;
+    assert!(must(backend.cancel_task(id).await, "cancel").await, "a running task can be cancelled");
+    wait_for("the token to fire", || async { !probe.runs(1001).is_empty() }).await;
+    must(running.stop().await, "graceful stop").await;
+    assert_eq!(
+        info(&backend, id).await.state,
+        TaskState::Cancelled,
+        "the finished run must not overwrite the cancellation"
+    );
 }

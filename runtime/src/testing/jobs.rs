@@ -43,7 +43,11 @@ impl Probe {
 
     fn start(&self, key: u64, cx: &TaskCx) {
         let mut s = self.lock();
-        s.runs.entry(key).or_default().push(Run { attempt: cx.attempt(), started: SystemTime::now(), run_at: cx.run_at() });
+        s.runs.entry(key).or_default().push(Run {
+            attempt: cx.attempt(),
+            started: SystemTime::now(),
+            run_at: cx.run_at(),
+        });
         s.order.push(key);
         s.current += 1;
         s.max = s.max.max(s.current);
@@ -286,5 +290,31 @@ impl Job for RightShape {
         probe.start(self.key, &cx);
         probe.end();
         Ok(self.value)
+    }
+}
+
+/// Waits for its cancellation token; records `key + 1000` when it fires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cancellable {
+    /// Identifies the task in the probe.
+    pub key: u64,
+}
+
+impl Job for Cancellable {
+    const NAME: &'static str = "conformance_cancellable";
+    const QUEUE: &'static str = "conformance";
+    type Output = ();
+    needs_probe!();
+
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        let probe = probe(&cx)?;
+        probe.start(self.key, &cx);
+        let fired = tokio::time::timeout(Duration::from_secs(60), cx.cancellation().cancelled()).await.is_ok();
+        probe.end();
+        if fired {
+            probe.start(self.key + 1000, &cx);
+            probe.end();
+        }
+        Ok(())
     }
 }

@@ -3,12 +3,21 @@
 //! Every backend crate runs the same cases against its real storage with one
 //! line in `tests/conformance.rs`:
 //!
-//! ```ignore
+//! ```
+//! use errand_runtime::Codec;
+//! use errand_runtime::memory::MemoryBackend;
+//! use errand_runtime::testing::{BackendFactory, TestSettings};
+//!
 //! struct Factory;
-//! impl errand_runtime::testing::BackendFactory for Factory {
-//!     type Backend<C: errand_runtime::Codec> = MyBackend<C>;
-//!     async fn create<C: errand_runtime::Codec>(&self, settings: TestSettings) -> MyBackend<C> { … }
+//!
+//! impl BackendFactory for Factory {
+//!     type Backend<C: Codec> = MemoryBackend<C>;
+//!
+//!     async fn create<C: Codec>(&self, settings: TestSettings) -> MemoryBackend<C> {
+//!         MemoryBackend::new().with_codec::<C>().orphan_after(settings.orphan_after)
+//!     }
 //! }
+//!
 //! errand_runtime::conformance_tests!(Factory);
 //! ```
 //!
@@ -88,7 +97,7 @@ macro_rules! conformance_tests {
             concurrency_limit_is_never_exceeded, graceful_shutdown_finishes_in_flight_runs,
             graceful_shutdown_releases_unfinished_tasks, undecodable_payload_goes_dead,
             outage_backs_off_and_loses_nothing, expose_counts_match, missing_data_fails_before_claiming,
-            cancelled_tasks_never_start
+            cancelled_tasks_never_start, cancelling_a_running_task_fires_its_token
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

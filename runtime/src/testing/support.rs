@@ -131,6 +131,11 @@ impl<B: Backend> Backend for Flaky<B> {
         self.inner.release(worker).await
     }
 
+    async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
+        self.check("cancelled_tasks")?;
+        self.inner.cancelled_tasks(worker).await
+    }
+
     fn waiter(&self, queue: &str) -> Self::Waiter {
         self.inner.waiter(queue)
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use tower::layer::util::Stack;
 use tower::{Layer, Service};
 
+use crate::Backoff;
 use crate::backend::Backend;
 use crate::context::{DataMap, TaskCx};
 use crate::job::{Job, JobError, Requirements};
@@ -23,7 +24,6 @@ use crate::retry::{Retry, RetryLayer};
 use crate::task::TaskId;
 use crate::timeout::{Timeout, TimeoutLayer};
 use crate::trace::{Trace, TraceLayer};
-use crate::Backoff;
 
 /// What flows through a worker's Tower stack: the decoded arguments and the
 /// task's context.

@@ -20,14 +20,14 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use super::{Event, EventHandler, Request, Worker};
+use crate::Backoff;
 use crate::backend::{Backend, Waiter};
 use crate::codec::Codec;
-use crate::context::{TaskCx, WorkerCx};
+use crate::context::{CancelRegistry, TaskCx, WorkerCx};
 use crate::error::Error;
 use crate::job::{Decision, Job, JobError};
 use crate::task::{Ack, Outcome, Task, WorkerRegistration};
 use crate::time::Timestamp;
-use crate::Backoff;
 
 /// Acks flushed per backend call at most.
 const ACK_BATCH: usize = 1024;
@@ -43,6 +43,7 @@ struct Shared<B> {
     abort: CancellationToken,
     events: Option<EventHandler>,
     fallback_backoff: Backoff,
+    cancels: Arc<CancelRegistry>,
 }
 
 impl<B> Shared<B> {
@@ -95,6 +96,7 @@ where
             abort,
             events,
             fallback_backoff: J::options().backoff,
+            cancels: Arc::default(),
         });
 
         // Register before the first claim, so our tasks never look orphaned.
@@ -182,6 +184,10 @@ async fn beat_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill:
         if let Err(error) = shared.backend.heartbeat(&shared.registration).await {
             tracing::warn!(worker = %shared.registration.id, %error, "heartbeat failed");
             shared.emit(|| Event::BackendError { error: error.to_string() });
+        }
+        match shared.backend.cancelled_tasks(&shared.registration).await {
+            Ok(ids) => shared.cancels.cancel(ids),
+            Err(error) => tracing::warn!(%error, "could not read cancelled tasks"),
         }
         rescue(&shared).await;
     }
@@ -310,7 +316,7 @@ where
             return Ack { id, outcome: Outcome::Dead { error } };
         }
     };
-    let cx = TaskCx::new(&task, shared.worker_cx.clone(), shared.abort.clone());
+    let cx = TaskCx::new(&task, shared.worker_cx.clone(), shared.abort.clone(), Some(Arc::clone(&shared.cancels)));
     let result = match std::future::poll_fn(|c| service.poll_ready(c)).await {
         Ok(()) => service.call(Request { args, cx }).await,
         Err(error) => Err(error),
