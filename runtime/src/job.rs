@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backoff::Backoff;
+use crate::codec::Codec;
 use crate::context::TaskCx;
-use crate::error::BoxError;
+use crate::error::{BoxError, CodecError};
 
 /// A kind of background work: its arguments are the implementing type, and
 /// [`run`](Job::run) does the work.
@@ -60,6 +61,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Does the work.
     fn run(self, cx: TaskCx) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
+
+    /// Encodes a run's output for storage. Not part of the public API: only
+    /// workflow steps, whose outputs arrive encoded, override it.
+    #[doc(hidden)]
+    fn __encode_output<C: Codec>(output: &Self::Output) -> Result<Vec<u8>, CodecError> {
+        C::encode(output, Self::NAME)
+    }
 }
 
 /// The defaults a job's tasks are enqueued and run with.

@@ -23,6 +23,7 @@ use crate::task::{
     WorkerRegistration,
 };
 use crate::time::Timestamp;
+use crate::workflow::{self, NewRun, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
 
 /// The in-memory backend; see the [module docs](self).
 ///
@@ -78,6 +79,8 @@ struct State {
     workers: HashMap<Arc<str>, WorkerRow>,
     /// Running tasks cancelled meanwhile, by the worker that runs them.
     cancelled_running: HashMap<Arc<str>, Vec<TaskId>>,
+    /// Run `id` lives at index `id - 1`.
+    runs: Vec<RunRecord>,
 }
 
 struct Record {
@@ -95,6 +98,19 @@ struct Record {
     last_error: Option<String>,
     worker: Option<Arc<str>>,
     result: Option<Vec<u8>>,
+    /// For a workflow step's task: its run (index into `runs`) and step.
+    step: Option<(usize, u16)>,
+}
+
+struct RunRecord {
+    workflow: &'static str,
+    queue: String,
+    steps: Vec<StepSpec>,
+    outputs: Vec<Option<Vec<u8>>>,
+    tasks: Vec<Option<u64>>,
+    state: RunState,
+    error: Option<String>,
+    created_at: i64,
 }
 
 struct WorkerRow {
@@ -163,6 +179,97 @@ impl State {
         let Some(record) = self.record(id) else { return };
         let (queue, job, run_at, priority) = (Arc::clone(&record.queue), record.job, record.run_at, record.priority);
         self.lane(&queue, job).schedule(id, run_at, priority, now);
+    }
+
+    fn insert(&mut self, task: NewTask, step: Option<(usize, u16)>, now: i64) -> u64 {
+        let id = self.tasks.len() as u64 + 1;
+        self.lane(&task.queue, task.job).schedule(id, task.run_at.as_millis(), task.priority, now);
+        if let Some(key) = &task.unique_key {
+            self.unique.insert(key.clone(), id);
+        }
+        self.tasks.push(Record {
+            job: task.job,
+            queue: Arc::from(task.queue),
+            payload: task.payload,
+            state: TaskState::Pending,
+            attempt: 0,
+            max_attempts: task.max_attempts,
+            run_at: task.run_at.as_millis(),
+            priority: task.priority,
+            created_at: now,
+            finished_at: None,
+            unique_key: task.unique_key,
+            last_error: None,
+            worker: None,
+            result: None,
+            step,
+        });
+        id
+    }
+
+    /// Cancels a live task; a running one is reported to its worker.
+    fn cancel(&mut self, id: u64, now: i64) -> bool {
+        let Some(r) = self.record_mut(id) else { return false };
+        if !r.state.is_live() {
+            return false;
+        }
+        r.state = TaskState::Cancelled;
+        r.finished_at = Some(now);
+        if let Some(worker) = r.worker.take() {
+            self.cancelled_running.entry(worker).or_default().push(TaskId(id));
+        }
+        self.running.remove(&id);
+        true
+    }
+
+    /// Step `step` of run `run` finished with `output`: store it, enqueue the
+    /// dependents that are ready, finish the run when every sink is done.
+    /// Returns the queue to wake, if tasks were enqueued.
+    fn step_done<C: Codec>(&mut self, run: usize, step: u16, output: Vec<u8>, now: i64) -> Option<String> {
+        let record = self.runs.get_mut(run)?;
+        if record.state != RunState::Running {
+            return None;
+        }
+        *record.outputs.get_mut(usize::from(step))? = Some(output);
+        let ready = workflow::advance(&record.steps, step, |i| record.outputs.get(usize::from(i))?.as_deref());
+        let (workflow, queue) = (record.workflow, record.queue.clone());
+        let mut tasks = Vec::with_capacity(ready.len());
+        for (next, inputs) in ready {
+            let spec = &record.steps[usize::from(next)];
+            match workflow::step_task::<C>(workflow, &queue, RunId(run as u64 + 1), next, spec, inputs) {
+                Ok(task) => tasks.push((next, task)),
+                Err(error) => {
+                    let name = spec.name.clone();
+                    self.fail_run(run, &name, &error.to_string(), now);
+                    return None;
+                }
+            }
+        }
+        let record = &mut self.runs[run];
+        if workflow::sink_steps(&record.steps).iter().all(|i| record.outputs[usize::from(*i)].is_some()) {
+            record.state = RunState::Done;
+        }
+        let woke = !tasks.is_empty();
+        for (next, task) in tasks {
+            let id = self.insert(task, Some((run, next)), now);
+            self.runs[run].tasks[usize::from(next)] = Some(id);
+        }
+        woke.then_some(queue)
+    }
+
+    /// Step `name` of run `run` went dead: the run fails and its other live
+    /// steps are cancelled.
+    fn fail_run(&mut self, run: usize, name: &str, error: &str, now: i64) {
+        let Some(record) = self.runs.get_mut(run) else { return };
+        if record.state != RunState::Running {
+            return;
+        }
+        record.state = RunState::Failed;
+        record.error = Some(workflow::step_failed(name, error));
+        let tasks: Vec<u64> = record.tasks.iter().flatten().copied().collect();
+        for id in tasks {
+            self.cancel(id, now);
+        }
     }
 
     fn duplicate_of(&self, key: &str, window: Option<Duration>, now: Timestamp) -> Option<u64> {
@@ -280,32 +387,10 @@ impl<C: Codec> Backend for MemoryBackend<C> {
                         continue;
                     }
                 }
-                let id = state.tasks.len() as u64 + 1;
-                let lane = state.lane(&task.queue, task.job);
-                lane.schedule(id, task.run_at.as_millis(), task.priority, now.as_millis());
-                if let Some(key) = &task.unique_key {
-                    state.unique.insert(key.clone(), id);
-                }
                 if !queues.contains(&task.queue) {
                     queues.push(task.queue.clone());
                 }
-                state.tasks.push(Record {
-                    job: task.job,
-                    queue: Arc::from(task.queue),
-                    payload: task.payload,
-                    state: TaskState::Pending,
-                    attempt: 0,
-                    max_attempts: task.max_attempts,
-                    run_at: task.run_at.as_millis(),
-                    priority: task.priority,
-                    created_at: now.as_millis(),
-                    finished_at: None,
-                    unique_key: task.unique_key,
-                    last_error: None,
-                    worker: None,
-                    result: None,
-                });
-                ids.push(TaskId(id));
+                ids.push(TaskId(state.insert(task, None, now.as_millis())));
             }
         }
         for queue in &queues {
@@ -361,6 +446,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
     async fn ack(&self, worker: &WorkerRegistration, acks: &[Ack]) -> Result<(), Error> {
         let now = Timestamp::now().as_millis();
         let mut requeued = false;
+        let mut woken: Vec<String> = Vec::new();
         let mut state = self.lock();
         for ack in acks {
             let id = ack.id.0;
@@ -393,15 +479,33 @@ impl<C: Codec> Backend for MemoryBackend<C> {
                 }
             }
             let again = r.state.is_live();
+            let step = r.step;
             state.running.remove(&id);
             if again {
                 state.reschedule(id, now);
                 requeued = true;
             }
+            if let Some((run, step)) = step {
+                match &ack.outcome {
+                    Outcome::Done { result } => {
+                        if let Some(queue) = state.step_done::<C>(run, step, result.clone(), now) {
+                            woken.push(queue);
+                        }
+                    }
+                    Outcome::Dead { error } => {
+                        let name = state.runs.get(run).map(|r| r.steps[usize::from(step)].name.clone());
+                        state.fail_run(run, name.as_deref().unwrap_or("?"), error, now);
+                    }
+                    Outcome::Retry { .. } | Outcome::Snooze { .. } => {}
+                }
+            }
         }
         drop(state);
         if requeued {
             self.shared.notifier.notify(&worker.queue);
+        }
+        for queue in woken {
+            self.shared.notifier.notify(&queue);
         }
         Ok(())
     }
@@ -578,17 +682,73 @@ impl<C: Codec> Expose for MemoryBackend<C> {
 
     async fn cancel_task(&self, id: TaskId) -> Result<bool, Error> {
         let now = Timestamp::now().as_millis();
+        Ok(self.lock().cancel(id.0, now))
+    }
+}
+
+impl<C: Codec> WorkflowStore for MemoryBackend<C> {
+    async fn start_run(&self, run: NewRun) -> Result<RunId, Error> {
+        let now = Timestamp::now().as_millis();
         let mut state = self.lock();
-        let Some(r) = state.record_mut(id.0) else { return Ok(false) };
-        if !r.state.is_live() {
-            return Ok(false);
+        let index = state.runs.len();
+        let id = RunId(index as u64 + 1);
+        let mut tasks = Vec::new();
+        for entry in workflow::entry_steps(&run.steps) {
+            let spec = &run.steps[usize::from(entry)];
+            tasks.push((
+                entry,
+                workflow::step_task::<C>(run.workflow, &run.queue, id, entry, spec, vec![run.input.clone()])?,
+            ));
         }
-        r.state = TaskState::Cancelled;
-        r.finished_at = Some(now);
-        if let Some(worker) = r.worker.take() {
-            state.cancelled_running.entry(worker).or_default().push(id);
+        let steps = run.steps.len();
+        state.runs.push(RunRecord {
+            workflow: run.workflow,
+            queue: run.queue.clone(),
+            steps: run.steps,
+            outputs: vec![None; steps],
+            tasks: vec![None; steps],
+            state: RunState::Running,
+            error: None,
+            created_at: now,
+        });
+        for (entry, task) in tasks {
+            let task_id = state.insert(task, Some((index, entry)), now);
+            state.runs[index].tasks[usize::from(entry)] = Some(task_id);
         }
-        state.running.remove(&id.0);
-        Ok(true)
+        drop(state);
+        self.shared.notifier.notify(&run.queue);
+        Ok(id)
+    }
+
+    async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>, Error> {
+        let state = self.lock();
+        let Some(record) = usize::try_from(run.0).ok().and_then(|i| i.checked_sub(1)).and_then(|i| state.runs.get(i))
+        else {
+            return Ok(None);
+        };
+        let steps = record
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let task = record.tasks[i].and_then(|id| state.record(id).map(|r| (id, r)));
+                StepInfo {
+                    name: spec.name.clone(),
+                    task: task.map(|(id, _)| TaskId(id)),
+                    state: task.map(|(_, r)| r.state),
+                    attempt: task.map_or(0, |(_, r)| r.attempt),
+                    error: task.and_then(|(_, r)| r.last_error.clone()),
+                    output: record.outputs[i].clone(),
+                }
+            })
+            .collect();
+        Ok(Some(RunInfo {
+            id: run,
+            workflow: record.workflow.to_owned(),
+            state: record.state,
+            steps,
+            error: record.error.clone(),
+            created_at: Timestamp(record.created_at),
+        }))
     }
 }

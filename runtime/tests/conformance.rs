@@ -15,3 +15,5 @@ impl BackendFactory for Memory {
 }
 
 errand_runtime::conformance_tests!(Memory);
+
+errand_runtime::workflow_conformance_tests!(Memory);

@@ -521,3 +521,7 @@ pub async fn cancelling_a_running_task_fires_its_token<F: BackendFactory>(factor
         "the finished run must not overwrite the cancellation"
     );
 }
+
+pub use super::workflows::{
+    workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in, workflow_survives_a_killed_worker,
+};

@@ -41,7 +41,7 @@ impl Probe {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn start(&self, key: u64, cx: &TaskCx) {
+    pub(crate) fn start(&self, key: u64, cx: &TaskCx) {
         let mut s = self.lock();
         s.runs.entry(key).or_default().push(Run {
             attempt: cx.attempt(),
@@ -53,7 +53,7 @@ impl Probe {
         s.max = s.max.max(s.current);
     }
 
-    fn end(&self) {
+    pub(crate) fn end(&self) {
         let mut s = self.lock();
         s.current = s.current.saturating_sub(1);
     }

@@ -28,6 +28,7 @@
 pub mod cases;
 pub mod jobs;
 mod support;
+pub mod workflows;
 
 use std::future::Future;
 use std::time::Duration;

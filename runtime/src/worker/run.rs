@@ -322,7 +322,7 @@ where
         Err(error) => Err(error),
     };
     let outcome = match result {
-        Ok(output) => match <B::Codec as Codec>::encode(&output, J::NAME) {
+        Ok(output) => match J::__encode_output::<B::Codec>(&output) {
             Ok(result) => {
                 shared.emit(|| Event::Completed { id, attempt });
                 return Ack { id, outcome: Outcome::Done { result } };
