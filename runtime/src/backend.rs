@@ -17,7 +17,9 @@ use tokio::sync::watch;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::job::Job;
-use crate::task::{Ack, Claimed, NewTask, QueueCounts, TaskFilter, TaskId, TaskInfo, WorkerInfo, WorkerRegistration};
+use crate::task::{
+    Ack, Claimed, NewTask, QueueCounts, TaskFilter, TaskId, TaskInfo, Unserved, WorkerInfo, WorkerRegistration,
+};
 use crate::time::Timestamp;
 
 /// A storage backend, as a worker uses it.
@@ -72,6 +74,32 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn cancelled_tasks(&self, worker: &WorkerRegistration) -> impl Future<Output = Result<Vec<TaskId>, Error>> + Send {
         let _ = worker;
         async { Ok(Vec::new()) }
+    }
+
+    /// Waiting (`pending` or `retry`) tasks of `queue` whose job is not in
+    /// `served`, counted by job. The default reports none: a backend that
+    /// cannot tell says so in its docs.
+    fn unserved(
+        &self,
+        queue: &str,
+        served: &[&'static str],
+    ) -> impl Future<Output = Result<Vec<Unserved>, Error>> + Send {
+        let _ = (queue, served);
+        async { Ok(Vec::new()) }
+    }
+
+    /// Sends the waiting tasks of `job` on `queue` that were due at or before
+    /// `due_before` to `dead` with `reason` (they are kept, and can be
+    /// retried once a worker for the job runs). Returns how many.
+    fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        reason: &str,
+    ) -> impl Future<Output = Result<u64, Error>> + Send {
+        let _ = (queue, job, due_before, reason);
+        async { Ok(0) }
     }
 
     /// A waiter that an idle worker of this queue awaits between claims.

@@ -76,7 +76,7 @@ pub use error::{BackendError, BoxError, CodecError, Error};
 pub use job::{Decision, IntoJobResult, Job, JobError, JobOptions, Requirements};
 pub use monitor::{IntoMonitored, IntoWorker, Monitor};
 pub use task::{
-    Ack, Claimed, NewTask, Outcome, QueueCounts, Task, TaskFilter, TaskId, TaskInfo, TaskState, UnknownState,
+    Ack, Claimed, NewTask, Outcome, QueueCounts, Task, TaskFilter, TaskId, TaskInfo, TaskState, UnknownState, Unserved,
     WorkerInfo, WorkerRegistration,
 };
 pub use time::Timestamp;

@@ -19,7 +19,7 @@ use crate::backend::{Backend, Expose, Notifier, WakeSignal};
 use crate::codec::{Codec, JsonCodec};
 use crate::error::Error;
 use crate::task::{
-    Ack, Claimed, NewTask, Outcome, QueueCounts, Task, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo,
+    Ack, Claimed, NewTask, Outcome, QueueCounts, Task, TaskFilter, TaskId, TaskInfo, TaskState, Unserved, WorkerInfo,
     WorkerRegistration,
 };
 use crate::time::Timestamp;
@@ -587,6 +587,41 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             self.shared.notifier.notify(&worker.queue);
         }
         Ok(mine.len() as u64)
+    }
+
+    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+        let state = self.lock();
+        let mut found: Vec<Unserved> = Vec::new();
+        for r in &state.tasks {
+            let waiting = matches!(r.state, TaskState::Pending | TaskState::Retry);
+            if !waiting || *r.queue != *queue || served.contains(&r.job) {
+                continue;
+            }
+            match found.iter_mut().find(|u| u.job == r.job) {
+                Some(u) => {
+                    u.count += 1;
+                    u.oldest = u.oldest.min(Timestamp(r.run_at));
+                }
+                None => found.push(Unserved { job: r.job.to_owned(), count: 1, oldest: Timestamp(r.run_at) }),
+            }
+        }
+        Ok(found)
+    }
+
+    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
+        let now = Timestamp::now().as_millis();
+        let mut state = self.lock();
+        let mut buried = 0;
+        for r in &mut state.tasks {
+            let waiting = matches!(r.state, TaskState::Pending | TaskState::Retry);
+            if waiting && *r.queue == *queue && r.job == job && r.run_at <= due_before.as_millis() {
+                r.state = TaskState::Dead;
+                r.finished_at = Some(now);
+                r.last_error = Some(reason.to_owned());
+                buried += 1;
+            }
+        }
+        Ok(buried)
     }
 
     async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {

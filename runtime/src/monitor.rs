@@ -26,6 +26,12 @@ pub trait IntoWorker {
     ///
     /// [`Error::MissingData`] naming the job and the type.
     fn check(&self) -> Result<(), Error>;
+    /// The queue it serves.
+    fn queue(&self) -> String;
+    /// The job it runs.
+    fn job(&self) -> &'static str;
+    /// Makes this worker check its queue for tasks of jobs outside `served`.
+    fn watch_unserved(&mut self, served: Vec<&'static str>, grace: Option<Duration>);
     /// Runs it until `shutdown`, then stops within `grace`.
     fn into_run(self: Box<Self>, shutdown: CancellationToken, grace: Duration) -> RunFuture;
 }
@@ -43,6 +49,18 @@ where
 
     fn check(&self) -> Result<(), Error> {
         Worker::check(self)
+    }
+
+    fn queue(&self) -> String {
+        Worker::queue(self).to_owned()
+    }
+
+    fn job(&self) -> &'static str {
+        J::NAME
+    }
+
+    fn watch_unserved(&mut self, served: Vec<&'static str>, grace: Option<Duration>) {
+        self.unserved = Some(crate::worker::UnservedCheck { served, grace });
     }
 
     fn into_run(self: Box<Self>, shutdown: CancellationToken, grace: Duration) -> RunFuture {
@@ -76,6 +94,7 @@ where
 pub struct Monitor {
     workers: Vec<Box<dyn IntoWorker + Send>>,
     shutdown_timeout: Duration,
+    unserved_grace: Option<Duration>,
 }
 
 impl Default for Monitor {
@@ -87,7 +106,11 @@ impl Default for Monitor {
 impl Monitor {
     /// A monitor with no workers.
     pub fn new() -> Self {
-        Self { workers: Vec::new(), shutdown_timeout: Duration::from_secs(30) }
+        Self {
+            workers: Vec::new(),
+            shutdown_timeout: Duration::from_secs(30),
+            unserved_grace: Some(Duration::from_secs(3600)),
+        }
     }
 
     /// Adds a worker (a [`WorkerBuilder`] or a built [`Worker`]).
@@ -99,6 +122,21 @@ impl Monitor {
     /// How long in-flight runs get to finish on shutdown.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// What happens to waiting tasks of a job that none of this monitor's
+    /// workers serve on their queue — a job type a deploy removed, or a name
+    /// typed wrong. They are reported at once (a warning and
+    /// [`Event::Unserved`](crate::Event::Unserved)), and once they have waited
+    /// longer than `grace` (1 h by default) they go `dead` with a reason
+    /// naming the job and the queue: kept, and retryable. `None` only reports.
+    ///
+    /// Another process serving that job on the same queue claims its tasks
+    /// long before the grace period ends, so it is safe to run different
+    /// jobs on one queue in different processes.
+    pub fn unserved_grace(mut self, grace: Option<Duration>) -> Self {
+        self.unserved_grace = grace;
         self
     }
 
@@ -132,10 +170,21 @@ impl Monitor {
         for worker in &self.workers {
             worker.check()?;
         }
+        // One worker per queue watches for jobs none of ours serve.
+        let mut served: std::collections::HashMap<String, Vec<&'static str>> = std::collections::HashMap::new();
+        for worker in &self.workers {
+            served.entry(worker.queue()).or_default().push(worker.job());
+        }
+        let mut workers = self.workers;
+        for worker in &mut workers {
+            if let Some(jobs) = served.remove(&worker.queue()) {
+                worker.watch_unserved(jobs, self.unserved_grace);
+            }
+        }
         let shutdown = CancellationToken::new();
         let grace = self.shutdown_timeout;
         let mut running = JoinSet::new();
-        for worker in self.workers {
+        for worker in workers {
             let id = worker.worker_id();
             let run = worker.into_run(shutdown.clone(), grace);
             running.spawn(async move { run.await.map_err(|e| (id, e)) });

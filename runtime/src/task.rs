@@ -299,3 +299,15 @@ pub struct TaskFilter {
     /// Only tasks with an id greater than this (for paging).
     pub after: Option<TaskId>,
 }
+
+/// Waiting tasks of one job that no worker of this process serves, from
+/// [`Backend::unserved`](crate::Backend::unserved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unserved {
+    /// The job's name.
+    pub job: String,
+    /// How many of its tasks wait (`pending` or `retry`).
+    pub count: u64,
+    /// The earliest `run_at` among them.
+    pub oldest: Timestamp,
+}

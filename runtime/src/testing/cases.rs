@@ -525,3 +525,38 @@ pub async fn cancelling_a_running_task_fires_its_token<F: BackendFactory>(factor
 pub use super::workflows::{
     workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in, workflow_survives_a_killed_worker,
 };
+
+/// Waiting tasks of a job that no worker of the monitor serves on their
+/// queue (a job type a deploy removed) are reported at once, and go dead
+/// with a reason naming the job once they waited longer than the grace.
+pub async fn unserved_jobs_are_reported_then_buried<F: BackendFactory>(factory: &F) {
+    use std::sync::{Arc, Mutex};
+
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let removed =
+        must(backend.enqueue(WrongShape { value: "from an old deploy".into(), extra: vec![] }).await, "enqueue").await;
+    let served = must(backend.enqueue(Echo { key: 1, text: String::new() }).await, "enqueue").await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let watched = worker::<Echo, _>(&backend, &probe).on_event(move |e| {
+        if let crate::Event::Unserved { job, count, .. } = e {
+            seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((job.clone(), *count));
+        }
+    });
+    let running = Running::start(Monitor::new().register(watched).unserved_grace(Some(Duration::ZERO)));
+    wait_state(&backend, served, TaskState::Done).await;
+    wait_state(&backend, removed, TaskState::Dead).await;
+    must(running.stop().await, "graceful stop").await;
+    let reported = events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert!(reported.contains(&(WrongShape::NAME.to_owned(), 1)), "the unserved job was not reported: {reported:?}");
+    let error = info(&backend, removed).await.last_error.unwrap_or_default();
+    assert!(error.contains(WrongShape::NAME) && error.contains("no worker serves") && error.contains(QUEUE), "{error}");
+
+    // A retried dead task waits again, and with no grace it is only reported.
+    assert!(must(backend.retry_task(removed).await, "retry").await);
+    let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)).unserved_grace(None));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    must(running.stop().await, "graceful stop").await;
+    assert_eq!(info(&backend, removed).await.state, TaskState::Pending, "without a grace, unserved tasks only wait");
+}

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use crate::backend::Backend;
 use crate::error::{BackendError, Error};
 use crate::monitor::Monitor;
-use crate::task::{Ack, Claimed, NewTask, TaskId, WorkerRegistration};
+use crate::task::{Ack, Claimed, NewTask, TaskId, Unserved, WorkerRegistration};
+use crate::time::Timestamp;
 
 /// How long a case waits for something before it fails.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
@@ -134,6 +135,14 @@ impl<B: Backend> Backend for Flaky<B> {
     async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
         self.check("cancelled_tasks")?;
         self.inner.cancelled_tasks(worker).await
+    }
+
+    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+        self.inner.unserved(queue, served).await
+    }
+
+    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
+        self.inner.bury_unserved(queue, job, due_before, reason).await
     }
 
     fn waiter(&self, queue: &str) -> Self::Waiter {

@@ -161,6 +161,25 @@ pub enum Event {
         /// What failed.
         error: String,
     },
+    /// The queue holds waiting tasks of a job that no worker of this
+    /// process serves (a job type removed by a deploy, a typo in a name).
+    Unserved {
+        /// The queue.
+        queue: Arc<str>,
+        /// The unserved job.
+        job: String,
+        /// How many of its tasks wait.
+        count: u64,
+    },
+    /// Unserved tasks waited longer than the monitor's grace and went dead.
+    Buried {
+        /// The queue.
+        queue: Arc<str>,
+        /// The unserved job.
+        job: String,
+        /// How many went dead.
+        count: u64,
+    },
     /// The worker stopped; `released` unfinished tasks went back to the queue.
     Stopped {
         /// The worker's id.
@@ -310,6 +329,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             id,
             queue,
             events: self.events,
+            unserved: None,
             _job: PhantomData,
         }
     }
@@ -339,7 +359,16 @@ pub struct Worker<J, B, S> {
     id: Arc<str>,
     queue: Arc<str>,
     events: Option<EventHandler>,
+    pub(crate) unserved: Option<UnservedCheck>,
     _job: PhantomData<fn(J)>,
+}
+
+/// What one worker per queue checks for the monitor: waiting tasks of jobs
+/// that none of the monitor's workers serve.
+#[derive(Debug, Clone)]
+pub(crate) struct UnservedCheck {
+    pub(crate) served: Vec<&'static str>,
+    pub(crate) grace: Option<Duration>,
 }
 
 impl<J: Job, B, S> Worker<J, B, S> {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
-use super::{Event, EventHandler, Request, Worker};
+use super::{Event, EventHandler, Request, UnservedCheck, Worker};
 use crate::Backoff;
 use crate::backend::{Backend, Waiter};
 use crate::codec::Codec;
@@ -44,6 +44,7 @@ struct Shared<B> {
     events: Option<EventHandler>,
     fallback_backoff: Backoff,
     cancels: Arc<CancelRegistry>,
+    unserved: Option<UnservedCheck>,
 }
 
 impl<B> Shared<B> {
@@ -75,7 +76,7 @@ where
     /// Backend failures are retried with backoff, never returned.
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), Error> {
         self.check()?;
-        let Worker { service, backend, data, concurrency, heartbeat, id, queue, events, .. } = self;
+        let Worker { service, backend, data, concurrency, heartbeat, id, queue, events, unserved, .. } = self;
         let registration = WorkerRegistration {
             id: Arc::clone(&id),
             queue: Arc::clone(&queue),
@@ -97,6 +98,7 @@ where
             events,
             fallback_backoff: J::options().backoff,
             cancels: Arc::default(),
+            unserved,
         });
 
         // Register before the first claim, so our tasks never look orphaned.
@@ -105,6 +107,7 @@ where
         }
         shared.emit(|| Event::Started { worker: Arc::clone(&id) });
         rescue(&shared).await;
+        check_unserved(&shared).await;
 
         let beat = tokio::spawn(beat_loop(Arc::clone(&shared), heartbeat, kill.clone()));
         let (ack_tx, ack_rx) = mpsc::channel::<Ack>(ACK_BATCH.max(concurrency * 2));
@@ -175,7 +178,58 @@ async fn rescue<B: Backend>(shared: &Shared<B>) {
     }
 }
 
+/// Warns about waiting tasks of jobs no worker of this monitor serves, and
+/// buries those that waited longer than the grace period.
+async fn check_unserved<B: Backend>(shared: &Shared<B>) {
+    let Some(check) = &shared.unserved else { return };
+    let queue = &shared.registration.queue;
+    let unserved = match shared.backend.unserved(queue, &check.served).await {
+        Ok(unserved) => unserved,
+        Err(error) => {
+            tracing::warn!(%error, queue = %queue, "could not look for unserved jobs");
+            return;
+        }
+    };
+    let now = Timestamp::now();
+    for found in unserved {
+        tracing::warn!(
+            queue = %queue,
+            job = %found.job,
+            count = found.count,
+            served = ?check.served,
+            "queue `{queue}` holds {} waiting task(s) of job `{}`, which no worker of this process serves \
+             (it serves {:?}); register a worker for it, or they go dead after the grace period",
+            found.count,
+            found.job,
+            check.served,
+        );
+        shared.emit(|| Event::Unserved { queue: Arc::clone(queue), job: found.job.clone(), count: found.count });
+        let Some(grace) = check.grace else { continue };
+        let due_before = now.sub(grace);
+        if found.oldest > due_before {
+            continue;
+        }
+        let reason = format!(
+            "no worker serves job `{}` on queue `{queue}` (workers there serve {:?}); the task waited more than {grace:?}. \
+             Retry it once a worker for `{}` runs",
+            found.job, check.served, found.job
+        );
+        match shared.backend.bury_unserved(queue, &found.job, due_before, &reason).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::warn!(queue = %queue, job = %found.job, count, "unserved tasks went dead");
+                shared.emit(|| Event::Buried { queue: Arc::clone(queue), job: found.job.clone(), count });
+            }
+            Err(error) => tracing::warn!(%error, queue = %queue, "could not bury unserved tasks"),
+        }
+    }
+}
+
+/// How often the unserved-job check runs, in heartbeats at most this long.
+const UNSERVED_EVERY: Duration = Duration::from_secs(60);
+
 async fn beat_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill: CancellationToken) {
+    let mut since_check = Duration::ZERO;
     loop {
         tokio::select! {
             () = kill.cancelled() => return,
@@ -190,6 +244,11 @@ async fn beat_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill:
             Err(error) => tracing::warn!(%error, "could not read cancelled tasks"),
         }
         rescue(&shared).await;
+        since_check += interval;
+        if since_check >= UNSERVED_EVERY {
+            since_check = Duration::ZERO;
+            check_unserved(&shared).await;
+        }
     }
 }
 
