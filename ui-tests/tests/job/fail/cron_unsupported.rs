@@ -1,0 +1,4 @@
+#[errand::job(cron = "0 */5 * * * *")]
+async fn cleanup() {}
+
+fn main() {}

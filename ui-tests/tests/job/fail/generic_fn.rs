@@ -1,0 +1,6 @@
+#[errand::job]
+async fn send_email<T: serde::Serialize>(to: T) {
+    let _ = to;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[errand::job]
+struct SendEmail {
+    to: String,
+}
+
+fn main() {}

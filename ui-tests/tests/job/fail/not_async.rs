@@ -1,0 +1,6 @@
+#[errand::job]
+fn send_email(to: String) {
+    let _ = to;
+}
+
+fn main() {}

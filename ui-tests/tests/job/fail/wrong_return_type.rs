@@ -1,0 +1,6 @@
+#[errand::job]
+async fn send_email(to: String) -> usize {
+    to.len()
+}
+
+fn main() {}
