@@ -78,9 +78,12 @@
 //!   `last_error`, `worker`.
 //! - Indexes: claims walk a *partial* index over only `pending`/`retry` rows
 //!   `(queue, job, priority DESC, run_at, id)`, so finished tasks never slow a
-//!   claim however many there are; a second partial index over the same rows
-//!   `(queue, job, run_at)` answers "when is the next task due"; running tasks
-//!   by worker, unique keys and `(queue, state)` for counts have their own.
+//!   claim however many there are; partial indexes also cover running tasks
+//!   by worker (rescue, release) and unique keys. There is deliberately no
+//!   index on `state` for the whole table: it would be rewritten on every
+//!   claim and ack. [`counts`](errand_runtime::Expose::counts) and listings
+//!   filtered by state therefore scan the table, on a reader connection that
+//!   never holds up workers.
 //! - `errand_workers`: one row per live worker (`id`, `queue`, `job`,
 //!   `concurrency`, `started_at`, `last_seen`), written by heartbeats.
 //!
@@ -93,14 +96,19 @@
 //! - Every ack is guarded by `state = 'running' AND worker = <acking worker>`:
 //!   the ack of a task that was rescued, released or cancelled meanwhile is
 //!   ignored.
-//! - Unique keys are scoped to the job: a task is not inserted while a live
-//!   (`pending`, `running`, `retry`) task of the same job has the same key, or,
-//!   with `unique_for`, while any task of the same job with that key was
-//!   created within the window; the existing task's id is returned instead.
+//! - Unique keys are global to the database (include the job's name in a key
+//!   to scope it): a task is not inserted while a live (`pending`, `running`,
+//!   `retry`) task has the same key, or, with `unique_for`, while any task
+//!   with that key was created within the window; the existing task's id is
+//!   returned instead.
 //! - Orphans: a `running` task whose worker has not beaten for
 //!   [`orphan_after`](SqliteBackend::orphan_after) (30 s by default) goes back
-//!   to `pending` (its attempt stays used), or to `dead` if that was its last
-//!   attempt, with a `last_error` naming the lost worker.
+//!   to `pending`, due now (its attempt stays used), or to `dead` if that was
+//!   its last attempt; either way `last_error` names the lost worker.
+//! - Cancelling a running task keeps its `worker` until that worker acks it,
+//!   so the worker learns of it at its next heartbeat
+//!   ([`cancelled_tasks`](errand_runtime::Backend::cancelled_tasks)) and the
+//!   run's cancellation token fires; the run's ack is then ignored.
 //! - Wake-ups: after an enqueue, a retry or a snooze the backend wakes this
 //!   process's idle workers of that queue at once. Workers in other processes
 //!   notice new tasks within [`poll_interval`](SqliteBackend::poll_interval)
@@ -427,7 +435,6 @@ async fn insert_one(conn: &mut SqliteConnection, task: &NewTask, now: Timestamp)
         let since = task.unique_for.map_or(i64::MAX, |window| now.sub(window).as_millis());
         let existing: Option<i64> = sqlx::query_scalar(sql::FIND_UNIQUE)
             .bind(key.as_str())
-            .bind(task.job)
             .bind(since)
             .fetch_optional(&mut *conn)
             .await

@@ -1,0 +1,5 @@
+-- ?1: JSON array of [id, result_hex]; ?2: finished_at (ms); ?3: the acking worker.
+UPDATE errand_tasks AS t NOT INDEXED -- rowid lookups only: never walk the running index per JSON row
+SET state = 'done', result = unhex(a.value ->> 1), finished_at = ?2, worker = NULL
+FROM json_each(?1) AS a
+WHERE t.id = a.value ->> 0 AND t.state = 'running' AND t.worker = ?3

@@ -1,0 +1,7 @@
+-- The task a new task with unique key ?1 would duplicate: a live one, or (with
+-- a window) one created at or after ?2 (ms), whatever its state.
+SELECT id FROM errand_tasks
+WHERE unique_key = ?1
+  AND (state IN ('pending', 'running', 'retry') OR created_at >= ?2)
+ORDER BY id DESC
+LIMIT 1

@@ -1,0 +1,48 @@
+//! The SQL this backend runs, kept as files in `sql/` and `migrations/`.
+
+/// One versioned schema migration.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, in version order. Append only: an applied migration must
+/// never change (its checksum is verified on every `setup`).
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create tasks and workers",
+    sql: include_str!("../migrations/0001_create_tasks.sql"),
+}];
+
+pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
+
+pub(crate) const PUSH: &str = include_str!("../sql/push.sql");
+pub(crate) const PUSH_ONE: &str = include_str!("../sql/push_one.sql");
+pub(crate) const FIND_UNIQUE: &str = include_str!("../sql/find_unique.sql");
+pub(crate) const CLAIM: &str = include_str!("../sql/claim.sql");
+pub(crate) const NEXT_DUE: &str = include_str!("../sql/next_due.sql");
+pub(crate) const MARK_DEAD: &str = include_str!("../sql/mark_dead.sql");
+pub(crate) const ACK_DONE: &str = include_str!("../sql/ack_done.sql");
+pub(crate) const ACK_RETRY: &str = include_str!("../sql/ack_retry.sql");
+pub(crate) const ACK_DEAD: &str = include_str!("../sql/ack_dead.sql");
+pub(crate) const ACK_SNOOZE: &str = include_str!("../sql/ack_snooze.sql");
+pub(crate) const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
+pub(crate) const RESCUE: &str = include_str!("../sql/rescue.sql");
+pub(crate) const DELETE_STALE_WORKERS: &str = include_str!("../sql/delete_stale_workers.sql");
+pub(crate) const RELEASE: &str = include_str!("../sql/release.sql");
+pub(crate) const CANCELLED_TASKS: &str = include_str!("../sql/cancelled_tasks.sql");
+pub(crate) const FORGET_CANCELLED: &str = include_str!("../sql/forget_cancelled.sql");
+pub(crate) const FORGET_LOST_CANCELLED: &str = include_str!("../sql/forget_lost_cancelled.sql");
+pub(crate) const UNSERVED: &str = include_str!("../sql/unserved.sql");
+pub(crate) const BURY_UNSERVED: &str = include_str!("../sql/bury_unserved.sql");
+pub(crate) const DELETE_WORKER: &str = include_str!("../sql/delete_worker.sql");
+
+pub(crate) const COUNTS: &str = include_str!("../sql/counts.sql");
+/// `SELECT <every column> FROM errand_tasks`, completed with a `WHERE` clause.
+pub(crate) const SELECT_TASK: &str = include_str!("../sql/select_task.sql");
+pub(crate) const WORKERS: &str = include_str!("../sql/workers.sql");
+pub(crate) const RETRY_TASK: &str = include_str!("../sql/retry_task.sql");
+pub(crate) const CANCEL_TASK: &str = include_str!("../sql/cancel_task.sql");
+pub(crate) const TASK_BY_ID: &str = concat!(include_str!("../sql/select_task.sql"), "WHERE id = ?1");

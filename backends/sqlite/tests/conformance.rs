@@ -1,0 +1,37 @@
+//! The shared backend conformance suite, run against a fresh SQLite file per case.
+
+use std::sync::{Mutex, PoisonError};
+
+use errand_runtime::Codec;
+use errand_runtime::testing::{BackendFactory, TestSettings};
+use errand_sqlite::SqliteBackend;
+use tempfile::TempDir;
+
+/// Hands out a backend on a new database file per case; the files live as
+/// long as the factory (the whole case) and are removed afterwards.
+#[derive(Debug, Default)]
+struct SqliteFactory {
+    dirs: Mutex<Vec<TempDir>>,
+}
+
+impl BackendFactory for SqliteFactory {
+    type Backend<C: Codec> = SqliteBackend<C>;
+
+    async fn create<C: Codec>(&self, settings: TestSettings) -> SqliteBackend<C> {
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a temporary directory: {e}"),
+        };
+        let url = format!("sqlite://{}", dir.path().join("errand.db").display());
+        self.dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir);
+        match SqliteBackend::connect(&url).await {
+            Ok(backend) => backend
+                .orphan_after(settings.orphan_after)
+                .poll_interval(settings.poll_interval)
+                .with_codec::<C>(),
+            Err(e) => panic!("cannot open {url}: {e}"),
+        }
+    }
+}
+
+errand_runtime::conformance_tests!(SqliteFactory::default());

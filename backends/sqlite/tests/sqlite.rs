@@ -1,0 +1,506 @@
+//! SQLite-specific behaviour beyond the shared conformance suite.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use errand_runtime::{
+    Ack, Backend, Enqueue, Error, Expose, Job, JobError, NewTask, Outcome, TaskCx, TaskFilter, TaskId, TaskState,
+    Timestamp, WorkerRegistration,
+};
+use errand_sqlite::SqliteBackend;
+use errand_sqlite::sqlx::{self, Connection, Row};
+use tempfile::TempDir;
+
+struct Db {
+    dir: TempDir,
+    backend: SqliteBackend,
+}
+
+impl Db {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = SqliteBackend::connect(&Self::url_in(&dir)).await.expect("connect");
+        Self { dir, backend }
+    }
+
+    fn url_in(dir: &TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("jobs.db").display())
+    }
+
+    fn url(&self) -> String {
+        Self::url_in(&self.dir)
+    }
+
+    async fn exec(&self, statement: &str) {
+        sqlx::query(statement).execute(self.backend.pool()).await.expect(statement);
+    }
+}
+
+fn task(payload: &str) -> NewTask {
+    NewTask {
+        job: "job",
+        queue: "q".to_owned(),
+        payload: payload.as_bytes().to_vec(),
+        run_at: Timestamp::now(),
+        priority: 0,
+        max_attempts: 3,
+        unique_key: None,
+        unique_for: None,
+    }
+}
+
+fn worker(id: &str) -> WorkerRegistration {
+    WorkerRegistration {
+        id: Arc::from(id),
+        queue: Arc::from("q"),
+        job: "job",
+        concurrency: 4,
+        started_at: Timestamp::now(),
+    }
+}
+
+async fn push_one(backend: &SqliteBackend, task: NewTask) -> TaskId {
+    backend.push(vec![task]).await.expect("push")[0]
+}
+
+async fn state(backend: &SqliteBackend, id: TaskId) -> TaskState {
+    backend.task(id).await.expect("read task").expect("task exists").state
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Signup {
+    email: String,
+}
+
+impl Job for Signup {
+    const NAME: &'static str = "signup";
+    const QUEUE: &'static str = "mail";
+    type Output = ();
+    async fn run(self, _cx: TaskCx) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_data_survives_reconnects() {
+    let db = Db::new().await;
+    let id = push_one(&db.backend, task("kept")).await;
+    db.backend.setup().await.expect("setup again");
+
+    let again = SqliteBackend::connect(&db.url()).await.expect("connect a second time");
+    let info = again.task(id).await.expect("read").expect("task survives");
+    assert_eq!(info.payload, b"kept");
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM errand_migrations")
+        .fetch_one(again.pool())
+        .await
+        .expect("count migrations");
+    assert_eq!(applied, 1);
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_errand_is_refused() {
+    let db = Db::new().await;
+    db.exec("INSERT INTO errand_migrations (version, description, checksum, applied_at) VALUES (999, 'future', 'x', 0)")
+        .await;
+    let err = SqliteBackend::connect(&db.url()).await.expect_err("newer schema");
+    let message = err.to_string();
+    assert!(matches!(err, Error::Config(_)), "{message}");
+    assert!(message.contains("999") && message.contains("upgrade errand"), "{message}");
+}
+
+#[tokio::test]
+async fn malformed_urls_are_config_errors_naming_the_url() {
+    for url in ["postgres://localhost/db", "jobs.db", "sqlite://", "sqlite:"] {
+        let err = SqliteBackend::connect(url).await.expect_err(url);
+        assert!(matches!(err, Error::Config(_)), "{url}: {err}");
+        assert!(err.to_string().contains(&format!("`{url}`")), "{url}: {err}");
+    }
+    let err = SqliteBackend::connect("sqlite://jobs.db?mode=sideways").await.expect_err("bad mode");
+    assert!(err.to_string().contains("sideways"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unopenable_path_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("no/such/dir/jobs.db");
+    let err = SqliteBackend::connect(&format!("sqlite://{}", path.display())).await.expect_err("missing dir");
+    let message = err.to_string();
+    assert!(matches!(err, Error::Backend(_)), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "these are not the pages you are looking for\n".repeat(100)).expect("write file");
+    let err = SqliteBackend::connect(&format!("sqlite:{}", path.display())).await.expect_err("not a database");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("not a SQLite database"), "{message}");
+}
+
+#[tokio::test]
+async fn in_memory_databases_work_and_are_separate() {
+    let a = SqliteBackend::connect("sqlite::memory:").await.expect("memory a");
+    let b = SqliteBackend::connect("sqlite::memory:").await.expect("memory b");
+    let id = push_one(&a, task("x")).await;
+    assert!(a.task(id).await.expect("read").is_some());
+    assert!(b.task(id).await.expect("read").is_none());
+    let claimed = a.claim(&worker("w"), 10).await.expect("claim");
+    assert_eq!(claimed.tasks.len(), 1);
+}
+
+#[tokio::test]
+async fn bulk_push_returns_ids_in_input_order_across_statements() {
+    let db = Db::new().await;
+    // More than one insert statement's worth (10,000 rows each).
+    let tasks: Vec<NewTask> = (0..25_000).map(|i| task(&format!("payload {i}"))).collect();
+    let ids = db.backend.push(tasks).await.expect("bulk push");
+    assert_eq!(ids.len(), 25_000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend in input order");
+    for i in [0_usize, 1, 9_999, 10_000, 19_999, 20_000, 24_999] {
+        let info = db.backend.task(ids[i]).await.expect("read").expect("exists");
+        assert_eq!(info.payload, format!("payload {i}").into_bytes(), "task #{i}");
+        assert_eq!(info.state, TaskState::Pending);
+    }
+    let counts = db.backend.counts().await.expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].pending, 25_000);
+}
+
+#[tokio::test]
+async fn binary_payloads_and_odd_names_round_trip() {
+    let db = Db::new().await;
+    let payload: Vec<u8> = (0..=255).collect();
+    let odd = "q \"quoted\" \\ back\nslash ' drop table; é";
+    let mut t = task("");
+    t.payload = payload.clone();
+    t.queue = odd.to_owned();
+    let mut empty = task("");
+    empty.queue = odd.to_owned();
+    let ids = db.backend.push(vec![t, empty]).await.expect("push");
+    let info = db.backend.task(ids[0]).await.expect("read").expect("exists");
+    assert_eq!(info.payload, payload);
+    assert_eq!(info.queue, odd);
+    assert!(db.backend.task(ids[1]).await.expect("read").expect("exists").payload.is_empty());
+
+    let mut w = worker("w");
+    w.queue = Arc::from(odd);
+    let claimed = db.backend.claim(&w, 10).await.expect("claim");
+    assert_eq!(claimed.tasks.len(), 2);
+    let acks = vec![
+        Ack { id: ids[0], outcome: Outcome::Done { result: vec![0, 1, 2, 255] } },
+        Ack { id: ids[1], outcome: Outcome::Dead { error: "quote \" and newline \n kept".to_owned() } },
+    ];
+    db.backend.ack(&w, &acks).await.expect("ack");
+    let done = db.backend.task(ids[0]).await.expect("read").expect("exists");
+    assert_eq!((done.state, done.result), (TaskState::Done, Some(vec![0, 1, 2, 255])));
+    let dead = db.backend.task(ids[1]).await.expect("read").expect("exists");
+    assert_eq!(dead.state, TaskState::Dead);
+    assert_eq!(dead.last_error.as_deref(), Some("quote \" and newline \n kept"));
+}
+
+#[tokio::test]
+async fn claims_go_by_priority_then_run_at_then_id() {
+    let db = Db::new().await;
+    let now = Timestamp::now();
+    let at = |ms: i64, priority: i16, name: &str| NewTask {
+        run_at: Timestamp(now.as_millis() - ms),
+        priority,
+        ..task(name)
+    };
+    db.backend
+        .push(vec![
+            at(3_000, 0, "low, older"),
+            at(1_000, 5, "high, newer"),
+            at(2_000, 5, "high, older"),
+            at(4_000, 0, "low, oldest"),
+            at(1_000, 5, "high, newer, second"),
+            at(-60_000, 9, "highest, but not due"),
+        ])
+        .await
+        .expect("push");
+    let w = worker("w");
+    let first = db.backend.claim(&w, 2).await.expect("claim");
+    let second = db.backend.claim(&w, 10).await.expect("claim");
+    let order: Vec<String> = first
+        .tasks
+        .iter()
+        .chain(&second.tasks)
+        .map(|t| String::from_utf8(t.payload.clone()).expect("utf-8"))
+        .collect();
+    assert_eq!(order, ["high, older", "high, newer", "high, newer, second", "low, oldest", "low, older"]);
+    assert!(first.tasks.iter().chain(&second.tasks).all(|t| t.attempt == 1));
+
+    let empty = db.backend.claim(&w, 10).await.expect("claim");
+    assert!(empty.tasks.is_empty());
+    assert_eq!(empty.next_due, Some(Timestamp(now.as_millis() + 60_000)), "the not-yet-due task");
+}
+
+#[tokio::test]
+async fn the_claim_uses_the_partial_index_of_waiting_tasks() {
+    let db = Db::new().await;
+    let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", include_str!("../sql/claim.sql")))
+        .bind("w")
+        .bind(0_i64)
+        .bind("q")
+        .bind("job")
+        .bind(10_i64)
+        .fetch_all(db.backend.pool())
+        .await
+        .expect("explain");
+    let plan: Vec<String> = plan.iter().map(|row| row.get::<String, _>(3)).collect();
+    assert!(plan.iter().any(|step| step.contains("errand_tasks_claim")), "{plan:#?}");
+    assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "claims must not sort: {plan:#?}");
+}
+
+#[tokio::test]
+async fn unique_keys_dedupe_live_tasks_and_windows_cover_finished_ones() {
+    let db = Db::new().await;
+    let unique = |key: &str, window: Option<Duration>| NewTask {
+        unique_key: Some(key.to_owned()),
+        unique_for: window,
+        ..task(key)
+    };
+    let first = push_one(&db.backend, unique("k", None)).await;
+    // Within one batch as well as across calls.
+    let batch = db.backend.push(vec![unique("k", None), unique("other", None), unique("other", None)]).await;
+    let batch = batch.expect("push");
+    assert_eq!(batch[0], first);
+    assert_eq!(batch[1], batch[2]);
+    assert_ne!(batch[1], first);
+
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    let claimed = db.backend.claim(&w, 10).await.expect("claim");
+    let acks: Vec<Ack> =
+        claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Done { result: Vec::new() } }).collect();
+    db.backend.ack(&w, &acks).await.expect("ack");
+    assert_eq!(state(&db.backend, first).await, TaskState::Done);
+
+    // Finished: a window still covers it; without one a new task is made.
+    assert_eq!(push_one(&db.backend, unique("k", Some(Duration::from_secs(3600)))).await, first);
+    let fresh = push_one(&db.backend, unique("k", None)).await;
+    assert_ne!(fresh, first);
+    assert_eq!(push_one(&db.backend, unique("k", None)).await, fresh);
+}
+
+#[tokio::test]
+async fn transactional_enqueue_exists_only_if_the_transaction_commits() {
+    let db = Db::new().await;
+    db.exec("CREATE TABLE users (email TEXT NOT NULL)").await;
+
+    // The application's own pool on the same file.
+    let app = sqlx::SqlitePool::connect(&db.url()).await.expect("app pool");
+    let mut tx = app.begin().await.expect("begin");
+    sqlx::query("INSERT INTO users (email) VALUES ('a@b.c')").execute(&mut *tx).await.expect("insert user");
+    let kept = db.backend.enqueue_in(&mut tx, Signup { email: "a@b.c".into() }).await.expect("enqueue_in");
+    tx.commit().await.expect("commit");
+
+    let mut tx = app.begin().await.expect("begin");
+    let options = Enqueue::new().priority(3).delay(Duration::from_secs(60));
+    let dropped = db.backend.enqueue_with_in(&mut tx, Signup { email: "x@y.z".into() }, options).await;
+    let dropped = dropped.expect("enqueue_with_in");
+    // Visible inside the transaction, with its options…
+    let (priority, queue): (i64, String) = sqlx::query_as("SELECT priority, queue FROM errand_tasks WHERE id = ?")
+        .bind(i64::try_from(dropped.0).expect("id"))
+        .fetch_one(&mut *tx)
+        .await
+        .expect("read inside");
+    assert_eq!((priority, queue.as_str()), (3, "mail"));
+    tx.rollback().await.expect("rollback");
+    drop(app);
+
+    let info = db.backend.task(kept).await.expect("read").expect("committed task exists");
+    assert_eq!((info.job.as_str(), info.queue.as_str(), info.state), ("signup", "mail", TaskState::Pending));
+    assert!(db.backend.task(dropped).await.expect("read").is_none(), "rolled-back task does not exist");
+
+    // Also on the backend's own writer connection.
+    let mut conn = db.backend.pool().acquire().await.expect("acquire");
+    let mut tx = conn.begin().await.expect("begin");
+    let id = db.backend.enqueue_in(&mut tx, Signup { email: "c@d.e".into() }).await.expect("enqueue_in");
+    tx.commit().await.expect("commit");
+    drop(conn);
+    assert!(db.backend.task(id).await.expect("read").is_some());
+}
+
+#[tokio::test]
+async fn stale_acks_after_release_or_cancel_are_ignored() {
+    let db = Db::new().await;
+    let ids = db.backend.push(vec![task("a"), task("b")]).await.expect("push");
+    let a = worker("a");
+    db.backend.heartbeat(&a).await.expect("beat");
+    assert_eq!(db.backend.claim(&a, 10).await.expect("claim").tasks.len(), 2);
+
+    assert_eq!(db.backend.release(&a).await.expect("release"), 2);
+    let info = db.backend.task(ids[0]).await.expect("read").expect("exists");
+    assert_eq!((info.state, info.attempt, info.worker), (TaskState::Pending, 0, None));
+    assert!(db.backend.workers().await.expect("workers").is_empty(), "release deregisters");
+
+    // b claims them; a's late acks change nothing.
+    let b = worker("b");
+    db.backend.heartbeat(&b).await.expect("beat");
+    assert_eq!(db.backend.claim(&b, 1).await.expect("claim").tasks[0].id, ids[0]);
+    let late = [
+        Ack { id: ids[0], outcome: Outcome::Done { result: b"late".to_vec() } },
+        Ack { id: ids[1], outcome: Outcome::Dead { error: "late".into() } },
+    ];
+    db.backend.ack(&a, &late).await.expect("stale ack is not an error");
+    let info = db.backend.task(ids[0]).await.expect("read").expect("exists");
+    assert_eq!((info.state, info.worker.as_deref(), info.attempt), (TaskState::Running, Some("b"), 1));
+    assert_eq!(state(&db.backend, ids[1]).await, TaskState::Pending);
+
+    // Cancelled while running: the owner's ack is ignored too.
+    assert!(db.backend.cancel_task(ids[0]).await.expect("cancel"));
+    assert_eq!(db.backend.cancelled_tasks(&b).await.expect("cancelled runs"), [ids[0]], "b is told");
+    assert!(db.backend.cancelled_tasks(&a).await.expect("cancelled runs").is_empty());
+    let ack = [Ack { id: ids[0], outcome: Outcome::Retry { at: Timestamp::now(), error: "x".into() } }];
+    db.backend.ack(&b, &ack).await.expect("ack");
+    assert_eq!(state(&db.backend, ids[0]).await, TaskState::Cancelled);
+    assert!(db.backend.cancelled_tasks(&b).await.expect("cancelled runs").is_empty(), "finished runs are forgotten");
+}
+
+#[tokio::test]
+async fn mixed_acks_apply_each_outcome() {
+    let db = Db::new().await;
+    let ids = db.backend.push(vec![task("done"), task("retry"), task("dead"), task("snooze")]).await.expect("push");
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    assert_eq!(db.backend.claim(&w, 10).await.expect("claim").tasks.len(), 4);
+    let later = Timestamp(Timestamp::now().as_millis() + 60_000);
+    let acks = [
+        Ack { id: ids[0], outcome: Outcome::Done { result: b"ok".to_vec() } },
+        Ack { id: ids[1], outcome: Outcome::Retry { at: later, error: "try again".into() } },
+        Ack { id: ids[2], outcome: Outcome::Dead { error: "gave up".into() } },
+        Ack { id: ids[3], outcome: Outcome::Snooze { at: later } },
+    ];
+    db.backend.ack(&w, &acks).await.expect("ack");
+    let info = |i: usize| {
+        let backend = db.backend.clone();
+        let id = ids[i];
+        async move { backend.task(id).await.expect("read").expect("exists") }
+    };
+    let done = info(0).await;
+    assert_eq!((done.state, done.result.as_deref()), (TaskState::Done, Some(&b"ok"[..])));
+    assert!(done.finished_at.is_some() && done.worker.is_none());
+    let retry = info(1).await;
+    assert_eq!((retry.state, retry.run_at, retry.attempt), (TaskState::Retry, later, 1));
+    assert_eq!(retry.last_error.as_deref(), Some("try again"));
+    let dead = info(2).await;
+    assert_eq!((dead.state, dead.last_error.as_deref()), (TaskState::Dead, Some("gave up")));
+    let snoozed = info(3).await;
+    assert_eq!((snoozed.state, snoozed.run_at, snoozed.attempt), (TaskState::Pending, later, 0));
+}
+
+#[tokio::test]
+async fn a_dead_workers_tasks_are_rescued_and_dead_on_their_last_attempt() {
+    let db = Db::new().await;
+    let backend = db.backend.clone().orphan_after(Duration::from_millis(200));
+    let last = NewTask { max_attempts: 1, ..task("last attempt") };
+    let ids = backend.push(vec![task("more attempts"), last]).await.expect("push");
+    let lost = worker("lost-worker");
+    backend.heartbeat(&lost).await.expect("beat");
+    assert_eq!(backend.claim(&lost, 10).await.expect("claim").tasks.len(), 2);
+    assert_eq!(backend.rescue_orphans().await.expect("rescue"), 0, "the worker is still live");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let live = worker("live-worker");
+    backend.heartbeat(&live).await.expect("beat");
+    assert_eq!(backend.rescue_orphans().await.expect("rescue"), 2);
+
+    let again = backend.task(ids[0]).await.expect("read").expect("exists");
+    assert_eq!((again.state, again.attempt, again.worker), (TaskState::Pending, 1, None));
+    let dead = backend.task(ids[1]).await.expect("read").expect("exists");
+    assert_eq!(dead.state, TaskState::Dead);
+    let error = dead.last_error.unwrap_or_default();
+    assert!(error.contains("lost-worker") && error.contains("stopped heartbeating during the last attempt"), "{error}");
+
+    let workers = backend.workers().await.expect("workers");
+    assert_eq!(workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["live-worker"]);
+    let lost_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM errand_workers WHERE id = 'lost-worker'")
+        .fetch_one(backend.pool())
+        .await
+        .expect("count");
+    assert_eq!(lost_rows, 0, "stale worker rows are deleted");
+    // The rescued task runs again (attempt 2) for a live worker.
+    let claimed = backend.claim(&live, 10).await.expect("claim");
+    assert_eq!(claimed.tasks.iter().map(|t| (t.id, t.attempt)).collect::<Vec<_>>(), [(ids[0], 2)]);
+}
+
+#[tokio::test]
+async fn undecodable_rows_are_errors_naming_the_task() {
+    let db = Db::new().await;
+    let ids = db.backend.push(vec![task("a"), task("b"), task("c")]).await.expect("push");
+    db.exec(&format!("UPDATE errand_tasks SET state = 'paused' WHERE id = {}", ids[0])).await;
+    let err = db.backend.task(ids[0]).await.expect_err("unknown state");
+    let message = err.to_string();
+    assert!(message.contains(&format!("task {}", ids[0])) && message.contains("paused"), "{message}");
+    assert!(db.backend.tasks(&TaskFilter::default()).await.is_err());
+    let err = db.backend.counts().await.expect_err("unknown state in counts");
+    assert!(err.to_string().contains("paused"), "{err}");
+    db.exec(&format!("UPDATE errand_tasks SET state = 'cancelled' WHERE id = {}", ids[0])).await;
+
+    db.exec(&format!("UPDATE errand_tasks SET max_attempts = -2 WHERE id = {}", ids[1])).await;
+    let err = db.backend.task(ids[1]).await.expect_err("negative max_attempts");
+    let message = err.to_string();
+    assert!(message.contains(&format!("task {}", ids[1])) && message.contains("max_attempts"), "{message}");
+
+    // A claimed row that cannot be read goes dead; the readable ones are returned.
+    let w = worker("w");
+    let claimed = db.backend.claim(&w, 10).await.expect("claim keeps going");
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[2]]);
+    db.exec(&format!("UPDATE errand_tasks SET max_attempts = 3 WHERE id = {}", ids[1])).await;
+    let info = db.backend.task(ids[1]).await.expect("read").expect("exists");
+    assert_eq!(info.state, TaskState::Dead);
+    assert!(info.last_error.unwrap_or_default().contains("max_attempts"));
+}
+
+#[tokio::test]
+async fn expose_counts_listings_retry_and_cancel() {
+    let db = Db::new().await;
+    let mut other = task("elsewhere");
+    other.queue = "other".to_owned();
+    let ids = db.backend.push(vec![task("1"), task("2"), task("3"), task("4"), other]).await.expect("push");
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    let claimed = db.backend.claim(&w, 3).await.expect("claim");
+    assert_eq!(claimed.tasks.len(), 3);
+    let acks = [
+        Ack { id: ids[0], outcome: Outcome::Done { result: Vec::new() } },
+        Ack { id: ids[1], outcome: Outcome::Dead { error: "boom".into() } },
+    ];
+    db.backend.ack(&w, &acks).await.expect("ack");
+    assert!(db.backend.cancel_task(ids[3]).await.expect("cancel pending"));
+    assert!(!db.backend.cancel_task(ids[0]).await.expect("cancel done"), "done tasks stay done");
+
+    let counts = db.backend.counts().await.expect("counts");
+    assert_eq!(counts.iter().map(|c| c.queue.as_str()).collect::<Vec<_>>(), ["other", "q"]);
+    let q = &counts[1];
+    assert_eq!((q.pending, q.running, q.retry, q.done, q.dead, q.cancelled), (0, 1, 0, 1, 1, 1));
+    assert_eq!(counts[0].pending, 1);
+
+    let dead = TaskFilter { state: Some(TaskState::Dead), ..TaskFilter::default() };
+    let listed = db.backend.tasks(&dead).await.expect("list dead");
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[1]]);
+    let page = TaskFilter { queue: Some("q".into()), after: Some(ids[0]), limit: 2, ..TaskFilter::default() };
+    let listed = db.backend.tasks(&page).await.expect("list page");
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[1], ids[2]]);
+    let by_job = TaskFilter { job: Some("nope".into()), ..TaskFilter::default() };
+    assert!(db.backend.tasks(&by_job).await.expect("list").is_empty());
+    assert!(db.backend.task(TaskId(u64::MAX)).await.expect("read").is_none());
+
+    let workers = db.backend.workers().await.expect("workers");
+    assert_eq!((workers.len(), workers[0].id.as_str(), workers[0].concurrency), (1, "w", 4));
+
+    // Dead → pending with fresh attempts, the last error kept.
+    assert!(db.backend.retry_task(ids[1]).await.expect("retry dead"));
+    let info = db.backend.task(ids[1]).await.expect("read").expect("exists");
+    assert_eq!((info.state, info.attempt, info.last_error.as_deref()), (TaskState::Pending, 0, Some("boom")));
+    assert!(info.finished_at.is_none());
+    assert!(db.backend.retry_task(ids[3]).await.expect("retry cancelled"));
+    assert!(!db.backend.retry_task(ids[0]).await.expect("retry done"), "only dead or cancelled tasks");
+    assert!(!db.backend.retry_task(TaskId(9_999)).await.expect("retry missing"));
+}
