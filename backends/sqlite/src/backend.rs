@@ -1,10 +1,10 @@
 //! `impl Backend for SqliteBackend`: push, claim, ack, heartbeat, rescue, release.
 
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use errand_runtime::{
-    Ack, Backend, Claimed, Codec, Error, NewTask, Outcome, TaskId, Timestamp, Unserved, WakeSignal,
-    WorkerRegistration,
+    Ack, Backend, Claimed, Codec, Error, NewTask, Outcome, TaskId, Timestamp, Unserved, WakeSignal, WorkerRegistration,
 };
 use sqlx::{Connection, Row, SqliteConnection};
 
@@ -89,15 +89,18 @@ impl<C: Codec> Backend for SqliteBackend<C> {
         let mut unreadable = Vec::new();
         for row in &rows {
             match rows::claimed_task(row) {
-                Ok(task) => tasks.push(task),
+                Ok(task) => {
+                    if let Ok(Some(_run)) = row.try_get::<Option<i64>, _>(6) {
+                        self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner).insert(task.id.0);
+                    }
+                    tasks.push(task);
+                }
                 Err((Some(id), error)) => unreadable.push((id, error)),
                 Err((None, error)) => return Err(error),
             }
         }
         // RETURNING comes in no particular order.
-        tasks.sort_unstable_by(|a, b| {
-            b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id))
-        });
+        tasks.sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
         if !unreadable.is_empty() {
             self.bury(worker, unreadable, now).await?;
         }
@@ -120,11 +123,27 @@ impl<C: Codec> Backend for SqliteBackend<C> {
         if acks.is_empty() {
             return Ok(());
         }
+        // Workflow steps finishing (done or dead) advance their run in this
+        // same transaction; everything else is batched by outcome.
+        let mut steps: Vec<&Ack> = Vec::new();
+        {
+            let mut claimed = self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner);
+            if !claimed.is_empty() {
+                for ack in acks {
+                    if matches!(ack.outcome, Outcome::Done { .. } | Outcome::Dead { .. }) && claimed.remove(&ack.id.0) {
+                        steps.push(ack);
+                    }
+                }
+            }
+        }
         let mut done = JsonRows::with_capacity(acks.len() * 24);
         let mut retry = JsonRows::with_capacity(0);
         let mut dead = JsonRows::with_capacity(0);
         let mut snooze = JsonRows::with_capacity(0);
         for ack in acks {
+            if !steps.is_empty() && steps.iter().any(|s| s.id == ack.id) {
+                continue;
+            }
             // An id beyond i64 was never handed out by this backend.
             let Ok(id) = i64::try_from(ack.id.0) else { continue };
             let _ = match &ack.outcome {
@@ -135,31 +154,36 @@ impl<C: Codec> Backend for SqliteBackend<C> {
             };
         }
         let wake = !retry.is_empty() || !snooze.is_empty();
-        let batches: Vec<(&str, String)> = [
-            (sql::ACK_DONE, done),
-            (sql::ACK_RETRY, retry),
-            (sql::ACK_DEAD, dead),
-            (sql::ACK_SNOOZE, snooze),
-        ]
-        .into_iter()
-        .filter(|(_, rows)| !rows.is_empty())
-        .map(|(sql, rows)| (sql, rows.finish()))
-        .collect();
+        let batches: Vec<(&str, String)> =
+            [(sql::ACK_DONE, done), (sql::ACK_RETRY, retry), (sql::ACK_DEAD, dead), (sql::ACK_SNOOZE, snooze)]
+                .into_iter()
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|(sql, rows)| (sql, rows.finish()))
+                .collect();
 
         let operation = || format!("acknowledge {} task(s) of worker `{}`", acks.len(), worker.id);
         let now = Timestamp::now();
         let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
-        let updated = if let [(statement, json)] = batches.as_slice() {
+        let mut woken: Vec<String> = Vec::new();
+        let updated = if let ([(statement, json)], true) = (batches.as_slice(), steps.is_empty()) {
             ack_batch(&mut conn, statement, json, now, &worker.id).await.map_err(query_error(operation()))?
         } else {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
             let mut updated = 0;
             for (statement, json) in &batches {
-                updated += ack_batch(&mut tx, statement, json, now, &worker.id).await.map_err(query_error(operation()))?;
+                updated +=
+                    ack_batch(&mut tx, statement, json, now, &worker.id).await.map_err(query_error(operation()))?;
+            }
+            if !steps.is_empty() {
+                woken = crate::workflow::ack_steps::<C>(&mut tx, &worker.id, &steps, now).await?;
+                updated += steps.len() as u64;
             }
             tx.commit().await.map_err(query_error(operation()))?;
             updated
         };
+        for queue in &woken {
+            self.inner.notifier.notify(queue);
+        }
         if updated < acks.len() as u64 {
             // Some runs were cancelled (or rescued) meanwhile: the cancelled
             // ones are over now, so stop reporting them to this worker.
@@ -248,11 +272,7 @@ impl<C: Codec> Backend for SqliteBackend<C> {
             .execute(&mut *tx)
             .await
             .map_err(query_error(operation()))?;
-        sqlx::query(sql::DELETE_WORKER)
-            .bind(&*worker.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(operation()))?;
+        sqlx::query(sql::DELETE_WORKER).bind(&*worker.id).execute(&mut *tx).await.map_err(query_error(operation()))?;
         tx.commit().await.map_err(query_error(operation()))?;
         if released > 0 {
             self.inner.notifier.notify(&worker.queue);
@@ -319,7 +339,12 @@ impl<C: Codec> Backend for SqliteBackend<C> {
 
 impl<C: Codec> SqliteBackend<C> {
     /// Sends claimed tasks whose rows cannot be read to `dead`, with the reason.
-    async fn bury(&self, worker: &WorkerRegistration, tasks: Vec<(TaskId, Error)>, now: Timestamp) -> Result<(), Error> {
+    async fn bury(
+        &self,
+        worker: &WorkerRegistration,
+        tasks: Vec<(TaskId, Error)>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
         for (id, error) in tasks {
             tracing::warn!(task = %id, %error, "a claimed task's stored row cannot be read; it goes dead");
             let Ok(raw) = i64::try_from(id.0) else { continue };

@@ -15,10 +15,7 @@ fn raw_id(id: TaskId) -> i64 {
 
 impl<C: Codec> Expose for SqliteBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
-        let rows = sqlx::query(sql::COUNTS)
-            .fetch_all(&self.inner.reader)
-            .await
-            .map_err(query_error("count tasks"))?;
+        let rows = sqlx::query(sql::COUNTS).fetch_all(&self.inner.reader).await.map_err(query_error("count tasks"))?;
         rows::counts(&rows)
     }
 
@@ -47,11 +44,8 @@ impl<C: Codec> Expose for SqliteBackend<C> {
             query = query.bind(state.as_str());
         }
         let limit = if filter.limit == 0 { DEFAULT_LIMIT } else { filter.limit };
-        let rows = query
-            .bind(i64::from(limit))
-            .fetch_all(&self.inner.reader)
-            .await
-            .map_err(query_error("list tasks"))?;
+        let rows =
+            query.bind(i64::from(limit)).fetch_all(&self.inner.reader).await.map_err(query_error("list tasks"))?;
         rows.iter().map(rows::task_info).collect()
     }
 

@@ -146,6 +146,7 @@ mod expose;
 mod migrate;
 mod rows;
 mod sql;
+mod workflow;
 
 /// The backend's name in messages.
 pub(crate) const NAME: &str = "sqlite";
@@ -181,6 +182,9 @@ struct Inner {
     notifier: Notifier,
     /// The database file (or `:memory:`) for messages.
     location: String,
+    /// Workflow step tasks this process claimed and has not acked yet: their
+    /// acks advance the run in the same transaction.
+    claimed_steps: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl<C: Codec> Clone for SqliteBackend<C> {
@@ -219,13 +223,12 @@ fn parse_url(url: &str) -> Result<Target, Error> {
     };
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
-    let memory =
-        path == ":memory:" || params.split('&').any(|p| p == "mode=memory");
+    let memory = path == ":memory:" || params.split('&').any(|p| p == "mode=memory");
     if path.is_empty() && !memory {
         return Err(Error::Config(format!("SQLite URL `{url}` names no database file: {expected}")));
     }
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| Error::Config(format!("invalid SQLite URL `{url}`: {e}")))?;
+    let options =
+        SqliteConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid SQLite URL `{url}`: {e}")))?;
     let location = if memory { ":memory:".to_owned() } else { options.get_filename().display().to_string() };
     Ok(Target { options, memory, location })
 }
@@ -286,9 +289,7 @@ impl SqliteBackend<JsonCodec> {
         let reader = if memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(READERS)
-                .connect_lazy_with(options.create_if_missing(false))
+            SqlitePoolOptions::new().max_connections(READERS).connect_lazy_with(options.create_if_missing(false))
         };
         let backend = Self::from_parts(writer, reader, location);
         backend.setup().await?;
@@ -307,7 +308,13 @@ impl SqliteBackend<JsonCodec> {
 
     fn from_parts(writer: SqlitePool, reader: SqlitePool, location: String) -> Self {
         Self {
-            inner: Arc::new(Inner { writer, reader, notifier: Notifier::new(), location }),
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                notifier: Notifier::new(),
+                location,
+                claimed_steps: Default::default(),
+            }),
             orphan_after: DEFAULT_ORPHAN_AFTER,
             poll_interval: DEFAULT_POLL_INTERVAL,
             codec: PhantomData,

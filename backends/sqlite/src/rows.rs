@@ -110,7 +110,8 @@ pub(crate) fn counts(rows: &[SqliteRow]) -> Result<Vec<QueueCounts>, Error> {
         let queue: String = row.try_get(0).map_err(|e| bad_data("task counts", e.to_string()))?;
         let what = format!("task counts of queue `{queue}`");
         let state: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let state: TaskState = state.parse().map_err(|e: errand_runtime::UnknownState| bad_data(&what, e.to_string()))?;
+        let state: TaskState =
+            state.parse().map_err(|e: errand_runtime::UnknownState| bad_data(&what, e.to_string()))?;
         let n: i64 = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
         let n = u64::try_from(n).map_err(|_| bad_data(&what, format!("negative count {n}")))?;
         let entry = match out.iter_mut().position(|c| c.queue == queue) {

@@ -10,11 +10,14 @@ pub(crate) struct Migration {
 
 /// Every migration, in version order. Append only: an applied migration must
 /// never change (its checksum is verified on every `setup`).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create tasks and workers",
-    sql: include_str!("../migrations/0001_create_tasks.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create tasks and workers",
+        sql: include_str!("../migrations/0001_create_tasks.sql"),
+    },
+    Migration { version: 2, description: "workflows", sql: include_str!("../migrations/0002_workflows.sql") },
+];
 
 pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
 
@@ -46,3 +49,15 @@ pub(crate) const WORKERS: &str = include_str!("../sql/workers.sql");
 pub(crate) const RETRY_TASK: &str = include_str!("../sql/retry_task.sql");
 pub(crate) const CANCEL_TASK: &str = include_str!("../sql/cancel_task.sql");
 pub(crate) const TASK_BY_ID: &str = concat!(include_str!("../sql/select_task.sql"), "WHERE id = ?1");
+
+pub(crate) const RUN_INSERT: &str = include_str!("../sql/run_insert.sql");
+pub(crate) const RUN_SELECT: &str = include_str!("../sql/run_select.sql");
+pub(crate) const RUN_STEPS: &str = include_str!("../sql/run_steps.sql");
+pub(crate) const RUN_STEP_TASK: &str = include_str!("../sql/run_step_task.sql");
+pub(crate) const RUN_OUTPUT_INSERT: &str = include_str!("../sql/run_output_insert.sql");
+pub(crate) const RUN_OUTPUTS: &str = include_str!("../sql/run_outputs.sql");
+pub(crate) const RUN_FINISH: &str = include_str!("../sql/run_finish.sql");
+pub(crate) const RUN_CANCEL_STEPS: &str = include_str!("../sql/run_cancel_steps.sql");
+pub(crate) const STEP_TASK_INSERT: &str = include_str!("../sql/step_task_insert.sql");
+pub(crate) const STEP_ACK_DONE: &str = include_str!("../sql/step_ack_done.sql");
+pub(crate) const STEP_ACK_DEAD: &str = include_str!("../sql/step_ack_dead.sql");

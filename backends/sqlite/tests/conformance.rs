@@ -25,13 +25,14 @@ impl BackendFactory for SqliteFactory {
         let url = format!("sqlite://{}", dir.path().join("errand.db").display());
         self.dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir);
         match SqliteBackend::connect(&url).await {
-            Ok(backend) => backend
-                .orphan_after(settings.orphan_after)
-                .poll_interval(settings.poll_interval)
-                .with_codec::<C>(),
+            Ok(backend) => {
+                backend.orphan_after(settings.orphan_after).poll_interval(settings.poll_interval).with_codec::<C>()
+            }
             Err(e) => panic!("cannot open {url}: {e}"),
         }
     }
 }
 
 errand_runtime::conformance_tests!(SqliteFactory::default());
+
+errand_runtime::workflow_conformance_tests!(SqliteFactory::default());
