@@ -1,0 +1,136 @@
+//! Run with: `cargo run --release -p errand-redis --example measure`
+//!
+//! Rough figures for the Redis backend on this machine: memory per waiting
+//! task, bulk enqueue rate, drain rate of a noop job at concurrency 64, and
+//! enqueue→start latency on an idle worker. Uses a key prefix of its own and
+//! deletes its keys at the end. Not a benchmark harness (see `benches/`).
+
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use errand_redis::RedisBackend;
+use errand_runtime::{BackendExt, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
+use tokio::sync::mpsc;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Noop {
+    n: u64,
+}
+
+impl Job for Noop {
+    const NAME: &'static str = "noop";
+    const QUEUE: &'static str = "measure";
+    type Output = ();
+    async fn run(self, _cx: TaskCx) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Ping;
+
+impl Job for Ping {
+    const NAME: &'static str = "ping";
+    const QUEUE: &'static str = "measure-latency";
+    type Output = ();
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        if let Some(tx) = cx.data::<mpsc::UnboundedSender<Instant>>() {
+            let _ = tx.send(Instant::now());
+        }
+        Ok(())
+    }
+}
+
+async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await.unwrap_or_default();
+    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+async fn drain(backend: &RedisBackend, queued: u64) -> f64 {
+    let jobs = (0..queued).map(|n| Noop { n });
+    backend.enqueue_bulk(jobs).await.unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let watch = backend.clone();
+    Monitor::new()
+        .register(WorkerBuilder::<Noop, _>::new(backend.clone()).concurrency(64))
+        .run_until(async move {
+            loop {
+                let c = watch.queue_counts(Noop::QUEUE).await.unwrap_or_default();
+                if c.pending + c.running + c.retry == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    queued as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("ERRAND_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let backend =
+        RedisBackend::builder().prefix("errand-measure:").connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}"));
+
+    // Memory per waiting task, and bulk enqueue rate.
+    let n = 100_000_u64;
+    let before = used_memory(&mut conn).await;
+    let started = Instant::now();
+    let ids = backend.enqueue_bulk((0..n).map(|n| Noop { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    let elapsed = started.elapsed();
+    let after = used_memory(&mut conn).await;
+    let key = format!("errand-measure:{{measure}}:t:{}", ids[500].0 & ((1 << 40) - 1));
+    let hash: u64 = redis::cmd("MEMORY").arg("USAGE").arg(&key).query_async(&mut conn).await.unwrap_or(0);
+    println!("bulk enqueue: {n} tasks in {elapsed:.2?} = {:.0}/s", n as f64 / elapsed.as_secs_f64());
+    println!(
+        "memory per waiting task: {:.0} bytes (INFO used_memory delta / {n}); task hash alone: {hash} bytes (MEMORY USAGE); payload {} bytes",
+        (after.saturating_sub(before)) as f64 / n as f64,
+        serde_json::to_vec(&Noop { n: 500 }).map(|v| v.len()).unwrap_or(0),
+    );
+    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+
+    // Single enqueues, one at a time.
+    let started = Instant::now();
+    for n in 0..5_000 {
+        backend.enqueue(Noop { n }).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    println!("single enqueue (sequential): {:.0}/s", 5_000.0 / started.elapsed().as_secs_f64());
+    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+
+    for queued in [2_000, 200_000, 1_000_000] {
+        let rate = drain(&backend, queued).await;
+        println!("drain, noop, concurrency 64, {queued} queued: {rate:.0} jobs/s");
+        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // Enqueue → start latency on an idle worker.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    let worker = WorkerBuilder::<Ping, _>::new(backend.clone()).data(tx).concurrency(4);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let monitor = tokio::spawn(Monitor::new().register(worker).run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut samples = Vec::new();
+    for _ in 0..500 {
+        let sent = Instant::now();
+        backend.enqueue(Ping).await.unwrap_or_else(|e| panic!("{e}"));
+        if let Some(started) = rx.recv().await {
+            samples.push(started.duration_since(sent));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let _ = stop_tx.send(());
+    let _ = monitor.await;
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!("enqueue→start on an idle worker (same process): p50 {:?}, p99 {:?}", pct(0.5), pct(0.99));
+    let _ = Arc::new(());
+    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+}

@@ -1,0 +1,47 @@
+-- Sends waiting tasks of one job due at or before a time to dead, a bounded
+-- batch per call. KEYS[1] counts, KEYS[2] dead index.
+-- ARGV: base, now, job, due_before, reason, ready offset, batch.
+-- Returns {buried, more (0/1), next ready offset}.
+local now, job, due_before, reason = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local offset, batch = tonumber(ARGV[6]), tonumber(ARGV[7])
+local ready, delayed = base .. 'r:' .. job, base .. 'd:' .. job
+local buried = 0
+
+local function bury(seq)
+  local tk = tkey(seq)
+  local state = redis.call('HGET', tk, 's')
+  if state == 'pending' or state == 'retry' then
+    redis.call('HSET', tk, 's', 'dead', 'e', reason, 'f', now)
+    redis.call('ZADD', KEYS[2], seq, seq)
+    release_unique(tk, seq, now)
+    count(state, -1)
+    count('dead', 1)
+    buried = buried + 1
+  end
+end
+
+local ids = redis.call('ZRANGEBYSCORE', delayed, '-inf', due_before, 'LIMIT', 0, batch)
+for _, seq in ipairs(ids) do
+  bury(seq)
+end
+if #ids > 0 then
+  redis.call('ZREM', delayed, unpack(ids))
+end
+
+local members = redis.call('ZRANGE', ready, offset, offset + batch - 1)
+local removed = {}
+for _, m in ipairs(members) do
+  if tonumber(string.sub(m, 1, 13)) <= due_before then
+    bury(tostring(tonumber(string.sub(m, 14))))
+    removed[#removed + 1] = m
+  end
+end
+if #removed > 0 then
+  redis.call('ZREM', ready, unpack(removed))
+end
+flush_counts()
+local more = 0
+if #ids == batch or #members == batch then
+  more = 1
+end
+return { buried, more, offset + #members - #removed }

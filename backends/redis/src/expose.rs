@@ -1,0 +1,178 @@
+//! What dashboards and tools read and do.
+
+use std::collections::HashMap;
+
+use errand_runtime::{
+    Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo,
+};
+use redis::Value;
+
+use crate::backend::{RedisBackend, failed};
+use crate::keys::{split_id, task_id};
+use crate::reply::{self, INFO_FIELDS, int, unexpected};
+
+impl<C: Codec> RedisBackend<C> {
+    /// Runs the cancel or retry script on one task.
+    async fn change(&self, id: TaskId, retry: bool) -> Result<bool, Error> {
+        let (number, seq) = split_id(id);
+        let Some(queue) = self.queue_name(number).await? else { return Ok(false) };
+        let base = self.inner.keys.base(&queue);
+        let now = Timestamp::now().as_millis();
+        let (lua, keys, what) = if retry {
+            let keys = vec![format!("{base}n"), format!("{base}dead"), format!("{base}cancelled")];
+            (&self.inner.scripts.retry, keys, format!("retry task {id} of queue `{queue}`"))
+        } else {
+            let keys = vec![format!("{base}n"), format!("{base}cancelled")];
+            (&self.inner.scripts.cancel, keys, format!("cancel task {id} of queue `{queue}`"))
+        };
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = lua.call(&keys);
+        cmd.arg(&base).arg(now).arg(seq);
+        if retry {
+            cmd.arg(&self.inner.channel).arg(&queue);
+        }
+        let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
+        let changed = int(&value).ok_or_else(|| unexpected(what, &value))? == 1;
+        if changed && retry {
+            self.inner.notifier.notify(&queue);
+        }
+        Ok(changed)
+    }
+}
+
+impl<C: Codec> Expose for RedisBackend<C> {
+    async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
+        let queues = self.all_queues().await?;
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (queue, _) in &queues {
+            pipe.cmd("HMGET")
+                .arg(format!("{}n", self.inner.keys.base(queue)))
+                .arg(&TaskState::ALL.map(TaskState::as_str));
+        }
+        let rows: Vec<Vec<Option<i64>>> =
+            pipe.query_async(&mut self.conn()).await.map_err(|e| failed("read the task counts", e))?;
+        Ok(queues
+            .into_iter()
+            .zip(rows)
+            .map(|((queue, _), row)| {
+                let mut counts = QueueCounts { queue, ..QueueCounts::default() };
+                for (state, n) in TaskState::ALL.into_iter().zip(row) {
+                    *counts.get_mut(state) = n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                }
+                counts
+            })
+            .collect())
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        let mut queues = self.all_queues().await?;
+        if let Some(only) = &filter.queue {
+            queues.retain(|(name, _)| name == only);
+        }
+        let (after_queue, after_seq) = filter.after.map_or((0, 0), split_id);
+        queues.retain(|(_, n)| *n >= after_queue);
+        queues.sort_by_key(|(_, n)| *n);
+        let lua = &self.inner.scripts.list;
+        let mut found = Vec::new();
+        // Queues in id order: stop once a page is full.
+        for (queue, number) in queues {
+            if found.len() >= limit as usize {
+                break;
+            }
+            let base = self.inner.keys.base(&queue);
+            let mut cmd = lua.call(&[&format!("{base}jobs"), &format!("{base}w")]);
+            cmd.arg(&base)
+                .arg(filter.state.map_or("", TaskState::as_str))
+                .arg(filter.job.as_deref().unwrap_or(""))
+                .arg(if number == after_queue { after_seq } else { 0 })
+                .arg(limit as usize - found.len());
+            let what = format!("list the tasks of queue `{queue}`");
+            let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
+            let mut items = reply::into_array(value, &what)?.into_iter();
+            while let Some(seq) = items.next() {
+                let seq =
+                    int(&seq).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(what.as_str(), &seq))?;
+                let fields: Vec<Value> = items.by_ref().take(INFO_FIELDS.len()).collect();
+                found.push(reply::task_info(task_id(number, seq), &queue, fields)?);
+            }
+        }
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<TaskInfo>, Error> {
+        let (number, seq) = split_id(id);
+        let Some(queue) = self.queue_name(number).await? else { return Ok(None) };
+        let key = format!("{}t:{seq}", self.inner.keys.base(&queue));
+        let fields: Vec<Value> = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&INFO_FIELDS[..])
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| failed(format!("read task {id} of queue `{queue}`"), e))?;
+        if fields.get(1).is_none_or(|state| *state == Value::Nil) {
+            return Ok(None);
+        }
+        reply::task_info(id, &queue, fields).map(Some)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
+        let queues = self.all_queues().await?;
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cutoff = Timestamp::now().sub(self.inner.orphan_after).as_millis();
+        let mut pipe = redis::pipe();
+        for (queue, _) in &queues {
+            let base = self.inner.keys.base(queue);
+            pipe.cmd("ZRANGEBYSCORE").arg(format!("{base}w")).arg(cutoff).arg("+inf").arg("WITHSCORES");
+            pipe.cmd("HGETALL").arg(format!("{base}wi"));
+        }
+        type Row = (Vec<(String, f64)>, HashMap<String, String>);
+        let rows: Vec<Row> = {
+            let values: Vec<Value> =
+                pipe.query_async(&mut self.conn()).await.map_err(|e| failed("read the live workers", e))?;
+            let mut rows = Vec::with_capacity(queues.len());
+            let mut values = values.into_iter();
+            while let (Some(seen), Some(details)) = (values.next(), values.next()) {
+                let seen = redis::from_redis_value(seen).map_err(|e| failed("read the live workers", e.into()))?;
+                let details =
+                    redis::from_redis_value(details).map_err(|e| failed("read the live workers", e.into()))?;
+                rows.push((seen, details));
+            }
+            rows
+        };
+        let mut workers = Vec::new();
+        for ((queue, _), (seen, details)) in queues.into_iter().zip(rows) {
+            for (id, last_seen) in seen {
+                let detail = details.get(&id).map(String::as_str).unwrap_or_default();
+                let mut parts = detail.split('\t');
+                let job = parts.next().unwrap_or_default().to_owned();
+                let concurrency = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+                let started_at = Timestamp(parts.next().and_then(|s| s.parse().ok()).unwrap_or(0));
+                workers.push(WorkerInfo {
+                    id,
+                    queue: queue.clone(),
+                    job,
+                    concurrency,
+                    started_at,
+                    last_seen: Timestamp(last_seen as i64),
+                });
+            }
+        }
+        workers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(workers)
+    }
+
+    async fn retry_task(&self, id: TaskId) -> Result<bool, Error> {
+        self.change(id, true).await
+    }
+
+    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error> {
+        self.change(id, false).await
+    }
+}

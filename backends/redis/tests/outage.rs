@@ -1,0 +1,165 @@
+//! The connection to Redis is cut in the middle of a run: a loopback TCP
+//! proxy between the backend and Redis closes every connection and refuses
+//! new ones for a while, then accepts again. The worker reconnects and every
+//! task completes exactly once.
+//!
+//! Needs `ERRAND_REDIS_URL`; skipped without it unless
+//! `ERRAND_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use errand_runtime::testing::{Running, wait_for};
+use errand_runtime::{BackendExt, Expose, Job, JobError, JsonCodec, Monitor, TaskCx, TaskSink, WorkerBuilder};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// How many times each key ran.
+#[derive(Debug, Clone, Default)]
+struct Runs(Arc<Mutex<HashMap<u64, u32>>>);
+
+impl Runs {
+    fn record(&self, key: u64) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default() += 1;
+    }
+    fn total(&self) -> u32 {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).values().sum()
+    }
+    fn of(&self, key: u64) -> u32 {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Work {
+    key: u64,
+}
+
+impl Job for Work {
+    const NAME: &'static str = "outage_work";
+    const QUEUE: &'static str = "outage";
+    type Output = ();
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if let Some(runs) = cx.data::<Runs>() {
+            runs.record(self.key);
+        }
+        Ok(())
+    }
+}
+
+/// A TCP proxy on loopback that can be cut and restored.
+struct Proxy {
+    addr: SocketAddr,
+    upstream: String,
+    up: Mutex<Option<CancellationToken>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local addr: {e}"));
+        let proxy = Self { addr, upstream, up: Mutex::new(None) };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let token = CancellationToken::new();
+        *self.up.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        let upstream = self.upstream.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = token.cancelled() => return, // drops the listener: connections are refused
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((client, _)) = accepted else { continue };
+                let token = token.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        () = token.cancelled() => {} // dropping both sockets closes them
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+    }
+
+    /// Closes every connection and refuses new ones.
+    fn cut(&self) {
+        if let Some(token) = self.up.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            token.cancel();
+        }
+    }
+
+    /// Accepts connections again, on the same port.
+    async fn restore(&self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap_or_else(|e| panic!("rebind {}: {e}", self.addr));
+        self.serve(listener);
+    }
+}
+
+/// `redis://[userinfo@]host:port[/db]` → (`host:port`, the same URL pointing at `proxy`).
+fn through(url: &str, proxy: SocketAddr) -> (String, String) {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let hostport = if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:6379") };
+    let proxied = format!("{}{userinfo}{proxy}{}", &url[..scheme_end], &rest[authority_end..]);
+    (hostport, proxied)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_loses_nothing() {
+    let Some(url) = common::url() else { return };
+    let (direct, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let (upstream, _) = through(&url, "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}")));
+    let proxy = Proxy::start(upstream).await;
+    let (_, proxied_url) = through(&url, proxy.addr);
+    let proxied = errand_redis::RedisBackend::builder()
+        .prefix(direct.prefix())
+        .poll_interval(Duration::from_millis(100))
+        .connect(&proxied_url)
+        .await
+        .unwrap_or_else(|e| panic!("connect through the proxy: {e}"));
+
+    let total = 300;
+    let ids = direct.enqueue_bulk((0..total).map(|key| Work { key })).await.unwrap_or_else(|e| panic!("enqueue: {e}"));
+    let runs = Runs::default();
+    let worker = WorkerBuilder::<Work, _>::new(proxied.clone()).data(runs.clone()).concurrency(8);
+    let running = Running::start(Monitor::new().register(worker));
+
+    wait_for("some runs before the cut", || async { runs.total() >= 40 }).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(runs.total() < total as u32, "the cut came too late to test anything");
+    proxy.restore().await;
+
+    wait_for("every task to be done", || async {
+        direct.queue_counts(Work::QUEUE).await.is_ok_and(|c| c.done == total)
+    })
+    .await;
+    running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+    for key in 0..total {
+        assert_eq!(runs.of(key), 1, "task {key} ran {} times", runs.of(key));
+    }
+    for id in ids {
+        let info = direct.task(id).await.unwrap_or_else(|e| panic!("task {id}: {e}"));
+        assert_eq!(info.map(|t| t.state), Some(errand_runtime::TaskState::Done), "task {id}");
+    }
+    // Enqueueing through the restored proxy works too.
+    proxied.enqueue(Work { key: total }).await.unwrap_or_else(|e| panic!("enqueue after the outage: {e}"));
+}

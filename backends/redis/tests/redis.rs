@@ -1,0 +1,238 @@
+//! Redis-specific behaviour: script reloading, large claims, unique keys,
+//! retention, configuration errors.
+//!
+//! Needs `ERRAND_REDIS_URL`; skipped without it unless
+//! `ERRAND_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use std::time::Duration;
+
+use errand_redis::RedisBackend;
+use errand_runtime::{
+    Ack, Backend, Enqueue, Error, Expose, Job, JobError, JsonCodec, Outcome, TaskCx, TaskSink, TaskState, Timestamp,
+    WorkerRegistration,
+};
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Noop {
+    n: u64,
+}
+
+impl Job for Noop {
+    const NAME: &'static str = "noop";
+    const QUEUE: &'static str = "redis-tests";
+    type Output = u64;
+    async fn run(self, _cx: TaskCx) -> Result<u64, JobError> {
+        Ok(self.n)
+    }
+}
+
+fn registration(id: &str) -> WorkerRegistration {
+    WorkerRegistration {
+        id: id.into(),
+        queue: Noop::QUEUE.into(),
+        job: Noop::NAME,
+        concurrency: 16,
+        started_at: Timestamp::now(),
+    }
+}
+
+async fn ok<T>(result: Result<T, Error>, what: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("{what} failed: {error}"),
+    }
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    match redis::Client::open(url) {
+        Ok(client) => match client.get_multiplexed_async_connection().await {
+            Ok(conn) => conn,
+            Err(error) => panic!("connecting to {url}: {error}"),
+        },
+        Err(error) => panic!("opening {url}: {error}"),
+    }
+}
+
+/// After `SCRIPT FLUSH` every operation still works: scripts are loaded again
+/// on `NOSCRIPT`, for single calls and pipelined ones.
+#[tokio::test]
+async fn scripts_are_reloaded_after_a_flush() {
+    let Some(url) = common::url() else { return };
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("flush-worker");
+    let mut conn = raw(&url).await;
+    let flush = redis::cmd("SCRIPT").arg("FLUSH").clone();
+
+    let _: () = ok(flush.query_async(&mut conn).await.map_err(|e| Error::Config(e.to_string())), "SCRIPT FLUSH").await;
+    let id = ok(backend.enqueue(Noop { n: 1 }).await, "enqueue after a flush").await;
+    let _: () = ok(flush.query_async(&mut conn).await.map_err(|e| Error::Config(e.to_string())), "SCRIPT FLUSH").await;
+    let bulk = ok(backend.enqueue_bulk((0..1_500).map(|n| Noop { n })).await, "bulk enqueue after a flush").await;
+    assert_eq!(bulk.len(), 1_500);
+    let _: () = ok(flush.query_async(&mut conn).await.map_err(|e| Error::Config(e.to_string())), "SCRIPT FLUSH").await;
+    ok(backend.heartbeat(&worker).await, "heartbeat after a flush").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim after a flush").await;
+    assert_eq!(claimed.tasks.first().map(|t| t.id), Some(id));
+    let _: () = ok(flush.query_async(&mut conn).await.map_err(|e| Error::Config(e.to_string())), "SCRIPT FLUSH").await;
+    let acks: Vec<Ack> =
+        claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Done { result: b"1".to_vec() } }).collect();
+    ok(backend.ack(&worker, &acks).await, "ack after a flush").await;
+    let _: () = ok(flush.query_async(&mut conn).await.map_err(|e| Error::Config(e.to_string())), "SCRIPT FLUSH").await;
+    assert_eq!(ok(backend.rescue_orphans().await, "rescue after a flush").await, 0);
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].pending), (10, 1_491), "{counts:?}");
+    assert_eq!(ok(backend.release(&worker).await, "release").await, 0);
+}
+
+/// More than 10,000 delayed tasks falling due at once are claimed in bounded
+/// batches (no Lua `unpack` of the whole set), and all of them run.
+#[tokio::test]
+async fn claims_with_over_ten_thousand_due_delayed_tasks() {
+    if common::url().is_none() {
+        return;
+    }
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("big-claim");
+    let total = 12_000_u64;
+    let at = std::time::SystemTime::now() + Duration::from_millis(300);
+    let tasks: Vec<_> = (0..total)
+        .map(|n| Enqueue::new().run_at(at).to_task::<Noop, JsonCodec>(&Noop { n }, Timestamp::now()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("encoding: {e}"));
+    ok(backend.push(tasks).await, "push").await;
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let early = ok(backend.claim(&worker, 100).await, "early claim").await;
+    assert!(early.tasks.is_empty(), "claimed delayed tasks before they were due");
+    assert!(early.next_due.is_some(), "an empty claim reports the next due time");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let mut seen = std::collections::HashSet::new();
+    let mut rounds = 0;
+    while (seen.len() as u64) < total {
+        rounds += 1;
+        assert!(rounds < 1_000, "claimed only {} of {total} tasks", seen.len());
+        let claimed = ok(backend.claim(&worker, 5_000).await, "claim").await;
+        let acks: Vec<Ack> =
+            claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Done { result: Vec::new() } }).collect();
+        for task in &claimed.tasks {
+            assert!(seen.insert(task.id), "task {} claimed twice", task.id);
+        }
+        ok(backend.ack(&worker, &acks).await, "ack").await;
+    }
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].pending, counts[0].running), (total, 0, 0), "{counts:?}");
+}
+
+/// Unique keys: a duplicate returns the live task's id, also inside one bulk
+/// enqueue; a finished task frees its key; a window keeps it.
+#[tokio::test]
+async fn unique_keys() {
+    if common::url().is_none() {
+        return;
+    }
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("unique");
+    let first = ok(backend.enqueue_with(Noop { n: 1 }, Enqueue::new().unique_key("k")).await, "enqueue").await;
+    let again = ok(backend.enqueue_with(Noop { n: 2 }, Enqueue::new().unique_key("k")).await, "enqueue").await;
+    assert_eq!(first, again);
+    let now = Timestamp::now();
+    let batch: Vec<_> = ["a", "b", "a"]
+        .iter()
+        .map(|k| Enqueue::new().unique_key(*k).to_task::<Noop, JsonCodec>(&Noop { n: 0 }, now))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("encoding: {e}"));
+    let ids = ok(backend.push(batch).await, "push").await;
+    assert_eq!(ids[0], ids[2], "a duplicate within one batch gets the first task's id");
+    assert_ne!(ids[0], ids[1]);
+
+    // Finish everything; "k" is free again, a windowed key is not.
+    let windowed = Enqueue::new().unique_key("w").unique_for(Duration::from_secs(3600));
+    let w = ok(backend.enqueue_with(Noop { n: 3 }, windowed.clone()).await, "enqueue").await;
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 100).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 4);
+    let acks: Vec<Ack> =
+        claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Done { result: Vec::new() } }).collect();
+    ok(backend.ack(&worker, &acks).await, "ack").await;
+    let fresh = ok(backend.enqueue_with(Noop { n: 4 }, Enqueue::new().unique_key("k")).await, "enqueue").await;
+    assert_ne!(fresh, first, "a finished task frees its key");
+    let same = ok(backend.enqueue_with(Noop { n: 5 }, windowed).await, "enqueue").await;
+    assert_eq!(same, w, "a finished task inside its window still holds its key");
+}
+
+/// Done tasks get an expiry of the retention; dead ones keep none; expired
+/// ones leave the done index and count.
+#[tokio::test]
+async fn retention_expires_done_tasks() {
+    let Some(url) = common::url() else { return };
+    let builder = common::builder().retention(Duration::from_millis(300));
+    let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
+    let worker = registration("retention");
+    let ids = ok(backend.enqueue_bulk((0..3).map(|n| Noop { n })).await, "enqueue").await;
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 3);
+    let acks = vec![
+        Ack { id: ids[0], outcome: Outcome::Done { result: b"0".to_vec() } },
+        Ack { id: ids[1], outcome: Outcome::Done { result: b"1".to_vec() } },
+        Ack { id: ids[2], outcome: Outcome::Dead { error: "boom".into() } },
+    ];
+    ok(backend.ack(&worker, &acks).await, "ack").await;
+
+    let mut conn = raw(&url).await;
+    let key =
+        |id: errand_runtime::TaskId| format!("{}{{{}}}:t:{}", backend.prefix(), Noop::QUEUE, id.0 & ((1 << 40) - 1));
+    let ttl: i64 = redis::cmd("PTTL").arg(key(ids[0])).query_async(&mut conn).await.unwrap_or(-3);
+    assert!(ttl > 0 && ttl <= 300, "a done task expires after the retention (PTTL {ttl})");
+    let dead_ttl: i64 = redis::cmd("PTTL").arg(key(ids[2])).query_async(&mut conn).await.unwrap_or(-3);
+    assert_eq!(dead_ttl, -1, "dead tasks are kept");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(ok(backend.task(ids[0]).await, "task").await.is_none(), "an expired done task is gone");
+    assert_eq!(ok(backend.task(ids[2]).await, "task").await.map(|t| t.state), Some(TaskState::Dead));
+    ok(backend.rescue_orphans().await, "rescue (prunes)").await;
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].dead), (0, 1), "{counts:?}");
+    let listed = ok(backend.tasks(&errand_runtime::TaskFilter::default()).await, "tasks").await;
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[2]]);
+}
+
+/// A malformed URL is a configuration error naming the URL (without its
+/// password); a bad prefix too; an unreachable server is a backend error.
+#[tokio::test]
+async fn bad_configuration_is_a_clear_error() {
+    match RedisBackend::connect("http://:hunter2@127.0.0.1:6379").await {
+        Err(Error::Config(message)) => {
+            assert!(message.contains("invalid Redis URL") && message.contains("127.0.0.1"), "{message}");
+            assert!(!message.contains("hunter2"), "the password leaked: {message}");
+        }
+        other => panic!("expected Error::Config, got {other:?}"),
+    }
+    match RedisBackend::builder().prefix("a{b}:").connect("redis://127.0.0.1:1").await {
+        Err(Error::Config(message)) => assert!(message.contains("must not contain"), "{message}"),
+        other => panic!("expected Error::Config, got {other:?}"),
+    }
+    // Port 1 on loopback: nothing listens there.
+    match RedisBackend::builder().connect("redis://127.0.0.1:1").await {
+        Err(Error::Backend(error)) => {
+            assert!(error.to_string().contains("connect to redis://127.0.0.1:1"), "{error}");
+        }
+        other => panic!("expected Error::Backend, got {other:?}"),
+    }
+}
+
+/// Malformed stored data is an error naming the task, never a panic.
+#[tokio::test]
+async fn bad_stored_data_names_the_task() {
+    let Some(url) = common::url() else { return };
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let id = ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
+    let mut conn = raw(&url).await;
+    let key = format!("{}{{{}}}:t:{}", backend.prefix(), Noop::QUEUE, id.0 & ((1 << 40) - 1));
+    let _: i64 = redis::cmd("HSET").arg(&key).arg("a").arg("many").query_async(&mut conn).await.unwrap_or(0);
+    match backend.task(id).await {
+        Err(error) => assert!(error.to_string().contains(&format!("task {id}")), "{error}"),
+        Ok(info) => panic!("expected an error, got {info:?}"),
+    }
+}
