@@ -160,7 +160,7 @@ async fn a_worker_without_its_data_fails_before_running_anything() -> Result<(),
 
     let outcome = tokio::time::timeout(
         Duration::from_secs(5),
-        Monitor::new().register(Greet::worker(&backend)).run_until(std::future::pending()),
+        Monitor::new().register(Greet::worker(&backend)).run_until(std::future::pending::<()>()),
     )
     .await;
     match outcome {

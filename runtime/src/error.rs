@@ -44,6 +44,10 @@ pub enum Error {
         /// The deadline that passed.
         deadline: Duration,
     },
+    /// A workflow run failed or does not exist (see
+    /// [`WorkflowError`](crate::workflow::WorkflowError)).
+    #[error(transparent)]
+    Workflow(Box<crate::workflow::WorkflowError>),
     /// A worker task ended abnormally (it panicked outside a handler).
     #[error("worker `{worker}` ended abnormally: {message}")]
     WorkerCrashed {
@@ -87,4 +91,13 @@ pub struct CodecError {
     /// The codec's own error.
     #[source]
     pub source: BoxError,
+}
+
+impl From<crate::workflow::WorkflowError> for Error {
+    fn from(error: crate::workflow::WorkflowError) -> Self {
+        match error {
+            crate::workflow::WorkflowError::Backend(error) => error,
+            other => Error::Workflow(Box::new(other)),
+        }
+    }
 }

@@ -155,7 +155,8 @@ impl Monitor {
         .await
     }
 
-    /// Runs until `signal` completes, then shuts down gracefully.
+    /// Runs until `signal` completes (its output is ignored, so
+    /// `tokio::signal::ctrl_c()` works as it is), then shuts down gracefully.
     ///
     /// # Errors
     ///
@@ -163,7 +164,7 @@ impl Monitor {
     /// when a worker lacks data its job needs. Later:
     /// [`Error::ShutdownTimeout`] when workers did not stop in time, or a
     /// worker's own error (the other workers are then shut down too).
-    pub async fn run_until<F: Future<Output = ()> + Send>(self, signal: F) -> Result<(), Error> {
+    pub async fn run_until<F: Future + Send>(self, signal: F) -> Result<(), Error> {
         if self.workers.is_empty() {
             return Err(Error::NoWorkers);
         }
@@ -192,7 +193,7 @@ impl Monitor {
 
         let mut first_error = None;
         tokio::select! {
-            () = signal => {}
+            _ = signal => {}
             Some(ended) = running.join_next() => {
                 first_error = Some(ended_abnormally(ended));
             }
