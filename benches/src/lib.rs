@@ -1,1 +1,277 @@
-//! bench helpers
+//! The throughput and latency harness behind `cargo bench -p errand-benches`
+//! (and, later, `errand bench`).
+//!
+//! For one backend it measures, with a noop job:
+//! - single enqueue and bulk enqueue (jobs/s);
+//! - drain: tasks queued first, then one worker runs them all at
+//!   concurrency 1, 16 and 64 (jobs/s), with 2,000 and with 200,000 queued
+//!   so that a slowdown with table size shows;
+//! - enqueue→start latency on an idle worker (p50/p99), one task at a time.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), errand::Error> {
+//! use errand::memory::MemoryBackend;
+//! let results = errand_benches::run_backend("memory", &errand_benches::Plan::quick(), || async {
+//!     Ok(MemoryBackend::new())
+//! })
+//! .await?;
+//! errand_benches::print_table(&results);
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use errand::{Backend, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+
+/// Counts finished runs and wakes the bench when the target is reached.
+/// Clones share the count.
+#[derive(Debug, Default, Clone)]
+pub struct Counter(Arc<CounterInner>);
+
+#[derive(Debug, Default)]
+struct CounterInner {
+    done: AtomicU64,
+    target: AtomicU64,
+    reached: Notify,
+}
+
+impl Counter {
+    fn hit(&self) {
+        let n = self.0.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.0.target.load(Ordering::Relaxed) {
+            self.0.reached.notify_one();
+        }
+    }
+}
+
+/// A job that does nothing but count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Noop {
+    /// A small payload, as a real job would carry.
+    pub n: u64,
+}
+
+impl Job for Noop {
+    const NAME: &'static str = "bench_noop";
+    const QUEUE: &'static str = "bench";
+    type Output = ();
+
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        if let Some(counter) = cx.data::<Counter>() {
+            counter.hit();
+        }
+        Ok(())
+    }
+}
+
+/// A job that reports when it started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ping {
+    /// The sample number.
+    pub n: u64,
+}
+
+/// Where [`Ping`] reports its start.
+#[derive(Debug, Clone)]
+pub struct Started(mpsc::UnboundedSender<(u64, Instant)>);
+
+impl Job for Ping {
+    const NAME: &'static str = "bench_ping";
+    const QUEUE: &'static str = "bench_latency";
+    type Output = ();
+
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        let now = Instant::now();
+        if let Some(started) = cx.data::<Started>() {
+            let _ = started.0.send((self.n, now));
+        }
+        Ok(())
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Tasks for the single-enqueue measurement.
+    pub single: u64,
+    /// Tasks for the bulk-enqueue measurement.
+    pub bulk: u64,
+    /// Tasks per bulk call.
+    pub bulk_chunk: u64,
+    /// (queued tasks, concurrency) drain runs.
+    pub drains: Vec<(u64, usize)>,
+    /// Latency samples.
+    pub latency_samples: u64,
+}
+
+impl Plan {
+    /// The full plan of DESIGN §5.
+    pub fn full() -> Self {
+        Self {
+            single: 2_000,
+            bulk: 200_000,
+            bulk_chunk: 10_000,
+            drains: vec![(2_000, 1), (2_000, 16), (2_000, 64), (200_000, 64)],
+            latency_samples: 500,
+        }
+    }
+
+    /// A shorter run for a quick look.
+    pub fn quick() -> Self {
+        Self {
+            single: 500,
+            bulk: 20_000,
+            bulk_chunk: 10_000,
+            drains: vec![(2_000, 1), (2_000, 64), (20_000, 64)],
+            latency_samples: 100,
+        }
+    }
+}
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// The backend.
+    pub backend: String,
+    /// What was measured, e.g. `drain 2000 @64`.
+    pub scenario: String,
+    /// The figure.
+    pub value: f64,
+    /// Its unit: `jobs/s` or `µs`.
+    pub unit: &'static str,
+}
+
+fn measurement(backend: &str, scenario: String, value: f64, unit: &'static str) -> Measurement {
+    eprintln!("  {backend:<10} {scenario:<28} {value:>14.1} {unit}");
+    Measurement { backend: backend.to_owned(), scenario, value, unit }
+}
+
+/// Runs `plan` against fresh backends from `make` (one per scenario).
+///
+/// # Errors
+///
+/// When the backend fails.
+pub async fn run_backend<B, F, Fut>(name: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    B: Backend + Expose,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<B, errand::Error>>,
+{
+    let mut out = Vec::new();
+
+    if plan.single > 0 {
+        let backend = make().await?;
+        let start = Instant::now();
+        for n in 0..plan.single {
+            backend.enqueue(Noop { n }).await?;
+        }
+        out.push(measurement(name, "enqueue single".into(), rate(plan.single, start.elapsed()), "jobs/s"));
+    }
+
+    if plan.bulk > 0 {
+        let backend = make().await?;
+        let start = Instant::now();
+        bulk(&backend, plan.bulk, plan.bulk_chunk).await?;
+        let scenario = format!("enqueue bulk ({} per call)", plan.bulk_chunk);
+        out.push(measurement(name, scenario, rate(plan.bulk, start.elapsed()), "jobs/s"));
+    }
+
+    for &(queued, concurrency) in &plan.drains {
+        let backend = make().await?;
+        bulk(&backend, queued, plan.bulk_chunk).await?;
+        let elapsed = drain(&backend, queued, concurrency).await?;
+        out.push(measurement(name, format!("drain {queued} @{concurrency}"), rate(queued, elapsed), "jobs/s"));
+    }
+
+    if plan.latency_samples > 0 {
+        let backend = make().await?;
+        let (p50, p99) = latency(&backend, plan.latency_samples).await?;
+        out.push(measurement(name, "enqueue→start p50".into(), p50, "µs"));
+        out.push(measurement(name, "enqueue→start p99".into(), p99, "µs"));
+    }
+    Ok(out)
+}
+
+fn rate(n: u64, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+async fn bulk<B: Backend>(backend: &B, n: u64, chunk: u64) -> Result<(), errand::Error> {
+    let mut next = 0;
+    while next < n {
+        let end = (next + chunk).min(n);
+        backend.enqueue_bulk((next..end).map(|n| Noop { n })).await?;
+        next = end;
+    }
+    Ok(())
+}
+
+async fn drain<B: Backend>(backend: &B, n: u64, concurrency: usize) -> Result<Duration, errand::Error> {
+    let counter = Counter::default();
+    counter.0.target.store(n, Ordering::Relaxed);
+    let worker = WorkerBuilder::<Noop, B>::new(backend.clone()).concurrency(concurrency).data(counter.clone());
+    let start = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    Monitor::new()
+        .register(worker)
+        .run_until(async {
+            let reached = counter.0.reached.notified();
+            if counter.0.done.load(Ordering::Relaxed) < n {
+                reached.await;
+            }
+            elapsed = start.elapsed();
+        })
+        .await?;
+    Ok(elapsed)
+}
+
+async fn latency<B: Backend>(backend: &B, samples: u64) -> Result<(f64, f64), errand::Error> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let worker = WorkerBuilder::<Ping, B>::new(backend.clone()).data(Started(tx)).concurrency(4);
+    let mut latencies = Vec::with_capacity(samples as usize);
+    let mut failure = None;
+    Monitor::new()
+        .register(worker)
+        .run_until(async {
+            // Let the worker register and go idle.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for n in 0..samples {
+                let sent = Instant::now();
+                if let Err(e) = backend.enqueue(Ping { n }).await {
+                    failure = Some(e);
+                    return;
+                }
+                match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                    Ok(Some((_, started))) => latencies.push(started.duration_since(sent).as_secs_f64() * 1e6),
+                    _ => return,
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+        .await?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pick =
+        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    Ok((pick(0.50), pick(0.99)))
+}
+
+/// Prints results as a table on stdout.
+pub fn print_table(results: &[Measurement]) {
+    let mut out = String::new();
+    out.push_str(&format!("{:<10} {:<30} {:>14} {}\n", "backend", "scenario", "value", "unit"));
+    for m in results {
+        out.push_str(&format!("{:<10} {:<30} {:>14.1} {}\n", m.backend, m.scenario, m.value, m.unit));
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        print!("{out}");
+    }
+}
