@@ -35,8 +35,10 @@
 //!
 //! | feature   | default | what it enables |
 //! |-----------|---------|-----------------|
-//! | `macros`  | yes     | `#[errand::job]` |
+//! | `macros`  | yes     | `#[errand::job]`, `#[errand::workflow]` (with `#[dag_step]` and `#[step]`) |
 //! | `sqlite`  | yes     | [`sqlite::SqliteBackend`]: a durable queue in one file, no server |
+//! | `redis`   | no      | [`redis::RedisBackend`]: Redis 6.2+, Lua scripts, pub/sub wake-ups |
+//! | `postgres`| no      | [`postgres::PostgresBackend`]: `SKIP LOCKED` claims, `LISTEN/NOTIFY`, transactional enqueue |
 //! | `msgpack` | no      | `MsgPackCodec` (rmp-serde) |
 //! | `bincode` | no      | `BincodeCodec` (bincode 2) |
 //! | `full`    | no      | all of the above |
@@ -47,6 +49,9 @@ pub use errand_runtime::*;
 
 #[cfg(feature = "macros")]
 pub use errand_macros::job;
+// Macro namespace: these coexist with the runtime's `errand::workflow` module.
+#[cfg(feature = "macros")]
+pub use errand_macros::{dag_step, step, workflow};
 
 /// The SQLite backend (feature `sqlite`).
 #[cfg(feature = "sqlite")]
@@ -54,11 +59,23 @@ pub mod sqlite {
     pub use errand_sqlite::*;
 }
 
+/// The Redis backend (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use errand_redis::*;
+}
+
+/// The PostgreSQL backend (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use errand_postgres::*;
+}
+
 /// What a file that defines and runs jobs needs.
 pub mod prelude {
     pub use errand_runtime::{
-        Backend, BackendExt, Data, Enqueue, Expose, FromTaskCx, Job, JobError, Monitor, TaskCx, TaskId,
-        TaskSink, WorkerBuilder, WorkerCx,
+        Backend, BackendExt, Data, Enqueue, Expose, FromTaskCx, Job, JobError, Monitor, TaskCx, TaskId, TaskSink,
+        WorkerBuilder, WorkerCx,
     };
     pub use std::time::Duration;
 }

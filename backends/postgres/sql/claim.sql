@@ -1,0 +1,46 @@
+-- Claims up to $5 due tasks of job $4 on queue $3 for worker $1 at time $2 (ms).
+-- The SELECT walks the partial index tasks_claim (waiting rows only) in
+-- (priority DESC, run_at, id) order, skips rows other workers are claiming,
+-- and stops at the limit. When nothing was claimed, one extra row carries the
+-- earliest future run_at of the queue/job (id NULL): per distinct priority,
+-- the first future run_at in tasks_claim.
+WITH RECURSIVE picked AS (
+    SELECT id FROM __SCHEMA__.tasks
+    WHERE queue = $3 AND job = $4 AND state IN ('pending', 'retry') AND run_at <= $2
+    ORDER BY priority DESC, run_at, id
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE __SCHEMA__.tasks AS t
+    SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload
+), priorities AS (
+    -- The distinct priorities of waiting tasks (a loose scan of tasks_claim),
+    -- only evaluated when nothing was claimed.
+    (SELECT priority FROM __SCHEMA__.tasks
+     WHERE queue = $3 AND job = $4 AND state IN ('pending', 'retry')
+     ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.priority FROM __SCHEMA__.tasks AS t
+            WHERE t.queue = $3 AND t.job = $4 AND t.state IN ('pending', 'retry') AND t.priority < p.priority
+            ORDER BY t.priority DESC LIMIT 1)
+    FROM priorities AS p
+    WHERE p.priority IS NOT NULL
+)
+SELECT id, attempt, max_attempts, run_at, priority, payload FROM claimed
+UNION ALL
+SELECT NULL::bigint, NULL::integer, NULL::integer, d.next_due, NULL::smallint, NULL::bytea
+FROM (
+    SELECT min((
+        SELECT t.run_at FROM __SCHEMA__.tasks AS t
+        WHERE t.queue = $3 AND t.job = $4 AND t.state IN ('pending', 'retry')
+          AND t.priority = p.priority AND t.run_at > $2
+        ORDER BY t.run_at
+        LIMIT 1
+    )) AS next_due
+    FROM priorities AS p
+    WHERE p.priority IS NOT NULL
+) AS d
+WHERE d.next_due IS NOT NULL AND NOT EXISTS (SELECT 1 FROM claimed)

@@ -1,0 +1,1 @@
+SELECT queue, state, count(*) FROM __SCHEMA__.tasks GROUP BY queue, state

@@ -1,0 +1,15 @@
+-- Inserts a batch of tasks and wakes every listener of their queues (on
+-- commit, when run inside the caller's transaction).
+-- $1 created_at (ms), $2 NOTIFY channel, $3.. one array per column.
+-- Ids are assigned in input order, so the sorted ids match the input.
+WITH ins AS (
+    INSERT INTO __SCHEMA__.tasks (queue, job, payload, run_at, priority, max_attempts, created_at)
+    SELECT i.queue, i.job, i.payload, i.run_at, i.priority, i.max_attempts, $1
+    FROM UNNEST($3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::smallint[], $8::integer[])
+        WITH ORDINALITY AS i(queue, job, payload, run_at, priority, max_attempts, ord)
+    ORDER BY i.ord
+    RETURNING id, queue
+), woke AS (
+    SELECT count(pg_notify($2, q.queue)) AS n FROM (SELECT DISTINCT queue FROM ins) AS q
+)
+SELECT ins.id FROM ins CROSS JOIN woke ORDER BY ins.id

@@ -1,0 +1,271 @@
+//! `impl Backend for PostgresBackend`: push, claim, ack, heartbeat, rescue, release.
+
+use std::time::Duration;
+
+use errand_runtime::{
+    Ack, Backend, Claimed, Codec, Error, NewTask, Outcome, TaskId, Timestamp, Unserved, WakeSignal, WorkerRegistration,
+};
+use sqlx::{Connection, Row};
+
+use crate::listener::Listener;
+use crate::rows::{self, ClaimRow, query_error};
+use crate::{NAME, PUSH_BATCH, PostgresBackend};
+
+impl<C: Codec> Backend for PostgresBackend<C> {
+    type Codec = C;
+    type Waiter = WakeSignal;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn push(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Timestamp::now();
+        let operation = || format!("enqueue {} task(s) on schema `{}`", tasks.len(), self.inner.schema);
+        let mut conn = self.inner.pool.acquire().await.map_err(query_error(operation()))?;
+        let several = tasks.len() > PUSH_BATCH || tasks.iter().any(|t| t.unique_key.is_some());
+        let ids = if several {
+            let mut tx = conn.begin().await.map_err(query_error(operation()))?;
+            let ids = self.insert(&mut tx, &tasks, now).await?;
+            tx.commit().await.map_err(query_error(operation()))?;
+            ids
+        } else {
+            self.insert(&mut conn, &tasks, now).await?
+        };
+        // Listeners in every process hear the NOTIFY; wake this process's
+        // workers without waiting for it to come back.
+        let mut notified: Vec<&str> = Vec::new();
+        for task in &tasks {
+            if !notified.contains(&task.queue.as_str()) {
+                notified.push(&task.queue);
+                self.inner.notifier.notify(&task.queue);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn claim(&self, worker: &WorkerRegistration, max: usize) -> Result<Claimed, Error> {
+        if max == 0 {
+            return Ok(Claimed::default());
+        }
+        let operation = || format!("claim tasks of job `{}` from queue `{}`", worker.job, worker.queue);
+        let now = Timestamp::now();
+        let found = sqlx::query(&self.inner.queries.claim)
+            .bind(&*worker.id)
+            .bind(now.as_millis())
+            .bind(&*worker.queue)
+            .bind(worker.job)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(query_error(operation()))?;
+
+        let mut claimed = Claimed { tasks: Vec::with_capacity(found.len()), next_due: None };
+        let mut unreadable = Vec::new();
+        for row in &found {
+            match rows::claim_row(row) {
+                Ok(ClaimRow::Task(task)) => claimed.tasks.push(task),
+                Ok(ClaimRow::NextDue(due)) => claimed.next_due = due,
+                Err((Some(id), error)) => unreadable.push((id, error)),
+                Err((None, error)) => return Err(error),
+            }
+        }
+        // RETURNING comes in no particular order.
+        claimed
+            .tasks
+            .sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
+        if !unreadable.is_empty() {
+            self.bury(worker, unreadable, now).await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn ack(&self, worker: &WorkerRegistration, acks: &[Ack]) -> Result<(), Error> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let mut done = (Vec::new(), Vec::new());
+        let mut retry = (Vec::new(), Vec::new(), Vec::new());
+        let mut dead = (Vec::new(), Vec::new());
+        let mut snooze = (Vec::new(), Vec::new());
+        for ack in acks {
+            let id = i64::try_from(ack.id.0).unwrap_or(i64::MAX);
+            match &ack.outcome {
+                Outcome::Done { result } => {
+                    done.0.push(id);
+                    done.1.push(result.as_slice());
+                }
+                Outcome::Retry { at, error } => {
+                    retry.0.push(id);
+                    retry.1.push(at.as_millis());
+                    retry.2.push(error.as_str());
+                }
+                Outcome::Dead { error } => {
+                    dead.0.push(id);
+                    dead.1.push(error.as_str());
+                }
+                Outcome::Snooze { at } => {
+                    snooze.0.push(id);
+                    snooze.1.push(at.as_millis());
+                }
+            }
+        }
+        let operation =
+            || format!("record {} outcome(s) of job `{}` on queue `{}`", acks.len(), worker.job, worker.queue);
+        let applied: i64 = sqlx::query_scalar(&self.inner.queries.ack)
+            .bind(&*worker.id)
+            .bind(Timestamp::now().as_millis())
+            .bind(&done.0)
+            .bind(&done.1)
+            .bind(&retry.0)
+            .bind(&retry.1)
+            .bind(&retry.2)
+            .bind(&dead.0)
+            .bind(&dead.1)
+            .bind(&snooze.0)
+            .bind(&snooze.1)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(query_error(operation()))?;
+        if usize::try_from(applied).ok() != Some(acks.len()) {
+            tracing::debug!(
+                worker = %worker.id,
+                ignored = acks.len() as i64 - applied,
+                "postgres: ignored the acks of tasks no longer running for this worker"
+            );
+        }
+        if !retry.0.is_empty() || !snooze.0.is_empty() {
+            // The task runs again later: let idle workers learn its due time.
+            self.inner.notifier.notify(&worker.queue);
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&self, worker: &WorkerRegistration) -> Result<(), Error> {
+        sqlx::query(&self.inner.queries.heartbeat)
+            .bind(&*worker.id)
+            .bind(&*worker.queue)
+            .bind(worker.job)
+            .bind(i32::try_from(worker.concurrency).unwrap_or(i32::MAX))
+            .bind(worker.started_at.as_millis())
+            .bind(Timestamp::now().as_millis())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("record a heartbeat of worker `{}`", worker.id)))?;
+        Ok(())
+    }
+
+    async fn rescue_orphans(&self) -> Result<u64, Error> {
+        let now = Timestamp::now();
+        let row = sqlx::query(&self.inner.queries.rescue)
+            .bind(now.as_millis())
+            .bind(now.sub(self.orphan_after).as_millis())
+            .bind(&self.inner.channel)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("rescue orphaned tasks in schema `{}`", self.inner.schema)))?;
+        let rescued: i64 = row.try_get(0).map_err(|e| rows::bad_data("the rescued count", e.to_string()))?;
+        self.cleanup_if_due().await;
+        Ok(u64::try_from(rescued).unwrap_or(0))
+    }
+
+    async fn release(&self, worker: &WorkerRegistration) -> Result<u64, Error> {
+        let row = sqlx::query(&self.inner.queries.release)
+            .bind(&*worker.id)
+            .bind(&self.inner.channel)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("release the tasks of worker `{}`", worker.id)))?;
+        let released: i64 = row.try_get(0).map_err(|e| rows::bad_data("the released count", e.to_string()))?;
+        Ok(u64::try_from(released).unwrap_or(0))
+    }
+
+    async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
+        let ids: Vec<i64> = sqlx::query_scalar(&self.inner.queries.cancelled_tasks)
+            .bind(&*worker.id)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("read the cancelled tasks of worker `{}`", worker.id)))?;
+        ids.into_iter().map(rows::task_id).collect()
+    }
+
+    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+        let found = sqlx::query(&self.inner.queries.unserved)
+            .bind(queue)
+            .bind(served)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("look for unserved jobs on queue `{queue}`")))?;
+        let what = format!("the unserved jobs of queue `{queue}`");
+        found
+            .iter()
+            .map(|row| {
+                let job: String = row.try_get(0).map_err(|e| rows::bad_data(&what, e.to_string()))?;
+                let count: i64 = row.try_get(1).map_err(|e| rows::bad_data(&what, e.to_string()))?;
+                let oldest: i64 = row.try_get(2).map_err(|e| rows::bad_data(&what, e.to_string()))?;
+                Ok(Unserved { job, count: u64::try_from(count).unwrap_or(0), oldest: Timestamp(oldest) })
+            })
+            .collect()
+    }
+
+    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
+        let buried = sqlx::query(&self.inner.queries.bury_unserved)
+            .bind(queue)
+            .bind(job)
+            .bind(due_before.as_millis())
+            .bind(reason)
+            .bind(Timestamp::now().as_millis())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("bury the unserved tasks of job `{job}` on queue `{queue}`")))?;
+        Ok(buried.rows_affected())
+    }
+
+    fn waiter(&self, queue: &str) -> WakeSignal {
+        self.inner.listener.get_or_init(|| {
+            Listener::start(
+                self.inner.pool.clone(),
+                self.inner.channel.clone(),
+                self.inner.notifier.clone(),
+                self.inner.location.clone(),
+            )
+        });
+        self.inner.notifier.subscribe(queue)
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    fn orphan_after(&self) -> Duration {
+        self.orphan_after
+    }
+}
+
+impl<C: Codec> PostgresBackend<C> {
+    /// Sends claimed tasks whose rows could not be read to `dead`, with why.
+    async fn bury(
+        &self,
+        worker: &WorkerRegistration,
+        tasks: Vec<(TaskId, Error)>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        for (id, error) in &tasks {
+            tracing::error!(%id, %error, "postgres: a claimed task could not be read; it goes dead");
+        }
+        let ids: Vec<i64> = tasks.iter().map(|(id, _)| i64::try_from(id.0).unwrap_or(i64::MAX)).collect();
+        let errors: Vec<String> = tasks.iter().map(|(_, e)| e.to_string()).collect();
+        sqlx::query(&self.inner.queries.mark_dead)
+            .bind(&*worker.id)
+            .bind(&ids)
+            .bind(&errors)
+            .bind(now.as_millis())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("bury unreadable tasks of queue `{}`", worker.queue)))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,751 @@
+//! The PostgreSQL backend of [errand](https://docs.rs/errand): a durable task
+//! table, batched `FOR UPDATE SKIP LOCKED` claims, `LISTEN/NOTIFY` wake-ups
+//! and enqueueing inside the application's own transactions.
+//!
+//! Most users reach it as `errand::postgres::PostgresBackend` through the
+//! `errand` facade (feature `postgres`).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use errand_runtime::{BackendExt, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
+//! use errand_postgres::PostgresBackend;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Greet { name: String }
+//!
+//! impl Job for Greet {
+//!     const NAME: &'static str = "greet";
+//!     type Output = String;
+//!     async fn run(self, _cx: TaskCx) -> Result<String, JobError> {
+//!         Ok(format!("hello, {}", self.name))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Creates the schema `errand` and its tables on first use.
+//! let backend = PostgresBackend::connect("postgres://postgres@127.0.0.1:5432/app").await?;
+//! let id = backend.enqueue(Greet { name: "ada".into() }).await?;
+//!
+//! // Enqueue atomically with the application's own writes.
+//! let mut tx = backend.pool().begin().await?;
+//! // … sqlx::query("INSERT INTO users …").execute(&mut *tx).await?; …
+//! backend.enqueue_in(&mut tx, Greet { name: "bob".into() }).await?;
+//! tx.commit().await?;
+//!
+//! let done = backend.clone();
+//! Monitor::new()
+//!     .register(WorkerBuilder::<Greet, _>::new(backend.clone()).concurrency(16))
+//!     .run_until(async move {
+//!         while done.result::<Greet>(id).await.ok().flatten().is_none() {
+//!             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+//!         }
+//!     })
+//!     .await?;
+//! assert_eq!(backend.result::<Greet>(id).await?, Some("hello, ada".to_owned()));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Schema
+//!
+//! Everything lives in one schema, `errand` by default
+//! ([`connect_schema`](PostgresBackend::connect_schema) or
+//! [`schema`](PostgresBackend::schema) to choose another: a lowercase SQL
+//! identifier, checked before use). Versioned migrations (`migrations/` in this
+//! crate) are applied by [`connect`](PostgresBackend::connect) and
+//! [`setup`](PostgresBackend::setup) under a transaction-scoped advisory lock,
+//! so processes starting at once migrate one after the other; they are
+//! recorded in `<schema>.migrations` (not sqlx's `_sqlx_migrations`).
+//!
+//! - `tasks`: `id` (bigint identity, never reused), `job`, `queue`, `state`
+//!   (`pending`, `running`, `retry`, `done`, `dead`, `cancelled`), `payload`
+//!   and `result` (bytea encoded with the backend's [`Codec`]), `attempt`,
+//!   `max_attempts`, `priority` (smallint), `run_at`, `created_at`,
+//!   `started_at`, `finished_at` (bigint milliseconds since the Unix epoch),
+//!   `unique_key`, `last_error`, `worker`.
+//! - Indexes: claims walk a *partial* index over only `pending`/`retry` rows,
+//!   `(queue, job, priority DESC, run_at, id)`, so finished tasks never slow a
+//!   claim however many there are. It is the only index that matches a claim,
+//!   so the planner walks it in order even before the table has statistics;
+//!   it also answers "when is the next task due" (one probe per distinct
+//!   priority). Running tasks by worker, cancelled running tasks, unique keys,
+//!   and `(queue, state, id)` for counts, listings and retention have their
+//!   own.
+//! - `workers`: one row per live worker (`id`, `queue`, `job`, `concurrency`,
+//!   `started_at`, `last_seen`), written by heartbeats.
+//!
+//! # Behaviour and defaults
+//!
+//! - A claim is **one** statement: `SELECT … ORDER BY priority DESC, run_at, id
+//!   LIMIT max FOR UPDATE SKIP LOCKED` feeding an `UPDATE … RETURNING`; when it
+//!   claims nothing, the same statement returns the earliest future `run_at`
+//!   of the queue, so an idle worker sleeps exactly until then.
+//! - An ack batch is **one** statement: one `UPDATE … FROM UNNEST(…)` per
+//!   outcome kind, each guarded by `state = 'running' AND worker = <acking
+//!   worker>`, so the ack of a task that was rescued, released or cancelled
+//!   meanwhile is ignored. Retries keep their backoff in `run_at`; a snooze
+//!   gives its attempt back.
+//! - Enqueueing is one `INSERT … SELECT FROM UNNEST(…)` per 10,000 tasks
+//!   (several chunks run in one transaction), ids returned in order, with a
+//!   `pg_notify` per queue in the same statement.
+//! - Wake-ups: one `LISTEN` connection per backend value (shared by its
+//!   clones and every worker using them), opened when the first worker starts.
+//!   Notifications are delivered on commit, so a transactional enqueue wakes
+//!   workers exactly when its task becomes visible. A dropped listener is
+//!   re-established and then wakes every queue. Idle workers also poll every
+//!   [`poll_interval`](PostgresBackend::poll_interval) (1 s by default), as a
+//!   fallback only.
+//! - Unique keys are scoped to the job: a task is not inserted while a live
+//!   (`pending`, `running`, `retry`) task of the same job has the same key, or,
+//!   with `unique_for`, while any task of the same job with that key was
+//!   created within the window; the existing id is returned instead. Enqueues
+//!   of one key are serialised by a transaction-scoped advisory lock, so two
+//!   processes racing on a key create one task.
+//! - Orphans: a `running` task whose worker has not beaten for
+//!   [`orphan_after`](PostgresBackend::orphan_after) (30 s by default) goes
+//!   back to `pending` (its attempt stays used), or to `dead` if that was its
+//!   last attempt, with a `last_error` naming the lost worker. Any live worker
+//!   of any queue rescues them.
+//! - Retention: `done` tasks are deleted
+//!   [`retention`](PostgresBackend::retention) after they finished (24 h by
+//!   default), in bounded batches piggy-backed on orphan rescue (at most every
+//!   10 s per backend value). `dead` and `cancelled` tasks are kept.
+//! - Connections: [`connect`](PostgresBackend::connect) opens a pool of up to
+//!   16 connections (claims, acks, heartbeats and enqueues of every worker
+//!   share it) plus the one listener connection. Use
+//!   [`from_pool`](PostgresBackend::from_pool) to size it yourself.
+//! - A stored row that this version cannot read (an unknown state, a negative
+//!   attempt) is reported as an error naming the task; a claimed task whose
+//!   row cannot be read goes `dead` with that error instead of stopping the
+//!   worker.
+//!
+//! # Limitations
+//!
+//! - `run_at` is compared with the clock of the claiming process: keep the
+//!   clocks of machines sharing a queue in sync (NTP).
+//! - [`enqueue_in`](PostgresBackend::enqueue_in) with a unique key relies on
+//!   its advisory lock lasting until the caller's transaction ends: on a
+//!   connection outside a transaction, two racing enqueues of one key may
+//!   both be inserted; under `REPEATABLE READ` the check sees the
+//!   transaction's snapshot.
+//! - Retention looks at the oldest 5,000 `done` tasks (by id) of each queue
+//!   per batch: a `done` task with a small id that finished recently delays
+//!   the deletion of newer ones behind it until it is old enough itself.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use errand_runtime::{BackendError, Codec, Enqueue, Error, Job, JsonCodec, NewTask, Notifier, TaskId, Timestamp};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Row};
+
+pub use sqlx;
+
+mod backend;
+mod expose;
+mod listener;
+mod migrate;
+mod rows;
+mod sql;
+
+use crate::listener::Listener;
+use crate::rows::query_error;
+use crate::sql::{Queries, fnv1a};
+
+/// The backend's name in messages.
+pub(crate) const NAME: &str = "postgres";
+
+/// The schema used unless another is chosen.
+pub const DEFAULT_SCHEMA: &str = "errand";
+/// Default for [`PostgresBackend::orphan_after`].
+const DEFAULT_ORPHAN_AFTER: Duration = Duration::from_secs(30);
+/// Default for [`PostgresBackend::poll_interval`].
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default for [`PostgresBackend::retention`].
+const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// Connections of a pool opened by [`PostgresBackend::connect`].
+const POOL_SIZE: u32 = 16;
+/// How long to wait for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tasks per enqueue statement.
+const PUSH_BATCH: usize = 10_000;
+/// `done` tasks looked at per queue by one cleanup statement.
+const CLEANUP_BATCH: i64 = 5_000;
+/// Cleanup statements per cleanup run at most.
+const CLEANUP_ROUNDS: usize = 20;
+/// How often `rescue_orphans` also runs the retention cleanup.
+const CLEANUP_EVERY: Duration = Duration::from_secs(10);
+/// Longest schema name (a NOTIFY channel name is derived from it and must fit
+/// PostgreSQL's 63-byte identifiers).
+const MAX_SCHEMA_LEN: usize = 48;
+
+/// A task store in one PostgreSQL schema.
+///
+/// Cheap to clone (an `Arc` inside): give a clone to every worker and
+/// enqueuer of the process; they share one pool and one `LISTEN` connection.
+/// `C` is the [`Codec`] arguments and results are stored with ([`JsonCodec`]
+/// by default; see [`with_codec`](Self::with_codec)).
+///
+/// See the [crate docs](crate) for the schema, defaults and limitations.
+pub struct PostgresBackend<C: Codec = JsonCodec> {
+    inner: Arc<Inner>,
+    orphan_after: Duration,
+    poll_interval: Duration,
+    retention: Duration,
+    codec: PhantomData<fn() -> C>,
+}
+
+struct Inner {
+    pool: PgPool,
+    schema: String,
+    queries: Queries,
+    /// The NOTIFY channel of this schema.
+    channel: String,
+    notifier: Notifier,
+    /// Started by the first `waiter()`; `None` outside a Tokio runtime.
+    listener: OnceLock<Option<Listener>>,
+    /// When the retention cleanup last ran (ms).
+    last_cleanup: AtomicI64,
+    /// The server and database, without password, for messages.
+    location: String,
+}
+
+impl<C: Codec> Clone for PostgresBackend<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            orphan_after: self.orphan_after,
+            poll_interval: self.poll_interval,
+            retention: self.retention,
+            codec: PhantomData,
+        }
+    }
+}
+
+impl<C: Codec> fmt::Debug for PostgresBackend<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("database", &self.inner.location)
+            .field("schema", &self.inner.schema)
+            .field("codec", &C::NAME)
+            .field("orphan_after", &self.orphan_after)
+            .field("poll_interval", &self.poll_interval)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with its password (userinfo or `password=` parameter) masked.
+fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|p| if p.starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
+/// Checks that `name` is a plain lowercase SQL identifier.
+fn validate_schema(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_SCHEMA_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with("pg_");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "invalid schema name `{name}`: use 1 to {MAX_SCHEMA_LEN} lowercase letters, digits and `_`, \
+             starting with a letter or `_` (and not `pg_`)"
+        )))
+    }
+}
+
+fn parse_url(url: &str) -> Result<(PgConnectOptions, String), Error> {
+    let location = redact(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Error::Config(format!(
+            "`{location}` is not a PostgreSQL URL: expected `postgres://user:password@host:5432/database`"
+        )));
+    }
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| Error::Config(format!("invalid PostgreSQL URL `{location}`: {e}")))?;
+    Ok((options, location))
+}
+
+fn location_of(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    let database = options.get_database().unwrap_or("");
+    format!("postgres://{}@{}:{}/{database}", options.get_username(), options.get_host(), options.get_port())
+}
+
+impl PostgresBackend<JsonCodec> {
+    /// Connects to `url` (`postgres://user:password@host:5432/database`) and
+    /// migrates the schema `errand`, creating it if missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a malformed URL or a schema migrated by a newer
+    /// errand; [`Error::Backend`] naming the URL (without its password) when
+    /// the server is unreachable, refuses the credentials, the database does
+    /// not exist, or the migration fails.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_schema(url, DEFAULT_SCHEMA).await
+    }
+
+    /// [`connect`](Self::connect), with the tables in `schema` instead of
+    /// `errand`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), and [`Error::Config`] for a schema name
+    /// that is not a plain lowercase identifier.
+    pub async fn connect_schema(url: &str, schema: &str) -> Result<Self, Error> {
+        validate_schema(schema)?;
+        let (options, location) = parse_url(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Backend(BackendError::new(NAME, format!("connect to `{location}`"), e)))?;
+        let backend = Self::build(pool, schema, location);
+        backend.setup().await?;
+        Ok(backend)
+    }
+
+    /// Uses an existing pool, without migrating: call [`setup`](Self::setup)
+    /// once (or run `errand migrate`). Give it room for every worker's claims
+    /// and acks; the listener opens one more connection of its own.
+    pub fn from_pool(pool: PgPool) -> Self {
+        let location = location_of(&pool);
+        Self::build(pool, DEFAULT_SCHEMA, location)
+    }
+
+    fn build(pool: PgPool, schema: &str, location: String) -> Self {
+        Self {
+            inner: Arc::new(Inner::new(pool, schema, location)),
+            orphan_after: DEFAULT_ORPHAN_AFTER,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            retention: DEFAULT_RETENTION,
+            codec: PhantomData,
+        }
+    }
+}
+
+impl Inner {
+    fn new(pool: PgPool, schema: &str, location: String) -> Self {
+        Self {
+            queries: Queries::new(schema),
+            channel: format!("errand.{schema}"),
+            schema: schema.to_owned(),
+            pool,
+            notifier: Notifier::new(),
+            listener: OnceLock::new(),
+            last_cleanup: AtomicI64::new(0),
+            location,
+        }
+    }
+}
+
+impl<C: Codec> PostgresBackend<C> {
+    /// The same pool, with the tables in `schema`. The schema is not migrated:
+    /// call [`setup`](Self::setup).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a name that is not 1 to 48 lowercase ASCII
+    /// letters, digits and `_`, starting with a letter or `_`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn f(pool: errand_postgres::sqlx::PgPool) -> Result<(), errand_runtime::Error> {
+    /// let backend = errand_postgres::PostgresBackend::from_pool(pool).schema("jobs")?;
+    /// backend.setup().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn schema(self, schema: &str) -> Result<Self, Error> {
+        validate_schema(schema)?;
+        let location = self.inner.location.clone();
+        Ok(Self {
+            inner: Arc::new(Inner::new(self.inner.pool.clone(), schema, location)),
+            orphan_after: self.orphan_after,
+            poll_interval: self.poll_interval,
+            retention: self.retention,
+            codec: PhantomData,
+        })
+    }
+
+    /// Creates the schema and applies the migrations not applied yet
+    /// (idempotent; done by [`connect`](PostgresBackend::connect)). Safe to run
+    /// from several processes at once.
+    ///
+    /// # Errors
+    ///
+    /// When a migration fails, the schema was migrated by a newer errand, or
+    /// an applied migration differs from the one this version ships.
+    pub async fn setup(&self) -> Result<(), Error> {
+        migrate::run(&self.inner.pool, &self.inner.queries, &self.inner.schema, &self.inner.location).await
+    }
+
+    /// How long a worker may go without a heartbeat before its running tasks
+    /// are rescued (30 s by default). Keep it several heartbeat intervals long.
+    pub fn orphan_after(mut self, after: Duration) -> Self {
+        self.orphan_after = after;
+        self
+    }
+
+    /// How long an idle worker waits at most before claiming again (1 s by
+    /// default). Wake-ups come through `LISTEN/NOTIFY`; this is the fallback.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How long `done` tasks are kept after they finished (24 h by default;
+    /// `Duration::MAX` keeps them). `dead` and `cancelled` tasks are kept.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The same schema, storing arguments and results with codec `C2`.
+    ///
+    /// Tasks are not tagged with their codec: use one codec per schema.
+    pub fn with_codec<C2: Codec>(self) -> PostgresBackend<C2> {
+        PostgresBackend {
+            inner: self.inner,
+            orphan_after: self.orphan_after,
+            poll_interval: self.poll_interval,
+            retention: self.retention,
+            codec: PhantomData,
+        }
+    }
+
+    /// The connection pool: begin a transaction on it for
+    /// [`enqueue_in`](Self::enqueue_in), or share it with the application.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The schema holding the tables.
+    pub fn schema_name(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The `LISTEN/NOTIFY` channel of this schema (`errand.<schema>`); the
+    /// payload of each notification is a queue name.
+    pub fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+
+    /// Enqueues `job` inside the caller's transaction: the task exists if and
+    /// only if that transaction commits, and idle workers are notified on
+    /// commit.
+    ///
+    /// # Errors
+    ///
+    /// When the arguments cannot be encoded or the insert fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use errand_runtime::{Job, JobError, TaskCx};
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct Greet { name: String }
+    /// # impl Job for Greet {
+    /// #     const NAME: &'static str = "greet";
+    /// #     type Output = ();
+    /// #     async fn run(self, _cx: TaskCx) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # async fn f(backend: errand_postgres::PostgresBackend) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = backend.pool().begin().await?;
+    /// // … the application's own writes on `tx` …
+    /// let id = backend.enqueue_in(&mut tx, Greet { name: "ada".into() }).await?;
+    /// tx.commit().await?;
+    /// # let _ = id;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn enqueue_in<J: Job>(&self, conn: &mut PgConnection, job: J) -> Result<TaskId, Error> {
+        self.enqueue_with_in(conn, job, Enqueue::new()).await
+    }
+
+    /// [`enqueue_in`](Self::enqueue_in) with options (delay, priority, unique key, …).
+    ///
+    /// # Errors
+    ///
+    /// When the arguments cannot be encoded or the insert fails.
+    pub async fn enqueue_with_in<J: Job>(
+        &self,
+        conn: &mut PgConnection,
+        job: J,
+        options: Enqueue,
+    ) -> Result<TaskId, Error> {
+        let now = Timestamp::now();
+        let task = options.to_task::<J, C>(&job, now)?;
+        let ids = self.insert(conn, std::slice::from_ref(&task), now).await?;
+        ids.into_iter().next().ok_or_else(|| rows::bad_data("the id of a new task", "no id came back"))
+    }
+
+    /// Deletes `done` tasks older than [`retention`](Self::retention) now, in
+    /// bounded batches; returns how many. Orphan rescue runs this every 10 s.
+    ///
+    /// # Errors
+    ///
+    /// When the delete fails.
+    pub async fn cleanup(&self) -> Result<u64, Error> {
+        let cutoff = Timestamp::now().sub(self.retention).as_millis();
+        let mut total = 0;
+        for _ in 0..CLEANUP_ROUNDS {
+            let deleted = sqlx::query(&self.inner.queries.cleanup)
+                .bind(cutoff)
+                .bind(CLEANUP_BATCH)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(query_error(format!("delete done tasks of schema `{}`", self.inner.schema)))?
+                .rows_affected();
+            total += deleted;
+            if deleted < u64::try_from(CLEANUP_BATCH).unwrap_or(u64::MAX) {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Runs [`cleanup`](Self::cleanup) if it has not run for [`CLEANUP_EVERY`].
+    async fn cleanup_if_due(&self) {
+        let now = Timestamp::now().as_millis();
+        let last = self.inner.last_cleanup.load(Ordering::Relaxed);
+        let every = i64::try_from(CLEANUP_EVERY.as_millis()).unwrap_or(i64::MAX);
+        if now.saturating_sub(last) < every
+            || self.inner.last_cleanup.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        match self.cleanup().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "postgres: deleted done tasks past their retention"),
+            Err(error) => tracing::warn!(%error, "postgres: retention cleanup failed"),
+        }
+    }
+
+    /// Writes `tasks` on `conn` (see the crate docs for unique keys); several
+    /// statements when there are unique keys or more than [`PUSH_BATCH`]
+    /// tasks, so run it inside a transaction then.
+    pub(crate) async fn insert(
+        &self,
+        conn: &mut PgConnection,
+        tasks: &[NewTask],
+        now: Timestamp,
+    ) -> Result<Vec<TaskId>, Error> {
+        let operation = || match tasks {
+            [task] => format!("enqueue a task of job `{}` on queue `{}`", task.job, task.queue),
+            _ => format!("enqueue {} tasks", tasks.len()),
+        };
+        if !tasks.iter().any(|t| t.unique_key.is_some()) {
+            let mut ids = Vec::with_capacity(tasks.len());
+            for chunk in tasks.chunks(PUSH_BATCH) {
+                let columns = Columns::new(chunk.iter(), now);
+                let rows = sqlx::query(&self.inner.queries.push)
+                    .bind(now.as_millis())
+                    .bind(&self.inner.channel)
+                    .bind(&columns.queue)
+                    .bind(&columns.job)
+                    .bind(&columns.payload)
+                    .bind(&columns.run_at)
+                    .bind(&columns.priority)
+                    .bind(&columns.max_attempts)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(query_error(operation()))?;
+                for row in &rows {
+                    let id: i64 = row.try_get(0).map_err(|e| rows::bad_data("the id of a new task", e.to_string()))?;
+                    ids.push(rows::task_id(id)?);
+                }
+            }
+            return check_count(ids, tasks.len());
+        }
+
+        // A task whose (job, key) already appeared earlier in this batch gets
+        // the earlier one's id; the others are sent.
+        let mut alias: Vec<Option<usize>> = vec![None; tasks.len()];
+        let mut sent: Vec<usize> = Vec::with_capacity(tasks.len());
+        let mut locks: Vec<i64> = Vec::new();
+        for (i, task) in tasks.iter().enumerate() {
+            if let Some(key) = &task.unique_key {
+                let earlier = sent
+                    .iter()
+                    .copied()
+                    .find(|&j| tasks[j].job == task.job && tasks[j].unique_key.as_deref() == Some(key.as_str()));
+                if let Some(j) = earlier {
+                    alias[i] = Some(j);
+                    continue;
+                }
+                let hash = fnv1a(&[
+                    b"errand-postgres unique",
+                    self.inner.schema.as_bytes(),
+                    task.job.as_bytes(),
+                    key.as_bytes(),
+                ]);
+                locks.push(i64::from_ne_bytes(hash.to_ne_bytes()));
+            }
+            sent.push(i);
+        }
+        locks.sort_unstable();
+        locks.dedup();
+        sqlx::query(&self.inner.queries.lock_keys)
+            .bind(&locks)
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error(operation()))?;
+
+        let mut results: Vec<Option<TaskId>> = vec![None; tasks.len()];
+        for chunk in sent.chunks(PUSH_BATCH) {
+            let columns = Columns::new(chunk.iter().map(|&i| &tasks[i]), now);
+            let rows = sqlx::query(&self.inner.queries.push_unique)
+                .bind(now.as_millis())
+                .bind(&self.inner.channel)
+                .bind(&columns.queue)
+                .bind(&columns.job)
+                .bind(&columns.payload)
+                .bind(&columns.run_at)
+                .bind(&columns.priority)
+                .bind(&columns.max_attempts)
+                .bind(&columns.unique_key)
+                .bind(&columns.unique_since)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(query_error(operation()))?;
+            let mut existing: Vec<Option<TaskId>> = vec![None; chunk.len()];
+            let mut inserted: Vec<i64> = Vec::with_capacity(chunk.len());
+            for row in &rows {
+                let what = "the ids of new tasks";
+                let ord: Option<i64> = row.try_get(0).map_err(|e| rows::bad_data(what, e.to_string()))?;
+                let id: i64 = row.try_get(1).map_err(|e| rows::bad_data(what, e.to_string()))?;
+                match ord {
+                    Some(ord) => {
+                        let slot =
+                            usize::try_from(ord).ok().and_then(|o| o.checked_sub(1)).and_then(|o| existing.get_mut(o));
+                        let Some(slot) = slot else {
+                            return Err(rows::bad_data(what, format!("position {ord} out of range")));
+                        };
+                        *slot = Some(rows::task_id(id)?);
+                    }
+                    None => inserted.push(id),
+                }
+            }
+            inserted.sort_unstable();
+            let mut inserted = inserted.into_iter();
+            for (position, &index) in chunk.iter().enumerate() {
+                results[index] = match existing[position] {
+                    Some(id) => Some(id),
+                    None => inserted.next().map(rows::task_id).transpose()?,
+                };
+            }
+        }
+        let mut ids = Vec::with_capacity(tasks.len());
+        for i in 0..tasks.len() {
+            let id = match alias[i] {
+                Some(j) => results[j],
+                None => results[i],
+            };
+            if let Some(id) = id {
+                ids.push(id);
+            }
+        }
+        check_count(ids, tasks.len())
+    }
+}
+
+fn check_count(ids: Vec<TaskId>, expected: usize) -> Result<Vec<TaskId>, Error> {
+    if ids.len() == expected {
+        Ok(ids)
+    } else {
+        Err(rows::bad_data(
+            "the ids of new tasks",
+            format!("{expected} tasks were written but {} ids came back", ids.len()),
+        ))
+    }
+}
+
+/// One array per column, for `UNNEST`.
+struct Columns<'a> {
+    queue: Vec<&'a str>,
+    job: Vec<&'a str>,
+    payload: Vec<&'a [u8]>,
+    run_at: Vec<i64>,
+    priority: Vec<i16>,
+    max_attempts: Vec<i32>,
+    unique_key: Vec<Option<&'a str>>,
+    unique_since: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(tasks: impl ExactSizeIterator<Item = &'a NewTask>, now: Timestamp) -> Self {
+        let n = tasks.len();
+        let mut c = Columns {
+            queue: Vec::with_capacity(n),
+            job: Vec::with_capacity(n),
+            payload: Vec::with_capacity(n),
+            run_at: Vec::with_capacity(n),
+            priority: Vec::with_capacity(n),
+            max_attempts: Vec::with_capacity(n),
+            unique_key: Vec::with_capacity(n),
+            unique_since: Vec::with_capacity(n),
+        };
+        for t in tasks {
+            c.queue.push(&t.queue);
+            c.job.push(t.job);
+            c.payload.push(&t.payload);
+            c.run_at.push(t.run_at.as_millis());
+            c.priority.push(t.priority);
+            c.max_attempts.push(i32::try_from(t.max_attempts).unwrap_or(i32::MAX));
+            c.unique_key.push(t.unique_key.as_deref());
+            c.unique_since.push(t.unique_for.map_or(i64::MAX, |w| now.sub(w).as_millis()));
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db?password=x&sslmode=y"), "postgres://u@h/db?password=***&sslmode=y");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(validate_schema("errand_test_1").is_ok());
+        for bad in ["", "Errand", "a-b", "a;drop", "1abc", "pg_x", "a\"b", &"x".repeat(49)] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+}

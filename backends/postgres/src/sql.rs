@@ -1,0 +1,102 @@
+//! The SQL this backend runs, kept as files in `sql/` and `migrations/`, with
+//! `__SCHEMA__` replaced by the backend's validated, quoted schema name.
+
+/// The placeholder for the schema in every SQL file.
+const SCHEMA: &str = "__SCHEMA__";
+
+/// One versioned schema migration.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, in version order. Append only: an applied migration must
+/// never change (its checksum is verified on every `setup`).
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create tasks and workers",
+    sql: include_str!("../migrations/0001_create_tasks.sql"),
+}];
+
+/// Every statement, rendered for one schema.
+#[derive(Debug)]
+pub(crate) struct Queries {
+    pub(crate) migrations_table: String,
+    pub(crate) push: String,
+    pub(crate) push_unique: String,
+    pub(crate) lock_keys: String,
+    pub(crate) claim: String,
+    pub(crate) ack: String,
+    pub(crate) mark_dead: String,
+    pub(crate) heartbeat: String,
+    pub(crate) rescue: String,
+    pub(crate) release: String,
+    pub(crate) cancelled_tasks: String,
+    pub(crate) unserved: String,
+    pub(crate) bury_unserved: String,
+    pub(crate) cleanup: String,
+    pub(crate) counts: String,
+    /// `SELECT <every column> FROM tasks`, completed with a `WHERE` clause.
+    pub(crate) select_task: String,
+    pub(crate) task_by_id: String,
+    pub(crate) workers: String,
+    pub(crate) retry_task: String,
+    pub(crate) cancel_task: String,
+    /// The schema, quoted, for the few statements built at run time.
+    pub(crate) schema: String,
+}
+
+impl Queries {
+    /// `schema` must already be a validated identifier.
+    pub(crate) fn new(schema: &str) -> Self {
+        let quoted = format!("\"{schema}\"");
+        let render = |sql: &str| sql.replace(SCHEMA, &quoted);
+        let select_task = render(include_str!("../sql/select_task.sql"));
+        Self {
+            migrations_table: render(include_str!("../sql/migrations_table.sql")),
+            push: render(include_str!("../sql/push.sql")),
+            push_unique: render(include_str!("../sql/push_unique.sql")),
+            lock_keys: render(include_str!("../sql/lock_keys.sql")),
+            claim: render(include_str!("../sql/claim.sql")),
+            ack: render(include_str!("../sql/ack.sql")),
+            mark_dead: render(include_str!("../sql/mark_dead.sql")),
+            heartbeat: render(include_str!("../sql/heartbeat.sql")),
+            rescue: render(include_str!("../sql/rescue.sql")),
+            release: render(include_str!("../sql/release.sql")),
+            cancelled_tasks: render(include_str!("../sql/cancelled_tasks.sql")),
+            unserved: render(include_str!("../sql/unserved.sql")),
+            bury_unserved: render(include_str!("../sql/bury_unserved.sql")),
+            cleanup: render(include_str!("../sql/cleanup.sql")),
+            counts: render(include_str!("../sql/counts.sql")),
+            task_by_id: format!("{select_task}WHERE id = $1"),
+            select_task,
+            workers: render(include_str!("../sql/workers.sql")),
+            retry_task: render(include_str!("../sql/retry_task.sql")),
+            cancel_task: render(include_str!("../sql/cancel_task.sql")),
+            schema: quoted,
+        }
+    }
+
+    /// A migration's SQL for this schema.
+    pub(crate) fn migration(&self, migration: &Migration) -> String {
+        migration.sql.replace(SCHEMA, &self.schema)
+    }
+}
+
+/// FNV-1a, 64 bits: stable fingerprints (migration checksums, advisory lock
+/// ids). Not a security measure.
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // Separate the parts, so ("ab", "c") and ("a", "bc") differ.
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,71 @@
+//! Shared by the PostgreSQL tests: the server URL (or a skip), fresh schemas.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use errand_postgres::PostgresBackend;
+use errand_postgres::sqlx::{self, PgPool};
+
+/// Test schemas older than this are leftovers of crashed runs: dropped.
+const STALE_SECS: u64 = 3600;
+
+/// `ERRAND_POSTGRES_URL`, or `None` (the test is skipped; it fails instead
+/// under `ERRAND_REQUIRE_SERVICES=1`).
+pub fn url() -> Option<String> {
+    errand_runtime::testing::service_url("ERRAND_POSTGRES_URL")
+}
+
+/// A new schema name, `errand_test_<unix seconds>_<random>`.
+pub fn fresh_schema() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("errand_test_{secs}_{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// A pool for tests.
+pub async fn pool(url: &str) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(12)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"))
+}
+
+/// Drops test schemas left behind by runs more than an hour old.
+pub async fn drop_stale_schemas(pool: &PgPool) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'errand\\_test\\_%'")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    for name in names {
+        let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|c| c + STALE_SECS < now) {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).execute(pool).await;
+        }
+    }
+}
+
+/// A migrated backend in a fresh schema.
+pub async fn backend(url: &str) -> PostgresBackend {
+    let pool = pool(url).await;
+    drop_stale_schemas(&pool).await;
+    let backend = PostgresBackend::from_pool(pool).schema(&fresh_schema()).unwrap_or_else(|e| panic!("{e}"));
+    backend.setup().await.unwrap_or_else(|e| panic!("setup failed: {e}"));
+    backend
+}
+
+/// Drops the backend's schema.
+pub async fn drop_schema<C: errand_runtime::Codec>(backend: &PostgresBackend<C>) {
+    let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", backend.schema_name());
+    let _ = sqlx::query(&sql).execute(backend.pool()).await;
+}

@@ -1,0 +1,348 @@
+//! Backend-specific tests: migrations, connection errors, transactional
+//! enqueue, NOTIFY wake-ups and listener reconnects, retention, stale acks.
+//! Skipped without `ERRAND_POSTGRES_URL` (failing instead under
+//! `ERRAND_REQUIRE_SERVICES=1`).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use errand_postgres::PostgresBackend;
+use errand_postgres::sqlx;
+use errand_runtime::testing::{Running, wait_for};
+use errand_runtime::{
+    Ack, Backend, BackendExt, Enqueue, Expose, Job, JobError, Monitor, Outcome, TaskCx, TaskSink, TaskState, Timestamp,
+    WorkerBuilder, WorkerRegistration,
+};
+use serde::{Deserialize, Serialize};
+
+/// Counts its runs in `Data<Runs>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Note {
+    n: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Runs(Arc<AtomicU64>);
+
+impl Job for Note {
+    const NAME: &'static str = "note";
+    const QUEUE: &'static str = "notes";
+    type Output = u64;
+
+    fn requirements(r: &mut errand_runtime::Requirements) {
+        r.data::<Runs>();
+    }
+
+    async fn run(self, cx: TaskCx) -> Result<u64, JobError> {
+        if let Some(runs) = cx.data::<Runs>() {
+            runs.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(self.n * 2)
+    }
+}
+
+fn worker(backend: &PostgresBackend, runs: &Runs) -> WorkerBuilder<Note, PostgresBackend> {
+    WorkerBuilder::<Note, _>::new(backend.clone()).data(runs.clone()).heartbeat(Duration::from_millis(200))
+}
+
+async fn state(backend: &PostgresBackend, id: errand_runtime::TaskId) -> Option<TaskState> {
+    backend.task(id).await.ok().flatten().map(|t| t.state)
+}
+
+fn registration(id: &str) -> WorkerRegistration {
+    WorkerRegistration {
+        id: Arc::from(id),
+        queue: Arc::from(Note::QUEUE),
+        job: Note::NAME,
+        concurrency: 1,
+        started_at: Timestamp::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_are_safe() {
+    let Some(url) = common::url() else { return };
+    let schema = common::fresh_schema();
+    let connects = (0..4).map(|_| {
+        let (url, schema) = (url.clone(), schema.clone());
+        async move { PostgresBackend::connect_schema(&url, &schema).await }
+    });
+    let results = futures_join_all(connects).await;
+    for result in &results {
+        if let Err(e) = result {
+            panic!("a concurrent connect failed: {e}");
+        }
+    }
+    let backend = results.into_iter().next().and_then(Result::ok).unwrap_or_else(|| unreachable!());
+    let versions: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".migrations"))
+        .fetch_one(backend.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(versions, 1, "each migration is recorded once");
+    backend.setup().await.unwrap_or_else(|e| panic!("setup again: {e}"));
+    common::drop_schema(&backend).await;
+}
+
+/// Runs futures concurrently (no futures crate needed).
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn bad_urls_give_clear_errors() {
+    let Some(url) = common::url() else { return };
+    let bad_user = url.replacen("postgres://", "postgres://errand_nobody:s3cr3t-pw@", 1);
+    let bad_user = match bad_user.split_once('@') {
+        // `postgres://errand_nobody:pw@postgres@host/db` → drop the original user.
+        Some((head, tail)) if tail.contains('@') => format!("{head}@{}", tail.split_once('@').map_or(tail, |t| t.1)),
+        _ => bad_user,
+    };
+    let err = PostgresBackend::connect(&bad_user).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("connect to `postgres://errand_nobody:***@"), "{err}");
+    assert!(!err.contains("s3cr3t-pw"), "the password leaked: {err}");
+
+    let (base, _db) = url.rsplit_once('/').unwrap_or((&url, ""));
+    let missing = format!("{base}/errand_no_such_database");
+    let err = PostgresBackend::connect(&missing).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("errand_no_such_database") && err.contains("does not exist"), "{err}");
+
+    let err = PostgresBackend::connect("mysql://localhost/db").await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("not a PostgreSQL URL"), "{err}");
+    let err = PostgresBackend::connect_schema(&url, "Robert'); DROP TABLE").await.err().map(|e| e.to_string());
+    assert!(err.unwrap_or_default().contains("invalid schema name"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_enqueue_commits_or_rolls_back() {
+    let Some(url) = common::url() else { return };
+    let backend = common::backend(&url).await;
+
+    let mut tx = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    let rolled = backend.enqueue_in(&mut tx, Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    tx.rollback().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(backend.task(rolled).await.unwrap_or_else(|e| panic!("{e}")).is_none(), "rolled back, yet it exists");
+
+    let mut tx = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    let opts = Enqueue::new().unique_key("tx-key");
+    let kept = backend.enqueue_with_in(&mut tx, Note { n: 2 }, opts.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = backend.enqueue_with_in(&mut tx, Note { n: 3 }, opts).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept, again, "a unique key dedupes inside the transaction too");
+    // Not visible outside before the commit.
+    assert!(backend.task(kept).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&backend, kept).await, Some(TaskState::Pending));
+    common::drop_schema(&backend).await;
+}
+
+/// A worker in another backend value (its own pool and listener, as another
+/// process would have) is woken by NOTIFY well before its 60 s poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_wakes_a_worker_and_survives_a_listener_restart() {
+    let Some(url) = common::url() else { return };
+    let producer = common::backend(&url).await;
+    let consumer = PostgresBackend::from_pool(common::pool(&url).await)
+        .schema(producer.schema_name())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .poll_interval(Duration::from_secs(60));
+    let runs = Runs::default();
+    let running = Running::start(Monitor::new().register(worker(&consumer, &runs)));
+    // Let the worker go idle (its first claim finds nothing) and the listener start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    let id = producer.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the notified worker to run the task", || async { state(&producer, id).await == Some(TaskState::Done) })
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(20), "woken by the poll, not by NOTIFY");
+
+    // Kill the listener's server connection; the listener reconnects.
+    let listen = format!("LISTEN \"{}\"", consumer.channel());
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&listen)
+    .fetch_all(producer.pool())
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(killed, vec![true], "exactly one listener connection for the consumer's pool and its worker");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    let id = producer.enqueue(Note { n: 2 }).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the worker to run a task enqueued after the reconnect", || async {
+        state(&producer, id).await == Some(TaskState::Done)
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(20), "not woken after the listener reconnected");
+    running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(runs.0.load(Ordering::SeqCst), 2);
+    common::drop_schema(&producer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_done_tasks_only() {
+    let Some(url) = common::url() else { return };
+    let backend = common::backend(&url).await.retention(Duration::from_millis(1));
+    let ids = backend.enqueue_bulk((0..30).map(|n| Note { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    let reg = registration("retention-worker");
+    backend.heartbeat(&reg).await.unwrap_or_else(|e| panic!("{e}"));
+    let claimed = backend.claim(&reg, 30).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.len(), 30);
+    let acks: Vec<Ack> = claimed
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Ack {
+            id: t.id,
+            outcome: if i < 20 {
+                Outcome::Done { result: b"0".to_vec() }
+            } else {
+                Outcome::Dead { error: "kept".into() }
+            },
+        })
+        .collect();
+    backend.ack(&reg, &acks).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A fresh backend value: its cleanup is due at once, piggy-backed on rescue.
+    let other = PostgresBackend::from_pool(backend.pool().clone())
+        .schema(backend.schema_name())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .retention(Duration::from_millis(1));
+    other.rescue_orphans().await.unwrap_or_else(|e| panic!("{e}"));
+    let counts = backend.queue_counts(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((counts.done, counts.dead), (0, 10), "{counts:?}");
+    assert!(backend.task(ids[0]).await.unwrap_or_else(|e| panic!("{e}")).is_none() || counts.done == 0);
+
+    // With the default retention nothing young is deleted.
+    let keep = common::backend(&url).await;
+    let id = keep.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    let claimed = keep.claim(&reg, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    keep.heartbeat(&reg).await.unwrap_or_else(|e| panic!("{e}"));
+    let done = [Ack { id: claimed.tasks[0].id, outcome: Outcome::Done { result: b"2".to_vec() } }];
+    keep.ack(&reg, &done).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keep.cleanup().await.unwrap_or_else(|e| panic!("{e}")), 0);
+    assert_eq!(state(&keep, id).await, Some(TaskState::Done));
+    common::drop_schema(&backend).await;
+    common::drop_schema(&keep).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_acks_are_ignored() {
+    let Some(url) = common::url() else { return };
+    let backend = common::backend(&url).await.orphan_after(Duration::from_millis(200));
+    let id = backend.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    let slow = registration("slow-worker");
+    backend.heartbeat(&slow).await.unwrap_or_else(|e| panic!("{e}"));
+    let claimed = backend.claim(&slow, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.len(), 1);
+    assert_eq!(claimed.tasks[0].attempt, 1);
+
+    // The slow worker misses its heartbeats; another rescues and runs the task.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let fast = registration("fast-worker");
+    backend.heartbeat(&fast).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.rescue_orphans().await.unwrap_or_else(|e| panic!("{e}")), 1);
+    let again = backend.claim(&fast, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.tasks.len(), 1);
+    assert_eq!(again.tasks[0].attempt, 2);
+
+    // The slow worker's late ack changes nothing…
+    let late = [Ack { id, outcome: Outcome::Dead { error: "late".into() } }];
+    backend.ack(&slow, &late).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&backend, id).await, Some(TaskState::Running));
+    // …the owner's ack counts.
+    let ack = [Ack { id, outcome: Outcome::Done { result: serde_json::to_vec(&2u64).unwrap_or_default() } }];
+    backend.ack(&fast, &ack).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.result::<Note>(id).await.unwrap_or_else(|e| panic!("{e}")), Some(2));
+
+    // Nothing claimable: the claim reports the next due time of a delayed task.
+    let later = backend
+        .enqueue_with(Note { n: 3 }, Enqueue::new().delay(Duration::from_secs(60)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let empty = backend.claim(&fast, 4).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(empty.tasks.is_empty());
+    let info = backend.task(later).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("missing"));
+    assert_eq!(empty.next_due, Some(info.run_at));
+    common::drop_schema(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_keys_race_free_across_backends() {
+    let Some(url) = common::url() else { return };
+    let backend = common::backend(&url).await;
+    let others: Vec<PostgresBackend> = (0..4)
+        .map(|_| {
+            PostgresBackend::from_pool(backend.pool().clone())
+                .schema(backend.schema_name())
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let enqueues = others.into_iter().enumerate().map(|(n, b)| async move {
+        b.enqueue_with(Note { n: n as u64 }, Enqueue::new().unique_key("race").unique_for(Duration::from_secs(60)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    let ids = futures_join_all(enqueues).await;
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "racing enqueues created several tasks: {ids:?}");
+    // Within one bulk, too.
+    let bulk = backend
+        .push(vec![
+            Enqueue::new()
+                .unique_key("b")
+                .to_task::<Note, errand_runtime::JsonCodec>(&Note { n: 1 }, Timestamp::now())
+                .unwrap_or_else(|e| panic!("{e}")),
+            Enqueue::new()
+                .to_task::<Note, errand_runtime::JsonCodec>(&Note { n: 2 }, Timestamp::now())
+                .unwrap_or_else(|e| panic!("{e}")),
+            Enqueue::new()
+                .unique_key("b")
+                .to_task::<Note, errand_runtime::JsonCodec>(&Note { n: 3 }, Timestamp::now())
+                .unwrap_or_else(|e| panic!("{e}")),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bulk[0], bulk[2]);
+    assert!(bulk[1] > bulk[0]);
+    common::drop_schema(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_by_state_across_queues() {
+    let Some(url) = common::url() else { return };
+    let backend = common::backend(&url).await;
+    let mut ids = Vec::new();
+    for (n, queue) in ["a", "b", "c", "a", "b"].into_iter().enumerate() {
+        ids.push(
+            backend
+                .enqueue_with(Note { n: n as u64 }, Enqueue::new().queue(queue))
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    assert!(backend.cancel_task(ids[1]).await.unwrap_or_else(|e| panic!("{e}")));
+    assert!(backend.cancel_task(ids[3]).await.unwrap_or_else(|e| panic!("{e}")));
+    let filter =
+        |after| errand_runtime::TaskFilter { state: Some(TaskState::Pending), limit: 2, after, ..Default::default() };
+    let page = backend.tasks(&filter(None)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[0], ids[2]]);
+    let page = backend.tasks(&filter(Some(ids[2]))).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[4]]);
+    let all = backend.tasks(&errand_runtime::TaskFilter::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 5);
+    let counts = backend.counts().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(counts.iter().map(|c| c.queue.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+    common::drop_schema(&backend).await;
+}
