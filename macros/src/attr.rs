@@ -1,4 +1,7 @@
-//! Parsing of the `#[errand::job(...)]` arguments into [`JobAttrs`].
+//! Parsing of the arguments of `#[errand::job(...)]`, `#[errand::workflow(...)]`,
+//! `#[dag_step(...)]` and `#[step(...)]` into [`Attrs`]. The four share one
+//! grammar; each accepts its own set of keys ([`AttrKind`]), and a key that
+//! belongs to another of them gets a hint saying where it goes.
 //!
 //! Syntax errors (a missing `=`, a stray token) stop parsing; every other
 //! mistake (unknown or repeated key, malformed value) is recorded in the
@@ -7,14 +10,14 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::ext::IdentExt;
-use syn::parse::{Parse, ParseStream, Parser};
-use syn::punctuated::Punctuated;
+use syn::parse::{ParseStream, Parser};
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Token, UnOp};
 
 use crate::case::{list, nearest};
 use crate::ctxt::Ctxt;
-use crate::duration::{self, BACKOFF_FORM, BackoffSpec, DURATION_FORM};
+use crate::duration::{self, BACKOFF_FORM, BackoffSpec, DURATION_FORM, duration_tokens};
 
 mod kw {
     syn::custom_keyword!(name);
@@ -26,11 +29,49 @@ mod kw {
     syn::custom_keyword!(unique);
     syn::custom_keyword!(unique_for);
     syn::custom_keyword!(cron);
+    syn::custom_keyword!(after);
 }
 
-/// Every key `#[errand::job]` accepts, in the order the docs list them.
-pub(crate) const KEYS: &[&str] =
-    &["name", "queue", "retries", "backoff", "timeout", "priority", "unique", "unique_for", "cron", "crate"];
+/// Which attribute is being parsed: each accepts its own keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttrKind {
+    /// `#[errand::job(...)]`.
+    Job,
+    /// `#[errand::workflow(...)]` on the module.
+    Workflow,
+    /// `#[dag_step(...)]` on a step of a graph.
+    DagStep,
+    /// `#[step(...)]` on a step of a pipeline.
+    Step,
+}
+
+impl AttrKind {
+    /// Every key the attribute accepts, in the order the docs list them.
+    pub(crate) fn keys(self) -> &'static [&'static str] {
+        match self {
+            AttrKind::Job => {
+                &["name", "queue", "retries", "backoff", "timeout", "priority", "unique", "unique_for", "cron", "crate"]
+            }
+            AttrKind::Workflow => &["name", "queue", "crate"],
+            AttrKind::DagStep => &["after", "retries", "backoff", "timeout", "priority"],
+            AttrKind::Step => &["retries", "backoff", "timeout", "priority"],
+        }
+    }
+
+    /// The attribute as a user writes it, for messages.
+    pub(crate) fn display(self) -> &'static str {
+        match self {
+            AttrKind::Job => "#[errand::job]",
+            AttrKind::Workflow => "#[errand::workflow]",
+            AttrKind::DagStep => "#[dag_step]",
+            AttrKind::Step => "#[step]",
+        }
+    }
+
+    fn is_step(self) -> bool {
+        matches!(self, AttrKind::DagStep | AttrKind::Step)
+    }
+}
 
 /// A recognised key, with its token so errors can point at it.
 enum Key {
@@ -43,6 +84,7 @@ enum Key {
     Unique(kw::unique),
     UniqueFor(kw::unique_for),
     Cron(kw::cron),
+    After(kw::after),
     Crate(Token![crate]),
 }
 
@@ -58,6 +100,7 @@ impl Key {
             Key::Unique(_) => "unique",
             Key::UniqueFor(_) => "unique_for",
             Key::Cron(_) => "cron",
+            Key::After(_) => "after",
             Key::Crate(_) => "crate",
         }
     }
@@ -73,13 +116,16 @@ impl Key {
             Key::Unique(k) => k.span,
             Key::UniqueFor(k) => k.span,
             Key::Cron(k) => k.span,
+            Key::After(k) => k.span,
             Key::Crate(k) => k.span,
         }
     }
 
     /// An example of the key with a well-formed value, for hints.
-    fn example(&self) -> &'static str {
+    fn example(&self, kind: AttrKind) -> &'static str {
         match self {
+            Key::Name(_) if kind == AttrKind::Workflow => "name = \"onboarding\"",
+            Key::Queue(_) if kind == AttrKind::Workflow => "queue = \"onboarding\"",
             Key::Name(_) => "name = \"send_email\"",
             Key::Queue(_) => "queue = \"emails\"",
             Key::Retries(_) => "retries = 5",
@@ -89,6 +135,7 @@ impl Key {
             Key::Unique(_) => "unique = \"args\"",
             Key::UniqueFor(_) => "unique_for = \"1h\"",
             Key::Cron(_) => "cron = \"0 */5 * * * *\"",
+            Key::After(_) => "after = fetch_user",
             Key::Crate(_) => "crate = \"my_app::errand\"",
         }
     }
@@ -101,8 +148,8 @@ struct RawArg {
     value: Option<Expr>,
 }
 
-impl Parse for RawArg {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+impl RawArg {
+    fn parse(input: ParseStream<'_>, kind: AttrKind) -> syn::Result<Self> {
         let lookahead = input.lookahead1();
         let key = if lookahead.peek(kw::name) {
             Ok(Key::Name(input.parse()?))
@@ -122,6 +169,8 @@ impl Parse for RawArg {
             Ok(Key::UniqueFor(input.parse()?))
         } else if lookahead.peek(kw::cron) {
             Ok(Key::Cron(input.parse()?))
+        } else if lookahead.peek(kw::after) {
+            Ok(Key::After(input.parse()?))
         } else if lookahead.peek(Token![crate]) {
             Ok(Key::Crate(input.parse()?))
         } else if input.peek(Ident::peek_any) {
@@ -129,7 +178,7 @@ impl Parse for RawArg {
         } else {
             return Err(syn::Error::new(
                 input.span(),
-                format!("expected `key = value`, where the key is one of {}", list(KEYS, "or")),
+                format!("expected `key = value`, where the key is one of {}", list(kind.keys(), "or")),
             ));
         };
         let value = if input.peek(Token![=]) {
@@ -142,10 +191,11 @@ impl Parse for RawArg {
     }
 }
 
-/// The parsed and validated `#[errand::job(...)]` arguments. A key with an
-/// invalid value is `None` here; the error is in the [`Ctxt`].
+/// The parsed and validated arguments of one attribute. A key with an
+/// invalid value, or that the attribute does not accept, is `None` here; the
+/// error is in the [`Ctxt`].
 #[derive(Default)]
-pub(crate) struct JobAttrs {
+pub(crate) struct Attrs {
     pub(crate) name: Option<LitStr>,
     pub(crate) queue: Option<LitStr>,
     pub(crate) retries: Option<u32>,
@@ -155,6 +205,44 @@ pub(crate) struct JobAttrs {
     pub(crate) unique: Option<Unique>,
     pub(crate) unique_for: Option<Duration>,
     pub(crate) krate: Option<syn::Path>,
+    /// `after = a` or `after = [a, b]`: the steps' names as written.
+    pub(crate) after: Option<After>,
+}
+
+/// The `after = ...` of a `#[dag_step]`.
+pub(crate) struct After {
+    /// The names, in order.
+    pub(crate) steps: Vec<Ident>,
+}
+
+impl Attrs {
+    /// `JobOptions { retries: 5, .., ..JobOptions::DEFAULT }` with the
+    /// options these keys set, or `None` if they set none.
+    pub(crate) fn job_options(&self, krate: &syn::Path) -> Option<TokenStream> {
+        let mut fields = Vec::new();
+        if let Some(retries) = self.retries {
+            fields.push(quote!(retries: #retries));
+        }
+        if let Some(backoff) = &self.backoff {
+            let backoff = backoff.to_tokens(krate);
+            fields.push(quote!(backoff: #backoff));
+        }
+        if let Some(timeout) = self.timeout {
+            let timeout = duration_tokens(krate, timeout);
+            fields.push(quote!(timeout: #krate::__private::Option::Some(#timeout)));
+        }
+        if let Some(priority) = self.priority {
+            fields.push(quote!(priority: #priority));
+        }
+        if let Some(unique_for) = self.unique_for {
+            let unique_for = duration_tokens(krate, unique_for);
+            fields.push(quote!(unique_for: #krate::__private::Option::Some(#unique_for)));
+        }
+        if fields.is_empty() {
+            return None;
+        }
+        Some(quote!(#krate::JobOptions { #(#fields,)* ..#krate::JobOptions::DEFAULT }))
+    }
 }
 
 /// The `unique = "..."` policy.
@@ -179,11 +267,22 @@ pub(crate) enum Piece {
     Arg(String),
 }
 
-/// Parses the attribute's arguments. Never fails: errors go to `ctxt` and the
-/// keys that parsed are returned.
-pub(crate) fn parse(ctxt: &mut Ctxt, args: TokenStream) -> JobAttrs {
-    let mut attrs = JobAttrs::default();
-    let raw = match Punctuated::<RawArg, Token![,]>::parse_terminated.parse2(args) {
+/// Parses the arguments of a `kind` attribute. Never fails: errors go to
+/// `ctxt` and the keys that parsed are returned.
+pub(crate) fn parse(ctxt: &mut Ctxt, args: TokenStream, kind: AttrKind) -> Attrs {
+    let mut attrs = Attrs::default();
+    let parser = |input: ParseStream<'_>| {
+        let mut raw = Vec::new();
+        while !input.is_empty() {
+            raw.push(RawArg::parse(input, kind)?);
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(raw)
+    };
+    let raw = match parser.parse2(args) {
         Ok(raw) => raw,
         Err(error) => {
             ctxt.syn_error(error);
@@ -195,25 +294,30 @@ pub(crate) fn parse(ctxt: &mut Ctxt, args: TokenStream) -> JobAttrs {
         let key = match arg.key {
             Ok(key) => key,
             Err(unknown) => {
-                ctxt.error_spanned_by(&unknown, unknown_key_message(&unknown));
+                ctxt.error_spanned_by(&unknown, unknown_key_message(&unknown, kind));
                 continue;
             }
         };
+        if !kind.keys().contains(&key.as_str()) {
+            ctxt.error_at(key.span(), misplaced_key_message(&key, kind));
+            continue;
+        }
         if seen.contains(&key.as_str()) {
             ctxt.error_at(key.span(), format!("`{}` specified more than once", key.as_str()));
             continue;
         }
         seen.push(key.as_str());
         let Some(value) = arg.value else {
-            ctxt.error_at(key.span(), format!("`{}` needs a value: `{}`", key.as_str(), key.example()));
+            ctxt.error_at(key.span(), format!("`{}` needs a value: `{}`", key.as_str(), key.example(kind)));
             continue;
         };
-        let _ = parse_value(ctxt, &mut attrs, &key, &value);
+        let _ = parse_value(ctxt, &mut attrs, &key, &value, kind);
     }
     attrs
 }
 
-fn unknown_key_message(unknown: &Ident) -> String {
+fn unknown_key_message(unknown: &Ident, kind: AttrKind) -> String {
+    let keys = kind.keys();
     let text = unknown.unraw().to_string();
     let hint = match text.as_str() {
         "max_retries" | "retry" | "max_attempts" | "attempts" => Some("retries"),
@@ -222,23 +326,56 @@ fn unknown_key_message(unknown: &Ident) -> String {
         "unique_window" | "unique_ttl" => Some("unique_for"),
         "job_name" | "rename" => Some("name"),
         "krate" | "errand" => Some("crate"),
-        _ => nearest(&text, KEYS),
+        "depends_on" | "deps" | "needs" | "requires" | "before" => Some("after"),
+        _ => nearest(&text, keys),
     };
+    // A hint is only useful if it names a key this attribute takes.
+    let hint = hint.filter(|k| keys.contains(k));
     let hint = hint.map(|k| format!("did you mean `{k}`? ")).unwrap_or_default();
     let extra = match text.as_str() {
         "delay" | "run_at" | "scheduled_at" => " (a delay is chosen when enqueueing: `Enqueue::new().delay(...)`)",
         "concurrency" => " (concurrency is set on the worker: `Job::worker(&backend).concurrency(n)`)",
         _ => "",
     };
-    format!("unknown key `{text}`: {hint}valid keys are {}{extra}", list(KEYS, "and"))
+    format!("unknown key `{text}`: {hint}valid keys are {}{extra}", list(keys, "and"))
 }
 
-fn parse_value(ctxt: &mut Ctxt, attrs: &mut JobAttrs, key: &Key, value: &Expr) -> Option<()> {
+/// A key that another of errand's attributes takes, written on `kind`: say
+/// where it goes.
+fn misplaced_key_message(key: &Key, kind: AttrKind) -> String {
+    let name = key.as_str();
+    let keys = list(kind.keys(), "and");
+    match (key, kind) {
+        (Key::After(_), AttrKind::Step) => "`after` does not apply to `#[step]`: the steps of a pipeline run in \
+                                            the order written; to declare a graph, use `#[dag_step(after = ...)]` \
+                                            on every step"
+            .to_owned(),
+        (Key::Retries(_) | Key::Backoff(_) | Key::Timeout(_) | Key::Priority(_), AttrKind::Workflow) => format!(
+            "`{name}` is set per step, not on the workflow: `#[dag_step({example})]` or `#[step({example})]`; \
+             valid keys here are {keys}",
+            example = key.example(kind)
+        ),
+        (Key::Queue(_) | Key::Crate(_), _) if kind.is_step() => format!(
+            "`{name}` is set on the workflow, not on a step: `#[errand::workflow({})]`; valid keys here are {keys}",
+            key.example(AttrKind::Workflow)
+        ),
+        (Key::Name(_), _) if kind.is_step() => {
+            format!("a step is named after its function: rename the function instead; valid keys here are {keys}")
+        }
+        (Key::After(_), _) => format!(
+            "`after` orders the steps of a workflow: it goes on a `#[dag_step]`; valid keys of `{}` are {keys}",
+            kind.display()
+        ),
+        _ => format!("`{name}` cannot be set on `{}`: valid keys are {keys}", kind.display()),
+    }
+}
+
+fn parse_value(ctxt: &mut Ctxt, attrs: &mut Attrs, key: &Key, value: &Expr, kind: AttrKind) -> Option<()> {
     match key {
-        Key::Name(_) => attrs.name = non_empty_str(ctxt, key, value),
-        Key::Queue(_) => attrs.queue = non_empty_str(ctxt, key, value),
+        Key::Name(_) => attrs.name = non_empty_str(ctxt, key, value, kind),
+        Key::Queue(_) => attrs.queue = non_empty_str(ctxt, key, value, kind),
         Key::Retries(_) => {
-            attrs.retries = int(ctxt, key, value).and_then(|(n, lit)| match u32::try_from(n) {
+            attrs.retries = int(ctxt, key, value, kind).and_then(|(n, lit)| match u32::try_from(n) {
                 Ok(n) => Some(n),
                 Err(_) if n < 0 => {
                     ctxt.error_spanned_by(value, "`retries` cannot be negative: use `retries = 0` to never retry");
@@ -251,7 +388,7 @@ fn parse_value(ctxt: &mut Ctxt, attrs: &mut JobAttrs, key: &Key, value: &Expr) -
             });
         }
         Key::Priority(_) => {
-            attrs.priority = int(ctxt, key, value).and_then(|(n, _)| match i16::try_from(n) {
+            attrs.priority = int(ctxt, key, value, kind).and_then(|(n, _)| match i16::try_from(n) {
                 Ok(n) => Some(n),
                 Err(_) => {
                     ctxt.error_spanned_by(
@@ -266,16 +403,17 @@ fn parse_value(ctxt: &mut Ctxt, attrs: &mut JobAttrs, key: &Key, value: &Expr) -
                 }
             });
         }
-        Key::Timeout(_) => attrs.timeout = positive_duration(ctxt, key, value),
-        Key::UniqueFor(_) => attrs.unique_for = positive_duration(ctxt, key, value),
+        Key::Timeout(_) => attrs.timeout = positive_duration(ctxt, key, value, kind),
+        Key::UniqueFor(_) => attrs.unique_for = positive_duration(ctxt, key, value, kind),
         Key::Backoff(_) => {
-            let lit = str_lit(ctxt, key, value)?;
+            let lit = str_lit(ctxt, key, value, kind)?;
             match duration::parse_backoff(&lit.value()) {
                 Ok(spec) => attrs.backoff = Some(spec),
                 Err(reason) => ctxt.error_spanned_by(&lit, format!("invalid backoff: {reason}; {BACKOFF_FORM}")),
             }
         }
-        Key::Unique(_) => attrs.unique = str_lit(ctxt, key, value).and_then(|lit| unique(ctxt, lit)),
+        Key::Unique(_) => attrs.unique = str_lit(ctxt, key, value, kind).and_then(|lit| unique(ctxt, lit)),
+        Key::After(_) => attrs.after = after(ctxt, value),
         Key::Cron(_) => ctxt.error_at(
             key.span(),
             "cron schedules are not supported in this version of errand: remove `cron` and enqueue \
@@ -285,13 +423,16 @@ fn parse_value(ctxt: &mut Ctxt, attrs: &mut JobAttrs, key: &Key, value: &Expr) -
             attrs.krate = match value {
                 Expr::Path(path) if path.qself.is_none() => Some(path.path.clone()),
                 _ => {
-                    let lit = str_lit(ctxt, key, value)?;
+                    let lit = str_lit(ctxt, key, value, kind)?;
                     match lit.parse::<syn::Path>() {
                         Ok(path) => Some(path),
                         Err(_) => {
                             ctxt.error_spanned_by(
                                 &lit,
-                                format!("`crate` expects the path errand is re-exported at, e.g. `{}`", key.example()),
+                                format!(
+                                    "`crate` expects the path errand is re-exported at, e.g. `{}`",
+                                    key.example(kind)
+                                ),
                             );
                             None
                         }
@@ -303,8 +444,65 @@ fn parse_value(ctxt: &mut Ctxt, attrs: &mut JobAttrs, key: &Key, value: &Expr) -
     Some(())
 }
 
+/// `after = fetch_user` or `after = [send_welcome, provision]`: step names,
+/// checked against the module's steps later.
+fn after(ctxt: &mut Ctxt, value: &Expr) -> Option<After> {
+    const FORM: &str = "`after = fetch_user` or `after = [send_welcome, provision]`";
+    let name = |ctxt: &mut Ctxt, expr: &Expr| -> Option<Ident> {
+        match expr {
+            Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => match path.path.get_ident() {
+                Some(ident) => Some(ident.clone()),
+                None => {
+                    ctxt.error_spanned_by(
+                        expr,
+                        "`after` names steps of this workflow module: write the function's name alone, without a path",
+                    );
+                    None
+                }
+            },
+            Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => {
+                ctxt.error_spanned_by(
+                    lit,
+                    format!("`after` takes step names, not strings: write `{}` without quotes", lit.value()),
+                );
+                None
+            }
+            _ => {
+                ctxt.error_spanned_by(expr, format!("`after` expects the name of a step: {FORM}"));
+                None
+            }
+        }
+    };
+    let steps: Vec<Ident> = match value {
+        Expr::Array(array) => {
+            if array.elems.is_empty() {
+                ctxt.error_spanned_by(
+                    array,
+                    "`after = []` names no step: leave `after` out to make this an entry step, which takes the \
+                     workflow's input",
+                );
+                return None;
+            }
+            let names: Vec<Option<Ident>> = array.elems.iter().map(|e| name(ctxt, e)).collect();
+            names.into_iter().collect::<Option<_>>()?
+        }
+        Expr::Tuple(tuple) => {
+            ctxt.error_spanned_by(tuple, format!("list the steps in square brackets: {FORM}"));
+            return None;
+        }
+        other => vec![name(ctxt, other)?],
+    };
+    for (i, step) in steps.iter().enumerate() {
+        if steps[..i].contains(step) {
+            ctxt.error_spanned_by(step, format!("`{step}` is listed more than once in `after`"));
+            return None;
+        }
+    }
+    Some(After { steps })
+}
+
 /// The value as a string literal, or an error showing the expected form.
-fn str_lit(ctxt: &mut Ctxt, key: &Key, value: &Expr) -> Option<LitStr> {
+fn str_lit(ctxt: &mut Ctxt, key: &Key, value: &Expr, kind: AttrKind) -> Option<LitStr> {
     if let Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) = value {
         return Some(lit.clone());
     }
@@ -312,23 +510,23 @@ fn str_lit(ctxt: &mut Ctxt, key: &Key, value: &Expr) -> Option<LitStr> {
         Expr::Lit(ExprLit { lit: Lit::Int(_) | Lit::Float(_), .. }) | Expr::Path(_) => {
             format!(": write it in quotes, `{} = \"{}\"`", key.as_str(), quote::ToTokens::to_token_stream(value))
         }
-        _ => format!(", e.g. `{}`", key.example()),
+        _ => format!(", e.g. `{}`", key.example(kind)),
     };
     ctxt.error_spanned_by(value, format!("`{}` expects a string{quoted}", key.as_str()));
     None
 }
 
-fn non_empty_str(ctxt: &mut Ctxt, key: &Key, value: &Expr) -> Option<LitStr> {
-    let lit = str_lit(ctxt, key, value)?;
+fn non_empty_str(ctxt: &mut Ctxt, key: &Key, value: &Expr, kind: AttrKind) -> Option<LitStr> {
+    let lit = str_lit(ctxt, key, value, kind)?;
     if lit.value().trim().is_empty() {
-        ctxt.error_spanned_by(&lit, format!("`{}` must not be empty, e.g. `{}`", key.as_str(), key.example()));
+        ctxt.error_spanned_by(&lit, format!("`{}` must not be empty, e.g. `{}`", key.as_str(), key.example(kind)));
         return None;
     }
     Some(lit)
 }
 
 /// An integer literal, possibly negated, with the literal for spans.
-fn int(ctxt: &mut Ctxt, key: &Key, value: &Expr) -> Option<(i128, syn::LitInt)> {
+fn int(ctxt: &mut Ctxt, key: &Key, value: &Expr, kind: AttrKind) -> Option<(i128, syn::LitInt)> {
     let (negative, inner) = match value {
         Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) => (true, &**expr),
         other => (false, other),
@@ -346,20 +544,20 @@ fn int(ctxt: &mut Ctxt, key: &Key, value: &Expr) -> Option<(i128, syn::LitInt)> 
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if s.value().trim().parse::<i128>().is_ok() => {
             format!(": write it without quotes, `{} = {}`", key.as_str(), s.value().trim())
         }
-        _ => format!(", e.g. `{}`", key.example()),
+        _ => format!(", e.g. `{}`", key.example(kind)),
     };
     ctxt.error_spanned_by(value, format!("`{}` expects an integer{hint}", key.as_str()));
     None
 }
 
-fn positive_duration(ctxt: &mut Ctxt, key: &Key, value: &Expr) -> Option<Duration> {
-    if let Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) = value {
-        if !lit.suffix().is_empty() {
-            ctxt.error_spanned_by(value, format!("write the duration in quotes: `{} = \"{lit}\"`", key.as_str()));
-            return None;
-        }
+fn positive_duration(ctxt: &mut Ctxt, key: &Key, value: &Expr, kind: AttrKind) -> Option<Duration> {
+    if let Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) = value
+        && !lit.suffix().is_empty()
+    {
+        ctxt.error_spanned_by(value, format!("write the duration in quotes: `{} = \"{lit}\"`", key.as_str()));
+        return None;
     }
-    let lit = str_lit(ctxt, key, value)?;
+    let lit = str_lit(ctxt, key, value, kind)?;
     match duration::parse_duration(&lit.value()) {
         Ok(d) if d.is_zero() => {
             ctxt.error_spanned_by(&lit, format!("`{}` must be longer than zero", key.as_str()));
@@ -455,7 +653,7 @@ mod tests {
 
     fn errors(tokens: TokenStream) -> Vec<String> {
         let mut ctxt = Ctxt::new();
-        let _ = parse(&mut ctxt, tokens);
+        let _ = parse(&mut ctxt, tokens, AttrKind::Job);
         match ctxt.check() {
             Ok(()) => Vec::new(),
             Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
@@ -478,6 +676,7 @@ mod tests {
                 unique_for = "1h",
                 crate = "my::errand"
             ),
+            AttrKind::Job,
         );
         assert!(ctxt.is_empty());
         assert_eq!(attrs.name.map(|l| l.value()).as_deref(), Some("n"));
@@ -518,6 +717,48 @@ mod tests {
         assert_eq!(errors(quote!(timeout = "0s")), ["`timeout` must be longer than zero"]);
         assert_eq!(errors(quote!(retries)), ["`retries` needs a value: `retries = 5`"]);
         assert_eq!(errors(quote!(crate = errand_reexport::errand)), Vec::<String>::new());
+    }
+
+    fn errors_of(kind: AttrKind, tokens: TokenStream) -> Vec<String> {
+        let mut ctxt = Ctxt::new();
+        let _ = parse(&mut ctxt, tokens, kind);
+        ctxt.check().err().map(|e| e.into_iter().map(|e| e.to_string()).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn each_attribute_takes_its_own_keys() {
+        let mut ctxt = Ctxt::new();
+        let attrs = parse(&mut ctxt, quote!(after = [a, b], retries = 2, priority = 1), AttrKind::DagStep);
+        assert!(ctxt.is_empty());
+        let after: Vec<String> =
+            attrs.after.map(|a| a.steps.iter().map(ToString::to_string).collect()).unwrap_or_default();
+        assert_eq!(after, ["a", "b"]);
+        assert_eq!(attrs.retries, Some(2));
+        assert!(errors_of(AttrKind::DagStep, quote!(after = a)).is_empty());
+        assert!(errors_of(AttrKind::Workflow, quote!(name = "w", queue = "q", crate = "x::errand")).is_empty());
+        assert!(errors_of(AttrKind::Job, quote!(after = a))[0].starts_with("`after` orders the steps of a workflow"));
+        assert!(errors_of(AttrKind::Step, quote!(after = a))[0].starts_with("`after` does not apply to `#[step]`"));
+        assert!(errors_of(AttrKind::Workflow, quote!(retries = 1))[0].starts_with("`retries` is set per step"));
+        assert!(errors_of(AttrKind::DagStep, quote!(queue = "q"))[0].starts_with("`queue` is set on the workflow"));
+        assert_eq!(
+            errors_of(AttrKind::DagStep, quote!(needs = a)),
+            [
+                "unknown key `needs`: did you mean `after`? valid keys are `after`, `retries`, `backoff`, `timeout` and `priority`"
+            ]
+        );
+    }
+
+    #[test]
+    fn after_values_are_checked() {
+        assert_eq!(errors_of(AttrKind::DagStep, quote!(after = [a, a])), ["`a` is listed more than once in `after`"]);
+        assert!(errors_of(AttrKind::DagStep, quote!(after = []))[0].starts_with("`after = []` names no step"));
+        assert!(
+            errors_of(AttrKind::DagStep, quote!(after = "a"))[0].starts_with("`after` takes step names, not strings")
+        );
+        assert!(
+            errors_of(AttrKind::DagStep, quote!(after = (a, b)))[0].starts_with("list the steps in square brackets")
+        );
+        assert!(errors_of(AttrKind::DagStep, quote!(after = x::a))[0].contains("without a path"));
     }
 
     #[test]

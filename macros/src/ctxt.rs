@@ -2,7 +2,7 @@
 
 use std::fmt::Display;
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 
 /// Gathers `syn::Error`s during parsing and checking (serde_derive's
@@ -55,5 +55,21 @@ impl Ctxt {
             combined.combine(error);
         }
         Err(combined)
+    }
+}
+
+/// The user's item as written, followed by a `compile_error!` per error:
+/// what a macro emits when it cannot generate anything (tokio-macros'
+/// `token_stream_with_error`), so the item still type-checks and IDEs keep
+/// working.
+pub(crate) fn with_errors(mut item: TokenStream, errors: Option<syn::Error>) -> TokenStream {
+    item.extend(errors.map(syn::Error::into_compile_error));
+    item
+}
+
+/// Prints an expansion to stderr when `ERRAND_MACROS_DEBUG=1`.
+pub(crate) fn debug_expansion(output: &TokenStream) {
+    if std::env::var_os("ERRAND_MACROS_DEBUG").is_some_and(|v| v == "1") {
+        eprintln!("{output}");
     }
 }

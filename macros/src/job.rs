@@ -6,15 +6,14 @@
 //! struct, its constructor and worker, and the `Job` impl.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::visit::Visit;
 use syn::{FnArg, Ident, Item, ItemFn, LitStr, Pat, Type};
 
-use crate::attr::{self, JobAttrs, Piece, Unique};
+use crate::attr::{self, AttrKind, Attrs, Piece, Unique};
 use crate::case::{list, nearest, pascal_case};
-use crate::ctxt::Ctxt;
-use crate::duration::duration_tokens;
+use crate::ctxt::{Ctxt, debug_expansion, with_errors};
+use crate::sig::{self, FnKind, Param, UnrawString};
 
 /// Expands `#[errand::job(attr)] item`.
 ///
@@ -25,10 +24,10 @@ use crate::duration::duration_tokens;
 /// `SendEmail` does not add a cascade of "cannot find type" errors.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut ctxt = Ctxt::new();
-    let attrs = attr::parse(&mut ctxt, attr);
+    let attrs = attr::parse(&mut ctxt, attr, AttrKind::Job);
     let output = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(mut func)) => {
-            let marked = strip_inject(&mut ctxt, &mut func);
+            let marked = sig::strip_inject(&mut ctxt, &mut func);
             let generated = JobFn::from_ast(&mut ctxt, &func, &marked, &attrs).map(|job| job.generate());
             let errors = ctxt.check().err().map(syn::Error::into_compile_error);
             quote!(#func #generated #errors)
@@ -42,22 +41,15 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             with_errors(item, ctxt.check().err())
         }
     };
-    if std::env::var_os("ERRAND_MACROS_DEBUG").is_some_and(|v| v == "1") {
-        eprintln!("{output}");
-    }
+    debug_expansion(&output);
     output
-}
-
-fn with_errors(mut item: TokenStream, errors: Option<syn::Error>) -> TokenStream {
-    item.extend(errors.map(syn::Error::into_compile_error));
-    item
 }
 
 /// The job as the macro sees it: the user's function and attributes, with
 /// the parameters sorted into stored and injected ones.
 struct JobFn<'a> {
     func: &'a ItemFn,
-    attrs: &'a JobAttrs,
+    attrs: &'a Attrs,
     /// `SendEmail`, spanned on the function's name.
     ident: Ident,
     /// The path errand is reachable at: `::errand` unless `crate = "..."`.
@@ -65,57 +57,17 @@ struct JobFn<'a> {
     params: Vec<Param<'a>>,
 }
 
-/// One parameter of the job function.
-struct Param<'a> {
-    /// The stored field's name; for injected parameters, a generated local.
-    ident: Ident,
-    ty: &'a Type,
-    injected: bool,
-}
-
 impl<'a> JobFn<'a> {
     /// Builds the IR and runs every check on the function; `None` if it
     /// cannot be turned into a job (the reasons are in `ctxt`).
-    fn from_ast(ctxt: &mut Ctxt, func: &'a ItemFn, marked: &[bool], attrs: &'a JobAttrs) -> Option<Self> {
+    fn from_ast(ctxt: &mut Ctxt, func: &'a ItemFn, marked: &[bool], attrs: &'a Attrs) -> Option<Self> {
         let errors_before = ctxt.len();
-        check_async(ctxt, func);
-        check_plain_fn(ctxt, func);
-        check_generics(ctxt, func);
-        check_return_type(ctxt, func);
-        let mut params = Vec::new();
-        for (index, input) in func.sig.inputs.iter().enumerate() {
-            let typed = match input {
-                FnArg::Receiver(receiver) => {
-                    check_no_receiver(ctxt, receiver);
-                    continue;
-                }
-                FnArg::Typed(typed) => typed,
-            };
-            let injected = marked.get(index).copied().unwrap_or(false) || is_injected_type(&typed.ty);
-            check_owned(ctxt, &typed.ty, injected);
-            let ident = if injected {
-                Some(format_ident!("__errand_inject_{}", index))
-            } else {
-                check_plain_name(ctxt, &typed.pat, &typed.ty)
-            };
-            if let Some(ident) = ident {
-                params.push(Param { ident, ty: &typed.ty, injected });
-            }
-        }
+        sig::check_fn(ctxt, func, FnKind::Job);
+        let params = sig::params(ctxt, func, marked, FnKind::Job);
         check_unique_template(ctxt, attrs, func, &params);
         let ident = Ident::new(&pascal_case(&func.sig.ident.unraw_string()), func.sig.ident.span());
         let krate = attrs.krate.clone().unwrap_or_else(|| syn::parse_quote!(::errand));
         (ctxt.len() == errors_before).then_some(JobFn { func, attrs, ident, krate, params })
-    }
-}
-
-trait UnrawString {
-    fn unraw_string(&self) -> String;
-}
-
-impl UnrawString for Ident {
-    fn unraw_string(&self) -> String {
-        syn::ext::IdentExt::unraw(self).to_string()
     }
 }
 
@@ -143,143 +95,8 @@ fn check_is_fn(ctxt: &mut Ctxt, item: &Item) {
     ctxt.error_spanned_by(head, format!("`#[errand::job]` goes on an `async fn`, not on {what}{hint}"));
 }
 
-/// The function must be `async`: the worker awaits it.
-fn check_async(ctxt: &mut Ctxt, func: &ItemFn) {
-    if func.sig.asyncness.is_none() {
-        let name = &func.sig.ident;
-        ctxt.error_spanned_by(func.sig.fn_token, format!("job functions must be `async`: write `async fn {name}`"));
-    }
-}
-
-/// No `unsafe` or `extern "ABI"`: the generated worker calls the function
-/// like any safe Rust function.
-fn check_plain_fn(ctxt: &mut Ctxt, func: &ItemFn) {
-    if let Some(unsafety) = &func.sig.unsafety {
-        ctxt.error_spanned_by(
-            unsafety,
-            "job functions cannot be `unsafe`: the worker calls them with no way to uphold a safety contract",
-        );
-    }
-    if let Some(abi) = &func.sig.abi {
-        ctxt.error_spanned_by(abi, "job functions cannot have an `extern` ABI");
-    }
-}
-
-/// No type, const or lifetime parameters: the stored arguments are decoded
-/// into one concrete type, and they own their data.
-fn check_generics(ctxt: &mut Ctxt, func: &ItemFn) {
-    let generics = &func.sig.generics;
-    for param in &generics.params {
-        match param {
-            syn::GenericParam::Lifetime(_) => ctxt.error_spanned_by(
-                param,
-                "job functions cannot have lifetime parameters: job arguments are stored, so they must be owned",
-            ),
-            syn::GenericParam::Type(_) | syn::GenericParam::Const(_) => ctxt.error_spanned_by(
-                param,
-                "job functions cannot be generic: a job's arguments are stored and decoded into one concrete type; \
-                 write one job per type",
-            ),
-        }
-    }
-    if let Some(where_clause) = &generics.where_clause {
-        if generics.params.is_empty() {
-            ctxt.error_spanned_by(where_clause, "job functions cannot have a `where` clause");
-        }
-    }
-}
-
-/// A concrete return type: it names the stored output.
-fn check_return_type(ctxt: &mut Ctxt, func: &ItemFn) {
-    if let syn::ReturnType::Type(_, ty) = &func.sig.output {
-        let mut finder = Finder::default();
-        finder.visit_type(ty);
-        if let Some(impl_trait) = finder.impl_trait {
-            ctxt.error_spanned_by(
-                impl_trait,
-                "a job cannot return `impl Trait`: the output is stored, return a concrete `Result<T, E>`",
-            );
-        }
-    }
-}
-
-/// Jobs are free functions: there is no `self` to store.
-fn check_no_receiver(ctxt: &mut Ctxt, receiver: &syn::Receiver) {
-    ctxt.error_spanned_by(
-        receiver,
-        "a job cannot take `self`: jobs are free functions whose arguments are stored; \
-         move it out of the impl block and pass what it needs as arguments",
-    );
-}
-
-/// Stored arguments must own their data (they are encoded into the task),
-/// and injected ones are passed by value.
-fn check_owned(ctxt: &mut Ctxt, ty: &Type, injected: bool) {
-    if let Type::Reference(reference) = ty {
-        let inner = &*reference.elem;
-        if is_injected_type(inner) || injected {
-            ctxt.error_spanned_by(
-                ty,
-                format!(
-                    "injected parameters are passed by value: take `{}` instead of `{}`",
-                    pretty(inner),
-                    pretty(ty)
-                ),
-            );
-            return;
-        }
-        let owned = owned_form(inner);
-        ctxt.error_spanned_by(ty, format!("job arguments are stored: use {owned} instead of `{}`", pretty(ty)));
-        return;
-    }
-    if let Type::ImplTrait(_) = ty {
-        ctxt.error_spanned_by(
-            ty,
-            "`impl Trait` cannot be a job argument: arguments are stored, so they need a concrete type",
-        );
-        return;
-    }
-    if injected {
-        return;
-    }
-    let mut finder = Finder::default();
-    finder.visit_type(ty);
-    if let Some(reference) = finder.reference {
-        ctxt.error_spanned_by(
-            reference,
-            format!("job arguments are stored, so they cannot borrow: use an owned type instead of `{}`", pretty(ty)),
-        );
-    } else if let Some(impl_trait) = finder.impl_trait {
-        ctxt.error_spanned_by(impl_trait, "`impl Trait` cannot be in a job argument's type: use a concrete type");
-    }
-}
-
-/// A stored argument needs a plain name: it becomes a field of the struct.
-fn check_plain_name(ctxt: &mut Ctxt, pat: &Pat, ty: &Type) -> Option<Ident> {
-    match pat {
-        Pat::Ident(pat_ident) if pat_ident.by_ref.is_none() && pat_ident.subpat.is_none() => {
-            Some(pat_ident.ident.clone())
-        }
-        Pat::Ident(pat_ident) if pat_ident.by_ref.is_some() => {
-            ctxt.error_spanned_by(pat, "job arguments are moved into the function: remove `ref`");
-            None
-        }
-        _ => {
-            ctxt.error_spanned_by(
-                pat,
-                format!(
-                    "job arguments must be plain names, since each becomes a field of the job struct: \
-                     write `name: {}` and destructure it in the body",
-                    pretty(ty)
-                ),
-            );
-            None
-        }
-    }
-}
-
 /// Every `{name}` of a `unique = "..."` template names a stored argument.
-fn check_unique_template(ctxt: &mut Ctxt, attrs: &JobAttrs, func: &ItemFn, params: &[Param<'_>]) {
+fn check_unique_template(ctxt: &mut Ctxt, attrs: &Attrs, func: &ItemFn, params: &[Param<'_>]) {
     let Some(Unique::Template { lit, pieces }) = &attrs.unique else {
         return;
     };
@@ -320,84 +137,6 @@ fn check_unique_template(ctxt: &mut Ctxt, attrs: &JobAttrs, func: &ItemFn, param
     }
 }
 
-/// Finds the first reference and `impl Trait` inside a type.
-#[derive(Default)]
-struct Finder<'ast> {
-    reference: Option<&'ast syn::TypeReference>,
-    impl_trait: Option<&'ast syn::TypeImplTrait>,
-}
-
-impl<'ast> Visit<'ast> for Finder<'ast> {
-    fn visit_type_reference(&mut self, node: &'ast syn::TypeReference) {
-        self.reference.get_or_insert(node);
-        syn::visit::visit_type_reference(self, node);
-    }
-
-    fn visit_type_impl_trait(&mut self, node: &'ast syn::TypeImplTrait) {
-        self.impl_trait.get_or_insert(node);
-        syn::visit::visit_type_impl_trait(self, node);
-    }
-}
-
-/// Whether a parameter of this type is injected without `#[inject]`:
-/// `Data<T>`, `TaskCx`, `WorkerCx` (by the last path segment, so
-/// `errand::Data<T>` counts too).
-fn is_injected_type(ty: &Type) -> bool {
-    let Type::Path(path) = ty else { return false };
-    path.qself.is_none()
-        && path.path.segments.last().is_some_and(|s| s.ident == "Data" || s.ident == "TaskCx" || s.ident == "WorkerCx")
-}
-
-/// Marks which parameters carry `#[inject]` and removes the marker, which
-/// is not a real attribute.
-fn strip_inject(ctxt: &mut Ctxt, func: &mut ItemFn) -> Vec<bool> {
-    func.sig
-        .inputs
-        .iter_mut()
-        .map(|input| {
-            let attrs = match input {
-                FnArg::Typed(typed) => &mut typed.attrs,
-                FnArg::Receiver(receiver) => &mut receiver.attrs,
-            };
-            let mut marked = false;
-            attrs.retain(|attr| {
-                if !attr.path().is_ident("inject") {
-                    return true;
-                }
-                if !matches!(attr.meta, syn::Meta::Path(_)) {
-                    ctxt.error_spanned_by(attr, "`#[inject]` takes no arguments");
-                }
-                marked = true;
-                false
-            });
-            marked
-        })
-        .collect()
-}
-
-/// The owned type to suggest for `&inner`.
-fn owned_form(inner: &Type) -> String {
-    match inner {
-        Type::Path(p) if p.path.is_ident("str") => "`String`".to_owned(),
-        Type::Path(p) if p.path.is_ident("Path") => "`PathBuf`".to_owned(),
-        Type::Path(p) if p.path.is_ident("OsStr") => "`OsString`".to_owned(),
-        Type::Slice(slice) => format!("`Vec<{}>`", pretty(&slice.elem)),
-        Type::TraitObject(_) => "an owned, concrete type".to_owned(),
-        other => format!("an owned type (`{}`)", pretty(other)),
-    }
-}
-
-/// A type as a user would write it (`Vec<u8>`, not `Vec < u8 >`).
-fn pretty(ty: &Type) -> String {
-    let mut out = ty.to_token_stream().to_string();
-    for (from, to) in
-        [(" < ", "<"), ("< ", "<"), (" <", "<"), (" >", ">"), (" :: ", "::"), (":: ", "::"), ("& ", "&"), (" ,", ",")]
-    {
-        out = out.replace(from, to);
-    }
-    out.replace("& '", "&'")
-}
-
 // ---------------------------------------------------------------------------
 // Codegen.
 
@@ -419,15 +158,6 @@ impl JobFn<'_> {
 
     fn fn_name(&self) -> String {
         self.func.sig.ident.unraw_string()
-    }
-
-    /// The function's return type (`()` if none) and the span to report
-    /// return-type errors at.
-    fn return_type(&self) -> (TokenStream, Span) {
-        match &self.func.sig.output {
-            syn::ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
-            syn::ReturnType::Default => (quote!(()), self.func.sig.ident.span()),
-        }
     }
 
     /// `pub struct SendEmail { pub to: String, ... }` with serde derives.
@@ -537,8 +267,8 @@ impl JobFn<'_> {
             None => LitStr::new(&self.fn_name(), self.func.sig.ident.span()),
         };
         let queue = self.attrs.queue.as_ref().map(|q| quote!(const QUEUE: &'static str = #q;));
-        let (ret, ret_span) = self.return_type();
-        let output = quote_spanned!(ret_span=> type Output = <#ret as #krate::IntoJobResult>::Output;);
+        let output = sig::output_type(krate, self.func);
+        let output = quote!(type Output = #output;);
         let options = self.options_fn();
         let unique = self.unique_fn();
         let requirements = self.requirements_fn();
@@ -563,32 +293,10 @@ impl JobFn<'_> {
 
     fn options_fn(&self) -> Option<TokenStream> {
         let krate = &self.krate;
-        let attrs = self.attrs;
-        let mut fields = Vec::new();
-        if let Some(retries) = attrs.retries {
-            fields.push(quote!(retries: #retries));
-        }
-        if let Some(backoff) = &attrs.backoff {
-            let backoff = backoff.to_tokens(krate);
-            fields.push(quote!(backoff: #backoff));
-        }
-        if let Some(timeout) = attrs.timeout {
-            let timeout = duration_tokens(krate, timeout);
-            fields.push(quote!(timeout: #krate::__private::Option::Some(#timeout)));
-        }
-        if let Some(priority) = attrs.priority {
-            fields.push(quote!(priority: #priority));
-        }
-        if let Some(unique_for) = attrs.unique_for {
-            let unique_for = duration_tokens(krate, unique_for);
-            fields.push(quote!(unique_for: #krate::__private::Option::Some(#unique_for)));
-        }
-        if fields.is_empty() {
-            return None;
-        }
+        let options = self.attrs.job_options(krate)?;
         Some(quote! {
             fn options() -> #krate::JobOptions {
-                #krate::JobOptions { #(#fields,)* ..#krate::JobOptions::DEFAULT }
+                #options
             }
         })
     }
@@ -631,20 +339,13 @@ impl JobFn<'_> {
 
     fn requirements_fn(&self) -> Option<TokenStream> {
         let krate = &self.krate;
-        let calls: Vec<TokenStream> = self
-            .params
-            .iter()
-            .filter(|p| p.injected)
-            .map(|p| {
-                let ty = p.ty;
-                quote_spanned!(ty.span()=> <#ty as #krate::FromTaskCx>::requirements(__errand_requirements);)
-            })
-            .collect();
+        let requirements = Ident::new("__errand_requirements", Span::call_site());
+        let calls = sig::requirement_calls(krate, &self.params, &requirements);
         if calls.is_empty() {
             return None;
         }
         Some(quote! {
-            fn requirements(__errand_requirements: &mut #krate::Requirements) {
+            fn requirements(#requirements: &mut #krate::Requirements) {
                 #(#calls)*
             }
         })
@@ -653,16 +354,8 @@ impl JobFn<'_> {
     fn run_fn(&self) -> TokenStream {
         let krate = &self.krate;
         let func = &self.func.sig.ident;
-        let injections = self.params.iter().filter(|p| p.injected).map(|p| {
-            let (local, ty) = (&p.ident, p.ty);
-            let from = quote_spanned!(ty.span()=> <#ty as #krate::FromTaskCx>::from_task_cx(&__errand_cx));
-            quote! {
-                let #local = match #from {
-                    #krate::__private::Result::Ok(value) => value,
-                    #krate::__private::Result::Err(error) => return #krate::__private::Result::Err(error),
-                };
-            }
-        });
+        let cx = Ident::new("__errand_cx", Span::call_site());
+        let injections = sig::injections(krate, &self.params, &cx);
         let call_args = self.params.iter().map(|p| {
             let ident = &p.ident;
             if p.injected { quote!(#ident) } else { quote!(self.#ident) }
@@ -672,19 +365,18 @@ impl JobFn<'_> {
         // not a job return type is reported there; the future on the
         // function's name, so that a future that is not `Send` is reported
         // there.
-        let (ret, ret_span) = self.return_type();
-        let into_result = quote_spanned!(ret_span=> <#ret as #krate::IntoJobResult>::into_job_result(#call));
-        let output = quote_spanned!(ret_span=> <#ret as #krate::IntoJobResult>::Output);
+        let into_result = sig::into_job_result(krate, self.func, &call);
+        let output = sig::output_type(krate, self.func);
         let body = quote_spanned! {func.span()=>
             async move {
-                #(#injections)*
+                #injections
                 #into_result
             }
         };
         quote_spanned! {func.span()=>
             fn run(
                 self,
-                __errand_cx: #krate::TaskCx,
+                #cx: #krate::TaskCx,
             ) -> impl #krate::__private::Future<
                 Output = #krate::__private::Result<#output, #krate::JobError>,
             > + ::core::marker::Send {

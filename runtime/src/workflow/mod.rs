@@ -72,7 +72,8 @@ pub trait Workflow: Send + Sync + Sized + 'static {
     /// outputs in declaration order.
     type Output: Send + 'static;
 
-    /// The graph, in topological order.
+    /// The graph, in declaration order (not necessarily topological: a step
+    /// may be declared before the steps it runs after).
     fn steps() -> Vec<StepSpec>;
 
     /// The run's input.

@@ -1,0 +1,14 @@
+#[errand::workflow]
+mod import {
+    #[step]
+    async fn download(url: String) -> Result<Vec<u8>, errand::JobError> {
+        Ok(url.into_bytes())
+    }
+
+    #[step(after = download)]
+    async fn parse(bytes: Vec<u8>) {
+        let _ = bytes;
+    }
+}
+
+fn main() {}

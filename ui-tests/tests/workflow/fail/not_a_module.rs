@@ -1,0 +1,6 @@
+#[errand::workflow]
+async fn onboarding(id: u64) {
+    let _ = id;
+}
+
+fn main() {}
