@@ -381,11 +381,11 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         {
             let mut state = self.lock();
             for task in tasks {
-                if let Some(key) = &task.unique_key {
-                    if let Some(existing) = state.duplicate_of(key, task.unique_for, now) {
-                        ids.push(TaskId(existing));
-                        continue;
-                    }
+                if let Some(key) = &task.unique_key
+                    && let Some(existing) = state.duplicate_of(key, task.unique_for, now)
+                {
+                    ids.push(TaskId(existing));
+                    continue;
                 }
                 if !queues.contains(&task.queue) {
                     queues.push(task.queue.clone());
@@ -412,10 +412,11 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             }
             lane.delayed.pop();
             let index = usize::try_from(id - 1).unwrap_or(usize::MAX);
-            if let Some(r) = state.tasks.get(index) {
-                if matches!(r.state, TaskState::Pending | TaskState::Retry) && r.run_at == at {
-                    lane.ready.push(Ready { priority: r.priority, run_at: at, id });
-                }
+            if let Some(r) = state.tasks.get(index)
+                && matches!(r.state, TaskState::Pending | TaskState::Retry)
+                && r.run_at == at
+            {
+                lane.ready.push(Ready { priority: r.priority, run_at: at, id });
             }
         }
         let mut tasks = Vec::with_capacity(max.min(lane.ready.len()));

@@ -156,10 +156,10 @@ pub(crate) async fn ack_steps<C: Codec>(
         let step = u16::try_from(step).map_err(|_| bad_data(&what, format!("step {step} is out of range")))?;
         match &ack.outcome {
             Outcome::Done { result } => {
-                if let Some(queue) = step_done::<C>(conn, run, step, id, result, now).await? {
-                    if !woken.contains(&queue) {
-                        woken.push(queue);
-                    }
+                if let Some(queue) = step_done::<C>(conn, run, step, id, result, now).await?
+                    && !woken.contains(&queue)
+                {
+                    woken.push(queue);
                 }
             }
             Outcome::Dead { error } => fail_run(conn, run, step, error, now).await?,

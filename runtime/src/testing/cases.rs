@@ -477,8 +477,10 @@ pub async fn expose_counts_match<F: BackendFactory>(factory: &F) {
 pub async fn missing_data_fails_before_claiming<F: BackendFactory>(factory: &F) {
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let id = must(backend.enqueue(Echo { key: 1, text: String::new() }).await, "enqueue").await;
-    let result =
-        Monitor::new().register(WorkerBuilder::<Echo, _>::new(backend.clone())).run_until(std::future::pending::<()>()).await;
+    let result = Monitor::new()
+        .register(WorkerBuilder::<Echo, _>::new(backend.clone()))
+        .run_until(std::future::pending::<()>())
+        .await;
     match result {
         Err(crate::Error::MissingData { job, type_name }) => {
             assert_eq!(job, Echo::NAME);

@@ -277,10 +277,10 @@ async fn claim_loop<J, B, S>(
             },
         };
         let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
-        if free > 0 {
-            if let Ok(more) = Arc::clone(slots).try_acquire_many_owned(free) {
-                permits.merge(more);
-            }
+        if free > 0
+            && let Ok(more) = Arc::clone(slots).try_acquire_many_owned(free)
+        {
+            permits.merge(more);
         }
 
         waiter.arm();
