@@ -105,6 +105,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A waiter that an idle worker of this queue awaits between claims.
     fn waiter(&self, queue: &str) -> Self::Waiter;
 
+    /// How many claims one worker may have in flight at once (1 by default).
+    /// A backend whose claim is a network round trip returns more, so that
+    /// the server stays busy while earlier claims' tasks run; the worker
+    /// caps it by its concurrency (one claim per 4 slots).
+    fn parallel_claims(&self) -> usize {
+        1
+    }
+
     /// How long an idle worker waits at most before claiming again: covers
     /// tasks enqueued by other processes when the backend cannot notify.
     fn poll_interval(&self) -> Duration;

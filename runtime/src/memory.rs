@@ -40,6 +40,7 @@ pub struct MemoryBackend<C = JsonCodec> {
     shared: Arc<Shared>,
     orphan_after: Duration,
     poll_interval: Duration,
+    parallel_claims: usize,
     _codec: PhantomData<fn() -> C>,
 }
 
@@ -49,6 +50,7 @@ impl<C> Clone for MemoryBackend<C> {
             shared: Arc::clone(&self.shared),
             orphan_after: self.orphan_after,
             poll_interval: self.poll_interval,
+            parallel_claims: self.parallel_claims,
             _codec: PhantomData,
         }
     }
@@ -312,6 +314,7 @@ impl MemoryBackend<JsonCodec> {
             shared: Arc::default(),
             orphan_after: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
+            parallel_claims: 1,
             _codec: PhantomData,
         }
     }
@@ -331,8 +334,16 @@ impl<C: Codec> MemoryBackend<C> {
             shared: Arc::default(),
             orphan_after: self.orphan_after,
             poll_interval: self.poll_interval,
+            parallel_claims: self.parallel_claims,
             _codec: PhantomData,
         }
+    }
+
+    /// How many claims a worker keeps in flight at once (1 by default: a
+    /// claim here takes microseconds). Mostly for testing the worker.
+    pub fn parallel_claims(mut self, n: usize) -> Self {
+        self.parallel_claims = n.max(1);
+        self
     }
 
     /// How long a worker may miss heartbeats before its tasks are rescued.
@@ -635,6 +646,10 @@ impl<C: Codec> Backend for MemoryBackend<C> {
 
     fn poll_interval(&self) -> Duration {
         self.poll_interval
+    }
+
+    fn parallel_claims(&self) -> usize {
+        self.parallel_claims
     }
 
     fn orphan_after(&self) -> Duration {

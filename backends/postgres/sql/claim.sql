@@ -1,3 +1,6 @@
+-- Asynchronous commit (transaction-local set_config below): if the server
+-- crashes, a claim or ack of the last moments may be lost, which only means
+-- the task runs again (at-least-once). Enqueues stay fully durable.
 -- Claims up to $5 due tasks of job $4 on queue $3 for worker $1 at time $2 (ms).
 -- The SELECT walks the partial index tasks_claim (waiting rows only) in
 -- (priority DESC, run_at, id) order, skips rows other workers are claiming,
@@ -14,7 +17,7 @@ WITH RECURSIVE picked AS (
     UPDATE __SCHEMA__.tasks AS t
     SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2
     FROM picked
-    WHERE t.id = picked.id
+    WHERE t.id = picked.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
     RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload
 ), priorities AS (
     -- The distinct priorities of waiting tasks (a loose scan of tasks_claim),

@@ -240,6 +240,11 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         self.poll_interval
     }
 
+    /// A claim is a round trip to the server: keep a few in flight.
+    fn parallel_claims(&self) -> usize {
+        4
+    }
+
     fn orphan_after(&self) -> Duration {
         self.orphan_after
     }

@@ -153,6 +153,10 @@ impl<B: Backend> Backend for Flaky<B> {
         self.inner.poll_interval()
     }
 
+    fn parallel_claims(&self) -> usize {
+        self.inner.parallel_claims()
+    }
+
     fn orphan_after(&self) -> Duration {
         self.inner.orphan_after()
     }

@@ -14,7 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
@@ -26,7 +27,7 @@ use crate::codec::Codec;
 use crate::context::{CancelRegistry, TaskCx, WorkerCx};
 use crate::error::Error;
 use crate::job::{Decision, Job, JobError};
-use crate::task::{Ack, Outcome, Task, WorkerRegistration};
+use crate::task::{Ack, Claimed, Outcome, Task, WorkerRegistration};
 use crate::time::Timestamp;
 
 /// Acks flushed per backend call at most.
@@ -264,67 +265,101 @@ async fn claim_loop<J, B, S>(
     S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
+    // Claims in flight at once: a backend whose claim is a network round
+    // trip keeps the server busy while earlier claims' tasks run; each claim
+    // holds the slots it asks for, so `concurrency` still bounds the runs.
+    let concurrency = shared.registration.concurrency;
+    let parallel = shared.backend.parallel_claims().clamp(1, 8).min((concurrency / 4).max(1));
+    let mut claims: JoinSet<(Result<Claimed, Error>, OwnedSemaphorePermit)> = JoinSet::new();
     let mut waiter = shared.backend.waiter(&shared.registration.queue);
     let mut error_pause = MIN_ERROR_BACKOFF;
+    // A claim came back empty: start no new one until the idle wait is over.
+    let mut starving = false;
+    let mut next_due: Option<Timestamp> = None;
     loop {
-        // Wait for at least one free slot, then take every free one.
-        let mut permits = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            permit = Arc::clone(slots).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
-        if free > 0
-            && let Ok(more) = Arc::clone(slots).try_acquire_many_owned(free)
-        {
-            permits.merge(more);
-        }
-
-        waiter.arm();
-        let claimed = match shared.backend.claim(&shared.registration, permits.num_permits()).await {
-            Ok(claimed) => {
-                error_pause = MIN_ERROR_BACKOFF;
-                claimed
-            }
-            Err(error) => {
-                drop(permits);
-                tracing::warn!(worker = %shared.registration.id, %error, pause = ?error_pause, "claim failed; backing off");
-                shared.emit(|| Event::BackendError { error: error.to_string() });
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(error_pause) => {}
-                }
-                error_pause = (error_pause * 2).min(MAX_ERROR_BACKOFF);
-                continue;
-            }
-        };
-
-        if claimed.tasks.is_empty() {
-            drop(permits);
+        if starving && claims.is_empty() {
             let mut idle = shared.backend.poll_interval();
-            if let Some(due) = claimed.next_due {
+            if let Some(due) = next_due.take() {
                 idle = idle.min(due.until(Timestamp::now()));
             }
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => break,
                 () = waiter.wait() => {}
                 () = tokio::time::sleep(idle) => {}
             }
+            starving = false;
             continue;
         }
-
-        for task in claimed.tasks {
-            let Some(permit) = permits.split(1) else {
-                // The backend returned more tasks than asked for: run them
-                // anyway rather than strand them as `running`.
-                tracing::warn!(requested = ?slots, "backend returned more tasks than requested");
-                spawn_run::<J, B, S>(shared, service, acks, task, None);
-                continue;
-            };
-            spawn_run::<J, B, S>(shared, service, acks, task, Some(permit));
+        let can_start = !starving && claims.len() < parallel;
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(finished) = claims.join_next(), if !claims.is_empty() => {
+                let (claimed, mut permits) = match finished {
+                    Ok(finished) => finished,
+                    Err(join) => {
+                        tracing::error!(worker = %shared.registration.id, error = %join, "a claim ended abnormally");
+                        continue;
+                    }
+                };
+                let claimed = match claimed {
+                    Ok(claimed) => {
+                        error_pause = MIN_ERROR_BACKOFF;
+                        claimed
+                    }
+                    Err(error) => {
+                        drop(permits);
+                        tracing::warn!(worker = %shared.registration.id, %error, pause = ?error_pause, "claim failed; backing off");
+                        shared.emit(|| Event::BackendError { error: error.to_string() });
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(error_pause) => {}
+                        }
+                        error_pause = (error_pause * 2).min(MAX_ERROR_BACKOFF);
+                        continue;
+                    }
+                };
+                if claimed.tasks.is_empty() {
+                    starving = true;
+                    next_due = match (next_due, claimed.next_due) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    continue;
+                }
+                for task in claimed.tasks {
+                    // A backend returning more tasks than asked for gets them
+                    // run anyway rather than stranded as `running`.
+                    let permit = permits.split(1);
+                    spawn_run::<J, B, S>(shared, service, acks, task, permit);
+                }
+            }
+            permit = Arc::clone(slots).acquire_owned(), if can_start => {
+                let Ok(mut permits) = permit else { break };
+                // Take every free slot for this claim.
+                let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+                if free > 0
+                    && let Ok(more) = Arc::clone(slots).try_acquire_many_owned(free)
+                {
+                    permits.merge(more);
+                }
+                // Armed before the claim: a wake-up after this point is not lost.
+                waiter.arm();
+                let shared = Arc::clone(shared);
+                claims.spawn(async move {
+                    let claimed = shared.backend.claim(&shared.registration, permits.num_permits()).await;
+                    (claimed, permits)
+                });
+            }
+        }
+    }
+    // Claims still in flight may have claimed tasks that will now never run
+    // here: they stay `running` for this worker until `release` gives them back.
+    while let Some(finished) = claims.join_next().await {
+        if let Ok((Ok(claimed), _)) = finished
+            && !claimed.tasks.is_empty()
+        {
+            tracing::debug!(tasks = claimed.tasks.len(), "claimed during shutdown; released with the rest");
         }
     }
 }
