@@ -130,7 +130,7 @@ fn check_async(ctxt: &mut Ctxt, func: &ItemFn, kind: FnKind) {
 /// No `unsafe` or `extern "ABI"`: the generated worker calls the function
 /// like any safe Rust function.
 fn check_plain_fn(ctxt: &mut Ctxt, func: &ItemFn, kind: FnKind) {
-    if let Some(unsafety) = &func.sig.unsafety {
+    if let syn::Safety::Unsafe(unsafety) = &func.sig.safety {
         ctxt.error_spanned_by(
             unsafety,
             format!(
