@@ -1,4 +1,6 @@
-//! Run with: `cargo run --release -p errand-redis --example measure`
+//! Run with: `cargo run --release -p errand-redis --example measure [scenario…]`
+//! (scenarios: `memory`, `single`, `drain`, `drain-1m`, `latency`; all by
+//! default; `ERRAND_REDIS_URL` picks the server).
 //!
 //! Rough figures for the Redis backend on this machine: memory per waiting
 //! task, bulk enqueue rate, drain rate of a noop job at concurrency 64, and
@@ -7,7 +9,6 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use errand_redis::RedisBackend;
@@ -78,59 +79,70 @@ async fn main() {
     let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}"));
 
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+
     // Memory per waiting task, and bulk enqueue rate.
-    let n = 100_000_u64;
-    let before = used_memory(&mut conn).await;
-    let started = Instant::now();
-    let ids = backend.enqueue_bulk((0..n).map(|n| Noop { n })).await.unwrap_or_else(|e| panic!("{e}"));
-    let elapsed = started.elapsed();
-    let after = used_memory(&mut conn).await;
-    let key = format!("errand-measure:{{measure}}:t:{}", ids[500].0 & ((1 << 40) - 1));
-    let hash: u64 = redis::cmd("MEMORY").arg("USAGE").arg(&key).query_async(&mut conn).await.unwrap_or(0);
-    println!("bulk enqueue: {n} tasks in {elapsed:.2?} = {:.0}/s", n as f64 / elapsed.as_secs_f64());
-    println!(
-        "memory per waiting task: {:.0} bytes (INFO used_memory delta / {n}); task hash alone: {hash} bytes (MEMORY USAGE); payload {} bytes",
-        (after.saturating_sub(before)) as f64 / n as f64,
-        serde_json::to_vec(&Noop { n: 500 }).map(|v| v.len()).unwrap_or(0),
-    );
-    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+    if wanted("memory") {
+        let n = 100_000_u64;
+        let before = used_memory(&mut conn).await;
+        let started = Instant::now();
+        let ids = backend.enqueue_bulk((0..n).map(|n| Noop { n })).await.unwrap_or_else(|e| panic!("{e}"));
+        let elapsed = started.elapsed();
+        let after = used_memory(&mut conn).await;
+        let key = format!("errand-measure:{{measure}}:t:{}", ids[500].0 & ((1 << 40) - 1));
+        let hash: u64 = redis::cmd("MEMORY").arg("USAGE").arg(&key).query_async(&mut conn).await.unwrap_or(0);
+        println!("bulk enqueue: {n} tasks in {elapsed:.2?} = {:.0}/s", n as f64 / elapsed.as_secs_f64());
+        println!(
+            "memory per waiting task: {:.0} bytes (INFO used_memory delta / {n}); task hash alone: {hash} bytes (MEMORY USAGE); payload {} bytes",
+            (after.saturating_sub(before)) as f64 / n as f64,
+            serde_json::to_vec(&Noop { n: 500 }).map(|v| v.len()).unwrap_or(0),
+        );
+        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
+    }
 
     // Single enqueues, one at a time.
-    let started = Instant::now();
-    for n in 0..5_000 {
-        backend.enqueue(Noop { n }).await.unwrap_or_else(|e| panic!("{e}"));
+    if wanted("single") {
+        let started = Instant::now();
+        for n in 0..5_000 {
+            backend.enqueue(Noop { n }).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        println!("single enqueue (sequential): {:.0}/s", 5_000.0 / started.elapsed().as_secs_f64());
+        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
-    println!("single enqueue (sequential): {:.0}/s", 5_000.0 / started.elapsed().as_secs_f64());
-    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
 
     for queued in [2_000, 200_000, 1_000_000] {
+        if !(wanted("drain") && queued < 1_000_000 || wanted("drain-1m") && queued == 1_000_000) {
+            continue;
+        }
         let rate = drain(&backend, queued).await;
         println!("drain, noop, concurrency 64, {queued} queued: {rate:.0} jobs/s");
         backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     // Enqueue → start latency on an idle worker.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
-    let worker = WorkerBuilder::<Ping, _>::new(backend.clone()).data(tx).concurrency(4);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let monitor = tokio::spawn(Monitor::new().register(worker).run_until(async move {
-        let _ = stop_rx.await;
-    }));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut samples = Vec::new();
-    for _ in 0..500 {
-        let sent = Instant::now();
-        backend.enqueue(Ping).await.unwrap_or_else(|e| panic!("{e}"));
-        if let Some(started) = rx.recv().await {
-            samples.push(started.duration_since(sent));
+    if wanted("latency") {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+        let worker = WorkerBuilder::<Ping, _>::new(backend.clone()).data(tx).concurrency(4);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let monitor = tokio::spawn(Monitor::new().register(worker).run_until(async move {
+            let _ = stop_rx.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut samples = Vec::new();
+        for _ in 0..500 {
+            let sent = Instant::now();
+            backend.enqueue(Ping).await.unwrap_or_else(|e| panic!("{e}"));
+            if let Some(started) = rx.recv().await {
+                samples.push(started.duration_since(sent));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let _ = stop_tx.send(());
+        let _ = monitor.await;
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+        println!("enqueue→start on an idle worker (same process): p50 {:?}, p99 {:?}", pct(0.5), pct(0.99));
+        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
-    let _ = stop_tx.send(());
-    let _ = monitor.await;
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    println!("enqueue→start on an idle worker (same process): p50 {:?}, p99 {:?}", pct(0.5), pct(0.99));
-    let _ = Arc::new(());
-    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
 }

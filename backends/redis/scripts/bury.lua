@@ -1,6 +1,7 @@
 -- Sends waiting tasks of one job due at or before a time to dead, a bounded
 -- batch per call. KEYS[1] counts, KEYS[2] dead index.
--- ARGV: base, now, job, due_before, reason, ready offset, batch.
+-- ARGV: base, now, job, due_before, reason, ready offset, batch, retention
+-- in ms (a workflow run failed here is kept that long).
 -- Returns {buried, more (0/1), next ready offset}.
 local now, job, due_before, reason = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local offset, batch = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -9,7 +10,7 @@ local buried = 0
 
 local function bury(seq)
   local tk = tkey(seq)
-  local state = redis.call('HGET', tk, 's')
+  local state, run, step = unpack(redis.call('HMGET', tk, 's', 'wr', 'ws'))
   if state == 'pending' or state == 'retry' then
     redis.call('HSET', tk, 's', 'dead', 'e', reason, 'f', now)
     redis.call('ZADD', KEYS[2], seq, seq)
@@ -17,6 +18,9 @@ local function bury(seq)
     count(state, -1)
     count('dead', 1)
     buried = buried + 1
+    if run then
+      fail_run(run, step, reason, now, now + tonumber(ARGV[8]))
+    end
   end
 end
 

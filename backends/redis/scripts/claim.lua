@@ -1,23 +1,26 @@
 -- Claims up to `max` due tasks of one job for one worker.
 -- KEYS[1] ready set, KEYS[2] delayed set, KEYS[3] the worker's in-flight set,
--- KEYS[4] counts, KEYS[5] the worker's last-claim record.
+-- KEYS[4] counts, KEYS[5] the worker's last-claim record. Tasks whose ack
+-- needs more than the in-flight set tells (workflow steps, unique keys) are
+-- also put in the worker's `sp:<worker>` set.
 -- ARGV: base, now, max, worker, move batch, claim token, then the tokens of
 -- this worker's claims whose replies were lost.
--- Returns {next_due or -1, then 6 per task: seq, attempt, max_attempts,
--- run_at, priority, payload}.
+-- Returns {next_due or -1, then 7 per task: seq, attempt, max_attempts,
+-- run_at, priority, payload, workflow run (nil for a plain task)}.
 local now, max, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local move_batch, token = tonumber(ARGV[5]), ARGV[6]
 local out = { -1 }
 local claimed = {}
 
-local function emit(seq, tk)
-  local v = redis.call('HMGET', tk, 'a', 'm', 'r', 'pr', 'p')
-  out[#out + 1] = tonumber(seq)
-  out[#out + 1] = v[1]
-  out[#out + 1] = v[2]
-  out[#out + 1] = v[3]
-  out[#out + 1] = v[4]
-  out[#out + 1] = v[5]
+local function emit(seq, attempt, v)
+  local o = #out
+  out[o + 1] = seq
+  out[o + 2] = attempt
+  out[o + 3] = v[3]
+  out[o + 4] = v[4]
+  out[o + 5] = v[5]
+  out[o + 6] = v[6]
+  out[o + 7] = v[7]
   claimed[#claimed + 1] = seq
 end
 
@@ -33,10 +36,9 @@ if #ARGV > 6 then
   if lost then
     for i = 2, #record do
       local seq = record[i]
-      local tk = tkey(seq)
-      local state, w = unpack(redis.call('HMGET', tk, 's', 'w'))
-      if state == 'running' and w == worker then
-        emit(seq, tk)
+      local v = redis.call('HMGET', tkey(seq), 's', 'a', 'm', 'r', 'pr', 'p', 'wr', 'u', 'w')
+      if v[1] == 'running' and v[9] == worker then
+        emit(seq, v[2], v)
       end
     end
   end
@@ -63,13 +65,18 @@ if want > 0 then
   for i = 1, #popped, 2 do
     local seq = tostring(tonumber(string.sub(popped[i], 14)))
     local tk = tkey(seq)
-    local state = redis.call('HGET', tk, 's')
+    local v = redis.call('HMGET', tk, 's', 'a', 'm', 'r', 'pr', 'p', 'wr', 'u')
+    local state = v[1]
     if state == 'pending' or state == 'retry' then
       count(state, -1)
       count('running', 1)
-      redis.call('HINCRBY', tk, 'a', 1)
-      redis.call('HSET', tk, 's', 'running', 'w', worker)
-      emit(seq, tk)
+      local attempt = tonumber(v[2]) + 1
+      redis.call('HSET', tk, 's', 'running', 'w', worker, 'a', attempt)
+      emit(seq, attempt, v)
+      if v[7] or v[8] then
+        -- A workflow step or a task with a unique key: its ack reads more.
+        redis.call('SADD', base .. 'sp:' .. worker, seq)
+      end
     end
   end
   if #claimed > redelivered then

@@ -17,7 +17,7 @@ for _, seq in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     released = released + 1
   end
 end
-redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], base .. 'cx:' .. worker)
+redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], base .. 'cx:' .. worker, base .. 'sp:' .. worker)
 redis.call('ZREM', KEYS[2], worker)
 redis.call('HDEL', KEYS[3], worker)
 flush_counts()

@@ -1,18 +1,20 @@
 //! The backend type, its builder, and the worker-facing operations.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::collections::{HashMap, HashSet};
+use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use errand_runtime::workflow::Bytes;
 use errand_runtime::{
     Ack, Backend, BackendError, Claimed, Codec, Error, JsonCodec, NewTask, Notifier, Outcome, Task, TaskId, Timestamp,
     Unserved, WakeSignal, WorkerRegistration,
 };
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, RedisError, Value};
+use redis::{Cmd, RedisError, RedisResult, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::keys::{Keys, SEQ_BITS, split_id, task_id};
@@ -22,15 +24,17 @@ use crate::scripts::{Lua, Scripts, is_noscript_value};
 /// Tasks written per enqueue script call.
 const ENQUEUE_CHUNK: usize = 500;
 /// Script calls sent per pipeline round trip.
-const PIPELINE_CALLS: usize = 32;
+const PIPELINE_CALLS: usize = 16;
+/// Pipelines of one operation in flight at once.
+const PIPELINES_IN_FLIGHT: usize = 4;
 /// Acks recorded per ack script call.
 const ACK_CHUNK: usize = 512;
 /// Due delayed tasks moved to the ready set per claim, at most.
 const MOVE_BATCH: usize = 1000;
-/// Done-index entries checked for expiry per ack call.
-const PRUNE_PER_ACK: usize = 32;
-/// Done-index entries checked for expiry per queue and rescue round.
-const PRUNE_PER_RESCUE: usize = 1000;
+/// Expiry entries (each the done tasks of one ack call) pruned per ack call.
+const PRUNE_PER_ACK: usize = 2;
+/// Expiry entries pruned per queue and rescue round.
+const PRUNE_PER_RESCUE: usize = 20;
 /// Lost claim tokens remembered per worker, at most.
 const MAX_LOST_CLAIMS: usize = 256;
 
@@ -83,6 +87,12 @@ pub(crate) struct Inner {
     /// have run), so the next claim redelivers their tasks.
     lost_claims: Mutex<HashMap<Arc<str>, Vec<u64>>>,
     claim_tokens: AtomicU64,
+    /// Job names whose tasks are workflow steps (learned from claims and
+    /// from `start_run`): their `done` acks carry the output encoded as a
+    /// payload element, for the ack script to build the next steps' tasks.
+    pub(crate) workflow_jobs: Mutex<HashSet<&'static str>>,
+    /// Whether `workflow_jobs` is not empty (plain acks skip the lock).
+    pub(crate) any_workflow: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -97,7 +107,7 @@ struct QueueMap {
     by_number: HashMap<u32, String>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section is a plain map update: a panic inside one
     // cannot leave the map in a state worth refusing to continue.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -121,7 +131,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -275,6 +285,8 @@ impl<C: Codec> RedisBuilder<C> {
                 stop_listener: CancellationToken::new(),
                 lost_claims: Mutex::default(),
                 claim_tokens: AtomicU64::new(0),
+                workflow_jobs: Mutex::default(),
+                any_workflow: AtomicBool::new(false),
             }),
             _codec: PhantomData,
         })
@@ -414,25 +426,41 @@ impl<C: Codec> RedisBackend<C> {
         Ok(queues)
     }
 
-    /// Runs script calls in pipelines of [`PIPELINE_CALLS`]; a call that met
-    /// `NOSCRIPT` is repeated after loading the script (the others are not).
-    /// Returns each call's reply, in order; a call's error reply becomes the
-    /// error of the whole.
+    /// Runs script calls in pipelines of [`PIPELINE_CALLS`], up to
+    /// [`PIPELINES_IN_FLIGHT`] of them at once on the multiplexed connection
+    /// (so that building and parsing overlap with Redis running the scripts);
+    /// a call that met `NOSCRIPT` is repeated after loading the script (the
+    /// others are not). Returns each call's reply, in order; a call's error
+    /// reply becomes the error of the whole.
     pub(crate) async fn run_many(&self, lua: &Lua, calls: Vec<Cmd>, what: &str) -> Result<Vec<Value>, Error> {
         let mut conn = self.conn();
+        if let [single] = calls.as_slice() {
+            return Ok(vec![lua.run(&mut conn, single).await.map_err(|e| failed(what, e))?]);
+        }
         let mut replies = Vec::with_capacity(calls.len());
-        for group in calls.chunks(PIPELINE_CALLS) {
-            if let [single] = group {
-                replies.push(lua.run(&mut conn, single).await.map_err(|e| failed(what, e))?);
-                continue;
-            }
+        let mut pipes = Vec::with_capacity(calls.len().div_ceil(PIPELINE_CALLS));
+        let mut calls = calls.into_iter().peekable();
+        while calls.peek().is_some() {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for call in group {
-                pipe.add_command(call.clone());
+            for call in calls.by_ref().take(PIPELINE_CALLS) {
+                pipe.add_command(call);
             }
-            let values: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| failed(what, e))?;
-            for (call, value) in group.iter().zip(values) {
+            pipes.push(pipe);
+        }
+        let shared = conn.clone();
+        let mut results = futures_util::stream::iter(pipes)
+            .map(|pipe| {
+                let mut conn = shared.clone();
+                async move {
+                    let values: RedisResult<Vec<Value>> = pipe.query_async(&mut conn).await;
+                    (pipe, values)
+                }
+            })
+            .buffered(PIPELINES_IN_FLIGHT);
+        while let Some((pipe, values)) = results.next().await {
+            let values = values.map_err(|e| failed(what, e))?;
+            for (call, value) in pipe.cmd_iter().zip(values) {
                 let value = if is_noscript_value(&value) {
                     lua.run(&mut conn, call).await.map_err(|e| failed(what, e))?
                 } else {
@@ -468,6 +496,13 @@ impl<C: Codec> RedisBackend<C> {
         }
     }
 
+    /// Records that the tasks of `job` are workflow steps.
+    pub(crate) fn remember_workflow(&self, job: &'static str) {
+        if lock(&self.inner.workflow_jobs).insert(job) {
+            self.inner.any_workflow.store(true, Ordering::Release);
+        }
+    }
+
     fn lost_claims(&self, worker: &Arc<str>) -> Vec<u64> {
         lock(&self.inner.lost_claims).get(worker).cloned().unwrap_or_default()
     }
@@ -481,41 +516,64 @@ impl<C: Codec> RedisBackend<C> {
         tokens.push(token);
     }
 
-    fn enqueue_call<'a>(&self, queue: &str, base: &str, now: i64, tasks: impl Iterator<Item = &'a NewTask>) -> Cmd {
+    fn enqueue_call(&self, queue: &str, base: &str, now: i64, tasks: &[&NewTask]) -> Cmd {
         let lua = &self.inner.scripts.enqueue;
         let mut cmd = lua.call(&[&format!("{base}seq"), &format!("{base}n"), &format!("{base}jobs")]);
-        cmd.arg(base).arg(now).arg(&self.inner.channel).arg(queue);
-        for task in tasks {
-            let window = task.unique_for.map_or(0, millis);
-            cmd.arg(task.job)
-                .arg(&task.payload)
-                .arg(task.run_at.as_millis())
-                .arg(task.priority)
-                .arg(task.max_attempts)
-                .arg(if task.unique_key.is_some() { "1" } else { "0" })
-                .arg(task.unique_key.as_deref().unwrap_or(""))
-                .arg(window);
+        cmd.arg(base).arg(now).arg(&self.inner.channel).arg(queue).arg(tasks.len());
+        // Groups of consecutive tasks with the same settings: the script reads
+        // those once per group, and two values per task.
+        let same = |a: &NewTask, b: &NewTask| {
+            a.job == b.job
+                && a.priority == b.priority
+                && a.max_attempts == b.max_attempts
+                && (a.run_at.as_millis() <= now) == (b.run_at.as_millis() <= now)
+                && a.unique_key.is_none()
+                && b.unique_key.is_none()
+        };
+        let mut run_at = String::with_capacity(16);
+        for group in tasks.chunk_by(|a, b| same(a, b)) {
+            let first = group[0];
+            cmd.arg(group.len())
+                .arg(first.job)
+                .arg(first.priority)
+                .arg(first.max_attempts)
+                .arg(if first.run_at.as_millis() <= now { "1" } else { "0" })
+                .arg(first.unique_key.as_deref().unwrap_or(""))
+                .arg(first.unique_for.map_or(0, millis));
+            for task in group {
+                run_at.clear();
+                // 13 digits: the start of the ready-set member (see the crate docs).
+                let _ = write!(run_at, "{:013}", task.run_at.as_millis());
+                cmd.arg(&task.payload).arg(run_at.as_str());
+            }
         }
         cmd
     }
 }
 
-fn parse_claim(queue: u32, queue_name: &str, value: Value) -> Result<Claimed, Error> {
+/// Values per task in a claim reply.
+const CLAIM_STRIDE: usize = 7;
+
+/// The claimed tasks, and whether any of them is a workflow step.
+fn parse_claim(queue: u32, queue_name: &str, value: Value) -> Result<(Claimed, bool), Error> {
     let what = || format!("claim tasks from queue `{queue_name}`");
     let items = reply::into_array(value, &what())?;
     let malformed =
         || -> Error { BackendError::new("redis", what(), "the claim script returned a malformed reply").into() };
-    if items.is_empty() || (items.len() - 1) % 6 != 0 {
+    if items.is_empty() || (items.len() - 1) % CLAIM_STRIDE != 0 {
         return Err(malformed());
     }
+    let mut steps = false;
     let mut items = items.into_iter();
     let next_due = items.next().as_ref().and_then(int).filter(|n| *n >= 0).map(Timestamp);
-    let mut tasks = Vec::with_capacity(items.len() / 6);
+    let mut tasks = Vec::with_capacity(items.len() / CLAIM_STRIDE);
     while let Some(seq) = items.next() {
         let Some(seq) = int(&seq).and_then(|s| u64::try_from(s).ok()) else { return Err(malformed()) };
         let id = task_id(queue, seq);
         let mut field = || items.next().unwrap_or(Value::Nil);
-        let (attempt, max_attempts, run_at, priority, payload) = (field(), field(), field(), field(), field());
+        let (attempt, max_attempts, run_at, priority, payload, run) =
+            (field(), field(), field(), field(), field(), field());
+        steps |= run != Value::Nil;
         let attempt = int(&attempt).and_then(|n| u32::try_from(n).ok());
         let max_attempts = int(&max_attempts).and_then(|n| u32::try_from(n).ok());
         let run_at = int(&run_at);
@@ -535,7 +593,7 @@ fn parse_claim(queue: u32, queue_name: &str, value: Value) -> Result<Claimed, Er
             payload: payload.unwrap_or_default(),
         });
     }
-    Ok(Claimed { next_due: if tasks.is_empty() { next_due } else { None }, tasks })
+    Ok((Claimed { next_due: if tasks.is_empty() { next_due } else { None }, tasks }, steps))
 }
 
 impl<C: Codec> Backend for RedisBackend<C> {
@@ -562,7 +620,8 @@ impl<C: Codec> Backend for RedisBackend<C> {
             let base = self.inner.keys.base(queue);
             let mut calls = Vec::with_capacity(positions.len().div_ceil(ENQUEUE_CHUNK));
             for chunk in positions.chunks(ENQUEUE_CHUNK) {
-                calls.push(self.enqueue_call(queue, &base, now, chunk.iter().map(|&i| &tasks[i])));
+                let chunk: Vec<&NewTask> = chunk.iter().map(|&i| &tasks[i]).collect();
+                calls.push(self.enqueue_call(queue, &base, now, &chunk));
             }
             let what = format!("enqueue {} task(s) on queue `{queue}`", positions.len());
             let replies = self.run_many(&self.inner.scripts.enqueue, calls, &what).await?;
@@ -617,7 +676,11 @@ impl<C: Codec> Backend for RedisBackend<C> {
                 if !lost.is_empty() {
                     lock(&self.inner.lost_claims).remove(&worker.id);
                 }
-                parse_claim(number, queue, value)
+                let (claimed, steps) = parse_claim(number, queue, value)?;
+                if steps {
+                    self.remember_workflow(worker.job);
+                }
+                Ok(claimed)
             }
             Err(error) => {
                 // The script may have run and only the reply been lost: its
@@ -640,6 +703,8 @@ impl<C: Codec> Backend for RedisBackend<C> {
             [format!("{base}if:{}", worker.id), format!("{base}n"), format!("{base}done"), format!("{base}dead")];
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let now = Timestamp::now().as_millis();
+        let steps =
+            self.inner.any_workflow.load(Ordering::Acquire) && lock(&self.inner.workflow_jobs).contains(worker.job);
         let mut requeued = false;
         let mut calls = Vec::new();
         for chunk in acks.chunks(ACK_CHUNK) {
@@ -650,7 +715,8 @@ impl<C: Codec> Backend for RedisBackend<C> {
                 .arg(millis(self.inner.retention))
                 .arg(&self.inner.channel)
                 .arg(queue)
-                .arg(PRUNE_PER_ACK);
+                .arg(PRUNE_PER_ACK)
+                .arg(worker.job);
             for ack in chunk {
                 let (q, seq) = split_id(ack.id);
                 if q != number {
@@ -658,6 +724,11 @@ impl<C: Codec> Backend for RedisBackend<C> {
                 }
                 cmd.arg(seq);
                 match &ack.outcome {
+                    Outcome::Done { result } if steps => {
+                        // What the ack script splices into the payloads of the next steps.
+                        let element = C::encode(&Bytes(result.clone()), "a workflow step's output")?;
+                        cmd.arg("W").arg(0).arg(result).arg(element)
+                    }
                     Outcome::Done { result } => cmd.arg("D").arg(0).arg(result),
                     Outcome::Retry { at, error } => {
                         requeued = true;
@@ -673,7 +744,12 @@ impl<C: Codec> Backend for RedisBackend<C> {
             calls.push(cmd);
         }
         let what = format!("record {} outcome(s) on queue `{queue}`", acks.len());
-        self.run_many(lua, calls, &what).await?;
+        for value in self.run_many(lua, calls, &what).await? {
+            // {finished, tasks enqueued by workflow steps}
+            if let Value::Array(items) = value {
+                requeued |= items.get(1).and_then(int).is_some_and(|n| n > 0);
+            }
+        }
         if requeued {
             self.inner.notifier.notify(queue);
         }
@@ -713,7 +789,8 @@ impl<C: Codec> Backend for RedisBackend<C> {
                     .arg(millis(self.inner.orphan_after))
                     .arg(&self.inner.channel)
                     .arg(queue)
-                    .arg(PRUNE_PER_RESCUE);
+                    .arg(PRUNE_PER_RESCUE)
+                    .arg(millis(self.inner.retention));
                 cmd
             })
             .collect();
@@ -796,7 +873,8 @@ impl<C: Codec> Backend for RedisBackend<C> {
                 .arg(due_before.as_millis())
                 .arg(reason)
                 .arg(offset)
-                .arg(MOVE_BATCH);
+                .arg(MOVE_BATCH)
+                .arg(millis(self.inner.retention));
             let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
             let items = reply::into_array(value, &what)?;
             let [n, more, next] = items.as_slice() else {

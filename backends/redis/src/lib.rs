@@ -44,11 +44,12 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `P{q}:seq` | string | the queue's task counter |
-//! | `P{q}:t:<seq>` | hash | one task: `j` job, `s` state, `a` attempt, `m` max attempts, `pr` priority, `r` run_at (ms), `c` created (ms), `f` finished (ms), `u`/`uf` unique key and window, `e` last error, `w` worker, `p` payload, `o` output |
+//! | `P{q}:seq` | string | the queue's task counter (one `INCRBY` per enqueue call) |
+//! | `P{q}:t:<seq>` | hash | one task: `j` job, `s` state, `a` attempt, `m` max attempts, `pr` priority, `r` run_at (ms), `c` created (ms), `f` finished (ms), `u`/`uf` unique key and window, `e` last error, `w` worker, `p` payload, `o` output; for a workflow step, `wr` its run and `ws` its step |
 //! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits)`seq`(12 digits), so `ZPOPMIN` takes the highest priority, then the earliest `run_at`, then the oldest |
 //! | `P{q}:d:<job>` | sorted set | delayed tasks (pending in the future, and retries) by `run_at` in ms |
 //! | `P{q}:done`, `:dead`, `:cancelled` | sorted sets | finished tasks by seq (for listings; `done` is pruned as task hashes expire) |
+//! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry, so pruning the done index costs one entry per ack call, not one per task |
 //! | `P{q}:n` | hash | task counts per state |
 //! | `P{q}:jobs` | set | job names seen on the queue |
 //! | `P{q}:u:<key>` | string | unique key → seq of the task holding it |
@@ -56,13 +57,78 @@
 //! | `P{q}:hb:<worker>` | string with TTL `orphan_after` | the worker's heartbeat |
 //! | `P{q}:if:<worker>` | set | the worker's in-flight tasks |
 //! | `P{q}:lc:<worker>` | list | the worker's last claim (redelivered if its reply was lost) |
+//! | `P{q}:sp:<worker>` | set | the worker's running tasks whose ack reads their hash (workflow steps, unique keys) |
+//! | `P{q}:cx:<worker>` | set | the worker's running tasks cancelled meanwhile (read by `cancelled_tasks`) |
+//! | `P{q}:wseq` | string | the queue's workflow run counter |
+//! | `P{q}:wr:<run>` | hash | one workflow run; see [Workflows](#workflows) |
 //! | `P{~}:queues`, `P{~}:queue-ids`, `P{~}:queue-seq` | hashes, string | the queue registry |
 //!
 //! Wake-ups go over the pub/sub channel `Pwake` (the message is the queue's
 //! name); a backend opens one subscription connection once a worker waits.
 //!
 //! A task id is `queue number << 40 | seq`: ids are unique under one prefix,
-//! ascending within a queue, and listed by ascending id across queues.
+//! ascending within a queue (with gaps where an enqueue found a duplicate),
+//! and listed by ascending id across queues. A workflow run id is built the
+//! same way from the queue of its steps and its run number.
+//!
+//! # Workflows
+//!
+//! [`RedisBackend`] implements
+//! [`WorkflowStore`](errand_runtime::workflow::WorkflowStore). Every step is
+//! a task of job `Workflow::NAME` on the workflow's queue, so a run lives in
+//! one hash slot with its tasks. `start_run` writes the run hash and the
+//! tasks of the entry steps in one script. The run hash `P{q}:wr:<run>`
+//! holds `w` workflow, `s` state (`running`, `done`, `failed`), `c` created,
+//! `e` error, `n` steps, `nd` steps done, and per step `i`: `nm<i>` name,
+//! `a<i>`/`x<i>` the steps it takes and the steps that take it, `m<i>`/`p<i>`
+//! max attempts and priority, `f<i>` the start of its failure message,
+//! `k<i>.<j>` the bytes of its payload around its inputs, `t<i>` its task
+//! once enqueued, `o<i>` its output once done.
+//!
+//! **A step's `done` ack advances its run in the same script**: the ack
+//! script marks the task done, stores the output in the run, and for every
+//! dependent whose inputs are now all there writes its task — payload
+//! included — and records it in `t<i>`. The payload is codec-specific, and
+//! Lua has no codec, so the codec work is done in Rust around the script:
+//! - at `start_run`, each step's payload is encoded (by
+//!   `workflow::step_task`) with recognisable sentinel inputs and cut where
+//!   their encodings are, giving the parts `k<i>.<j>` around the inputs;
+//! - a `done` ack of a step task carries, besides the raw result, the result
+//!   encoded as a payload element (`Bytes`), which is what is stored in `o<i>`
+//!   and spliced between the parts. The backend knows which jobs are
+//!   workflows because the claim script flags step tasks.
+//!
+//! The script's concatenation is byte for byte what `step_task` would
+//! encode for every codec whose encoding of a value is the concatenation of
+//! its fields' encodings (JSON, MessagePack, bincode): this is checked once
+//! per codec, and `start_run` refuses another codec with
+//! [`Error::Config`](errand_runtime::Error::Config) rather than build wrong
+//! payloads.
+//!
+//! This was chosen over "the ack script returns the ready steps, a second
+//! script enqueues them behind an idempotency guard" because there is no
+//! crash window at all: if the process dies before the ack script runs, the
+//! step is still `running` and is rescued and run again (at least once, like
+//! any task); once it has run, the output and the next steps are all
+//! written. A repeated ack (a lost reply) finds the task no longer running
+//! for the worker and is ignored, so no step is enqueued twice. The
+//! two-script design needs a sweeper to finish advances cut short by a
+//! crash, and until it runs the dependents wait.
+//!
+//! A step task that goes `dead` — acked dead, rescued on its last attempt,
+//! or buried as unserved — fails the run in the same script with
+//! `step `name` failed: <error>`, and cancels the run's other live steps;
+//! running ones are reported through `cancelled_tasks`, so their
+//! cancellation token fires. A run is `done` once every step is done.
+//!
+//! Workflow limitations: a finished run (and its outputs) expires the
+//! retention after it finished; its step tasks expire like any done task,
+//! so `run_info` of an old but still running run can show a step whose task
+//! expired without a state (its output stays in the run). Cancelling one
+//! step's task from a dashboard does not fail its run (the run then never
+//! finishes), as with the in-memory backend; retrying a dead step does not
+//! revive a failed run. Outputs are stored encoded as payload elements: with
+//! JSON, an array of numbers, about 3.5 times the output's size.
 //!
 //! # Guarantees and limitations
 //!
@@ -76,15 +142,25 @@
 //!   window keeps the finished task (and its key) at least that long.
 //!   Retrying a dead task does not take its unique key back.
 //! - `done` tasks expire after the retention (`PEXPIREAT` on the task hash);
-//!   the done index and the `done` count catch up as workers prune it (on
-//!   every ack and rescue), so the count may briefly include expired tasks.
+//!   the done index and the `done` count catch up as workers prune it (two
+//!   `x` entries per ack call, twenty per queue per rescue round), so the
+//!   count may briefly include expired tasks.
 //!   `dead` and `cancelled` tasks are kept until retried.
 //! - Listing `pending`, `retry` or `running` tasks reads every waiting or
 //!   in-flight task of the queue (counts are O(1)); listing finished tasks
 //!   walks their index.
 //! - A Redis Cluster client is not wired in yet: the key layout is ready for
 //!   one (one slot per queue), the connection is a single-node one.
-//! - Needs Redis 6.2 or later (`ZRANGE … WITHSCORES` in scripts, `PEXPIREAT`),
+//! - Per task, an enqueue runs one command in its script (`HSET`; ids,
+//!   ready-set inserts and counts are one variadic command per call of up to
+//!   500 tasks), a claim two (`HMGET`, `HSET`) and a `done` ack two (`HSET`,
+//!   `PEXPIREAT`) plus one element of the done index: whether the task still
+//!   runs for the worker is one `SMISMEMBER` per ack call, and only workflow
+//!   steps and tasks with a unique key (listed in `sp:<worker>` by the
+//!   claim) have their hash read.
+//!   Throughput is bound by Redis running these scripts on one core; see
+//!   `examples/measure.rs` for figures.
+//! - Needs Redis 6.2 or later (`SMISMEMBER`, `ZRANGE … WITHSCORES` in scripts),
 //!   or a compatible server with Lua scripting (Valkey, KeyDB, Dragonfly).
 
 mod backend;
@@ -93,5 +169,6 @@ mod keys;
 mod reply;
 mod scripts;
 mod wake;
+mod workflow;
 
 pub use backend::{RedisBackend, RedisBuilder};

@@ -73,6 +73,8 @@ pub(crate) struct Scripts {
     pub(crate) list: Lua,
     pub(crate) unserved: Lua,
     pub(crate) bury: Lua,
+    pub(crate) start: Lua,
+    pub(crate) run: Lua,
 }
 
 impl Scripts {
@@ -90,11 +92,13 @@ impl Scripts {
             list: Lua::new(with_common!("list.lua")),
             unserved: Lua::new(with_common!("unserved.lua")),
             bury: Lua::new(with_common!("bury.lua")),
+            start: Lua::new(with_common!("start.lua")),
+            run: Lua::new(with_common!("run.lua")),
         }
     }
 
     /// Every script, for loading them up front.
-    pub(crate) fn all(&self) -> [&Lua; 12] {
+    pub(crate) fn all(&self) -> [&Lua; 14] {
         [
             &self.register,
             &self.enqueue,
@@ -108,6 +112,8 @@ impl Scripts {
             &self.list,
             &self.unserved,
             &self.bury,
+            &self.start,
+            &self.run,
         ]
     }
 }

@@ -34,3 +34,9 @@ impl BackendFactory for Redis {
 }
 
 errand_runtime::conformance_tests!(Redis { guards: Mutex::new(Vec::new()) });
+
+mod workflows {
+    use super::{Mutex, Redis};
+
+    errand_runtime::workflow_conformance_tests!(Redis { guards: Mutex::new(Vec::new()) });
+}

@@ -1,0 +1,25 @@
+-- Reads a workflow run (read only). ARGV: base, run.
+-- Returns nil for no such run, else {workflow, state, error, created, steps,
+-- then 6 per step: name, task seq, task state, attempt, last error, output
+-- (encoded as a payload element)}.
+local rk = base .. 'wr:' .. ARGV[2]
+local job, state, err, created, n = unpack(redis.call('HMGET', rk, 'w', 's', 'e', 'c', 'n'))
+if not job then
+  return false
+end
+local out = { job, state, err, created, n }
+for i = 0, tonumber(n) - 1 do
+  local name, t, o = unpack(redis.call('HMGET', rk, 'nm' .. i, 't' .. i, 'o' .. i))
+  local s, a, e = false, false, false
+  if t then
+    s, a, e = unpack(redis.call('HMGET', tkey(t), 's', 'a', 'e'))
+  end
+  local k = #out
+  out[k + 1] = name
+  out[k + 2] = t
+  out[k + 3] = s
+  out[k + 4] = a
+  out[k + 5] = e
+  out[k + 6] = o
+end
+return out

@@ -1,0 +1,25 @@
+-- Writes a workflow run and the tasks of its entry steps.
+-- KEYS[1] counts, KEYS[2] jobs. ARGV: base, now, wake channel, queue name,
+-- run, workflow (the job of its step tasks), number of run fields F, then F
+-- field/value pairs of the run hash (see common.lua), then 4 per entry step:
+-- step, payload, priority, max_attempts.
+-- Returns the seqs of the entry steps' tasks.
+local now, run, job = tonumber(ARGV[2]), ARGV[5], ARGV[6]
+local rk = base .. 'wr:' .. run
+local f = tonumber(ARGV[7])
+local last = 7 + 2 * f
+for i = 8, last, 1000 do
+  redis.call('HSET', rk, unpack(ARGV, i, math.min(i + 999, last)))
+end
+redis.call('HSET', rk, 'w', job, 's', 'running', 'c', now, 'nd', 0)
+local out = {}
+for i = last + 1, #ARGV, 4 do
+  local step = ARGV[i]
+  local seq = new_task(job, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], now, run, step)
+  redis.call('HSET', rk, 't' .. step, seq)
+  out[#out + 1] = seq
+end
+redis.call('SADD', KEYS[2], job)
+flush_counts()
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return out
