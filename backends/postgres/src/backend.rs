@@ -1,11 +1,12 @@
 //! `impl Backend for PostgresBackend`: push, claim, ack, heartbeat, rescue, release.
 
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use errand_runtime::{
     Ack, Backend, Claimed, Codec, Error, NewTask, Outcome, TaskId, Timestamp, Unserved, WakeSignal, WorkerRegistration,
 };
-use sqlx::{Connection, Row};
+use sqlx::{Connection, PgExecutor, Row};
 
 use crate::listener::Listener;
 use crate::rows::{self, ClaimRow, query_error};
@@ -67,7 +68,13 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         let mut unreadable = Vec::new();
         for row in &found {
             match rows::claim_row(row) {
-                Ok(ClaimRow::Task(task)) => claimed.tasks.push(task),
+                Ok(ClaimRow::Task(task)) => {
+                    // A workflow step: its ack (by this process) advances the run.
+                    if let Ok(Some(run)) = row.try_get::<Option<i64>, _>("run_id") {
+                        self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner).insert(task.id.0, run);
+                    }
+                    claimed.tasks.push(task);
+                }
                 Ok(ClaimRow::NextDue(due)) => claimed.next_due = due,
                 Err((Some(id), error)) => unreadable.push((id, error)),
                 Err((None, error)) => return Err(error),
@@ -87,47 +94,22 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         if acks.is_empty() {
             return Ok(());
         }
-        let mut done = (Vec::new(), Vec::new());
-        let mut retry = (Vec::new(), Vec::new(), Vec::new());
-        let mut dead = (Vec::new(), Vec::new());
-        let mut snooze = (Vec::new(), Vec::new());
-        for ack in acks {
-            let id = i64::try_from(ack.id.0).unwrap_or(i64::MAX);
-            match &ack.outcome {
-                Outcome::Done { result } => {
-                    done.0.push(id);
-                    done.1.push(result.as_slice());
-                }
-                Outcome::Retry { at, error } => {
-                    retry.0.push(id);
-                    retry.1.push(at.as_millis());
-                    retry.2.push(error.as_str());
-                }
-                Outcome::Dead { error } => {
-                    dead.0.push(id);
-                    dead.1.push(error.as_str());
-                }
-                Outcome::Snooze { at } => {
-                    snooze.0.push(id);
-                    snooze.1.push(at.as_millis());
-                }
+        // Workflow steps claimed by this process advance their runs in one
+        // transaction with the rest of the batch; without any, one statement.
+        let steps = self.take_claimed_steps(acks);
+        if !steps.is_empty() {
+            let result = crate::workflow::ack_with_steps(self, worker, acks, &steps).await;
+            if result.is_err() {
+                // The worker retries the batch: it must take this path again.
+                let mut claimed = self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner);
+                claimed.extend(steps.iter().map(|(ack, run)| (ack.id.0, *run)));
             }
+            return result;
         }
         let operation =
             || format!("record {} outcome(s) of job `{}` on queue `{}`", acks.len(), worker.job, worker.queue);
-        let applied: i64 = sqlx::query_scalar(&self.inner.queries.ack)
-            .bind(&*worker.id)
-            .bind(Timestamp::now().as_millis())
-            .bind(&done.0)
-            .bind(&done.1)
-            .bind(&retry.0)
-            .bind(&retry.1)
-            .bind(&retry.2)
-            .bind(&dead.0)
-            .bind(&dead.1)
-            .bind(&snooze.0)
-            .bind(&snooze.1)
-            .fetch_one(&self.inner.pool)
+        let (applied, wake) = self
+            .ack_batch(&self.inner.pool, worker, acks.iter(), Timestamp::now())
             .await
             .map_err(query_error(operation()))?;
         if usize::try_from(applied).ok() != Some(acks.len()) {
@@ -137,7 +119,7 @@ impl<C: Codec> Backend for PostgresBackend<C> {
                 "postgres: ignored the acks of tasks no longer running for this worker"
             );
         }
-        if !retry.0.is_empty() || !snooze.0.is_empty() {
+        if wake {
             // The task runs again later: let idle workers learn its due time.
             self.inner.notifier.notify(&worker.queue);
         }
@@ -251,6 +233,68 @@ impl<C: Codec> Backend for PostgresBackend<C> {
 }
 
 impl<C: Codec> PostgresBackend<C> {
+    /// Records `acks` with one statement (ack.sql) on `executor`. Returns how
+    /// many were applied, and whether a task runs again later (retry, snooze).
+    pub(crate) async fn ack_batch<'a, 'e, E: PgExecutor<'e>>(
+        &self,
+        executor: E,
+        worker: &WorkerRegistration,
+        acks: impl Iterator<Item = &'a Ack>,
+        now: Timestamp,
+    ) -> Result<(i64, bool), sqlx::Error> {
+        let mut done = (Vec::new(), Vec::new());
+        let mut retry = (Vec::new(), Vec::new(), Vec::new());
+        let mut dead = (Vec::new(), Vec::new());
+        let mut snooze = (Vec::new(), Vec::new());
+        for ack in acks {
+            let id = i64::try_from(ack.id.0).unwrap_or(i64::MAX);
+            match &ack.outcome {
+                Outcome::Done { result } => {
+                    done.0.push(id);
+                    done.1.push(result.as_slice());
+                }
+                Outcome::Retry { at, error } => {
+                    retry.0.push(id);
+                    retry.1.push(at.as_millis());
+                    retry.2.push(error.as_str());
+                }
+                Outcome::Dead { error } => {
+                    dead.0.push(id);
+                    dead.1.push(error.as_str());
+                }
+                Outcome::Snooze { at } => {
+                    snooze.0.push(id);
+                    snooze.1.push(at.as_millis());
+                }
+            }
+        }
+        let applied: i64 = sqlx::query_scalar(&self.inner.queries.ack)
+            .bind(&*worker.id)
+            .bind(now.as_millis())
+            .bind(&done.0)
+            .bind(&done.1)
+            .bind(&retry.0)
+            .bind(&retry.1)
+            .bind(&retry.2)
+            .bind(&dead.0)
+            .bind(&dead.1)
+            .bind(&snooze.0)
+            .bind(&snooze.1)
+            .fetch_one(executor)
+            .await?;
+        Ok((applied, !retry.0.is_empty() || !snooze.0.is_empty()))
+    }
+
+    /// Takes the workflow step tasks of `acks` out of the claimed set, with
+    /// their runs. Cheap when this process claimed no step.
+    fn take_claimed_steps<'a>(&self, acks: &'a [Ack]) -> Vec<(&'a Ack, i64)> {
+        let mut claimed = self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner);
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        acks.iter().filter_map(|ack| claimed.remove(&ack.id.0).map(|run| (ack, run))).collect()
+    }
+
     /// Sends claimed tasks whose rows could not be read to `dead`, with why.
     async fn bury(
         &self,

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend of [errand](https://docs.rs/errand): a durable task
-//! table, batched `FOR UPDATE SKIP LOCKED` claims, `LISTEN/NOTIFY` wake-ups
-//! and enqueueing inside the application's own transactions.
+//! table, batched `FOR UPDATE SKIP LOCKED` claims, `LISTEN/NOTIFY` wake-ups,
+//! enqueueing inside the application's own transactions, and durable
+//! workflows ([`WorkflowStore`](errand_runtime::workflow::WorkflowStore)).
 //!
 //! Most users reach it as `errand::postgres::PostgresBackend` through the
 //! `errand` facade (feature `postgres`).
@@ -75,6 +76,12 @@
 //!   own.
 //! - `workers`: one row per live worker (`id`, `queue`, `job`, `concurrency`,
 //!   `started_at`, `last_seen`), written by heartbeats.
+//! - Workflows (migration 2): the task of a workflow step has `run_id` and
+//!   `step` set (partial index on `run_id`); `runs` holds one row per run
+//!   (`id`, `workflow`, `queue`, `state` — `running`, `done`, `failed` —,
+//!   `steps`, the graph as `jsonb`, `error`, `created_at`, `finished_at`);
+//!   `run_steps` one row per `(run_id, step)` once the step has a task
+//!   (`task_id`), with its `output` (bytea) once it is done.
 //!
 //! # Behaviour and defaults
 //!
@@ -121,6 +128,41 @@
 //!   row cannot be read goes `dead` with that error instead of stopping the
 //!   worker.
 //!
+//! # Workflows
+//!
+//! `PostgresBackend` implements
+//! [`WorkflowStore`](errand_runtime::workflow::WorkflowStore), so
+//! `#[errand::workflow]` graphs run on it (`backend.start(MyWorkflow { … })`,
+//! `backend.workflow(run).wait()`):
+//!
+//! - Starting a run writes its `runs` row and the tasks of its entry steps in
+//!   one transaction, committed durably, with a `pg_notify` per queue.
+//! - Every step is an ordinary task of job `Workflow::NAME`, claimed by any
+//!   worker of any process. The claim returns the task's `run_id`, so the
+//!   claiming process, which is the acking one, remembers its step tasks.
+//! - An ack batch holding some of them is one transaction (asynchronous
+//!   commit, as every claim and ack): it locks the rows of their runs
+//!   (`SELECT … FOR UPDATE`, in id order), records the batch's other acks,
+//!   marks the steps `done` (storing their outputs in `run_steps`) or `dead`,
+//!   then enqueues the dependents whose inputs are now all there (with a
+//!   `pg_notify`) and marks runs whose sink steps are all done `done`; a
+//!   `dead` step marks its run `failed` and cancels its other live steps
+//!   (running ones are told through their cancellation token, and their acks
+//!   are ignored). A crash never separates a step's ack from its run's
+//!   advance: they commit together.
+//! - Sibling steps finishing at once in different workers or processes are
+//!   acknowledged by parallel transactions. The run lock serialises them:
+//!   each reads the run's outputs only once it holds the lock, so the last
+//!   one sees every input of their common dependent and enqueues it, exactly
+//!   once. A step's task is also only inserted when its `run_steps` row did
+//!   not exist yet (`INSERT … ON CONFLICT DO NOTHING`), so no step is ever
+//!   enqueued twice. Ack transactions take their run locks before touching
+//!   any task row, in id order, so they cannot deadlock each other.
+//! - Batches without step tasks are unaffected: still one statement.
+//! - [`run_info`](errand_runtime::workflow::WorkflowStore::run_info) reads a
+//!   run and each step's task (state, attempt, last error) and output; a
+//!   `done` step task deleted by retention still reads as `done`.
+//!
 //! # Limitations
 //!
 //! - `run_at` is compared with the clock of the claiming process: keep the
@@ -130,6 +172,10 @@
 //!   connection outside a transaction, two racing enqueues of one key may
 //!   both be inserted; under `REPEATABLE READ` the check sees the
 //!   transaction's snapshot.
+//! - A step's ack advances its run only when it comes from the backend value
+//!   (or a clone of it) that claimed the step, which is how workers use it.
+//!   `runs` and `run_steps` rows are never deleted; cancelling a step's task
+//!   by hand (`Expose::cancel_task`) leaves its run `running`.
 //! - Retention looks at the oldest 5,000 `done` tasks (by id) of each queue
 //!   per batch: a `done` task with a small id that finished recently delays
 //!   the deletion of newer ones behind it until it is old enough itself.
@@ -153,6 +199,7 @@ mod listener;
 mod migrate;
 mod rows;
 mod sql;
+mod workflow;
 
 use crate::listener::Listener;
 use crate::rows::query_error;
@@ -214,6 +261,9 @@ struct Inner {
     last_cleanup: AtomicI64,
     /// The server and database, without password, for messages.
     location: String,
+    /// Workflow step tasks this process claimed and has not acked yet, with
+    /// their runs: their acks advance the runs in the same transaction.
+    claimed_steps: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
 }
 
 impl<C: Codec> Clone for PostgresBackend<C> {
@@ -365,6 +415,7 @@ impl Inner {
             listener: OnceLock::new(),
             last_cleanup: AtomicI64::new(0),
             location,
+            claimed_steps: std::sync::Mutex::default(),
         }
     }
 }

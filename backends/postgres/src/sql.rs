@@ -14,11 +14,14 @@ pub(crate) struct Migration {
 
 /// Every migration, in version order. Append only: an applied migration must
 /// never change (its checksum is verified on every `setup`).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create tasks and workers",
-    sql: include_str!("../migrations/0001_create_tasks.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create tasks and workers",
+        sql: include_str!("../migrations/0001_create_tasks.sql"),
+    },
+    Migration { version: 2, description: "workflows", sql: include_str!("../migrations/0002_workflows.sql") },
+];
 
 /// Every statement, rendered for one schema.
 #[derive(Debug)]
@@ -44,6 +47,15 @@ pub(crate) struct Queries {
     pub(crate) workers: String,
     pub(crate) retry_task: String,
     pub(crate) cancel_task: String,
+    pub(crate) run_insert: String,
+    pub(crate) run_lock: String,
+    pub(crate) run_outputs: String,
+    pub(crate) run_finish: String,
+    pub(crate) run_fail: String,
+    pub(crate) run_select: String,
+    pub(crate) run_steps: String,
+    pub(crate) step_ack: String,
+    pub(crate) step_tasks_insert: String,
     /// The schema, quoted, for the few statements built at run time.
     pub(crate) schema: String,
 }
@@ -75,6 +87,15 @@ impl Queries {
             workers: render(include_str!("../sql/workers.sql")),
             retry_task: render(include_str!("../sql/retry_task.sql")),
             cancel_task: render(include_str!("../sql/cancel_task.sql")),
+            run_insert: render(include_str!("../sql/run_insert.sql")),
+            run_lock: render(include_str!("../sql/run_lock.sql")),
+            run_outputs: render(include_str!("../sql/run_outputs.sql")),
+            run_finish: render(include_str!("../sql/run_finish.sql")),
+            run_fail: render(include_str!("../sql/run_fail.sql")),
+            run_select: render(include_str!("../sql/run_select.sql")),
+            run_steps: render(include_str!("../sql/run_steps.sql")),
+            step_ack: render(include_str!("../sql/step_ack.sql")),
+            step_tasks_insert: render(include_str!("../sql/step_tasks_insert.sql")),
             schema: quoted,
         }
     }

@@ -28,3 +28,5 @@ impl BackendFactory for Postgres {
 }
 
 errand_runtime::conformance_tests!(Postgres);
+
+errand_runtime::workflow_conformance_tests!(Postgres);

@@ -77,7 +77,7 @@ async fn parent() {
     let Some(url) = common::url() else { return };
     let backend = common::backend(&url).await;
     let schema = backend.schema_name().to_owned();
-    sqlx::query(&format!("CREATE TABLE \"{schema}\".runs (task_id bigint NOT NULL, pid bigint NOT NULL)"))
+    sqlx::query(&format!("CREATE TABLE \"{schema}\".record_runs (task_id bigint NOT NULL, pid bigint NOT NULL)"))
         .execute(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -101,7 +101,7 @@ async fn parent() {
     let elapsed = started.elapsed();
 
     let (runs, distinct, processes): (i64, i64, i64) = sqlx::query_as(&format!(
-        "SELECT count(*), count(DISTINCT task_id), count(DISTINCT pid) FROM \"{schema}\".runs"
+        "SELECT count(*), count(DISTINCT task_id), count(DISTINCT pid) FROM \"{schema}\".record_runs"
     ))
     .fetch_one(backend.pool())
     .await
@@ -124,7 +124,7 @@ async fn child(schema: &str) {
     let Some(url) = common::url() else { return };
     let pool = common::pool(&url).await;
     let backend = PostgresBackend::from_pool(pool.clone()).schema(schema).unwrap_or_else(|e| panic!("{e}"));
-    let side = Side { pool, insert: format!("INSERT INTO \"{schema}\".runs (task_id, pid) VALUES ($1, $2)") };
+    let side = Side { pool, insert: format!("INSERT INTO \"{schema}\".record_runs (task_id, pid) VALUES ($1, $2)") };
     let watch = backend.clone();
     let deadline = Instant::now() + Duration::from_secs(120);
     Monitor::new()

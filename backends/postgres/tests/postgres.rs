@@ -1,20 +1,22 @@
 //! Backend-specific tests: migrations, connection errors, transactional
-//! enqueue, NOTIFY wake-ups and listener reconnects, retention, stale acks.
+//! enqueue, NOTIFY wake-ups and listener reconnects, retention, stale acks,
+//! workflow steps finishing concurrently.
 //! Skipped without `ERRAND_POSTGRES_URL` (failing instead under
 //! `ERRAND_REQUIRE_SERVICES=1`).
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use errand_postgres::PostgresBackend;
 use errand_postgres::sqlx;
 use errand_runtime::testing::{Running, wait_for};
+use errand_runtime::workflow::{Bytes, RunState, StepSpec, StepTask, Workflow, WorkflowExt};
 use errand_runtime::{
-    Ack, Backend, BackendExt, Enqueue, Expose, Job, JobError, Monitor, Outcome, TaskCx, TaskSink, TaskState, Timestamp,
-    WorkerBuilder, WorkerRegistration,
+    Ack, Backend, BackendExt, Codec, Enqueue, Expose, Job, JobError, JobOptions, JsonCodec, Monitor, Outcome, TaskCx,
+    TaskSink, TaskState, Timestamp, WorkerBuilder, WorkerRegistration,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +83,7 @@ async fn concurrent_migrations_are_safe() {
         .fetch_one(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, 1, "each migration is recorded once");
+    assert_eq!(versions, 2, "each migration is recorded once");
     backend.setup().await.unwrap_or_else(|e| panic!("setup again: {e}"));
     common::drop_schema(&backend).await;
 }
@@ -345,4 +347,149 @@ async fn listing_by_state_across_queues() {
     let counts = backend.counts().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(counts.iter().map(|c| c.queue.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
     common::drop_schema(&backend).await;
+}
+
+/// Per-run counters of the `Racing` workflow, keyed by its input.
+#[derive(Debug, Clone, Default)]
+struct Race {
+    /// Branch steps (left, right) that reached the finish line, per run.
+    arrived: Arc<std::sync::Mutex<std::collections::HashMap<u64, u32>>>,
+    /// Runs of the join step, per run.
+    joins: Arc<std::sync::Mutex<std::collections::HashMap<u64, u32>>>,
+    /// The workers the two branches of each run ran on.
+    branch_workers: Arc<std::sync::Mutex<std::collections::HashMap<u64, Vec<String>>>>,
+}
+
+/// split(n) → [left(n), right(n)] → join: the two branches wait for each
+/// other (up to 300 ms) so they finish, and are acknowledged, at once.
+/// Each worker runs one task at a time, so two branches running together are
+/// on two workers, whose acks are two transactions.
+#[derive(Debug)]
+struct Racing(u64);
+
+fn race_step(name: &str, after: &[u16]) -> StepSpec {
+    StepSpec { name: name.into(), after: after.to_vec(), max_attempts: 1, priority: 0 }
+}
+
+fn race_input<C: Codec>(inputs: &[Bytes], i: usize) -> Result<u64, JobError> {
+    let bytes = inputs.get(i).ok_or_else(|| JobError::abort(format!("missing input {i}")))?;
+    C::decode(&bytes.0, "a step input").map_err(JobError::abort)
+}
+
+impl Workflow for Racing {
+    const NAME: &'static str = "pg_racing";
+    const QUEUE: &'static str = "pg_wf";
+    type Input = u64;
+    type Output = u64;
+
+    fn steps() -> Vec<StepSpec> {
+        vec![race_step("split", &[]), race_step("left", &[0]), race_step("right", &[0]), race_step("join", &[1, 2])]
+    }
+
+    fn into_input(self) -> u64 {
+        self.0
+    }
+
+    fn step_options(_step: u16) -> JobOptions {
+        JobOptions { retries: 0, ..JobOptions::DEFAULT }
+    }
+
+    fn requirements(r: &mut errand_runtime::Requirements) {
+        r.data::<Race>();
+    }
+
+    async fn run_step<C: Codec>(step: u16, inputs: Vec<Bytes>, cx: TaskCx) -> Result<Vec<u8>, JobError> {
+        let race = cx.data::<Race>().ok_or_else(|| JobError::abort("no Data<Race>"))?;
+        let n = race_input::<C>(&inputs, 0)?;
+        let out = match step {
+            0 => n,
+            1 | 2 => {
+                race.branch_workers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(n)
+                    .or_default()
+                    .push(cx.worker().id().to_owned());
+                *race.arrived.lock().unwrap_or_else(PoisonError::into_inner).entry(n).or_default() += 1;
+                let deadline = Instant::now() + Duration::from_millis(300);
+                while race.arrived.lock().unwrap_or_else(PoisonError::into_inner).get(&n).copied() < Some(2)
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                n * 10 + u64::from(step)
+            }
+            3 => {
+                *race.joins.lock().unwrap_or_else(PoisonError::into_inner).entry(n / 10).or_default() += 1;
+                n + race_input::<C>(&inputs, 1)?
+            }
+            _ => return Err(JobError::abort("no such step")),
+        };
+        C::encode(&out, "a step output").map_err(JobError::abort)
+    }
+
+    fn decode_output<C: Codec>(sinks: Vec<Vec<u8>>) -> Result<u64, errand_runtime::CodecError> {
+        C::decode(sinks.first().map_or(&[][..], |b| b), "the output of pg_racing")
+    }
+}
+
+/// Sibling steps finishing at once are acknowledged by parallel transactions
+/// (eight single-slot workers on two backend values, as two processes): every
+/// join still runs exactly once, and each run has exactly its four tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sibling_steps_finishing_at_once_enqueue_their_join_once() {
+    let Some(url) = common::url() else { return };
+    let a = common::backend(&url).await.poll_interval(Duration::from_millis(200));
+    let b = PostgresBackend::from_pool(common::pool(&url).await)
+        .schema(a.schema_name())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .poll_interval(Duration::from_millis(200));
+    let race = Race::default();
+    let workers = |backend: &PostgresBackend| {
+        WorkerBuilder::<StepTask<Racing, JsonCodec>, _>::new(backend.clone())
+            .data(race.clone())
+            .concurrency(1)
+            .heartbeat(Duration::from_millis(200))
+    };
+    let mut monitor = Monitor::new();
+    for _ in 0..4 {
+        monitor = monitor.register(workers(&a)).register(workers(&b));
+    }
+    let running = Running::start(monitor);
+    const RUNS: u64 = 30;
+    let mut runs = Vec::new();
+    for n in 1..=RUNS {
+        runs.push((n, a.start(Racing(n)).await.unwrap_or_else(|e| panic!("start: {e}"))));
+    }
+    for (n, run) in &runs {
+        let output = tokio::time::timeout(Duration::from_secs(60), a.workflow(*run).wait())
+            .await
+            .unwrap_or_else(|_| panic!("run {n} timed out: {:?}", race.joins.lock().map(|j| j.len())))
+            .unwrap_or_else(|e| panic!("run {n}: {e}"));
+        assert_eq!(output, (n * 10 + 1) + (n * 10 + 2), "run {n}");
+    }
+    running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+    let joins = race.joins.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let apart = race
+        .branch_workers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .filter(|w| w.len() == 2 && w[0] != w[1])
+        .count();
+    assert!(apart >= 20, "only {apart} of {RUNS} runs had their branches on two workers");
+    for n in 1..=RUNS {
+        assert_eq!(joins.get(&n), Some(&1), "the join of run {n} must run exactly once: {joins:?}");
+    }
+    let sql =
+        format!("SELECT run_id, count(*) FROM \"{}\".tasks WHERE run_id IS NOT NULL GROUP BY run_id", a.schema_name());
+    let counts: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(a.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(counts.len(), runs.len());
+    assert!(counts.iter().all(|(_, c)| *c == 4), "each run has exactly four step tasks: {counts:?}");
+    for (_, run) in &runs {
+        let status = a.workflow(*run).status().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.state, RunState::Done);
+        assert!(status.steps.iter().all(|s| s.state == Some(TaskState::Done) && s.attempt == 1), "{status:?}");
+    }
+    common::drop_schema(&a).await;
 }
