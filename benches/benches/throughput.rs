@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use errand::memory::MemoryBackend;
-use errand_benches::{Measurement, Plan, print_table, run_backend};
+use errand_benches::{Measurement, Plan, print_table, run_backend, run_workflows};
 
 #[tokio::main]
 async fn main() {
@@ -26,6 +26,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     while i < args.len() {
         match args[i].as_str() {
             "--quick" => plan = Plan::quick(),
+            "--workflows" => {
+                // Only the workflow scenarios.
+                plan.single = 0;
+                plan.bulk = 0;
+                plan.drains.clear();
+                plan.latency_samples = 0;
+            }
             "--backend" => {
                 i += 1;
                 backends = args.get(i).ok_or("--backend needs a list")?.split(',').map(str::to_owned).collect();
@@ -44,6 +51,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 plan.single = 0;
                 plan.bulk = 0;
                 plan.latency_samples = 0;
+                plan.workflow_runs = 0;
+                plan.workflow_samples = 0;
             }
             "--out" => {
                 i += 1;
@@ -59,19 +68,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for backend in &backends {
         eprintln!("{backend}:");
         match backend.as_str() {
-            "memory" => results.extend(run_backend("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?),
+            "memory" => {
+                results.extend(run_backend("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
+                results.extend(run_workflows("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
+            }
             "sqlite" => {
                 let dir = tempfile::tempdir()?;
                 let counter = std::sync::atomic::AtomicU64::new(0);
                 let dir_path = dir.path().to_owned();
-                results.extend(
-                    run_backend("sqlite", &plan, || {
-                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let url = format!("sqlite://{}", dir_path.join(format!("bench-{n}.db")).display());
-                        async move { errand::sqlite::SqliteBackend::connect(&url).await }
-                    })
-                    .await?,
-                );
+                let make = || {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let url = format!("sqlite://{}", dir_path.join(format!("bench-{n}.db")).display());
+                    async move { errand::sqlite::SqliteBackend::connect(&url).await }
+                };
+                results.extend(run_backend("sqlite", &plan, make).await?);
+                results.extend(run_workflows("sqlite", &plan, make).await?);
             }
             other => return Err(format!("unknown backend `{other}` (expected memory or sqlite)").into()),
         }

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use errand::{Backend, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
+use errand::workflow::{RunState, WorkflowExt, WorkflowStore};
+use errand::{Backend, BackendExt, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 
@@ -94,6 +95,36 @@ impl Job for Ping {
     }
 }
 
+/// A 3-level diamond of noop steps: `a` → (`b`, `c`) → `d`.
+#[errand::workflow(queue = "bench_wf")]
+pub mod diamond {
+    use errand::JobError;
+
+    /// Entry step.
+    #[dag_step]
+    async fn a(n: u64) -> Result<u64, JobError> {
+        Ok(n)
+    }
+
+    /// Left branch.
+    #[dag_step(after = a)]
+    async fn b(n: u64) -> Result<u64, JobError> {
+        Ok(n + 1)
+    }
+
+    /// Right branch.
+    #[dag_step(after = a)]
+    async fn c(n: u64) -> Result<u64, JobError> {
+        Ok(n + 2)
+    }
+
+    /// Join.
+    #[dag_step(after = [b, c])]
+    async fn d(left: u64, right: u64) -> Result<u64, JobError> {
+        Ok(left + right)
+    }
+}
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -107,6 +138,11 @@ pub struct Plan {
     pub drains: Vec<(u64, usize)>,
     /// Latency samples.
     pub latency_samples: u64,
+    /// Diamond runs drained at concurrency 64 (4 steps each), for the
+    /// per-step cost next to a plain job's; 0 skips workflows.
+    pub workflow_runs: u64,
+    /// Diamond runs timed one at a time on an idle worker.
+    pub workflow_samples: u64,
 }
 
 impl Plan {
@@ -118,6 +154,8 @@ impl Plan {
             bulk_chunk: 10_000,
             drains: vec![(2_000, 1), (2_000, 16), (2_000, 64), (200_000, 64)],
             latency_samples: 500,
+            workflow_runs: 2_000,
+            workflow_samples: 200,
         }
     }
 
@@ -129,6 +167,8 @@ impl Plan {
             bulk_chunk: 10_000,
             drains: vec![(2_000, 1), (2_000, 64), (20_000, 64)],
             latency_samples: 100,
+            workflow_runs: 500,
+            workflow_samples: 50,
         }
     }
 }
@@ -193,6 +233,98 @@ where
         let (p50, p99) = latency(&backend, plan.latency_samples).await?;
         out.push(measurement(name, "enqueue→start p50".into(), p50, "µs"));
         out.push(measurement(name, "enqueue→start p99".into(), p99, "µs"));
+    }
+    Ok(out)
+}
+
+/// The workflow scenarios of issue 4 for a backend with a [`WorkflowStore`]:
+/// steps/s when draining diamond runs at concurrency 64, next to a plain
+/// drain of as many jobs (the per-step overhead), and the end-to-end time
+/// of one diamond on an idle worker (p50/p99).
+///
+/// # Errors
+///
+/// When the backend fails.
+pub async fn run_workflows<B, F, Fut>(name: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    B: Backend + Expose + WorkflowStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<B, errand::Error>>,
+{
+    let mut out = Vec::new();
+    if plan.workflow_runs > 0 {
+        let steps = plan.workflow_runs * 4;
+        let backend = make().await?;
+        bulk(&backend, steps, plan.bulk_chunk).await?;
+        let plain = drain(&backend, steps, 64).await?;
+        let backend = make().await?;
+        let mut runs = Vec::with_capacity(plan.workflow_runs as usize);
+        for n in 0..plan.workflow_runs {
+            runs.push(backend.start(diamond::Diamond::new(n)).await?);
+        }
+        let start = Instant::now();
+        let watch = backend.clone();
+        let last = runs.last().copied();
+        Monitor::new()
+            .register(diamond::Diamond::worker(&backend).concurrency(64))
+            .run_until(async move {
+                let Some(last) = last else { return };
+                // Runs finish roughly in order; check the last, then all.
+                loop {
+                    let done = watch.workflow(last).status().await.is_ok_and(|s| s.state != RunState::Running);
+                    if done && watch.queue_counts("bench_wf").await.is_ok_and(|c| c.pending + c.running + c.retry == 0) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await?;
+        let elapsed = start.elapsed();
+        let per_step = elapsed.as_secs_f64() / steps as f64;
+        let per_job = plain.as_secs_f64() / steps as f64;
+        out.push(measurement(name, format!("workflow steps ({} diamonds @64)", plan.workflow_runs), rate(steps, elapsed), "steps/s"));
+        out.push(measurement(name, format!("plain jobs ({steps} @64)"), rate(steps, plain), "jobs/s"));
+        out.push(measurement(name, "cost of a step / a job".into(), per_step / per_job, "×"));
+    }
+    if plan.workflow_samples > 0 {
+        let backend = make().await?;
+        let watch = backend.clone();
+        let samples = plan.workflow_samples;
+        let mut times = Vec::with_capacity(samples as usize);
+        let mut failure = None;
+        Monitor::new()
+            .register(diamond::Diamond::worker(&backend).concurrency(4))
+            .run_until(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                for n in 0..samples {
+                    let start = Instant::now();
+                    let run = match watch.start(diamond::Diamond::new(n)).await {
+                        Ok(run) => run,
+                        Err(e) => {
+                            failure = Some(e);
+                            return;
+                        }
+                    };
+                    // Poll tightly: the bench, not `wait()`, decides how precise this is.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while Instant::now() < deadline {
+                        if watch.workflow(run).status().await.is_ok_and(|s| s.state == RunState::Done) {
+                            times.push(start.elapsed().as_secs_f64() * 1e3);
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_micros(200)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+            .await?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        times.sort_by(f64::total_cmp);
+        let pick = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+        out.push(measurement(name, "diamond end to end p50".into(), pick(0.5), "ms"));
+        out.push(measurement(name, "diamond end to end p99".into(), pick(0.99), "ms"));
     }
     Ok(out)
 }
