@@ -272,7 +272,8 @@ where
                 // Runs finish roughly in order; check the last, then all.
                 loop {
                     let done = watch.workflow(last).status().await.is_ok_and(|s| s.state != RunState::Running);
-                    if done && watch.queue_counts("bench_wf").await.is_ok_and(|c| c.pending + c.running + c.retry == 0) {
+                    if done && watch.queue_counts("bench_wf").await.is_ok_and(|c| c.pending + c.running + c.retry == 0)
+                    {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -282,7 +283,12 @@ where
         let elapsed = start.elapsed();
         let per_step = elapsed.as_secs_f64() / steps as f64;
         let per_job = plain.as_secs_f64() / steps as f64;
-        out.push(measurement(name, format!("workflow steps ({} diamonds @64)", plan.workflow_runs), rate(steps, elapsed), "steps/s"));
+        out.push(measurement(
+            name,
+            format!("workflow steps ({} diamonds @64)", plan.workflow_runs),
+            rate(steps, elapsed),
+            "steps/s",
+        ));
         out.push(measurement(name, format!("plain jobs ({steps} @64)"), rate(steps, plain), "jobs/s"));
         out.push(measurement(name, "cost of a step / a job".into(), per_step / per_job, "×"));
     }
