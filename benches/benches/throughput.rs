@@ -26,6 +26,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     while i < args.len() {
         match args[i].as_str() {
             "--quick" => plan = Plan::quick(),
+            "--bulk" => {
+                // Only bulk enqueue.
+                plan.single = 0;
+                plan.drains.clear();
+                plan.latency_samples = 0;
+                plan.workflow_runs = 0;
+                plan.workflow_samples = 0;
+            }
             "--workflows" => {
                 // Only the workflow scenarios.
                 plan.single = 0;

@@ -8,7 +8,7 @@ use errand_runtime::{
 };
 use sqlx::{Connection, Row, SqliteConnection};
 
-use crate::encode::{JsonRows, push_batches};
+use crate::encode::{JsonRows, payload_batches, push_batches, uniform};
 use crate::rows::{self, query_error};
 use crate::{NAME, SqliteBackend, insert_one, sql};
 
@@ -39,15 +39,17 @@ impl<C: Codec> Backend for SqliteBackend<C> {
             tx.commit().await.map_err(query_error(operation()))?;
             ids
         } else {
-            let batches = push_batches(&tasks);
+            // The usual bulk enqueue (one job, same options) sends payloads only.
+            let shared = uniform(&tasks).then(|| &tasks[0]);
+            let batches = if shared.is_some() { payload_batches(&tasks) } else { push_batches(&tasks) };
             let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
             if let [batch] = batches.as_slice() {
-                insert_batch(&mut conn, batch, now).await.map_err(query_error(operation()))?
+                insert_batch(&mut conn, batch, shared, now).await.map_err(query_error(operation()))?
             } else {
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
                 let mut ids = Vec::with_capacity(tasks.len());
                 for batch in &batches {
-                    ids.extend(insert_batch(&mut tx, batch, now).await.map_err(query_error(operation()))?);
+                    ids.extend(insert_batch(&mut tx, batch, shared, now).await.map_err(query_error(operation()))?);
                 }
                 tx.commit().await.map_err(query_error(operation()))?;
                 ids
@@ -361,10 +363,26 @@ impl<C: Codec> SqliteBackend<C> {
     }
 }
 
-/// Runs `sql/push.sql` for one JSON batch; returns the ids in input order.
-async fn insert_batch(conn: &mut SqliteConnection, json: &str, now: Timestamp) -> Result<Vec<TaskId>, sqlx::Error> {
-    let mut ids: Vec<i64> =
-        sqlx::query_scalar(sql::PUSH).bind(json).bind(now.as_millis()).fetch_all(&mut *conn).await?;
+/// Runs `sql/push.sql` for one JSON batch — or `sql/push_uniform.sql` when
+/// every task shares `shared`'s settings; returns the ids in input order.
+async fn insert_batch(
+    conn: &mut SqliteConnection,
+    json: &str,
+    shared: Option<&NewTask>,
+    now: Timestamp,
+) -> Result<Vec<TaskId>, sqlx::Error> {
+    let query = match shared {
+        Some(t) => sqlx::query_scalar(sql::PUSH_UNIFORM)
+            .bind(json)
+            .bind(t.queue.as_str())
+            .bind(t.job)
+            .bind(i64::from(t.max_attempts))
+            .bind(t.priority)
+            .bind(t.run_at.as_millis())
+            .bind(now.as_millis()),
+        None => sqlx::query_scalar(sql::PUSH).bind(json).bind(now.as_millis()),
+    };
+    let mut ids: Vec<i64> = query.fetch_all(&mut *conn).await?;
     // Rows are inserted in array order and get ascending ids; RETURNING
     // yields them in no particular order.
     ids.sort_unstable();

@@ -168,6 +168,54 @@ pub(crate) fn push_batches(tasks: &[NewTask]) -> Vec<String> {
     batches
 }
 
+/// Whether every task shares queue, job, attempts, priority and `run_at`
+/// and none has a unique key: then only the payloads need to travel.
+pub(crate) fn uniform(tasks: &[NewTask]) -> bool {
+    let Some(first) = tasks.first() else { return false };
+    tasks.iter().all(|t| {
+        t.unique_key.is_none()
+            && t.job == first.job
+            && t.queue == first.queue
+            && t.max_attempts == first.max_attempts
+            && t.priority == first.priority
+            && t.run_at == first.run_at
+    })
+}
+
+/// The payloads of uniform tasks as JSON arrays of hex strings, split like
+/// [`push_batches`].
+pub(crate) fn payload_batches(tasks: &[NewTask]) -> Vec<String> {
+    let mut batches = Vec::new();
+    let estimate = |t: &NewTask| t.payload.len() * 2 + 4;
+    let mut out = String::with_capacity(tasks.iter().take(MAX_ROWS).map(estimate).sum::<usize>() + 2);
+    let mut rows = 0;
+    out.push('[');
+    for task in tasks {
+        if rows >= MAX_ROWS || (rows > 0 && out.len() + estimate(task) > MAX_TEXT) {
+            out.push(']');
+            let capacity = out.capacity();
+            batches.push(std::mem::replace(&mut out, String::with_capacity(capacity)));
+            out.push('[');
+            rows = 0;
+        }
+        if rows > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for b in &task.payload {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        out.push('"');
+        rows += 1;
+    }
+    if rows > 0 {
+        out.push(']');
+        batches.push(out);
+    }
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +229,30 @@ mod tests {
         assert_eq!(text, r#"[[1,"a\"b\\c\u000a\u0001é","00abff",null],[-2]]"#);
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(parsed[0][1], "a\"b\\c\n\u{1}é");
+    }
+
+    #[test]
+    fn payload_batches_split_and_stay_valid_json() {
+        let task = |payload: &[u8]| NewTask {
+            job: "j",
+            queue: "q".into(),
+            payload: payload.to_vec(),
+            run_at: errand_runtime::Timestamp(1),
+            priority: 0,
+            max_attempts: 1,
+            unique_key: None,
+            unique_for: None,
+        };
+        let tasks: Vec<NewTask> = (0..MAX_ROWS + 3).map(|i| task(&[(i % 256) as u8, 0xff])).collect();
+        assert!(uniform(&tasks));
+        let batches = payload_batches(&tasks);
+        assert_eq!(batches.len(), 2);
+        let first: Vec<String> = serde_json::from_str(&batches[0]).unwrap_or_default();
+        let second: Vec<String> = serde_json::from_str(&batches[1]).unwrap_or_default();
+        assert_eq!((first.len(), second.len()), (MAX_ROWS, 3));
+        assert_eq!(first[1], "01ff");
+        let mut keyed = tasks;
+        keyed[5].unique_key = Some("k".into());
+        assert!(!uniform(&keyed), "a unique key needs the row-by-row path");
     }
 }

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
 
 pub(crate) const PUSH: &str = include_str!("../sql/push.sql");
+pub(crate) const PUSH_UNIFORM: &str = include_str!("../sql/push_uniform.sql");
 pub(crate) const PUSH_ONE: &str = include_str!("../sql/push_one.sql");
 pub(crate) const FIND_UNIQUE: &str = include_str!("../sql/find_unique.sql");
 pub(crate) const CLAIM: &str = include_str!("../sql/claim.sql");
