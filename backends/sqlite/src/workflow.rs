@@ -11,6 +11,9 @@ use errand_runtime::workflow::{self, NewRun, RunId, RunInfo, RunState, StepInfo,
 use errand_runtime::{Ack, Codec, Error, Outcome, TaskId, TaskState, Timestamp};
 use sqlx::{Row, SqliteConnection};
 
+use std::collections::HashMap;
+
+use crate::encode::JsonRows;
 use crate::rows::{bad_data, query_error};
 use crate::{SqliteBackend, sql};
 
@@ -124,114 +127,195 @@ async fn insert_step_task(
     Ok(())
 }
 
-/// Applies the acks of workflow step tasks inside the ack's transaction.
-/// Returns the queues that got new tasks. Acks other than done and dead are
-/// not step-specific and must go through the ordinary batch path.
+/// Applies the acks of workflow step tasks inside the ack's transaction, in
+/// a fixed number of statements however many steps the batch holds: mark
+/// the tasks, store the outputs, read the affected runs and their outputs,
+/// insert every step that became ready, finish completed runs. Returns the
+/// queues that got new tasks. Retry and snooze acks are not step-specific
+/// and must go through the ordinary batch path.
 pub(crate) async fn ack_steps<C: Codec>(
     conn: &mut SqliteConnection,
     worker: &str,
     acks: &[&Ack],
     now: Timestamp,
 ) -> Result<Vec<String>, Error> {
-    let mut woken = Vec::new();
+    let operation = || format!("acknowledge {} workflow step task(s) of worker `{worker}`", acks.len());
+    let mut done = JsonRows::with_capacity(acks.len() * 32);
+    let mut dead = JsonRows::with_capacity(0);
     for ack in acks {
         let Ok(id) = i64::try_from(ack.id.0) else { continue };
-        let operation = || format!("acknowledge workflow step task {}", ack.id);
-        let row = match &ack.outcome {
-            Outcome::Done { result } => sqlx::query(sql::STEP_ACK_DONE).bind(id).bind(result.as_slice()),
-            Outcome::Dead { error } => sqlx::query(sql::STEP_ACK_DEAD).bind(id).bind(error.as_str()),
+        let _ = match &ack.outcome {
+            Outcome::Done { result } => done.row().int(id).hex(result),
+            Outcome::Dead { error } => dead.row().int(id).str(error),
             Outcome::Retry { .. } | Outcome::Snooze { .. } => continue,
-        }
-        .bind(now.as_millis())
-        .bind(worker)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-        // Not running for this worker any more (rescued, cancelled): ignored.
-        let Some(row) = row else { continue };
-        let what = format!("task {}", ack.id);
-        let run: Option<i64> = row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?;
-        let step: Option<i64> = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let (Some(run), Some(step)) = (run, step) else { continue };
-        let step = u16::try_from(step).map_err(|_| bad_data(&what, format!("step {step} is out of range")))?;
-        match &ack.outcome {
-            Outcome::Done { result } => {
-                if let Some(queue) = step_done::<C>(conn, run, step, id, result, now).await?
-                    && !woken.contains(&queue)
-                {
-                    woken.push(queue);
-                }
-            }
-            Outcome::Dead { error } => fail_run(conn, run, step, error, now).await?,
-            Outcome::Retry { .. } | Outcome::Snooze { .. } => {}
+        };
+    }
+
+    // Steps that went dead fail their runs (rare: one run at a time).
+    if !dead.is_empty() {
+        let rows = sqlx::query(sql::STEP_ACK_DEAD_BATCH)
+            .bind(dead.finish())
+            .bind(now.as_millis())
+            .bind(worker)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(query_error(operation()))?;
+        for row in &rows {
+            let (_, run, step) = step_row(row)?;
+            let error: Option<String> = row.try_get(3).map_err(|e| bad_data("a step task", e.to_string()))?;
+            fail_run(conn, run, step, error.as_deref().unwrap_or("failed"), now).await?;
         }
     }
-    Ok(woken)
-}
+    if done.is_empty() {
+        return Ok(Vec::new());
+    }
 
-/// Stores the output, enqueues the steps that became ready, and finishes
-/// the run when every sink is done. Returns the queue if tasks were added.
-async fn step_done<C: Codec>(
-    conn: &mut SqliteConnection,
-    run: i64,
-    step: u16,
-    task: i64,
-    output: &[u8],
-    now: Timestamp,
-) -> Result<Option<String>, Error> {
-    let operation = || format!("advance workflow run {run} after step {step}");
-    sqlx::query(sql::RUN_OUTPUT_INSERT)
-        .bind(run)
-        .bind(i64::from(step))
-        .bind(task)
-        .bind(output)
+    // Mark the done steps; only those still running for this worker count.
+    let rows = sqlx::query(sql::STEP_ACK_DONE_BATCH)
+        .bind(done.finish())
+        .bind(now.as_millis())
+        .bind(worker)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    let mut completed: Vec<(i64, u16)> = Vec::with_capacity(rows.len());
+    let mut outputs_json = JsonRows::with_capacity(rows.len() * 32);
+    for row in &rows {
+        let (task, run, step) = step_row(row)?;
+        let output: Option<Vec<u8>> = row.try_get(3).map_err(|e| bad_data("a step task", e.to_string()))?;
+        let _ = outputs_json.row().int(run).int(step).int(task).hex(output.as_deref().unwrap_or_default());
+        completed.push((run, step));
+    }
+    if completed.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(sql::RUN_OUTPUTS_INSERT_BATCH)
+        .bind(outputs_json.finish())
         .execute(&mut *conn)
         .await
         .map_err(query_error(operation()))?;
-    let Some(row) =
-        sqlx::query(sql::RUN_SELECT).bind(run).fetch_optional(&mut *conn).await.map_err(query_error(operation()))?
-    else {
-        return Err(bad_data(&format!("workflow run {run}"), "its run row is missing"));
-    };
-    let what = format!("workflow run {run}");
-    let workflow: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-    let queue: String = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-    let state: String = row.try_get(3).map_err(|e| bad_data(&what, e.to_string()))?;
-    if state != RunState::Running.as_str() {
-        return Ok(None);
+
+    // The affected runs that still run, with every output stored so far.
+    let mut run_ids: Vec<i64> = completed.iter().map(|(run, _)| *run).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+    let ids_json = format!("[{}]", run_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    let run_rows = sqlx::query(sql::RUNS_SELECT_BATCH)
+        .bind(&ids_json)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    let mut runs: HashMap<i64, BatchRun> = HashMap::with_capacity(run_rows.len());
+    for row in &run_rows {
+        let id: i64 = row.try_get(0).map_err(|e| bad_data("a workflow run", e.to_string()))?;
+        let what = format!("workflow run {id}");
+        let workflow: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
+        let queue: String = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
+        let steps = parse_steps(&row.try_get::<String, _>(3).map_err(|e| bad_data(&what, e.to_string()))?, &what)?;
+        let outputs = vec![None; steps.len()];
+        runs.insert(id, BatchRun { workflow: intern(&workflow), queue, steps, outputs, enqueued: Vec::new() });
     }
-    let steps = parse_steps(&row.try_get::<String, _>(4).map_err(|e| bad_data(&what, e.to_string()))?, &what)?;
-    let rows = sqlx::query(sql::RUN_OUTPUTS).bind(run).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-    let mut outputs: Vec<Option<Vec<u8>>> = vec![None; steps.len()];
-    for row in &rows {
-        let index: i64 = row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?;
-        if let Some(slot) = usize::try_from(index).ok().and_then(|i| outputs.get_mut(i)) {
-            *slot = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
+    let output_rows = sqlx::query(sql::RUN_OUTPUTS_BATCH)
+        .bind(&ids_json)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    for row in &output_rows {
+        let run: i64 = row.try_get(0).map_err(|e| bad_data("a step output", e.to_string()))?;
+        let step: i64 = row.try_get(1).map_err(|e| bad_data("a step output", e.to_string()))?;
+        let output: Option<Vec<u8>> = row.try_get(2).map_err(|e| bad_data("a step output", e.to_string()))?;
+        if let Some(slot) =
+            runs.get_mut(&run).and_then(|r| usize::try_from(step).ok().and_then(|i| r.outputs.get_mut(i)))
+        {
+            *slot = output;
         }
     }
-    let ready = workflow::advance(&steps, step, |i| outputs.get(usize::from(i))?.as_deref());
-    // The step task's job name is the workflow's: it is one of the strings the
-    // run row was written with, so leaking it once per distinct name is bounded.
-    let job = intern(&workflow);
-    let run_id = run_id(run)?;
-    let mut added = false;
-    for (next, inputs) in ready {
-        let spec = &steps[usize::from(next)];
-        let task = workflow::step_task::<C>(job, &queue, run_id, next, spec, inputs)?;
-        insert_step_task(conn, &task, run, next, now).await?;
-        added = true;
+
+    // What became ready; a step two finished dependencies both unlock in
+    // this batch is enqueued once.
+    let mut new_tasks = JsonRows::with_capacity(completed.len() * 64);
+    let mut finished_runs: Vec<i64> = Vec::new();
+    let mut woken: Vec<String> = Vec::new();
+    for (run, step) in completed {
+        let Some(state) = runs.get_mut(&run) else { continue };
+        for (next, inputs) in workflow::advance(&state.steps, step, |i| state.outputs.get(usize::from(i))?.as_deref()) {
+            if state.enqueued.contains(&next) {
+                continue;
+            }
+            state.enqueued.push(next);
+            let spec = &state.steps[usize::from(next)];
+            let task = workflow::step_task::<C>(state.workflow, &state.queue, run_id(run)?, next, spec, inputs)?;
+            let _ = new_tasks
+                .row()
+                .str(&task.queue)
+                .str(task.job)
+                .hex(&task.payload)
+                .int(task.max_attempts)
+                .int(task.priority)
+                .int(run)
+                .int(next);
+            if !woken.contains(&state.queue) {
+                woken.push(state.queue.clone());
+            }
+        }
+        let sinks_done = workflow::sink_steps(&state.steps)
+            .iter()
+            .all(|i| state.outputs.get(usize::from(*i)).is_some_and(Option::is_some));
+        if sinks_done && !finished_runs.contains(&run) {
+            finished_runs.push(run);
+        }
     }
-    if workflow::sink_steps(&steps).iter().all(|i| outputs.get(usize::from(*i)).is_some_and(Option::is_some)) {
-        sqlx::query(sql::RUN_FINISH)
-            .bind(run)
-            .bind(RunState::Done.as_str())
-            .bind(None::<String>)
+    if !new_tasks.is_empty() {
+        let inserted = sqlx::query(sql::STEP_TASKS_INSERT_BATCH)
+            .bind(new_tasks.finish())
+            .bind(now.as_millis())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(query_error(operation()))?;
+        let mut links = JsonRows::with_capacity(inserted.len() * 24);
+        for row in &inserted {
+            let (task, run, step) = step_row(row)?;
+            let _ = links.row().int(run).int(step).int(task);
+        }
+        sqlx::query(sql::RUN_STEP_TASKS_BATCH)
+            .bind(links.finish())
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error(operation()))?;
+    }
+    if !finished_runs.is_empty() {
+        let ids = format!("[{}]", finished_runs.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        sqlx::query(sql::RUNS_DONE_BATCH)
+            .bind(ids)
             .bind(now.as_millis())
             .execute(&mut *conn)
             .await
             .map_err(query_error(operation()))?;
     }
-    Ok(added.then_some(queue))
+    Ok(woken)
+}
+
+/// A running run as one ack batch sees it.
+struct BatchRun {
+    workflow: &'static str,
+    queue: String,
+    steps: Vec<StepSpec>,
+    outputs: Vec<Option<Vec<u8>>>,
+    /// Steps this batch already enqueued.
+    enqueued: Vec<u16>,
+}
+
+/// `(task id, run id, step)` of a row returned by the step statements.
+fn step_row(row: &sqlx::sqlite::SqliteRow) -> Result<(i64, i64, u16), Error> {
+    let task: i64 = row.try_get(0).map_err(|e| bad_data("a step task", e.to_string()))?;
+    let what = format!("task {task}");
+    let run: Option<i64> = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
+    let step: Option<i64> = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
+    let (Some(run), Some(step)) = (run, step) else {
+        return Err(bad_data(&what, "a workflow step task without its run or step"));
+    };
+    let step = u16::try_from(step).map_err(|_| bad_data(&what, format!("step {step} is out of range")))?;
+    Ok((task, run, step))
 }
 
 /// Step `step` went dead: the run fails and its other live steps are cancelled.

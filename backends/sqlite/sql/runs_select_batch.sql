@@ -1,0 +1,3 @@
+-- The runs in ?1 (a JSON array of ids) that are still running.
+SELECT id, workflow, queue, steps FROM errand_runs
+WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'running'
