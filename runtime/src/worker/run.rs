@@ -11,6 +11,7 @@
 //! interval (or the next delayed task's due time, if sooner) as a fresh timer
 //! on every idle round: no wake-up is lost between a claim and the wait.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ use crate::job::{Decision, Job, JobError};
 use crate::task::{Ack, Claimed, Outcome, Task, WorkerRegistration};
 use crate::time::Timestamp;
 
+/// How long a worker on a busy queue waits to gather free slots for a claim.
+const GATHER: Duration = Duration::from_millis(2);
 /// Acks flushed per backend call at most.
 const ACK_BATCH: usize = 1024;
 /// Longest pause after repeated backend errors.
@@ -272,14 +275,11 @@ async fn claim_loop<J, B, S>(
     let parallel = shared.backend.parallel_claims().clamp(1, 8).min((concurrency / 4).max(1));
     let mut claims: JoinSet<(Result<Claimed, Error>, OwnedSemaphorePermit)> = JoinSet::new();
     let mut waiter = shared.backend.waiter(&shared.registration.queue);
-    let mut error_pause = MIN_ERROR_BACKOFF;
-    // A claim came back empty: start no new one until the idle wait is over.
-    let mut starving = false;
-    let mut next_due: Option<Timestamp> = None;
+    let mut state = ClaimState { error_pause: MIN_ERROR_BACKOFF, starving: false, saturated: false, next_due: None };
     loop {
-        if starving && claims.is_empty() {
+        if state.starving && claims.is_empty() {
             let mut idle = shared.backend.poll_interval();
-            if let Some(due) = next_due.take() {
+            if let Some(due) = state.next_due.take() {
                 idle = idle.min(due.until(Timestamp::now()));
             }
             tokio::select! {
@@ -287,55 +287,35 @@ async fn claim_loop<J, B, S>(
                 () = waiter.wait() => {}
                 () = tokio::time::sleep(idle) => {}
             }
-            starving = false;
+            state.starving = false;
             continue;
         }
-        let can_start = !starving && claims.len() < parallel;
+        let can_start = !state.starving && claims.len() < parallel;
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             Some(finished) = claims.join_next(), if !claims.is_empty() => {
-                let (claimed, mut permits) = match finished {
+                let (claimed, permits) = match finished {
                     Ok(finished) => finished,
                     Err(join) => {
                         tracing::error!(worker = %shared.registration.id, error = %join, "a claim ended abnormally");
                         continue;
                     }
                 };
-                let claimed = match claimed {
-                    Ok(claimed) => {
-                        error_pause = MIN_ERROR_BACKOFF;
-                        claimed
-                    }
-                    Err(error) => {
-                        drop(permits);
-                        tracing::warn!(worker = %shared.registration.id, %error, pause = ?error_pause, "claim failed; backing off");
-                        shared.emit(|| Event::BackendError { error: error.to_string() });
-                        tokio::select! {
-                            () = shutdown.cancelled() => break,
-                            () = tokio::time::sleep(error_pause) => {}
-                        }
-                        error_pause = (error_pause * 2).min(MAX_ERROR_BACKOFF);
-                        continue;
-                    }
-                };
-                if claimed.tasks.is_empty() {
-                    starving = true;
-                    next_due = match (next_due, claimed.next_due) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    continue;
-                }
-                for task in claimed.tasks {
-                    // A backend returning more tasks than asked for gets them
-                    // run anyway rather than stranded as `running`.
-                    let permit = permits.split(1);
-                    spawn_run::<J, B, S>(shared, service, acks, task, permit);
+                if handle_claim::<J, B, S>(shared, service, acks, claimed, permits, &mut state, shutdown).await.is_break() {
+                    break;
                 }
             }
             permit = Arc::clone(slots).acquire_owned(), if can_start => {
                 let Ok(mut permits) = permit else { break };
+                // On a busy queue (the last claim came back full), quick tasks
+                // free their slots one by one: gather a quarter of them (for
+                // at most GATHER) so each claim's round trip fetches a batch.
+                let want = u32::try_from((concurrency / 4).max(1)).unwrap_or(u32::MAX);
+                if state.saturated && u32::try_from(slots.available_permits()).unwrap_or(u32::MAX) + 1 < want {
+                    // Only waits for them to be free; they are taken just below.
+                    let _ = tokio::time::timeout(GATHER, slots.acquire_many(want - 1)).await;
+                }
                 // Take every free slot for this claim.
                 let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
                 if free > 0
@@ -345,11 +325,19 @@ async fn claim_loop<J, B, S>(
                 }
                 // Armed before the claim: a wake-up after this point is not lost.
                 waiter.arm();
-                let shared = Arc::clone(shared);
-                claims.spawn(async move {
+                if parallel == 1 {
+                    // One claim at a time: no task hop between wake-up and start.
                     let claimed = shared.backend.claim(&shared.registration, permits.num_permits()).await;
-                    (claimed, permits)
-                });
+                    if handle_claim::<J, B, S>(shared, service, acks, claimed, permits, &mut state, shutdown).await.is_break() {
+                        break;
+                    }
+                } else {
+                    let shared = Arc::clone(shared);
+                    claims.spawn(async move {
+                        let claimed = shared.backend.claim(&shared.registration, permits.num_permits()).await;
+                        (claimed, permits)
+                    });
+                }
             }
         }
     }
@@ -362,6 +350,68 @@ async fn claim_loop<J, B, S>(
             tracing::debug!(tasks = claimed.tasks.len(), "claimed during shutdown; released with the rest");
         }
     }
+}
+
+/// What the claim loop carries from one claim to the next.
+struct ClaimState {
+    error_pause: Duration,
+    /// A claim came back empty: start no new one until the idle wait is over.
+    starving: bool,
+    /// The last claim came back full: the queue is busy.
+    saturated: bool,
+    next_due: Option<Timestamp>,
+}
+
+/// Spawns the runs of a finished claim, or records that it found nothing, or
+/// backs off after an error. Breaks when shutdown came during the backoff.
+async fn handle_claim<J, B, S>(
+    shared: &Arc<Shared<B>>,
+    service: &S,
+    acks: &mpsc::Sender<Ack>,
+    claimed: Result<Claimed, Error>,
+    mut permits: OwnedSemaphorePermit,
+    state: &mut ClaimState,
+    shutdown: &CancellationToken,
+) -> ControlFlow<()>
+where
+    J: Job,
+    B: Backend,
+    S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let claimed = match claimed {
+        Ok(claimed) => {
+            state.error_pause = MIN_ERROR_BACKOFF;
+            claimed
+        }
+        Err(error) => {
+            drop(permits);
+            let pause = state.error_pause;
+            tracing::warn!(worker = %shared.registration.id, %error, ?pause, "claim failed; backing off");
+            shared.emit(|| Event::BackendError { error: error.to_string() });
+            state.error_pause = (pause * 2).min(MAX_ERROR_BACKOFF);
+            return tokio::select! {
+                () = shutdown.cancelled() => ControlFlow::Break(()),
+                () = tokio::time::sleep(pause) => ControlFlow::Continue(()),
+            };
+        }
+    };
+    state.saturated = claimed.tasks.len() >= permits.num_permits();
+    if claimed.tasks.is_empty() {
+        state.starving = true;
+        state.next_due = match (state.next_due, claimed.next_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        return ControlFlow::Continue(());
+    }
+    for task in claimed.tasks {
+        // A backend returning more tasks than asked for gets them run anyway
+        // rather than stranded as `running`.
+        let permit = permits.split(1);
+        spawn_run::<J, B, S>(shared, service, acks, task, permit);
+    }
+    ControlFlow::Continue(())
 }
 
 fn spawn_run<J, B, S>(
