@@ -54,6 +54,7 @@ pub mod memory;
 mod monitor;
 pub mod panic;
 pub mod retry;
+pub mod stored;
 mod task;
 pub mod time;
 pub mod timeout;

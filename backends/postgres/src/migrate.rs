@@ -8,6 +8,7 @@
 //! migration runs once, in order, inside that transaction, and a migration
 //! changed after it was applied is reported instead of ignored.
 
+use errand_runtime::stored::{AppliedMigration, pending_migrations};
 use errand_runtime::{Error, Timestamp};
 use sqlx::{Connection, Executor, PgPool, Row};
 
@@ -45,29 +46,18 @@ pub(crate) async fn run(pool: &PgPool, queries: &Queries, schema: &str, location
     .map_err(query_error(operation()))?;
 
     let what = format!("the migration record of schema `{schema}`");
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    let mut done = Vec::with_capacity(applied.len());
+    let mut recorded = Vec::with_capacity(applied.len());
     for row in &applied {
-        let version: i64 = row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?;
-        let description: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let sum: String = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-        let Some(known) = MIGRATIONS.iter().find(|m| m.version == version) else {
-            return Err(Error::Config(format!(
-                "schema `{schema}` of `{location}` has errand migration {version} ({description}), but this \
-                 version of errand-postgres only knows migrations up to {latest}: upgrade errand"
-            )));
-        };
-        if checksum(known.sql) != sum {
-            return Err(Error::Config(format!(
-                "errand migration {version} ({}) in schema `{schema}` of `{location}` was applied from \
-                 different SQL than this version of errand-postgres ships",
-                known.description
-            )));
-        }
-        done.push(version);
+        recorded.push(AppliedMigration {
+            version: row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?,
+            description: row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?,
+            checksum: row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?,
+        });
     }
+    let place = format!("schema `{schema}` of `{location}`");
+    let pending = pending_migrations("errand-postgres", &place, MIGRATIONS, &recorded, checksum)?;
 
-    for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+    for migration in pending {
         let operation = || format!("apply errand migration {} to schema `{schema}` of `{location}`", migration.version);
         let sql = queries.migration(migration);
         tx.execute(sql.as_str()).await.map_err(query_error(operation()))?;

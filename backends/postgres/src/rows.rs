@@ -2,6 +2,7 @@
 //! newer errand) wrote in a shape this version does not understand becomes an
 //! error naming the task, never a panic.
 
+use errand_runtime::stored;
 use errand_runtime::{BackendError, Error, QueueCounts, Task, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -10,7 +11,7 @@ use crate::NAME;
 
 /// An error about stored data: `what` names the row (e.g. "task 42").
 pub(crate) fn bad_data(what: &str, problem: impl Into<String>) -> Error {
-    Error::Backend(BackendError::new(NAME, format!("read {what}"), problem.into()))
+    stored::bad_data(NAME, what, problem)
 }
 
 /// A failed query.
@@ -31,7 +32,7 @@ pub(crate) fn task_id(id: i64) -> Result<TaskId, Error> {
 
 fn count(row: &PgRow, column: &str, what: &str) -> Result<u32, Error> {
     let n: i32 = get(row, column, what)?;
-    u32::try_from(n).map_err(|_| bad_data(what, format!("`{column}` is {n}, expected 0..={}", i32::MAX)))
+    stored::to_u32(NAME, i64::from(n), column, what)
 }
 
 fn state(row: &PgRow, what: &str) -> Result<TaskState, Error> {
@@ -106,24 +107,13 @@ pub(crate) fn worker_info(row: &PgRow) -> Result<WorkerInfo, Error> {
 
 /// Folds `(queue, state, count)` rows into one [`QueueCounts`] per queue, sorted by queue.
 pub(crate) fn counts(rows: &[PgRow]) -> Result<Vec<QueueCounts>, Error> {
-    let mut out: Vec<QueueCounts> = Vec::new();
+    let mut counts = stored::CountsBuilder::new(NAME);
     for row in rows {
         let queue: String = row.try_get(0).map_err(|e| bad_data("task counts", e.to_string()))?;
         let what = format!("task counts of queue `{queue}`");
         let state: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let state: TaskState =
-            state.parse().map_err(|e: errand_runtime::UnknownState| bad_data(&what, e.to_string()))?;
         let n: i64 = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-        let n = u64::try_from(n).map_err(|_| bad_data(&what, format!("negative count {n}")))?;
-        let index = match out.iter().position(|c| c.queue == queue) {
-            Some(i) => i,
-            None => {
-                out.push(QueueCounts { queue, ..QueueCounts::default() });
-                out.len() - 1
-            }
-        };
-        *out[index].get_mut(state) += n;
+        counts.add(queue, &state, n)?;
     }
-    out.sort_by(|a, b| a.queue.cmp(&b.queue));
-    Ok(out)
+    Ok(counts.finish())
 }

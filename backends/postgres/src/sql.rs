@@ -4,13 +4,7 @@
 /// The placeholder for the schema in every SQL file.
 const SCHEMA: &str = "__SCHEMA__";
 
-/// One versioned schema migration.
-#[derive(Debug)]
-pub(crate) struct Migration {
-    pub(crate) version: i64,
-    pub(crate) description: &'static str,
-    pub(crate) sql: &'static str,
-}
+pub(crate) use errand_runtime::stored::Migration;
 
 /// Every migration, in version order. Append only: an applied migration must
 /// never change (its checksum is verified on every `setup`).

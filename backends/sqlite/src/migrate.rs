@@ -9,6 +9,7 @@
 //! same guarantees: each migration runs once, in order, inside a transaction, and
 //! a migration changed after it was applied is reported instead of ignored.
 
+use errand_runtime::stored::{AppliedMigration, pending_migrations};
 use errand_runtime::{Error, Timestamp};
 use sqlx::{Row, SqlitePool};
 
@@ -38,29 +39,18 @@ pub(crate) async fn run(pool: &SqlitePool, location: &str) -> Result<(), Error> 
         .map_err(query_error(operation()))?;
 
     let what = format!("the migration record of `{location}`");
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    let mut done = Vec::with_capacity(applied.len());
+    let mut recorded = Vec::with_capacity(applied.len());
     for row in &applied {
-        let version: i64 = row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?;
-        let description: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let sum: String = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-        let Some(known) = MIGRATIONS.iter().find(|m| m.version == version) else {
-            return Err(Error::Config(format!(
-                "database `{location}` has errand schema migration {version} ({description}), but this \
-                 version of errand-sqlite only knows migrations up to {latest}: upgrade errand"
-            )));
-        };
-        if checksum(known.sql) != sum {
-            return Err(Error::Config(format!(
-                "errand schema migration {version} ({}) in database `{location}` was applied from \
-                 different SQL than this version of errand-sqlite ships",
-                known.description
-            )));
-        }
-        done.push(version);
+        recorded.push(AppliedMigration {
+            version: row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?,
+            description: row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?,
+            checksum: row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?,
+        });
     }
+    let pending =
+        pending_migrations("errand-sqlite", &format!("database `{location}`"), MIGRATIONS, &recorded, checksum)?;
 
-    for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+    for migration in pending {
         let operation = || format!("apply errand schema migration {} to `{location}`", migration.version);
         sqlx::query(migration.sql).persistent(false).execute(&mut *tx).await.map_err(query_error(operation()))?;
         sqlx::query(

@@ -2,6 +2,7 @@
 //! newer errand) wrote in a shape this version does not understand becomes an
 //! error naming the task, never a panic.
 
+use errand_runtime::stored;
 use errand_runtime::{BackendError, Error, QueueCounts, Task, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -10,7 +11,7 @@ use crate::NAME;
 
 /// An error about stored data: `what` names the row (e.g. "task 42").
 pub(crate) fn bad_data(what: &str, problem: impl Into<String>) -> Error {
-    Error::Backend(BackendError::new(NAME, format!("read {what}"), problem.into()))
+    stored::bad_data(NAME, what, problem)
 }
 
 /// A failed query.
@@ -35,18 +36,16 @@ pub(crate) fn task_id(id: i64) -> Result<TaskId, Error> {
 }
 
 fn count(row: &SqliteRow, column: &str, what: &str) -> Result<u32, Error> {
-    let n: i64 = get(row, column, what)?;
-    u32::try_from(n).map_err(|_| bad_data(what, format!("`{column}` is {n}, expected 0..={}", u32::MAX)))
+    stored::to_u32(NAME, get(row, column, what)?, column, what)
 }
 
 fn priority(row: &SqliteRow, what: &str) -> Result<i16, Error> {
-    let n: i64 = get(row, "priority", what)?;
-    i16::try_from(n).map_err(|_| bad_data(what, format!("`priority` is {n}, expected {}..={}", i16::MIN, i16::MAX)))
+    stored::to_i16(NAME, get(row, "priority", what)?, "priority", what)
 }
 
 fn state(row: &SqliteRow, what: &str) -> Result<TaskState, Error> {
     let state: String = get(row, "state", what)?;
-    state.parse().map_err(|e: errand_runtime::UnknownState| bad_data(what, e.to_string()))
+    stored::to_state(NAME, &state, what)
 }
 
 /// The id of a claimed row, if readable at all, and the task or why it is unreadable.
@@ -105,25 +104,13 @@ pub(crate) fn worker_info(row: &SqliteRow) -> Result<WorkerInfo, Error> {
 
 /// Folds `(queue, state, count)` rows into one [`QueueCounts`] per queue, sorted by queue.
 pub(crate) fn counts(rows: &[SqliteRow]) -> Result<Vec<QueueCounts>, Error> {
-    let mut out: Vec<QueueCounts> = Vec::new();
+    let mut counts = stored::CountsBuilder::new(NAME);
     for row in rows {
         let queue: String = row.try_get(0).map_err(|e| bad_data("task counts", e.to_string()))?;
         let what = format!("task counts of queue `{queue}`");
         let state: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let state: TaskState =
-            state.parse().map_err(|e: errand_runtime::UnknownState| bad_data(&what, e.to_string()))?;
         let n: i64 = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-        let n = u64::try_from(n).map_err(|_| bad_data(&what, format!("negative count {n}")))?;
-        let entry = match out.iter_mut().position(|c| c.queue == queue) {
-            Some(i) => &mut out[i],
-            None => {
-                out.push(QueueCounts { queue, ..QueueCounts::default() });
-                let last = out.len() - 1;
-                &mut out[last]
-            }
-        };
-        *entry.get_mut(state) += n;
+        counts.add(queue, &state, n)?;
     }
-    out.sort_by(|a, b| a.queue.cmp(&b.queue));
-    Ok(out)
+    Ok(counts.finish())
 }

@@ -1,12 +1,6 @@
 //! The SQL this backend runs, kept as files in `sql/` and `migrations/`.
 
-/// One versioned schema migration.
-#[derive(Debug)]
-pub(crate) struct Migration {
-    pub(crate) version: i64,
-    pub(crate) description: &'static str,
-    pub(crate) sql: &'static str,
-}
+use errand_runtime::stored::Migration;
 
 /// Every migration, in version order. Append only: an applied migration must
 /// never change (its checksum is verified on every `setup`).
