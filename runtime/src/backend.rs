@@ -28,7 +28,7 @@ use crate::time::Timestamp;
 /// give it to every worker and enqueuer in the process.
 ///
 /// The contract every implementation meets is checked by the conformance
-/// suite ([`conformance_tests!`](crate::conformance_tests), feature
+/// suite (`errand_runtime::conformance_tests!`, feature
 /// `test-suite`).
 pub trait Backend: Clone + Send + Sync + 'static {
     /// How arguments and results are stored.

@@ -41,6 +41,31 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # How tasks flow
+//!
+//! - **Routing.** A worker is built for one job and claims only that job's
+//!   tasks on its queue, so several jobs can share a queue without stealing
+//!   each other's work. Tasks of a job that no worker of a monitor serves on
+//!   that queue (a job type a deploy removed, a name typed wrong) are
+//!   reported at once and, after [`Monitor::unserved_grace`] (1 h), go
+//!   `dead` with a reason naming the job and the queue; they are kept and
+//!   can be retried.
+//! - **Delivery is at least once.** A worker that dies mid-run stops
+//!   heartbeating; after the backend's `orphan_after` (30 s) any live worker
+//!   puts its tasks back (or, on their last attempt, sends them `dead`).
+//!   Handlers should be idempotent; `TaskCx::id` and unique keys help.
+//! - **Retries wait in the backend.** A failed run's next attempt is stored
+//!   as the task's `run_at`; no worker sleeps on it.
+//! - **Claiming.** A worker claims as many due tasks as it has free slots
+//!   (at most `concurrency`), keeps claiming while tasks run, and flushes
+//!   acks in batches in the background. On a busy queue it gathers a
+//!   quarter of its slots (for at most 2 ms) before a claim; backends whose
+//!   claim is a network round trip keep several claims in flight
+//!   ([`Backend::parallel_claims`]).
+//! - **Shutdown.** [`Monitor::run_until`] stops claiming on the signal, lets
+//!   runs finish until the shutdown deadline (30 s), then releases the rest
+//!   back to the queue without using an attempt.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

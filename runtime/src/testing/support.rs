@@ -19,7 +19,7 @@ use crate::time::Timestamp;
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Polls `condition` every 20 ms until it holds; panics with `what` after
-/// [`PATIENCE`].
+/// `PATIENCE` (30 s).
 pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
