@@ -40,8 +40,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Writes new tasks and returns their ids, in order. A task whose unique
-    /// key matches a live task (or, with `unique_for`, a task created within
-    /// that window) is not written: the existing task's id is returned.
+    /// key matches a live task of the same job (or, with `unique_for`, one
+    /// created within that window) is not written: the existing task's id is
+    /// returned. Keys are scoped to the job.
     fn push(&self, tasks: Vec<NewTask>) -> impl Future<Output = Result<Vec<TaskId>, Error>> + Send;
 
     /// Claims up to `max` due tasks of `worker.job` on `worker.queue`, highest
@@ -248,8 +249,8 @@ impl Enqueue {
         self
     }
 
-    /// Not enqueued while a live task has the same key; the existing task's
-    /// id is returned instead.
+    /// Not enqueued while a live task of the same job has the same key (keys
+    /// are scoped to the job); the existing task's id is returned instead.
     pub fn unique_key(mut self, key: impl Into<String>) -> Self {
         self.unique_key = Some(key.into());
         self

@@ -77,7 +77,8 @@ struct State {
     tasks: Vec<Record>,
     lanes: HashMap<String, HashMap<&'static str, Lane>>,
     running: BTreeSet<u64>,
-    unique: HashMap<String, u64>,
+    /// `(job, unique key)` → the latest task with them: keys are scoped to the job.
+    unique: HashMap<(&'static str, String), u64>,
     workers: HashMap<Arc<str>, WorkerRow>,
     /// Running tasks cancelled meanwhile, by the worker that runs them.
     cancelled_running: HashMap<Arc<str>, Vec<TaskId>>,
@@ -187,7 +188,7 @@ impl State {
         let id = self.tasks.len() as u64 + 1;
         self.lane(&task.queue, task.job).schedule(id, task.run_at.as_millis(), task.priority, now);
         if let Some(key) = &task.unique_key {
-            self.unique.insert(key.clone(), id);
+            self.unique.insert((task.job, key.clone()), id);
         }
         self.tasks.push(Record {
             job: task.job,
@@ -274,8 +275,8 @@ impl State {
         }
     }
 
-    fn duplicate_of(&self, key: &str, window: Option<Duration>, now: Timestamp) -> Option<u64> {
-        let id = *self.unique.get(key)?;
+    fn duplicate_of(&self, job: &'static str, key: &str, window: Option<Duration>, now: Timestamp) -> Option<u64> {
+        let id = *self.unique.get(&(job, key.to_owned()))?;
         let record = self.record(id)?;
         let recent = window.is_some_and(|w| record.created_at >= now.sub(w).as_millis());
         (record.state.is_live() || recent).then_some(id)
@@ -393,7 +394,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             let mut state = self.lock();
             for task in tasks {
                 if let Some(key) = &task.unique_key
-                    && let Some(existing) = state.duplicate_of(key, task.unique_for, now)
+                    && let Some(existing) = state.duplicate_of(task.job, key, task.unique_for, now)
                 {
                     ids.push(TaskId(existing));
                     continue;

@@ -38,11 +38,11 @@ end
 -- A task reached a final state: free its unique key, or keep it until the
 -- end of its window. Returns when the window ends (0 without one).
 local function release_unique(tk, seq, now)
-  local u, uf, c = unpack(redis.call('HMGET', tk, 'u', 'uf', 'c'))
+  local u, uf, c, j = unpack(redis.call('HMGET', tk, 'u', 'uf', 'c', 'j'))
   if not u then
     return 0
   end
-  local uk = base .. 'u:' .. u
+  local uk = base .. 'u:' .. j .. ':' .. u
   if redis.call('GET', uk) ~= tostring(seq) then
     return 0
   end

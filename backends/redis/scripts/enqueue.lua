@@ -1,8 +1,8 @@
 -- Writes new tasks of one queue. KEYS[1] seq, KEYS[2] counts, KEYS[3] jobs.
 -- ARGV: base, now, wake channel, queue name, number of tasks, then groups
 -- of tasks that share their settings: count, job, priority, max_attempts,
--- due now ('1'/'0'), unique key ('' for none; a group with one has one
--- task), unique window in ms, then 2 per task: payload, run_at (13 digits).
+-- due now ('1'/'0'), unique key ('' for none; scoped to the job; a group
+-- with one has one task), unique window in ms, then 2 per task: payload, run_at (13 digits).
 -- Returns the seq of each task, in order: the new task's, or the live (or
 -- recent) duplicate's. Ids are taken with one INCRBY, so a duplicate leaves
 -- a gap in the sequence.
@@ -32,7 +32,7 @@ while i <= #ARGV do
     seq = seq + 1
     local dup = nil
     if ukey ~= '' then
-      local existing = redis.call('GET', base .. 'u:' .. ukey)
+      local existing = redis.call('GET', base .. 'u:' .. job .. ':' .. ukey)
       if existing then
         local state, created_at = unpack(redis.call('HMGET', tkey(existing), 's', 'c'))
         local window = tonumber(ufor)
@@ -48,7 +48,7 @@ while i <= #ARGV do
       if ukey ~= '' then
         redis.call('HSET', tk, 'j', job, 's', 'pending', 'a', 0, 'm', max_attempts, 'pr', priority,
           'r', run_at, 'c', now, 'p', payload, 'u', ukey, 'uf', ufor)
-        redis.call('SET', base .. 'u:' .. ukey, seq)
+        redis.call('SET', base .. 'u:' .. job .. ':' .. ukey, seq)
       else
         redis.call('HSET', tk, 'j', job, 's', 'pending', 'a', 0, 'm', max_attempts, 'pr', priority,
           'r', run_at, 'c', now, 'p', payload)

@@ -52,7 +52,7 @@
 //! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry, so pruning the done index costs one entry per ack call, not one per task |
 //! | `P{q}:n` | hash | task counts per state |
 //! | `P{q}:jobs` | set | job names seen on the queue |
-//! | `P{q}:u:<key>` | string | unique key → seq of the task holding it |
+//! | `P{q}:u:<job>:<key>` | string | unique key (scoped to the job) → seq of the task holding it |
 //! | `P{q}:w`, `P{q}:wi` | sorted set, hash | workers by last heartbeat; their job, concurrency and start |
 //! | `P{q}:hb:<worker>` | string with TTL `orphan_after` | the worker's heartbeat |
 //! | `P{q}:if:<worker>` | set | the worker's in-flight tasks |
@@ -138,7 +138,8 @@
 //!   after the script ran) is redelivered by the same worker's next claim.
 //! - Run times use the clocks of the processes that enqueue and claim:
 //!   keep them in sync (NTP). Heartbeat expiry uses the server's clock.
-//! - Unique keys are scoped to a queue, not to the whole prefix. A `unique_for`
+//! - Unique keys are scoped to the job within its queue (as on every backend:
+//!   to the job), not to the whole prefix. A `unique_for`
 //!   window keeps the finished task (and its key) at least that long.
 //!   Retrying a dead task does not take its unique key back.
 //! - `done` tasks expire after the retention (`PEXPIREAT` on the task hash);

@@ -443,6 +443,7 @@ async fn insert_one(conn: &mut SqliteConnection, task: &NewTask, now: Timestamp)
         let existing: Option<i64> = sqlx::query_scalar(sql::FIND_UNIQUE)
             .bind(key.as_str())
             .bind(since)
+            .bind(task.job)
             .fetch_optional(&mut *conn)
             .await
             .map_err(rows::query_error(operation()))?;

@@ -259,6 +259,12 @@ pub async fn unique_keys_dedupe<F: BackendFactory>(factory: &F) {
     let other = must(backend.enqueue_with(job(3), Enqueue::new().unique_key("welcome:bob")).await, "enqueue").await;
     assert_eq!(first, second, "a duplicate returns the live task's id");
     assert_ne!(first, other);
+    // Keys are scoped to the job: another job may use the same key.
+    let elsewhere = Snoozer { key: 9 };
+    let another =
+        must(backend.enqueue_with(elsewhere, Enqueue::new().unique_key("welcome:ada")).await, "enqueue").await;
+    assert_ne!(another, first, "a unique key of one job must not dedupe another job's task");
+    assert!(must(backend.cancel_task(another).await, "cancel").await);
     assert_eq!(count(&backend, TaskState::Pending).await, 2);
 
     let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)));
