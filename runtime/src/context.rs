@@ -70,7 +70,13 @@ pub struct DataMap {
 impl DataMap {
     /// Adds (or replaces) a value.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        if self.map.insert(TypeId::of::<T>(), Arc::new(value)).is_none() {
+        self.insert_arc(Arc::new(value));
+    }
+
+    /// Adds (or replaces) a value that is already shared: every `Data<T>`
+    /// handed out points to this same `Arc`.
+    pub fn insert_arc<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        if self.map.insert(TypeId::of::<T>(), value).is_none() {
             self.names.push(std::any::type_name::<T>());
         }
     }
@@ -417,5 +423,21 @@ impl FromTaskCx for TaskCx {
 impl FromTaskCx for WorkerCx {
     fn from_task_cx(cx: &TaskCx) -> Result<Self, JobError> {
         Ok(cx.worker().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_given_as_an_arc_is_that_arc() {
+        let shared = Arc::new(std::sync::atomic::AtomicU64::new(7));
+        let mut map = DataMap::default();
+        map.insert_arc(Arc::clone(&shared));
+        let data = map.get::<std::sync::atomic::AtomicU64>().map(Data::into_inner);
+        assert!(data.is_some_and(|d| Arc::ptr_eq(&d, &shared)), "Data<T> must point to the caller's Arc");
+        assert!(map.contains(TypeId::of::<std::sync::atomic::AtomicU64>()));
+        assert!(map.get::<String>().is_none());
     }
 }

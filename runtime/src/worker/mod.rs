@@ -281,6 +281,29 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
         self
     }
 
+    /// Shares a value you already hold in an `Arc` — with other workers, or
+    /// with the rest of your program: a parameter `Data<T>` receives this
+    /// very `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::AtomicU64;
+    /// # use errand_runtime::{Job, JobError, TaskCx, WorkerBuilder, memory::MemoryBackend};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+    /// # impl Job for Ping { const NAME: &'static str = "ping"; type Output = ();
+    /// #   async fn run(self, _cx: TaskCx) -> Result<(), JobError> { Ok(()) } }
+    ///
+    /// let seen = Arc::new(AtomicU64::new(0));
+    /// let worker = WorkerBuilder::<Ping, _>::new(MemoryBackend::new()).data_arc(Arc::clone(&seen));
+    /// # let _ = worker;
+    /// ```
+    pub fn data_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.data.insert_arc(value);
+        self
+    }
+
     /// Runs at most `n` tasks at once (16 by default; at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
