@@ -4,7 +4,9 @@
 //! with an error naming the backend and the row, never a panic.
 
 use crate::error::{BackendError, Error};
-use crate::task::{QueueCounts, TaskState};
+use crate::task::{QueueCounts, TaskId, TaskState};
+use crate::time::Timestamp;
+use crate::workflow::{RunId, RunInfo, RunState, StepInfo, StepSpec};
 
 /// One versioned schema migration of a backend.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +141,82 @@ impl CountsBuilder {
     }
 }
 
+/// A workflow's graph as stored (JSON of [`StepSpec`]s).
+///
+/// # Errors
+///
+/// When it does not parse.
+pub fn parse_steps(backend: &'static str, json: &str, what: &str) -> Result<Vec<StepSpec>, Error> {
+    serde_json::from_str(json).map_err(|e| bad_data(backend, what, format!("its graph does not parse: {e}")))
+}
+
+/// Builds a [`RunInfo`] from a stored run and the rows of its steps.
+#[derive(Debug)]
+pub struct RunInfoBuilder {
+    backend: &'static str,
+    what: String,
+    info: RunInfo,
+}
+
+impl RunInfoBuilder {
+    /// Starts from the run's row: its state name and graph as stored.
+    ///
+    /// # Errors
+    ///
+    /// When the state is unknown or the graph does not parse.
+    pub fn new(
+        backend: &'static str,
+        run: RunId,
+        workflow: String,
+        state: &str,
+        steps: &str,
+        error: Option<String>,
+        created_at: i64,
+    ) -> Result<Self, Error> {
+        let what = format!("workflow run {run}");
+        let state =
+            RunState::parse(state).ok_or_else(|| bad_data(backend, &what, format!("unknown run state `{state}`")))?;
+        let steps = parse_steps(backend, steps, &what)?
+            .into_iter()
+            .map(|s| StepInfo { name: s.name, task: None, state: None, attempt: 0, error: None, output: None })
+            .collect();
+        let info = RunInfo { id: run, workflow, state, steps, error, created_at: Timestamp(created_at) };
+        Ok(Self { backend, what, info })
+    }
+
+    /// Adds what is known of step `step`: its task, output, and its task's
+    /// state, attempt and last error.
+    ///
+    /// # Errors
+    ///
+    /// When the step is not in the graph or the task's state is unknown.
+    pub fn step(
+        &mut self,
+        step: i64,
+        task: Option<i64>,
+        output: Option<Vec<u8>>,
+        state: Option<&str>,
+        attempt: Option<i64>,
+        error: Option<String>,
+    ) -> Result<(), Error> {
+        let (backend, what) = (self.backend, self.what.as_str());
+        let Some(info) = usize::try_from(step).ok().and_then(|i| self.info.steps.get_mut(i)) else {
+            return Err(bad_data(backend, what, format!("step {step} is not in the workflow's graph")));
+        };
+        info.task = task.and_then(|t| u64::try_from(t).ok()).map(TaskId);
+        info.output = output;
+        info.state = state.map(|s| to_state(backend, s, what)).transpose()?;
+        info.attempt = attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(0);
+        info.error = error;
+        Ok(())
+    }
+
+    /// The run.
+    pub fn finish(self) -> RunInfo {
+        self.info
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +244,24 @@ mod tests {
         assert!(newer.is_err_and(|e| e.to_string().contains("upgrade errand")));
         let changed = pending_migrations("errand-x", "db", KNOWN, &[applied(1, "other sql")], sum).map(|_| ());
         assert!(changed.is_err_and(|e| e.to_string().contains("different SQL")));
+    }
+
+    #[test]
+    fn run_info_is_assembled_and_bad_rows_are_refused() {
+        let graph = r#"[{"name":"a","after":[],"max_attempts":1,"priority":0},{"name":"b","after":[0],"max_attempts":1,"priority":0}]"#;
+        let mut run = match RunInfoBuilder::new("x", RunId(7), "wf".into(), "running", graph, None, 5) {
+            Ok(run) => run,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(run.step(0, Some(3), Some(b"1".to_vec()), Some("done"), Some(1), None).is_ok());
+        assert!(run.step(5, None, None, None, None, None).is_err(), "a step outside the graph");
+        assert!(run.step(1, Some(4), None, Some("sideways"), Some(1), None).is_err(), "an unknown task state");
+        let info = run.finish();
+        assert_eq!(info.steps[0].task, Some(TaskId(3)));
+        assert_eq!(info.steps[0].state, Some(TaskState::Done));
+        assert_eq!(info.steps[1].name, "b");
+        assert!(RunInfoBuilder::new("x", RunId(7), "wf".into(), "paused", graph, None, 5).is_err());
+        assert!(RunInfoBuilder::new("x", RunId(7), "wf".into(), "running", "{", None, 5).is_err());
     }
 
     #[test]

@@ -22,12 +22,13 @@
 
 use std::collections::HashMap;
 
-use errand_runtime::workflow::{self, NewRun, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
-use errand_runtime::{Ack, Codec, Error, NewTask, Outcome, TaskId, TaskState, Timestamp, WorkerRegistration};
+use errand_runtime::stored::{self, RunInfoBuilder};
+use errand_runtime::workflow::{self, NewRun, RunId, RunInfo, RunState, StepSpec, WorkflowStore};
+use errand_runtime::{Ack, Codec, Error, NewTask, Outcome, Timestamp, WorkerRegistration};
 use sqlx::{PgConnection, Row};
 
-use crate::PostgresBackend;
 use crate::rows::{bad_data, query_error};
+use crate::{NAME, PostgresBackend};
 
 impl<C: Codec> WorkflowStore for PostgresBackend<C> {
     async fn start_run(&self, run: NewRun) -> Result<RunId, Error> {
@@ -74,38 +75,29 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
         };
         let what = format!("workflow run {run}");
         let get_str = |i: usize| row.try_get::<String, _>(i).map_err(|e| bad_data(&what, e.to_string()));
-        let workflow = get_str(1)?;
-        let state = get_str(3)?;
-        let state = RunState::parse(&state).ok_or_else(|| bad_data(&what, format!("unknown run state `{state}`")))?;
-        let specs = parse_steps(&get_str(4)?, &what)?;
         let error: Option<String> = row.try_get(5).map_err(|e| bad_data(&what, e.to_string()))?;
         let created_at: i64 = row.try_get(6).map_err(|e| bad_data(&what, e.to_string()))?;
-
-        let mut steps: Vec<StepInfo> = specs
-            .iter()
-            .map(|s| StepInfo { name: s.name.clone(), task: None, state: None, attempt: 0, error: None, output: None })
-            .collect();
+        let mut info = RunInfoBuilder::new(NAME, run, get_str(1)?, &get_str(3)?, &get_str(4)?, error, created_at)?;
         let rows = sqlx::query(&self.inner.queries.run_steps)
             .bind(raw)
             .fetch_all(&mut *conn)
             .await
             .map_err(query_error(operation()))?;
         for row in &rows {
-            let step: i32 = row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?;
-            let Some(info) = usize::try_from(step).ok().and_then(|i| steps.get_mut(i)) else {
-                return Err(bad_data(&what, format!("step {step} is not in the workflow's graph")));
-            };
-            let task: Option<i64> = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-            info.task = task.and_then(|t| u64::try_from(t).ok()).map(TaskId);
-            info.output = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-            let state: Option<String> = row.try_get(3).map_err(|e| bad_data(&what, e.to_string()))?;
-            info.state =
-                state.map(|s| s.parse::<TaskState>().map_err(|e| bad_data(&what, e.to_string()))).transpose()?;
-            let attempt: Option<i32> = row.try_get(4).map_err(|e| bad_data(&what, e.to_string()))?;
-            info.attempt = attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(0);
-            info.error = row.try_get(5).map_err(|e| bad_data(&what, e.to_string()))?;
+            let read = |e: sqlx::Error| bad_data(&what, e.to_string());
+            let step: i32 = row.try_get(0).map_err(read)?;
+            let state: Option<String> = row.try_get(3).map_err(read)?;
+            let attempt: Option<i32> = row.try_get(4).map_err(read)?;
+            info.step(
+                i64::from(step),
+                row.try_get(1).map_err(read)?,
+                row.try_get(2).map_err(read)?,
+                state.as_deref(),
+                attempt.map(i64::from),
+                row.try_get(5).map_err(read)?,
+            )?;
         }
-        Ok(Some(RunInfo { id: run, workflow, state, steps, error, created_at: Timestamp(created_at) }))
+        Ok(Some(info.finish()))
     }
 }
 
@@ -114,7 +106,7 @@ fn run_id(id: i64) -> Result<RunId, Error> {
 }
 
 fn parse_steps(json: &str, what: &str) -> Result<Vec<StepSpec>, Error> {
-    serde_json::from_str(json).map_err(|e| bad_data(what, format!("its graph does not parse: {e}")))
+    stored::parse_steps(NAME, json, what)
 }
 
 /// Step tasks to insert, one array per column of `step_tasks_insert.sql`.
