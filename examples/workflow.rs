@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use errand::prelude::*;
 use errand::sqlite::SqliteBackend;
-use errand::workflow::WorkflowExt;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

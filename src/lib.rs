@@ -73,6 +73,8 @@ pub mod postgres {
 
 /// What a file that defines and runs jobs needs.
 pub mod prelude {
+    /// `backend.start(workflow)` and `backend.workflow(run)`.
+    pub use errand_runtime::workflow::WorkflowExt;
     pub use errand_runtime::{
         Backend, BackendExt, Data, Enqueue, Expose, FromTaskCx, Job, JobError, Monitor, TaskCx, TaskId, TaskSink,
         WorkerBuilder, WorkerCx,
