@@ -141,6 +141,23 @@ impl CountsBuilder {
     }
 }
 
+/// A `&'static str` for a job or workflow name read back from storage
+/// ([`NewTask::job`](crate::NewTask::job) is `'static`). Each distinct name is
+/// allocated once and kept for the life of the process: there are as many as
+/// the program has workflows.
+pub fn intern(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
 /// A workflow's graph as stored (JSON of [`StepSpec`]s).
 ///
 /// # Errors
@@ -262,6 +279,14 @@ mod tests {
         assert_eq!(info.steps[1].name, "b");
         assert!(RunInfoBuilder::new("x", RunId(7), "wf".into(), "paused", graph, None, 5).is_err());
         assert!(RunInfoBuilder::new("x", RunId(7), "wf".into(), "running", "{", None, 5).is_err());
+    }
+
+    #[test]
+    fn interned_names_are_shared() {
+        let a = intern(&String::from("onboarding"));
+        let b = intern(&String::from("onboarding"));
+        assert!(std::ptr::eq(a, b), "one allocation per distinct name");
+        assert_eq!(intern("other"), "other");
     }
 
     #[test]

@@ -620,15 +620,8 @@ impl<C: Codec> PostgresBackend<C> {
             let mut ids = Vec::with_capacity(tasks.len());
             for chunk in tasks.chunks(PUSH_BATCH) {
                 let columns = Columns::new(chunk.iter(), now);
-                let rows = sqlx::query(&self.inner.queries.push)
-                    .bind(now.as_millis())
-                    .bind(&self.inner.channel)
-                    .bind(&columns.queue)
-                    .bind(&columns.job)
-                    .bind(&columns.payload)
-                    .bind(&columns.run_at)
-                    .bind(&columns.priority)
-                    .bind(&columns.max_attempts)
+                let rows = columns
+                    .bind_common(sqlx::query(&self.inner.queries.push), now, &self.inner.channel)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(query_error(operation()))?;
@@ -676,15 +669,8 @@ impl<C: Codec> PostgresBackend<C> {
         let mut results: Vec<Option<TaskId>> = vec![None; tasks.len()];
         for chunk in sent.chunks(PUSH_BATCH) {
             let columns = Columns::new(chunk.iter().map(|&i| &tasks[i]), now);
-            let rows = sqlx::query(&self.inner.queries.push_unique)
-                .bind(now.as_millis())
-                .bind(&self.inner.channel)
-                .bind(&columns.queue)
-                .bind(&columns.job)
-                .bind(&columns.payload)
-                .bind(&columns.run_at)
-                .bind(&columns.priority)
-                .bind(&columns.max_attempts)
+            let rows = columns
+                .bind_common(sqlx::query(&self.inner.queries.push_unique), now, &self.inner.channel)
                 .bind(&columns.unique_key)
                 .bind(&columns.unique_since)
                 .fetch_all(&mut *conn)
@@ -755,6 +741,25 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
+    /// Binds `$1`..`$8`, shared by push.sql and push_unique.sql: created_at,
+    /// the NOTIFY channel, then the columns every task has.
+    fn bind_common<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        now: Timestamp,
+        channel: &'q str,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(now.as_millis())
+            .bind(channel)
+            .bind(&self.queue)
+            .bind(&self.job)
+            .bind(&self.payload)
+            .bind(&self.run_at)
+            .bind(&self.priority)
+            .bind(&self.max_attempts)
+    }
+
     fn new(tasks: impl ExactSizeIterator<Item = &'a NewTask>, now: Timestamp) -> Self {
         let n = tasks.len();
         let mut c = Columns {

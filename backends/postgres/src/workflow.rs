@@ -314,7 +314,7 @@ pub(crate) async fn ack_with_steps<C: Codec>(
             let ready = workflow::advance(&locked.steps, *step, |i| outputs.get(usize::from(i))?.as_deref());
             // The step task's job name is the workflow's: one of the strings
             // runs were written with, so leaking it once per name is bounded.
-            let job = intern(&locked.workflow);
+            let job = stored::intern(&locked.workflow);
             for (next, inputs) in ready {
                 if enqueued.contains(&(*run, next)) {
                     continue; // Two of its inputs finished in this batch.
@@ -376,18 +376,4 @@ pub(crate) async fn ack_with_steps<C: Codec>(
         inner.notifier.notify(&worker.queue);
     }
     Ok(())
-}
-
-/// A `&'static str` for a workflow name read back from storage.
-fn intern(name: &str) -> &'static str {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock, PoisonError};
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = names.get(name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(leaked);
-    leaked
 }

@@ -203,7 +203,7 @@ pub(crate) async fn ack_steps<C: Codec>(
         let queue: String = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
         let steps = parse_steps(&row.try_get::<String, _>(3).map_err(|e| bad_data(&what, e.to_string()))?, &what)?;
         let outputs = vec![None; steps.len()];
-        runs.insert(id, BatchRun { workflow: intern(&workflow), queue, steps, outputs, enqueued: Vec::new() });
+        runs.insert(id, BatchRun { workflow: stored::intern(&workflow), queue, steps, outputs, enqueued: Vec::new() });
     }
     let output_rows = sqlx::query(sql::RUN_OUTPUTS_BATCH)
         .bind(&ids_json)
@@ -334,18 +334,4 @@ async fn fail_run(conn: &mut SqliteConnection, run: i64, step: u16, error: &str,
         .await
         .map_err(query_error(operation()))?;
     Ok(())
-}
-
-/// A `&'static str` for a workflow name read back from storage.
-fn intern(name: &str) -> &'static str {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock, PoisonError};
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = names.get(name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(leaked);
-    leaked
 }
