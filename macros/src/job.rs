@@ -338,17 +338,7 @@ impl JobFn<'_> {
     }
 
     fn requirements_fn(&self) -> Option<TokenStream> {
-        let krate = &self.krate;
-        let requirements = Ident::new("__errand_requirements", Span::call_site());
-        let calls = sig::requirement_calls(krate, &self.params, &requirements);
-        if calls.is_empty() {
-            return None;
-        }
-        Some(quote! {
-            fn requirements(#requirements: &mut #krate::Requirements) {
-                #(#calls)*
-            }
-        })
+        sig::requirements_fn(&self.krate, &self.params)
     }
 
     fn run_fn(&self) -> TokenStream {

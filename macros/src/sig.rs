@@ -385,16 +385,31 @@ pub(crate) fn into_job_result(krate: &syn::Path, func: &ItemFn, call: &TokenStre
     quote_spanned!(ret_span=> <#ret as #krate::IntoJobResult>::into_job_result(#call))
 }
 
-/// `<Ty as FromTaskCx>::requirements(r);` for each injected parameter.
-pub(crate) fn requirement_calls(krate: &syn::Path, params: &[Param<'_>], requirements: &Ident) -> Vec<TokenStream> {
-    params
-        .iter()
+/// `fn requirements(r)` of a `Job` or `Workflow`: declares the shared data
+/// every injected parameter (of one job, or of all a workflow's steps)
+/// needs, so a worker missing it fails at start. `None` when nothing is
+/// injected.
+pub(crate) fn requirements_fn<'p, 'a: 'p>(
+    krate: &syn::Path,
+    params: impl IntoIterator<Item = &'p Param<'a>>,
+) -> Option<TokenStream> {
+    let requirements = Ident::new("__errand_requirements", proc_macro2::Span::call_site());
+    let calls: Vec<TokenStream> = params
+        .into_iter()
         .filter(|p| p.injected)
         .map(|p| {
             let ty = p.ty;
             quote_spanned!(ty.span()=> <#ty as #krate::FromTaskCx>::requirements(#requirements);)
         })
-        .collect()
+        .collect();
+    if calls.is_empty() {
+        return None;
+    }
+    Some(quote! {
+        fn requirements(#requirements: &mut #krate::Requirements) {
+            #(#calls)*
+        }
+    })
 }
 
 /// `let __errand_inject_N = <Ty as FromTaskCx>::from_task_cx(&cx)?;` for

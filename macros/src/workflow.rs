@@ -779,18 +779,7 @@ impl WorkflowMod<'_> {
     }
 
     fn requirements_fn(&self) -> Option<TokenStream> {
-        let krate = &self.krate;
-        let requirements = Ident::new("__errand_requirements", Span::call_site());
-        let calls: Vec<TokenStream> =
-            self.steps.iter().flat_map(|s| sig::requirement_calls(krate, &s.params, &requirements)).collect();
-        if calls.is_empty() {
-            return None;
-        }
-        Some(quote! {
-            fn requirements(#requirements: &mut #krate::Requirements) {
-                #(#calls)*
-            }
-        })
+        sig::requirements_fn(&self.krate, self.steps.iter().flat_map(|s| &s.params))
     }
 
     fn run_step_fn(&self) -> TokenStream {
