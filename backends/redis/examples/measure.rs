@@ -90,12 +90,31 @@ async fn main() {
         let ids = backend.enqueue_bulk((0..n).map(|n| Noop { n })).await.unwrap_or_else(|e| panic!("{e}"));
         let elapsed = started.elapsed();
         let after = used_memory(&mut conn).await;
-        let key = format!("errand-measure:{{measure}}:t:{}", ids[500].0 & ((1 << 40) - 1));
-        let hash: u64 = redis::cmd("MEMORY").arg("USAGE").arg(&key).query_async(&mut conn).await.unwrap_or(0);
-        println!("bulk enqueue: {n} tasks in {elapsed:.2?} = {:.0}/s", n as f64 / elapsed.as_secs_f64());
+        let usage = |name: &str| {
+            let key = format!("errand-measure:{{measure}}:{name}");
+            let mut conn = conn.clone();
+            async move {
+                redis::cmd("MEMORY")
+                    .arg("USAGE")
+                    .arg(key)
+                    .arg("SAMPLES")
+                    .arg(0)
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .unwrap_or(0)
+            }
+        };
+        let (records, ready) = (usage("t").await, usage("r:noop").await);
         println!(
-            "memory per waiting task: {:.0} bytes (INFO used_memory delta / {n}); task hash alone: {hash} bytes (MEMORY USAGE); payload {} bytes",
+            "bulk enqueue: {n} tasks in {elapsed:.2?} = {:.0}/s ({} ids)",
+            n as f64 / elapsed.as_secs_f64(),
+            ids.len()
+        );
+        println!(
+            "memory per waiting task: {:.0} bytes (INFO used_memory delta / {n}); of which records {:.0}, ready set {:.0} (MEMORY USAGE); payload {} bytes",
             (after.saturating_sub(before)) as f64 / n as f64,
+            records as f64 / n as f64,
+            ready as f64 / n as f64,
             serde_json::to_vec(&Noop { n: 500 }).map(|v| v.len()).unwrap_or(0),
         );
         backend.clear().await.unwrap_or_else(|e| panic!("{e}"));

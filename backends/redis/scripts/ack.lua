@@ -7,7 +7,9 @@
 -- output encoded as a payload element), at, data (result or error).
 -- A task is running for this worker while it is in the worker's in-flight
 -- set; acks for other tasks are ignored. Only the tasks in the worker's
--- `sp:` set (workflow steps, unique keys) have their hash read.
+-- `sp:` set (workflow steps, unique keys) have their record read; their
+-- state is written at once (a workflow step's ack may read other steps'),
+-- the others' with one HSET per call.
 -- Returns {finished, tasks enqueued by workflow steps}.
 local now, worker, retention, job = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[8]
 local special_key = base .. 'sp:' .. worker
@@ -33,65 +35,81 @@ if #seqs == 0 then
 end
 local owned = redis.call('SMISMEMBER', KEYS[1], unpack(seqs))
 local special = redis.call('SMISMEMBER', special_key, unpack(seqs))
+local states = redis.call('HMGET', S, unpack(seqs))
 local finished = {}
 local specials = {}
+local writes = {} -- seq, state value, ... of plain tasks
+local errors = {} -- seq, error, ...
 local done = {}
 local expiring = {}
 local added = 0
+local ndone = 0
 for k, a in ipairs(acks) do
   local seq, kind, at, data, enc = a[1], a[2], a[3], a[4], a[5]
-  local tk = tkey(seq)
   if owned[k] == 1 then
     finished[#finished + 1] = seq
-    count('running', -1)
-    local u, run, step = false, false, false
+    local v = states[k] or 'r1|'
+    local t = nil
     if special[k] == 1 then
       specials[#specials + 1] = seq
-      u, run, step = unpack(redis.call('HMGET', tk, 'u', 'wr', 'ws'))
-    end
-    if kind == 'D' then
-      redis.call('HSET', tk, 's', 'done', 'o', data, 'f', now)
-      done[#done + 1] = seq
-      done[#done + 1] = seq
-      local keep_until = keep
-      if u then
-        keep_until = math.max(keep, release_unique(tk, seq, now))
+      local rec = redis.call('HGET', T, seq)
+      if rec then
+        t = record(rec)
       end
-      redis.call('PEXPIREAT', tk, keep_until)
+    end
+    local value
+    if kind == 'D' then
+      value = 'd' .. string.sub(v, 2) .. '|' .. now .. '|' .. data
+      done[#done + 1] = seq
+      done[#done + 1] = seq
+      ndone = ndone + 1
+      local keep_until = keep
+      if t then
+        keep_until = math.max(keep, release_unique(t, seq, now))
+      end
       if keep_until == keep then
         expiring[#expiring + 1] = seq
       else
         redis.call('ZADD', base .. 'x', keep_until, seq)
       end
-      count('done', 1)
-      if run then
-        if enc then
-          added = added + step_done(run, step, enc, now, keep)
-        else
-          fail_run(run, step, 'its output reached Redis without its encoded form', now, keep)
-        end
-      end
     elseif kind == 'R' then
-      redis.call('HSET', tk, 's', 'retry', 'r', at, 'e', data)
+      local _, attempt = parse_state(v)
+      value = 'y' .. attempt .. '|' .. at
+      errors[#errors + 1] = seq
+      errors[#errors + 1] = data
       make_delayed(job, at, seq)
       count('retry', 1)
       requeued = true
     elseif kind == 'S' then
-      redis.call('HSET', tk, 's', 'pending', 'r', at)
-      redis.call('HINCRBY', tk, 'a', -1)
+      local _, attempt = parse_state(v)
+      value = 'p' .. math.max(attempt - 1, 0) .. '|' .. at
       make_delayed(job, at, seq)
       count('pending', 1)
       requeued = true
     else
-      redis.call('HSET', tk, 's', 'dead', 'e', data, 'f', now)
+      value = finish_value('x', v, now)
+      errors[#errors + 1] = seq
+      errors[#errors + 1] = data
       redis.call('ZADD', KEYS[4], seq, seq)
-      if u then
-        release_unique(tk, seq, now)
-      end
       count('dead', 1)
-      if run then
-        fail_run(run, step, data, now, keep)
+    end
+    if t then
+      redis.call('HSET', S, seq, value)
+      if kind == 'D' and t.run then
+        if enc then
+          added = added + step_done(t.run, t.step, enc, now, keep)
+        else
+          fail_run(t.run, t.step, 'its output reached Redis without its encoded form', now, keep)
+        end
+      elseif kind == 'X' then
+        release_unique(t, seq, now)
+        if t.run then
+          fail_run(t.run, t.step, data, now, keep)
+        end
       end
+    else
+      writes[#writes + 1] = seq
+      writes[#writes + 1] = value
     end
   else
     -- Cancelled meanwhile (or rescued): forget it.
@@ -101,15 +119,17 @@ for k, a in ipairs(acks) do
     end
   end
 end
+count('running', -#finished)
+count('done', ndone)
+chunked('HSET', S, writes)
+chunked('HSET', E, errors)
 if #finished > 0 then
   redis.call('SREM', KEYS[1], unpack(finished))
 end
 if #specials > 0 then
   redis.call('SREM', special_key, unpack(specials))
 end
-for j = 1, #done, 1000 do
-  redis.call('ZADD', KEYS[3], unpack(done, j, math.min(j + 999, #done)))
-end
+chunked('ZADD', KEYS[3], done)
 if #expiring > 0 then
   -- One entry for the tasks that expire together (see prune_done).
   redis.call('ZADD', base .. 'x', keep, table.concat(expiring, ','))

@@ -9,17 +9,20 @@ local ready, delayed = base .. 'r:' .. job, base .. 'd:' .. job
 local buried = 0
 
 local function bury(seq)
-  local tk = tkey(seq)
-  local state, run, step = unpack(redis.call('HMGET', tk, 's', 'wr', 'ws'))
-  if state == 'pending' or state == 'retry' then
-    redis.call('HSET', tk, 's', 'dead', 'e', reason, 'f', now)
+  local rec = redis.call('HGET', T, seq)
+  local v = redis.call('HGET', S, seq)
+  local state = parse_state(v)
+  if rec and (state == 'pending' or state == 'retry') then
+    local t = record(rec)
+    redis.call('HSET', S, seq, finish_value('x', v, now))
+    redis.call('HSET', E, seq, reason)
     redis.call('ZADD', KEYS[2], seq, seq)
-    release_unique(tk, seq, now)
+    release_unique(t, seq, now)
     count(state, -1)
     count('dead', 1)
     buried = buried + 1
-    if run then
-      fail_run(run, step, reason, now, now + tonumber(ARGV[8]))
+    if t.run then
+      fail_run(t.run, t.step, reason, now, now + tonumber(ARGV[8]))
     end
   end
 end

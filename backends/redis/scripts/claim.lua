@@ -1,44 +1,36 @@
 -- Claims up to `max` due tasks of one job for one worker.
 -- KEYS[1] ready set, KEYS[2] delayed set, KEYS[3] the worker's in-flight set,
 -- KEYS[4] counts, KEYS[5] the worker's last-claim record. Tasks whose ack
--- needs more than the in-flight set tells (workflow steps, unique keys) are
--- also put in the worker's `sp:<worker>` set.
+-- needs their record (workflow steps, unique keys) are also put in the
+-- worker's `sp:<worker>` set.
 -- ARGV: base, now, max, worker, move batch, claim token, then the tokens of
 -- this worker's claims whose replies were lost.
--- Returns {next_due or -1, then 7 per task: seq, attempt, max_attempts,
--- run_at, priority, payload, workflow run (nil for a plain task)}.
+-- Returns {next_due or -1, then 4 per task: seq, attempt, run_at if it
+-- differs from the record's (else nil), record}.
 local now, max, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local move_batch, token = tonumber(ARGV[5]), ARGV[6]
 local out = { -1 }
 local claimed = {}
 
-local function emit(seq, attempt, v)
-  local o = #out
-  out[o + 1] = seq
-  out[o + 2] = attempt
-  out[o + 3] = v[3]
-  out[o + 4] = v[4]
-  out[o + 5] = v[5]
-  out[o + 6] = v[6]
-  out[o + 7] = v[7]
-  claimed[#claimed + 1] = seq
-end
-
 -- 1. Redeliver a claim whose reply never reached the worker.
 if #ARGV > 6 then
-  local record = redis.call('LRANGE', KEYS[5], 0, -1)
+  local record_list = redis.call('LRANGE', KEYS[5], 0, -1)
   local lost = false
   for i = 7, #ARGV do
-    if record[1] == ARGV[i] then
+    if record_list[1] == ARGV[i] then
       lost = true
     end
   end
-  if lost then
-    for i = 2, #record do
-      local seq = record[i]
-      local v = redis.call('HMGET', tkey(seq), 's', 'a', 'm', 'r', 'pr', 'p', 'wr', 'u', 'w')
-      if v[1] == 'running' and v[9] == worker then
-        emit(seq, v[2], v)
+  if lost and #record_list > 1 then
+    local seqs = from(record_list, 2)
+    local recs = hmget(T, seqs)
+    local states = hmget(S, seqs)
+    for k, seq in ipairs(seqs) do
+      local state, attempt, run_at = parse_state(states[k])
+      if state == 'running' and recs[k] and redis.call('SISMEMBER', KEYS[3], seq) == 1 then
+        local o = #out
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4] = seq, attempt, run_at or false, recs[k]
+        claimed[#claimed + 1] = seq
       end
     end
   end
@@ -48,13 +40,18 @@ local redelivered = #claimed
 -- 2. Move due delayed tasks to the ready set, a bounded batch per claim.
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, move_batch)
 if #due > 0 then
-  local job = string.sub(KEYS[2], #base + 3)
-  for _, seq in ipairs(due) do
-    local run_at, priority = unpack(redis.call('HMGET', tkey(seq), 'r', 'pr'))
-    if run_at then
-      make_ready(job, priority, run_at, seq)
+  local recs = hmget(T, due)
+  local states = hmget(S, due)
+  local members = {}
+  for k, seq in ipairs(due) do
+    if recs[k] then
+      local _, _, run_at = parse_state(states[k])
+      local _, priority, _, _, enqueued_at = struct.unpack('>BhI4dd', recs[k])
+      members[#members + 1] = -priority
+      members[#members + 1] = ready_member(run_at or enqueued_at, seq)
     end
   end
+  chunked('ZADD', KEYS[1], members)
   redis.call('ZREM', KEYS[2], unpack(due))
 end
 
@@ -62,27 +59,57 @@ end
 local want = max - redelivered
 if want > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], want)
-  for i = 1, #popped, 2 do
-    local seq = tostring(tonumber(string.sub(popped[i], 14)))
-    local tk = tkey(seq)
-    local v = redis.call('HMGET', tk, 's', 'a', 'm', 'r', 'pr', 'p', 'wr', 'u')
-    local state = v[1]
-    if state == 'pending' or state == 'retry' then
-      count(state, -1)
-      count('running', 1)
-      local attempt = tonumber(v[2]) + 1
-      redis.call('HSET', tk, 's', 'running', 'w', worker, 'a', attempt)
-      emit(seq, attempt, v)
-      if v[7] or v[8] then
-        -- A workflow step or a task with a unique key: its ack reads more.
-        redis.call('SADD', base .. 'sp:' .. worker, seq)
+  if #popped > 0 then
+    local seqs = {}
+    for i = 1, #popped, 2 do
+      seqs[#seqs + 1] = tostring(tonumber(string.sub(popped[i], 14)))
+    end
+    local recs = hmget(T, seqs)
+    local states = hmget(S, seqs)
+    local fresh = 'r1|'
+    local writes = {}
+    local special = {}
+    local pending = 0
+    for k, seq in ipairs(seqs) do
+      local rec, v = recs[k], states[k]
+      local attempt, run_at = nil, nil
+      if not rec then
+        attempt = nil -- removed meanwhile: nothing to run
+      elseif not v then
+        -- Never claimed: pending, attempt 0, run_at as enqueued.
+        pending = pending + 1
+        attempt = 1
+        writes[#writes + 1] = seq
+        writes[#writes + 1] = fresh
+      else
+        local state
+        state, attempt, run_at = parse_state(v)
+        if state == 'pending' or state == 'retry' then
+          count(state, -1)
+          attempt = attempt + 1
+          writes[#writes + 1] = seq
+          writes[#writes + 1] = 'r' .. attempt .. '|' .. (run_at or '')
+        else
+          attempt = nil
+        end
+      end
+      if attempt then
+        local o = #out
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4] = seq, attempt, run_at or false, rec
+        claimed[#claimed + 1] = seq
+        if string.byte(rec, 1) ~= 0 then
+          -- A workflow step or a task with a unique key: its ack reads its record.
+          special[#special + 1] = seq
+        end
       end
     end
-  end
-  if #claimed > redelivered then
-    for i = redelivered + 1, #claimed, 500 do
-      redis.call('SADD', KEYS[3], unpack(claimed, i, math.min(i + 499, #claimed)))
+    count('pending', -pending)
+    count('running', (#claimed - redelivered))
+    chunked('HSET', S, writes)
+    if #claimed > redelivered then
+      chunked('SADD', KEYS[3], from(claimed, redelivered + 1))
     end
+    chunked('SADD', base .. 'sp:' .. worker, special)
   end
 end
 
@@ -90,9 +117,7 @@ end
 redis.call('DEL', KEYS[5])
 if #claimed > 0 then
   redis.call('RPUSH', KEYS[5], token)
-  for i = 1, #claimed, 500 do
-    redis.call('RPUSH', KEYS[5], unpack(claimed, i, math.min(i + 499, #claimed)))
-  end
+  chunked('RPUSH', KEYS[5], claimed)
   redis.call('PEXPIRE', KEYS[5], 86400000)
 else
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')

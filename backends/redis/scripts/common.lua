@@ -4,8 +4,52 @@
 -- script touches starts with it, so all of them live in the queue's hash slot.
 local base = ARGV[1]
 
-local function tkey(seq)
-  return base .. 't:' .. seq
+-- A task is one field (its seq) in each of these hashes:
+--   `t` its record, written once at enqueue (see `record` below);
+--   `s` its state once it was first claimed (absent: pending, attempt 0,
+--       run_at as enqueued), see `parse_state`;
+--   `e` its last error, if any.
+local T, S, E = base .. 't', base .. 's', base .. 'e'
+
+-- A record: flags (1 unique key, 2 workflow step), priority, max attempts,
+-- created (ms), run_at as enqueued (ms), job; with flag 1 the unique key and
+-- its window (ms); with flag 2 the workflow run and step; then the payload.
+local RECORD = '>BhI4ddHc0'
+
+local function record(rec)
+  local flags, priority, max, created, run_at, job, pos = struct.unpack(RECORD, rec)
+  local t = { priority = priority, max = max, created = created, run_at = run_at, job = job }
+  if flags % 2 == 1 then
+    t.u, t.uf, pos = struct.unpack('>I4c0d', rec, pos)
+  end
+  if flags % 4 >= 2 then
+    t.run, t.step, pos = struct.unpack('>dH', rec, pos)
+  end
+  t.pos = pos
+  return t
+end
+
+-- A state value: a letter for the state, the attempt, `|`, run_at when it
+-- differs from the record's; for a finished task then `|` and when it
+-- finished, and for a done one `|` and its output.
+local NAMES = { p = 'pending', r = 'running', y = 'retry', d = 'done', x = 'dead', c = 'cancelled' }
+
+-- state, attempt, run_at (nil: as enqueued), finished of a state value.
+local function parse_state(v)
+  if not v then
+    return 'pending', 0, nil, nil
+  end
+  local l, a, r, f = string.match(v, '^(%a)(%d+)|(%-?%d*)|?(%d*)')
+  return NAMES[l], tonumber(a), tonumber(r), tonumber(f)
+end
+
+-- `v` (a live task's state value, nil for a never claimed one) finished in
+-- state `letter` at `now`.
+local function finish_value(letter, v, now)
+  if v then
+    return letter .. string.sub(v, 2) .. '|' .. now
+  end
+  return letter .. '0||' .. now
 end
 
 -- Member of a ready set: run_at (13 digits) then seq (12 digits), so that
@@ -35,20 +79,51 @@ local function flush_counts()
   end
 end
 
--- A task reached a final state: free its unique key, or keep it until the
--- end of its window. Returns when the window ends (0 without one).
-local function release_unique(tk, seq, now)
-  local u, uf, c, j = unpack(redis.call('HMGET', tk, 'u', 'uf', 'c', 'j'))
-  if not u then
+-- Runs `command key items...` in chunks that `unpack` can take.
+local function chunked(command, key, items)
+  for j = 1, #items, 2000 do
+    redis.call(command, key, unpack(items, j, math.min(j + 1999, #items)))
+  end
+end
+
+-- `HMGET key items...` in chunks that `unpack` can take; the values in order.
+local function hmget(key, items)
+  if #items <= 2000 then
+    return redis.call('HMGET', key, unpack(items))
+  end
+  local values = {}
+  for j = 1, #items, 2000 do
+    local part = redis.call('HMGET', key, unpack(items, j, math.min(j + 1999, #items)))
+    for k = 1, #part do
+      values[j + k - 1] = part[k]
+    end
+  end
+  return values
+end
+
+-- The items of `list` from index `from` on.
+local function from(list, first)
+  local out = {}
+  for j = first, #list do
+    out[#out + 1] = list[j]
+  end
+  return out
+end
+
+-- A task (its record `t`) reached a final state: free its unique key, or
+-- keep it until the end of its window. Returns when the window ends (0
+-- without one).
+local function release_unique(t, seq, now)
+  if not t.u then
     return 0
   end
-  local uk = base .. 'u:' .. j .. ':' .. u
+  local uk = base .. 'u:' .. t.job .. ':' .. t.u
   if redis.call('GET', uk) ~= tostring(seq) then
     return 0
   end
   local window_end = 0
-  if uf and tonumber(uf) > 0 then
-    window_end = tonumber(c) + tonumber(uf)
+  if t.uf > 0 then
+    window_end = t.created + t.uf
   end
   if window_end > now then
     redis.call('PEXPIREAT', uk, window_end)
@@ -58,9 +133,10 @@ local function release_unique(tk, seq, now)
   return 0
 end
 
--- Removes the done-index entries of tasks whose hash has expired, for up to
--- `k` entries of `x`: a member of `x` lists the seqs (comma separated) of
--- tasks that expire together, scored by when.
+-- Removes the done tasks whose retention has passed, for up to `k` entries
+-- of `x`: a member of `x` lists the seqs (comma separated) of tasks that
+-- expire together, scored by when. Their fields leave `t`, `s` and `e`, and
+-- they leave the done index.
 local function prune_done(k, now)
   local entries = redis.call('ZRANGEBYSCORE', base .. 'x', '-inf', now, 'LIMIT', 0, k)
   if #entries == 0 then
@@ -73,7 +149,11 @@ local function prune_done(k, now)
       ids[#ids + 1] = id
     end
     for j = 1, #ids, 1000 do
-      gone = gone + redis.call('ZREM', base .. 'done', unpack(ids, j, math.min(j + 999, #ids)))
+      local last = math.min(j + 999, #ids)
+      gone = gone + redis.call('ZREM', base .. 'done', unpack(ids, j, last))
+      redis.call('HDEL', T, unpack(ids, j, last))
+      redis.call('HDEL', S, unpack(ids, j, last))
+      redis.call('HDEL', E, unpack(ids, j, last))
     end
   end
   redis.call('ZREM', base .. 'x', unpack(entries))
@@ -84,22 +164,35 @@ local function is_live(state)
   return state == 'pending' or state == 'running' or state == 'retry'
 end
 
--- Cancels live task `seq` (its fields `state`, `job`, `run_at`, `w` read by
--- the caller); a running one is reported to its worker through `cx:<worker>`.
-local function cancel_task(seq, state, job, run_at, w, now)
-  local tk = tkey(seq)
+-- The worker running task `seq`: the one whose in-flight set holds it.
+local function worker_of(seq)
+  for _, w in ipairs(redis.call('ZRANGE', base .. 'w', 0, -1)) do
+    if redis.call('SISMEMBER', base .. 'if:' .. w, seq) == 1 then
+      return w
+    end
+  end
+  return nil
+end
+
+-- Cancels live task `seq` (its record `t`, state value `v`); a running one
+-- is reported to its worker through `cx:<worker>`.
+local function cancel_task(seq, t, v, now)
+  local state, _, run_at = parse_state(v)
   if state == 'running' then
     -- The worker learns it from `cancelled_tasks` and fires the run's token.
-    redis.call('SREM', base .. 'if:' .. w, seq)
-    redis.call('SADD', base .. 'cx:' .. w, seq)
-    redis.call('PEXPIRE', base .. 'cx:' .. w, 86400000)
+    local w = worker_of(seq)
+    if w then
+      redis.call('SREM', base .. 'if:' .. w, seq)
+      redis.call('SADD', base .. 'cx:' .. w, seq)
+      redis.call('PEXPIRE', base .. 'cx:' .. w, 86400000)
+    end
   else
-    redis.call('ZREM', base .. 'r:' .. job, ready_member(run_at, seq))
-    redis.call('ZREM', base .. 'd:' .. job, seq)
+    redis.call('ZREM', base .. 'r:' .. t.job, ready_member(run_at or t.run_at, seq))
+    redis.call('ZREM', base .. 'd:' .. t.job, seq)
   end
-  redis.call('HSET', tk, 's', 'cancelled', 'f', now)
+  redis.call('HSET', S, seq, finish_value('c', v, now))
   redis.call('ZADD', base .. 'cancelled', seq, seq)
-  release_unique(tk, seq, now)
+  release_unique(t, seq, now)
   count(state, -1)
   count('cancelled', 1)
 end
@@ -110,7 +203,7 @@ end
 -- take it, `m<i>` max attempts, `p<i>` priority, `f<i>` the start of its
 -- failure message, `k<i>.<j>` the parts of its payload around its encoded
 -- inputs, `t<i>` its task once enqueued, `o<i>` its output once done (encoded
--- as a payload element). A step's task carries `wr` (run) and `ws` (step).
+-- as a payload element). A step's task record carries its run and step.
 
 local function split(list)
   local out = {}
@@ -123,8 +216,9 @@ end
 -- A new ready task; returns its seq.
 local function new_task(job, payload, priority, max_attempts, now, run, step)
   local seq = redis.call('INCR', base .. 'seq')
-  redis.call('HSET', tkey(seq), 'j', job, 's', 'pending', 'a', 0, 'm', max_attempts, 'pr', priority,
-    'r', now, 'c', now, 'p', payload, 'wr', run, 'ws', step)
+  local rec = struct.pack(RECORD .. 'dH', 2, tonumber(priority), tonumber(max_attempts), now, now, #job, job,
+    tonumber(run), tonumber(step))
+  redis.call('HSET', T, seq, rec .. payload)
   make_ready(job, priority, now, seq)
   count('pending', 1)
   return seq
@@ -144,9 +238,10 @@ local function fail_run(run, step, err, now, keep_until)
     if i ~= tonumber(step) then
       local t = redis.call('HGET', rk, 't' .. i)
       if t then
-        local s, j, r, w = unpack(redis.call('HMGET', tkey(t), 's', 'j', 'r', 'w'))
-        if s and is_live(s) then
-          cancel_task(t, s, j, r, w, now)
+        local rec = redis.call('HGET', T, t)
+        local v = redis.call('HGET', S, t)
+        if rec and is_live(parse_state(v)) then
+          cancel_task(t, record(rec), v, now)
         end
       end
     end

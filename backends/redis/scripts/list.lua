@@ -1,12 +1,20 @@
 -- Lists tasks of one queue by ascending seq (read only).
--- KEYS[1] jobs, KEYS[2] workers. ARGV: base, state ('' for any), job ('' for
--- any), after (seq), limit.
--- Returns 14 per task: seq, then the fields j s a m pr r c f u e w p o.
+-- KEYS[1] jobs, KEYS[2] workers. ARGV: base, state ('' for any, '=' for the
+-- one task whose seq is `after`), job ('' for any), after (seq), limit.
+-- Returns 5 per task: seq, record, state value (nil: never claimed), last
+-- error, worker (for a running task).
 local state, job, after, limit = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local workers = {} -- seq -> worker, for the running tasks found
 
 local function matches(seq, want)
-  local s, j = unpack(redis.call('HMGET', tkey(seq), 's', 'j'))
-  return s and (want == nil or s == want) and (job == '' or j == job)
+  local rec = redis.call('HGET', T, seq)
+  if not rec then
+    return false
+  end
+  if want ~= nil and parse_state(redis.call('HGET', S, seq)) ~= want then
+    return false
+  end
+  return job == '' or select(6, struct.unpack(RECORD, rec)) == job
 end
 
 -- Finished states have an index by seq: walk it from `after`.
@@ -45,7 +53,9 @@ local function live(want)
     seq = tonumber(seq)
     if seq > after and matches(seq, want) then
       found[#found + 1] = seq
+      return true
     end
+    return false
   end
   for _, j in ipairs(jobs()) do
     if want == 'pending' then
@@ -62,7 +72,9 @@ local function live(want)
   if want == 'running' then
     for _, w in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
       for _, seq in ipairs(redis.call('SMEMBERS', base .. 'if:' .. w)) do
-        consider(seq)
+        if consider(seq) then
+          workers[tonumber(seq)] = w
+        end
       end
     end
   end
@@ -78,7 +90,15 @@ local function of_state(s)
 end
 
 local seqs
-if state ~= '' then
+if state == '=' then
+  seqs = {}
+  if matches(after, nil) then
+    seqs[1] = after
+    if parse_state(redis.call('HGET', S, after)) == 'running' then
+      workers[after] = worker_of(after)
+    end
+  end
+elseif state ~= '' then
   seqs = of_state(state)
 else
   seqs = {}
@@ -92,10 +112,12 @@ end
 
 local out = {}
 for i = 1, math.min(#seqs, limit) do
-  local v = redis.call('HMGET', tkey(seqs[i]), 'j', 's', 'a', 'm', 'pr', 'r', 'c', 'f', 'u', 'e', 'w', 'p', 'o')
-  out[#out + 1] = seqs[i]
-  for k = 1, 13 do
-    out[#out + 1] = v[k]
-  end
+  local seq = seqs[i]
+  local o = #out
+  out[o + 1] = seq
+  out[o + 2] = redis.call('HGET', T, seq)
+  out[o + 3] = redis.call('HGET', S, seq)
+  out[o + 4] = redis.call('HGET', E, seq)
+  out[o + 5] = workers[seq] or false
 end
 return out

@@ -5,16 +5,20 @@
 -- ARGV: base, now, worker, wake channel, queue name.
 local worker = ARGV[3]
 local released = 0
-for _, seq in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local tk = tkey(seq)
-  local state, w, job, priority, run_at = unpack(redis.call('HMGET', tk, 's', 'w', 'j', 'pr', 'r'))
-  if state == 'running' and w == worker then
-    redis.call('HSET', tk, 's', 'pending')
-    redis.call('HINCRBY', tk, 'a', -1)
-    make_ready(job, priority, run_at, seq)
-    count('running', -1)
-    count('pending', 1)
-    released = released + 1
+local seqs = redis.call('SMEMBERS', KEYS[1])
+if #seqs > 0 then
+  local recs = hmget(T, seqs)
+  local states = hmget(S, seqs)
+  for k, seq in ipairs(seqs) do
+    local state, attempt, run_at = parse_state(states[k])
+    if recs[k] and states[k] and state == 'running' then
+      local t = record(recs[k])
+      redis.call('HSET', S, seq, 'p' .. math.max(attempt - 1, 0) .. '|' .. (run_at or ''))
+      make_ready(t.job, t.priority, run_at or t.run_at, seq)
+      count('running', -1)
+      count('pending', 1)
+      released = released + 1
+    end
   end
 end
 redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], base .. 'cx:' .. worker, base .. 'sp:' .. worker)

@@ -1,6 +1,6 @@
 -- Puts back the running tasks of this queue's workers whose heartbeat key
 -- expired: pending again, or dead on their last attempt. Also prunes the
--- done index.
+-- done tasks whose retention has passed.
 -- KEYS[1] workers, KEYS[2] worker details, KEYS[3] counts, KEYS[4] dead index.
 -- ARGV: base, now, orphan_after in ms, wake channel, queue name, prune batch,
 -- retention in ms (a workflow run failed here is kept that long).
@@ -10,28 +10,34 @@ local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - orphan_after, '
 for _, worker in ipairs(stale) do
   if redis.call('EXISTS', base .. 'hb:' .. worker) == 0 then
     local inflight = base .. 'if:' .. worker
-    for _, seq in ipairs(redis.call('SMEMBERS', inflight)) do
-      local tk = tkey(seq)
-      local state, w, a, m, job, priority, run, step =
-        unpack(redis.call('HMGET', tk, 's', 'w', 'a', 'm', 'j', 'pr', 'wr', 'ws'))
-      if state == 'running' and w == worker then
-        rescued = rescued + 1
-        count('running', -1)
-        if tonumber(a) >= tonumber(m) then
-          local message = string.format(
-            'worker `%s` stopped heartbeating during the last attempt (%s of %s)', worker, a, m)
-          redis.call('HSET', tk, 's', 'dead', 'e', message, 'f', now)
-          redis.call('ZADD', KEYS[4], seq, seq)
-          release_unique(tk, seq, now)
-          count('dead', 1)
-          if run then
-            fail_run(run, step, message, now, now + tonumber(ARGV[7]))
+    local seqs = redis.call('SMEMBERS', inflight)
+    if #seqs > 0 then
+      local recs = hmget(T, seqs)
+      local states = hmget(S, seqs)
+      for k, seq in ipairs(seqs) do
+        local v = states[k]
+        local state, attempt = parse_state(v)
+        if recs[k] and v and state == 'running' then
+          local t = record(recs[k])
+          rescued = rescued + 1
+          count('running', -1)
+          if attempt >= t.max then
+            local message = string.format(
+              'worker `%s` stopped heartbeating during the last attempt (%d of %d)', worker, attempt, t.max)
+            redis.call('HSET', S, seq, finish_value('x', v, now))
+            redis.call('HSET', E, seq, message)
+            redis.call('ZADD', KEYS[4], seq, seq)
+            release_unique(t, seq, now)
+            count('dead', 1)
+            if t.run then
+              fail_run(t.run, t.step, message, now, now + tonumber(ARGV[7]))
+            end
+          else
+            redis.call('HSET', S, seq, 'p' .. attempt .. '|' .. now)
+            make_ready(t.job, t.priority, now, seq)
+            count('pending', 1)
+            requeued = true
           end
-        else
-          redis.call('HSET', tk, 's', 'pending', 'r', now)
-          make_ready(job, priority, now, seq)
-          count('pending', 1)
-          requeued = true
         end
       end
     end

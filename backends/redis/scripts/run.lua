@@ -11,8 +11,9 @@ local out = { job, state, err, created, n }
 for i = 0, tonumber(n) - 1 do
   local name, t, o = unpack(redis.call('HMGET', rk, 'nm' .. i, 't' .. i, 'o' .. i))
   local s, a, e = false, false, false
-  if t then
-    s, a, e = unpack(redis.call('HMGET', tkey(t), 's', 'a', 'e'))
+  if t and redis.call('HEXISTS', T, t) == 1 then
+    s, a = parse_state(redis.call('HGET', S, t))
+    e = redis.call('HGET', E, t)
   end
   local k = #out
   out[k + 1] = name

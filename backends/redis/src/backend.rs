@@ -516,7 +516,7 @@ impl<C: Codec> RedisBackend<C> {
         tokens.push(token);
     }
 
-    fn enqueue_call(&self, queue: &str, base: &str, now: i64, tasks: &[&NewTask]) -> Cmd {
+    fn enqueue_call(&self, queue: &str, base: &str, now: i64, tasks: &[&NewTask]) -> Result<Cmd, Error> {
         let lua = &self.inner.scripts.enqueue;
         let mut cmd = lua.call(&[&format!("{base}seq"), &format!("{base}n"), &format!("{base}jobs")]);
         cmd.arg(base).arg(now).arg(&self.inner.channel).arg(queue).arg(tasks.len());
@@ -525,34 +525,35 @@ impl<C: Codec> RedisBackend<C> {
         let same = |a: &NewTask, b: &NewTask| {
             a.job == b.job
                 && a.priority == b.priority
-                && a.max_attempts == b.max_attempts
                 && (a.run_at.as_millis() <= now) == (b.run_at.as_millis() <= now)
                 && a.unique_key.is_none()
                 && b.unique_key.is_none()
         };
         let mut run_at = String::with_capacity(16);
+        let mut record = Vec::new();
         for group in tasks.chunk_by(|a, b| same(a, b)) {
             let first = group[0];
             cmd.arg(group.len())
                 .arg(first.job)
                 .arg(first.priority)
-                .arg(first.max_attempts)
                 .arg(if first.run_at.as_millis() <= now { "1" } else { "0" })
                 .arg(first.unique_key.as_deref().unwrap_or(""))
                 .arg(first.unique_for.map_or(0, millis));
             for task in group {
+                crate::record::write(&mut record, task, now)
+                    .map_err(|e| Error::Config(format!("cannot enqueue a task of job `{}`: {e}", task.job)))?;
                 run_at.clear();
                 // 13 digits: the start of the ready-set member (see the crate docs).
                 let _ = write!(run_at, "{:013}", task.run_at.as_millis());
-                cmd.arg(&task.payload).arg(run_at.as_str());
+                cmd.arg(&record).arg(run_at.as_str());
             }
         }
-        cmd
+        Ok(cmd)
     }
 }
 
 /// Values per task in a claim reply.
-const CLAIM_STRIDE: usize = 7;
+const CLAIM_STRIDE: usize = 4;
 
 /// The claimed tasks, and whether any of them is a workflow step.
 fn parse_claim(queue: u32, queue_name: &str, value: Value) -> Result<(Claimed, bool), Error> {
@@ -567,31 +568,33 @@ fn parse_claim(queue: u32, queue_name: &str, value: Value) -> Result<(Claimed, b
     let mut items = items.into_iter();
     let next_due = items.next().as_ref().and_then(int).filter(|n| *n >= 0).map(Timestamp);
     let mut tasks = Vec::with_capacity(items.len() / CLAIM_STRIDE);
-    while let Some(seq) = items.next() {
+    while let (Some(seq), Some(attempt), Some(run_at), Some(record)) =
+        (items.next(), items.next(), items.next(), items.next())
+    {
         let Some(seq) = int(&seq).and_then(|s| u64::try_from(s).ok()) else { return Err(malformed()) };
         let id = task_id(queue, seq);
-        let mut field = || items.next().unwrap_or(Value::Nil);
-        let (attempt, max_attempts, run_at, priority, payload, run) =
-            (field(), field(), field(), field(), field(), field());
-        steps |= run != Value::Nil;
-        let attempt = int(&attempt).and_then(|n| u32::try_from(n).ok());
-        let max_attempts = int(&max_attempts).and_then(|n| u32::try_from(n).ok());
-        let run_at = int(&run_at);
-        let priority = int(&priority).and_then(|n| i16::try_from(n).ok());
-        let payload = reply::bytes(payload);
-        if attempt.is_none() || max_attempts.is_none() || run_at.is_none() || priority.is_none() || payload.is_none() {
-            // Run it anyway with what is there: an unreadable payload makes the
-            // worker send it to `dead` with the decode error, naming the task.
-            tracing::error!(task = %id, queue = queue_name, "claimed a task with malformed stored fields");
-        }
-        tasks.push(Task {
-            id,
-            attempt: attempt.unwrap_or(1),
-            max_attempts: max_attempts.unwrap_or(1),
-            run_at: Timestamp(run_at.unwrap_or_default()),
-            priority: priority.unwrap_or_default(),
-            payload: payload.unwrap_or_default(),
-        });
+        let attempt = int(&attempt).and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        let Value::BulkString(record) = record else { return Err(malformed()) };
+        let task = match crate::record::read(&record) {
+            Ok(stored) => {
+                steps |= stored.step;
+                Task {
+                    id,
+                    attempt,
+                    max_attempts: stored.max_attempts,
+                    run_at: Timestamp(int(&run_at).unwrap_or(stored.run_at)),
+                    priority: stored.priority,
+                    payload: stored.payload.to_vec(),
+                }
+            }
+            Err(problem) => {
+                // Run it anyway: its empty payload does not decode, so the
+                // worker sends it to `dead` with the decode error.
+                tracing::error!(task = %id, queue = queue_name, %problem, "claimed a task whose stored record is malformed");
+                Task { id, attempt, max_attempts: 1, run_at: Timestamp(0), priority: 0, payload: Vec::new() }
+            }
+        };
+        tasks.push(task);
     }
     Ok((Claimed { next_due: if tasks.is_empty() { next_due } else { None }, tasks }, steps))
 }
@@ -621,7 +624,7 @@ impl<C: Codec> Backend for RedisBackend<C> {
             let mut calls = Vec::with_capacity(positions.len().div_ceil(ENQUEUE_CHUNK));
             for chunk in positions.chunks(ENQUEUE_CHUNK) {
                 let chunk: Vec<&NewTask> = chunk.iter().map(|&i| &tasks[i]).collect();
-                calls.push(self.enqueue_call(queue, &base, now, &chunk));
+                calls.push(self.enqueue_call(queue, &base, now, &chunk)?);
             }
             let what = format!("enqueue {} task(s) on queue `{queue}`", positions.len());
             let replies = self.run_many(&self.inner.scripts.enqueue, calls, &what).await?;

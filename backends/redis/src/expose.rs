@@ -9,7 +9,7 @@ use redis::Value;
 
 use crate::backend::{RedisBackend, failed};
 use crate::keys::{split_id, task_id};
-use crate::reply::{self, INFO_FIELDS, int, unexpected};
+use crate::reply::{self, int, unexpected};
 
 impl<C: Codec> RedisBackend<C> {
     /// Runs the cancel or retry script on one task.
@@ -37,6 +37,40 @@ impl<C: Codec> RedisBackend<C> {
             self.inner.notifier.notify(&queue);
         }
         Ok(changed)
+    }
+
+    /// Runs the list script on one queue (`state` `=` reads the task whose
+    /// seq is `after`). Done tasks past the retention are left out even
+    /// before they are pruned.
+    async fn list(
+        &self,
+        queue: &str,
+        number: u32,
+        state: &str,
+        job: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskInfo>, Error> {
+        let base = self.inner.keys.base(queue);
+        let lua = &self.inner.scripts.list;
+        let mut cmd = lua.call(&[&format!("{base}jobs"), &format!("{base}w")]);
+        cmd.arg(&base).arg(state).arg(job).arg(after).arg(limit);
+        let what = format!("list the tasks of queue `{queue}`");
+        let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
+        let expired_before = Timestamp::now().sub(self.inner.retention);
+        let mut items = reply::into_array(value, &what)?.into_iter();
+        let mut found = Vec::new();
+        while let Some(seq) = items.next() {
+            let seq = int(&seq).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(what.as_str(), &seq))?;
+            let mut field = || items.next().unwrap_or(Value::Nil);
+            let (record, state, error, worker) = (field(), field(), field(), field());
+            let info = reply::task_info(task_id(number, seq), queue, record, state, error, worker)?;
+            if info.state == TaskState::Done && info.finished_at.is_some_and(|f| f <= expired_before) {
+                continue;
+            }
+            found.push(info);
+        }
+        Ok(found)
     }
 }
 
@@ -76,29 +110,16 @@ impl<C: Codec> Expose for RedisBackend<C> {
         let (after_queue, after_seq) = filter.after.map_or((0, 0), split_id);
         queues.retain(|(_, n)| *n >= after_queue);
         queues.sort_by_key(|(_, n)| *n);
-        let lua = &self.inner.scripts.list;
         let mut found = Vec::new();
         // Queues in id order: stop once a page is full.
         for (queue, number) in queues {
             if found.len() >= limit as usize {
                 break;
             }
-            let base = self.inner.keys.base(&queue);
-            let mut cmd = lua.call(&[&format!("{base}jobs"), &format!("{base}w")]);
-            cmd.arg(&base)
-                .arg(filter.state.map_or("", TaskState::as_str))
-                .arg(filter.job.as_deref().unwrap_or(""))
-                .arg(if number == after_queue { after_seq } else { 0 })
-                .arg(limit as usize - found.len());
-            let what = format!("list the tasks of queue `{queue}`");
-            let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
-            let mut items = reply::into_array(value, &what)?.into_iter();
-            while let Some(seq) = items.next() {
-                let seq =
-                    int(&seq).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(what.as_str(), &seq))?;
-                let fields: Vec<Value> = items.by_ref().take(INFO_FIELDS.len()).collect();
-                found.push(reply::task_info(task_id(number, seq), &queue, fields)?);
-            }
+            let after = if number == after_queue { after_seq } else { 0 };
+            let state = filter.state.map_or("", TaskState::as_str);
+            let job = filter.job.as_deref().unwrap_or("");
+            found.extend(self.list(&queue, number, state, job, after, limit as usize - found.len()).await?);
         }
         found.truncate(limit as usize);
         Ok(found)
@@ -107,17 +128,7 @@ impl<C: Codec> Expose for RedisBackend<C> {
     async fn task(&self, id: TaskId) -> Result<Option<TaskInfo>, Error> {
         let (number, seq) = split_id(id);
         let Some(queue) = self.queue_name(number).await? else { return Ok(None) };
-        let key = format!("{}t:{seq}", self.inner.keys.base(&queue));
-        let fields: Vec<Value> = redis::cmd("HMGET")
-            .arg(key)
-            .arg(&INFO_FIELDS[..])
-            .query_async(&mut self.conn())
-            .await
-            .map_err(|e| failed(format!("read task {id} of queue `{queue}`"), e))?;
-        if fields.get(1).is_none_or(|state| *state == Value::Nil) {
-            return Ok(None);
-        }
-        reply::task_info(id, &queue, fields).map(Some)
+        Ok(self.list(&queue, number, "=", "", seq, 1).await?.pop())
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {

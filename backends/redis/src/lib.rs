@@ -45,11 +45,13 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `P{q}:seq` | string | the queue's task counter (one `INCRBY` per enqueue call) |
-//! | `P{q}:t:<seq>` | hash | one task: `j` job, `s` state, `a` attempt, `m` max attempts, `pr` priority, `r` run_at (ms), `c` created (ms), `f` finished (ms), `u`/`uf` unique key and window, `e` last error, `w` worker, `p` payload, `o` output; for a workflow step, `wr` its run and `ws` its step |
+//! | `P{q}:t` | hash | field `<seq>` → the task's record, written once at enqueue: flags, priority, max attempts, created and run_at (ms), job, then, if set, unique key and window, workflow run and step, then the payload (binary, big-endian; the scripts read it with Lua's `struct`) |
+//! | `P{q}:s` | hash | field `<seq>` → the task's state once first claimed: a letter (`p`ending, `r`unning, `y` retry, `d`one, `x` dead, `c`ancelled), the attempt, `\|` run_at if it changed; for a finished task `\|` finished (ms), for a done one then `\|` its output. No field: pending, attempt 0 |
+//! | `P{q}:e` | hash | field `<seq>` → the task's last error |
 //! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits)`seq`(12 digits), so `ZPOPMIN` takes the highest priority, then the earliest `run_at`, then the oldest |
 //! | `P{q}:d:<job>` | sorted set | delayed tasks (pending in the future, and retries) by `run_at` in ms |
-//! | `P{q}:done`, `:dead`, `:cancelled` | sorted sets | finished tasks by seq (for listings; `done` is pruned as task hashes expire) |
-//! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry, so pruning the done index costs one entry per ack call, not one per task |
+//! | `P{q}:done`, `:dead`, `:cancelled` | sorted sets | finished tasks by seq (for listings) |
+//! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry, so pruning costs one entry per ack call, not one per task |
 //! | `P{q}:n` | hash | task counts per state |
 //! | `P{q}:jobs` | set | job names seen on the queue |
 //! | `P{q}:u:<job>:<key>` | string | unique key (scoped to the job) → seq of the task holding it |
@@ -57,7 +59,7 @@
 //! | `P{q}:hb:<worker>` | string with TTL `orphan_after` | the worker's heartbeat |
 //! | `P{q}:if:<worker>` | set | the worker's in-flight tasks |
 //! | `P{q}:lc:<worker>` | list | the worker's last claim (redelivered if its reply was lost) |
-//! | `P{q}:sp:<worker>` | set | the worker's running tasks whose ack reads their hash (workflow steps, unique keys) |
+//! | `P{q}:sp:<worker>` | set | the worker's running tasks whose ack reads their record (workflow steps, unique keys) |
 //! | `P{q}:cx:<worker>` | set | the worker's running tasks cancelled meanwhile (read by `cancelled_tasks`) |
 //! | `P{q}:wseq` | string | the queue's workflow run counter |
 //! | `P{q}:wr:<run>` | hash | one workflow run; see [Workflows](#workflows) |
@@ -65,6 +67,11 @@
 //!
 //! Wake-ups go over the pub/sub channel `Pwake` (the message is the queue's
 //! name); a backend opens one subscription connection once a worker waits.
+//!
+//! A task is a field in a few per-queue hashes rather than a key of its own,
+//! so a claim or an ack of a whole batch is a handful of multi-field
+//! commands (`HMGET`, `HSET`, `SADD`, `ZADD`), whatever the batch's size.
+//! A task's running worker is the one whose `if:<worker>` set holds it.
 //!
 //! A task id is `queue number << 40 | seq`: ids are unique under one prefix,
 //! ascending within a queue (with gaps where an enqueue found a duplicate),
@@ -122,9 +129,9 @@
 //! cancellation token fires. A run is `done` once every step is done.
 //!
 //! Workflow limitations: a finished run (and its outputs) expires the
-//! retention after it finished; its step tasks expire like any done task,
-//! so `run_info` of an old but still running run can show a step whose task
-//! expired without a state (its output stays in the run). Cancelling one
+//! retention after it finished; its step tasks are pruned like any done
+//! task, so `run_info` of an old but still running run can show a step whose
+//! task is gone without a state (its output stays in the run). Cancelling one
 //! step's task from a dashboard does not fail its run (the run then never
 //! finishes), as with the in-memory backend; retrying a dead step does not
 //! revive a failed run. Outputs are stored encoded as payload elements: with
@@ -142,31 +149,38 @@
 //!   to the job), not to the whole prefix. A `unique_for`
 //!   window keeps the finished task (and its key) at least that long.
 //!   Retrying a dead task does not take its unique key back.
-//! - `done` tasks expire after the retention (`PEXPIREAT` on the task hash);
-//!   the done index and the `done` count catch up as workers prune it (two
-//!   `x` entries per ack call, twenty per queue per rescue round), so the
-//!   count may briefly include expired tasks.
+//! - `done` tasks are kept for the retention (a `unique_for` window keeps
+//!   one longer), then pruned from the queue's hashes, the done index and
+//!   the `done` count by the next ack calls (two `x` entries per call) and
+//!   rescue rounds (twenty per queue); reads leave them out as soon as the
+//!   retention has passed, the count may briefly include them.
 //!   `dead` and `cancelled` tasks are kept until retried.
 //! - Listing `pending`, `retry` or `running` tasks reads every waiting or
 //!   in-flight task of the queue (counts are O(1)); listing finished tasks
 //!   walks their index.
 //! - A Redis Cluster client is not wired in yet: the key layout is ready for
 //!   one (one slot per queue), the connection is a single-node one.
-//! - Per task, an enqueue runs one command in its script (`HSET`; ids,
-//!   ready-set inserts and counts are one variadic command per call of up to
-//!   500 tasks), a claim two (`HMGET`, `HSET`) and a `done` ack two (`HSET`,
-//!   `PEXPIREAT`) plus one element of the done index: whether the task still
-//!   runs for the worker is one `SMISMEMBER` per ack call, and only workflow
-//!   steps and tasks with a unique key (listed in `sp:<worker>` by the
-//!   claim) have their hash read.
+//! - No command runs per task on the way through: an enqueue call of up to
+//!   500 tasks is one `HSET` of their records and one `ZADD` to the ready
+//!   set (a task with a unique key adds a `GET`, a `SET` and its own
+//!   `HSET`); a claim is `ZPOPMIN`, an `HMGET` of the records and one of the
+//!   states, an `HSET` of the new states and an `SADD` to the in-flight set;
+//!   a `done` ack is an `SMISMEMBER` of the in-flight set, an `HMGET` and an
+//!   `HSET` of the states, a `ZADD` to the done index and one `x` entry.
+//!   Only workflow steps and tasks with a unique key (listed in
+//!   `sp:<worker>` by the claim) have their record read by the ack.
 //!   Throughput is bound by Redis running these scripts on one core; see
-//!   `examples/measure.rs` for figures.
-//! - Needs Redis 6.2 or later (`SMISMEMBER`, `ZRANGE … WITHSCORES` in scripts),
+//!   `examples/measure.rs` for figures. A waiting task with a small payload
+//!   takes about 230 bytes (its record about 90, its ready-set entry 120).
+//! - Cancelling a running task, or reading one, looks for its worker among
+//!   the queue's registered workers (one `SISMEMBER` each).
+//! - Needs Redis 6.2 or later (`SMISMEMBER`, `ZRANGE … WITHSCORES` and `struct` in scripts),
 //!   or a compatible server with Lua scripting (Valkey, KeyDB, Dragonfly).
 
 mod backend;
 mod expose;
 mod keys;
+mod record;
 mod reply;
 mod scripts;
 mod wake;

@@ -43,53 +43,47 @@ pub(crate) fn unexpected(operation: impl Into<String>, value: &Value) -> Error {
     BackendError::new("redis", operation, format!("unexpected reply from Redis: {value:?}")).into()
 }
 
-/// The fields a task listing reads, in order.
-pub(crate) const INFO_FIELDS: [&str; 13] = ["j", "s", "a", "m", "pr", "r", "c", "f", "u", "e", "w", "p", "o"];
-
-/// A stored task's fields, as listed by [`INFO_FIELDS`].
+/// A stored task, as the list script returns it: its record, its state
+/// value (nil for a task never claimed), its last error and, for a running
+/// task, its worker.
 ///
 /// # Errors
 ///
-/// When a field is missing or malformed: the error names the task.
-pub(crate) fn task_info(id: TaskId, queue: &str, fields: Vec<Value>) -> Result<TaskInfo, Error> {
-    let bad = |field: &str| -> Error {
-        BackendError::new(
-            "redis",
-            format!("read task {id} of queue `{queue}`"),
-            format!("the stored field `{field}` is missing or malformed"),
-        )
-        .into()
+/// When the record or the state value is missing or malformed: the error
+/// names the task and what is wrong.
+pub(crate) fn task_info(
+    id: TaskId,
+    queue: &str,
+    record: Value,
+    state: Value,
+    error: Value,
+    worker: Value,
+) -> Result<TaskInfo, Error> {
+    let bad = |detail: String| -> Error {
+        BackendError::new("redis", format!("read task {id} of queue `{queue}`"), detail).into()
     };
-    let mut fields = fields.into_iter();
-    let mut next = || fields.next().unwrap_or(Value::Nil);
-    let job = string(next()).ok_or_else(|| bad("j"))?;
-    let state: TaskState = string(next()).and_then(|s| s.parse().ok()).ok_or_else(|| bad("s"))?;
-    let attempt = int(&next()).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("a"))?;
-    let max_attempts = int(&next()).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("m"))?;
-    let priority = int(&next()).and_then(|n| i16::try_from(n).ok()).ok_or_else(|| bad("pr"))?;
-    let run_at = int(&next()).map(Timestamp).ok_or_else(|| bad("r"))?;
-    let created_at = int(&next()).map(Timestamp).ok_or_else(|| bad("c"))?;
-    let finished_at = int(&next()).map(Timestamp);
-    let unique_key = string(next());
-    let last_error = string(next());
-    let worker = string(next()).filter(|_| state == TaskState::Running);
-    let payload = bytes(next()).ok_or_else(|| bad("p"))?;
-    let result = bytes(next()).filter(|_| state == TaskState::Done);
+    let record = bytes(record).ok_or_else(|| bad("its record is missing".to_owned()))?;
+    let record = crate::record::read(&record).map_err(bad)?;
+    let state_value = bytes(state);
+    let state = match &state_value {
+        Some(value) => crate::record::state(value).map_err(bad)?,
+        None => crate::record::WAITING,
+    };
     Ok(TaskInfo {
         id,
-        job,
+        job: record.job.to_owned(),
         queue: queue.to_owned(),
-        state,
-        attempt,
-        max_attempts,
-        priority,
-        run_at,
-        created_at,
-        finished_at: finished_at.filter(|_| !state.is_live()),
-        unique_key,
-        last_error,
-        worker,
-        payload,
-        result,
+        state: state.state,
+        attempt: state.attempt,
+        max_attempts: record.max_attempts,
+        priority: record.priority,
+        run_at: Timestamp(state.run_at.unwrap_or(record.run_at)),
+        created_at: Timestamp(record.created),
+        finished_at: state.finished.map(Timestamp).filter(|_| !state.state.is_live()),
+        unique_key: record.unique_key.map(str::to_owned),
+        last_error: string(error),
+        worker: string(worker).filter(|_| state.state == TaskState::Running),
+        payload: record.payload.to_vec(),
+        result: state.output.map(<[u8]>::to_vec).filter(|_| state.state == TaskState::Done),
     })
 }

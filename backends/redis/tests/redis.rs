@@ -161,10 +161,11 @@ async fn unique_keys() {
     assert_eq!(same, w, "a finished task inside its window still holds its key");
 }
 
-/// Done tasks get an expiry of the retention; dead ones keep none; expired
-/// ones leave the done index and count.
+/// Done tasks are kept for the retention, dead ones until retried: expired
+/// done tasks disappear from reads at once, and the next ack (or rescue
+/// round) removes them from the queue's hashes, the done index and count.
 #[tokio::test]
-async fn retention_expires_done_tasks() {
+async fn retention_prunes_done_tasks() {
     let Some(url) = common::url() else { return };
     let builder = common::builder().retention(Duration::from_millis(300));
     let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
@@ -179,23 +180,52 @@ async fn retention_expires_done_tasks() {
         Ack { id: ids[2], outcome: Outcome::Dead { error: "boom".into() } },
     ];
     ok(backend.ack(&worker, &acks).await, "ack").await;
+    let done = ok(backend.task(ids[0]).await, "task").await;
+    assert_eq!(done.map(|t| (t.state, t.result)), Some((TaskState::Done, Some(b"0".to_vec()))));
 
     let mut conn = raw(&url).await;
-    let key =
-        |id: errand_runtime::TaskId| format!("{}{{{}}}:t:{}", backend.prefix(), Noop::QUEUE, id.0 & ((1 << 40) - 1));
-    let ttl: i64 = redis::cmd("PTTL").arg(key(ids[0])).query_async(&mut conn).await.unwrap_or(-3);
-    assert!(ttl > 0 && ttl <= 300, "a done task expires after the retention (PTTL {ttl})");
-    let dead_ttl: i64 = redis::cmd("PTTL").arg(key(ids[2])).query_async(&mut conn).await.unwrap_or(-3);
-    assert_eq!(dead_ttl, -1, "dead tasks are kept");
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.prefix(), Noop::QUEUE);
+    let seq = |id: errand_runtime::TaskId| id.0 & ((1 << 40) - 1);
+    let stored = |conn: &mut redis::aio::MultiplexedConnection, id| {
+        let cmd = redis::cmd("HEXISTS").arg(hash("t")).arg(seq(id)).clone();
+        let mut conn = conn.clone();
+        async move { cmd.query_async::<i64>(&mut conn).await.unwrap_or(-1) == 1 }
+    };
+    assert!(stored(&mut conn, ids[0]).await, "a done task is kept until its retention passes");
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(ok(backend.task(ids[0]).await, "task").await.is_none(), "an expired done task is gone");
     assert_eq!(ok(backend.task(ids[2]).await, "task").await.map(|t| t.state), Some(TaskState::Dead));
+    assert!(stored(&mut conn, ids[0]).await, "not pruned yet: nothing has run since");
+
+    // The next ack prunes.
+    let fresh = ok(backend.enqueue(Noop { n: 9 }).await, "enqueue").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![fresh]);
+    ok(backend.ack(&worker, &[Ack { id: fresh, outcome: Outcome::Done { result: Vec::new() } }]).await, "ack").await;
+    for id in &ids[..2] {
+        assert!(!stored(&mut conn, *id).await, "pruned: task {id}");
+        for name in ["s", "e"] {
+            let left: i64 =
+                redis::cmd("HEXISTS").arg(hash(name)).arg(seq(*id)).query_async(&mut conn).await.unwrap_or(-1);
+            assert_eq!(left, 0, "task {id} left its field in `{name}`");
+        }
+    }
+    assert!(stored(&mut conn, ids[2]).await, "dead tasks are kept");
+    let in_index: Vec<u64> =
+        redis::cmd("ZRANGE").arg(hash("done")).arg(0).arg(-1).query_async(&mut conn).await.unwrap_or_default();
+    assert_eq!(in_index, vec![seq(fresh)]);
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].dead), (1, 1), "{counts:?}");
+    let listed = ok(backend.tasks(&errand_runtime::TaskFilter::default()).await, "tasks").await;
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[2], fresh]);
+
+    // Rescue rounds prune too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     ok(backend.rescue_orphans().await, "rescue (prunes)").await;
+    assert!(!stored(&mut conn, fresh).await, "pruned by a rescue round");
     let counts = ok(backend.counts().await, "counts").await;
     assert_eq!((counts[0].done, counts[0].dead), (0, 1), "{counts:?}");
-    let listed = ok(backend.tasks(&errand_runtime::TaskFilter::default()).await, "tasks").await;
-    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[2]]);
 }
 
 /// A malformed URL is a configuration error naming the URL (without its
@@ -222,17 +252,39 @@ async fn bad_configuration_is_a_clear_error() {
     }
 }
 
-/// Malformed stored data is an error naming the task, never a panic.
+/// Malformed stored data is an error naming the task and what is wrong,
+/// never a panic; a claimed task whose record is malformed still reaches
+/// the worker (which sends it to `dead` as undecodable).
 #[tokio::test]
 async fn bad_stored_data_names_the_task() {
     let Some(url) = common::url() else { return };
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
-    let id = ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
+    let ids = ok(backend.enqueue_bulk((0..2).map(|n| Noop { n })).await, "enqueue").await;
     let mut conn = raw(&url).await;
-    let key = format!("{}{{{}}}:t:{}", backend.prefix(), Noop::QUEUE, id.0 & ((1 << 40) - 1));
-    let _: i64 = redis::cmd("HSET").arg(&key).arg("a").arg("many").query_async(&mut conn).await.unwrap_or(0);
-    match backend.task(id).await {
-        Err(error) => assert!(error.to_string().contains(&format!("task {id}")), "{error}"),
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.prefix(), Noop::QUEUE);
+    let seq = |id: errand_runtime::TaskId| id.0 & ((1 << 40) - 1);
+    let _: i64 =
+        redis::cmd("HSET").arg(hash("t")).arg(seq(ids[0])).arg("garbage").query_async(&mut conn).await.unwrap_or(0);
+    match backend.task(ids[0]).await {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.contains(&format!("task {}", ids[0])) && message.contains("record"), "{message}");
+        }
         Ok(info) => panic!("expected an error, got {info:?}"),
     }
+    let _: i64 =
+        redis::cmd("HSET").arg(hash("s")).arg(seq(ids[1])).arg("z9|").query_async(&mut conn).await.unwrap_or(0);
+    match backend.task(ids[1]).await {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.contains(&format!("task {}", ids[1])) && message.contains("`z9|`"), "{message}");
+        }
+        Ok(info) => panic!("expected an error, got {info:?}"),
+    }
+
+    let worker = registration("bad-data");
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    let bad = claimed.tasks.iter().find(|t| t.id == ids[0]);
+    assert!(bad.is_some_and(|t| t.payload.is_empty()), "{:?}", claimed.tasks);
 }

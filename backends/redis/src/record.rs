@@ -1,0 +1,259 @@
+//! A task's record (immutable, written once at enqueue) and its state value
+//! (what changes), as stored in the queue's `t` and `s` hashes.
+//!
+//! The scripts read and write the same formats (`common.lua`): the record
+//! with Lua's `struct` library (`>BhI4ddHc0`, then the optional parts), the
+//! state value with a pattern.
+
+use errand_runtime::{NewTask, TaskState};
+
+/// Record flag: the task has a unique key (and window).
+const UNIQUE: u8 = 1;
+/// Record flag: the task is a workflow step (run and step follow).
+const STEP: u8 = 2;
+/// Bytes before the job name: flags, priority, max attempts, created, run_at, job length.
+const HEAD: usize = 1 + 2 + 4 + 8 + 8 + 2;
+
+/// A decoded record, borrowing from the stored bytes.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Record<'a> {
+    pub(crate) priority: i16,
+    pub(crate) max_attempts: u32,
+    pub(crate) created: i64,
+    /// `run_at` as enqueued, in ms (a retry's lives in the state value).
+    pub(crate) run_at: i64,
+    pub(crate) job: &'a str,
+    pub(crate) unique_key: Option<&'a str>,
+    /// Whether the task is a workflow step.
+    pub(crate) step: bool,
+    pub(crate) payload: &'a [u8],
+}
+
+/// A timestamp as the scripts store it: a double (exact below 2^53 ms).
+fn time(ms: i64) -> [u8; 8] {
+    (ms as f64).to_be_bytes()
+}
+
+/// Writes the record of `task`, created at `now` (ms), into `buf` (cleared
+/// first).
+///
+/// # Errors
+///
+/// When the job name is longer than 65,535 bytes or the unique key longer
+/// than 4 GiB: the message says which.
+pub(crate) fn write(buf: &mut Vec<u8>, task: &NewTask, now: i64) -> Result<(), String> {
+    buf.clear();
+    let job = u16::try_from(task.job.len())
+        .map_err(|_| format!("the job name is {} bytes long, over the 65535 a record holds", task.job.len()))?;
+    let flags = if task.unique_key.is_some() { UNIQUE } else { 0 };
+    buf.push(flags);
+    buf.extend_from_slice(&task.priority.to_be_bytes());
+    buf.extend_from_slice(&task.max_attempts.to_be_bytes());
+    buf.extend_from_slice(&time(now));
+    buf.extend_from_slice(&time(task.run_at.as_millis()));
+    buf.extend_from_slice(&job.to_be_bytes());
+    buf.extend_from_slice(task.job.as_bytes());
+    if let Some(key) = &task.unique_key {
+        let len = u32::try_from(key.len()).map_err(|_| "the unique key is longer than 4 GiB".to_owned())?;
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(key.as_bytes());
+        let window = task.unique_for.map_or(0, crate::backend::millis);
+        buf.extend_from_slice(&time(i64::try_from(window).unwrap_or(i64::MAX)));
+    }
+    buf.extend_from_slice(&task.payload);
+    Ok(())
+}
+
+/// Reads stored bytes front to back.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if self.bytes.len() < n {
+            return Err(format!("the record ends inside its {what}"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let bytes = self.take(N, what)?;
+        let mut out = [0; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    fn time(&mut self, what: &str) -> Result<i64, String> {
+        let value = f64::from_be_bytes(self.array(what)?);
+        if value.is_finite() && value.fract() == 0.0 && value.abs() < 9.0e15 {
+            Ok(value as i64)
+        } else {
+            Err(format!("its {what} is not a whole number of milliseconds ({value})"))
+        }
+    }
+
+    fn text(&mut self, len: usize, what: &str) -> Result<&'a str, String> {
+        std::str::from_utf8(self.take(len, what)?).map_err(|_| format!("its {what} is not UTF-8"))
+    }
+}
+
+/// Decodes a stored record.
+///
+/// # Errors
+///
+/// What is wrong with it, for a message that also names the task.
+pub(crate) fn read(bytes: &[u8]) -> Result<Record<'_>, String> {
+    if bytes.len() < HEAD {
+        return Err(format!("the record is {} bytes long, shorter than its {HEAD}-byte header", bytes.len()));
+    }
+    let mut r = Reader { bytes };
+    let [flags] = r.array::<1>("flags")?;
+    if flags & !(UNIQUE | STEP) != 0 {
+        return Err(format!("the record has unknown flags {flags:#04x}"));
+    }
+    let priority = i16::from_be_bytes(r.array("priority")?);
+    let max_attempts = u32::from_be_bytes(r.array("max attempts")?);
+    let created = r.time("creation time")?;
+    let run_at = r.time("run_at")?;
+    let job_len = u16::from_be_bytes(r.array("job name length")?);
+    let job = r.text(usize::from(job_len), "job name")?;
+    let mut unique_key = None;
+    if flags & UNIQUE != 0 {
+        let len = u32::from_be_bytes(r.array("unique key length")?);
+        unique_key = Some(r.text(usize::try_from(len).unwrap_or(usize::MAX), "unique key")?);
+        r.time("unique window")?;
+    }
+    if flags & STEP != 0 {
+        r.time("workflow run")?;
+        r.array::<2>("workflow step")?;
+    }
+    Ok(Record { priority, max_attempts, created, run_at, job, unique_key, step: flags & STEP != 0, payload: r.bytes })
+}
+
+/// A decoded state value (see `common.lua`).
+#[derive(Debug, PartialEq)]
+pub(crate) struct State<'a> {
+    pub(crate) state: TaskState,
+    pub(crate) attempt: u32,
+    /// `run_at` when it differs from the record's.
+    pub(crate) run_at: Option<i64>,
+    pub(crate) finished: Option<i64>,
+    /// The output of a done task.
+    pub(crate) output: Option<&'a [u8]>,
+}
+
+/// The state of a task that was never claimed (no state value).
+pub(crate) const WAITING: State<'static> =
+    State { state: TaskState::Pending, attempt: 0, run_at: None, finished: None, output: None };
+
+/// Decodes a state value: `<letter><attempt>|<run_at>[|<finished>[|<output>]]`.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub(crate) fn state(bytes: &[u8]) -> Result<State<'_>, String> {
+    let bad = || format!("its state `{}` is malformed", String::from_utf8_lossy(&bytes[..bytes.len().min(40)]));
+    let (&letter, rest) = bytes.split_first().ok_or_else(bad)?;
+    let state = match letter {
+        b'p' => TaskState::Pending,
+        b'r' => TaskState::Running,
+        b'y' => TaskState::Retry,
+        b'd' => TaskState::Done,
+        b'x' => TaskState::Dead,
+        b'c' => TaskState::Cancelled,
+        _ => return Err(bad()),
+    };
+    let mut parts = rest.splitn(4, |&b| b == b'|');
+    let number = |part: Option<&[u8]>| -> Result<Option<i64>, String> {
+        match part {
+            None | Some([]) => Ok(None),
+            Some(digits) => std::str::from_utf8(digits).ok().and_then(|s| s.parse().ok()).map(Some).ok_or_else(bad),
+        }
+    };
+    let attempt = number(parts.next())?.and_then(|a| u32::try_from(a).ok()).ok_or_else(bad)?;
+    let run_at = number(parts.next())?;
+    let finished = number(parts.next())?;
+    let output = parts.next();
+    Ok(State { state, attempt, run_at, finished, output })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use errand_runtime::Timestamp;
+
+    use super::*;
+
+    fn task(unique: Option<&str>) -> NewTask {
+        NewTask {
+            job: "resize",
+            queue: "q".to_owned(),
+            payload: b"{\"n\":1}".to_vec(),
+            run_at: Timestamp(1_700_000_000_123),
+            priority: -3,
+            max_attempts: 7,
+            unique_key: unique.map(str::to_owned),
+            unique_for: unique.map(|_| Duration::from_secs(60)),
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let mut buf = Vec::new();
+        for unique in [None, Some("key|with,odd\nbytes")] {
+            write(&mut buf, &task(unique), 1_699_999_999_000).unwrap_or_else(|e| panic!("{e}"));
+            let record = read(&buf).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                record,
+                Record {
+                    priority: -3,
+                    max_attempts: 7,
+                    created: 1_699_999_999_000,
+                    run_at: 1_700_000_000_123,
+                    job: "resize",
+                    unique_key: unique,
+                    step: false,
+                    payload: b"{\"n\":1}",
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_records_say_what_is_wrong() {
+        let mut buf = Vec::new();
+        write(&mut buf, &task(Some("k")), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert!(read(b"garbage").is_err_and(|e| e.contains("shorter than its 25-byte header")));
+        assert!(
+            read(&buf[..HEAD + 6 + 2]).is_err_and(|e| e.contains("ends inside its unique key")),
+            "{:?}",
+            read(&buf[..HEAD + 8])
+        );
+        let mut flags = buf.clone();
+        flags[0] = 0x80;
+        assert!(read(&flags).is_err_and(|e| e.contains("unknown flags")));
+    }
+
+    #[test]
+    fn state_values() {
+        assert_eq!(state(b"r1|").ok(), Some(State { state: TaskState::Running, attempt: 1, ..WAITING }));
+        assert_eq!(
+            state(b"d2|1700|1800|out|put").ok(),
+            Some(State {
+                state: TaskState::Done,
+                attempt: 2,
+                run_at: Some(1700),
+                finished: Some(1800),
+                output: Some(b"out|put"),
+            })
+        );
+        assert_eq!(state(b"x0||-5").ok(), Some(State { state: TaskState::Dead, finished: Some(-5), ..WAITING }));
+        assert!(state(b"q1|").is_err());
+        assert!(state(b"r|").is_err());
+        assert!(state(b"ra|").is_err_and(|e| e.contains("`ra|`")));
+    }
+}
