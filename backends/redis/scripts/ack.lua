@@ -34,7 +34,10 @@ if #seqs == 0 then
   return { 0, 0 }
 end
 local owned = redis.call('SMISMEMBER', KEYS[1], unpack(seqs))
-local special = redis.call('SMISMEMBER', special_key, unpack(seqs))
+local special = {}
+if redis.call('EXISTS', special_key) == 1 then
+  special = redis.call('SMISMEMBER', special_key, unpack(seqs))
+end
 local states = redis.call('HMGET', S, unpack(seqs))
 local finished = {}
 local specials = {}
@@ -44,6 +47,7 @@ local done = {}
 local expiring = {}
 local added = 0
 local ndone = 0
+local tail = '|' .. now .. '|'
 for k, a in ipairs(acks) do
   local seq, kind, at, data, enc = a[1], a[2], a[3], a[4], a[5]
   if owned[k] == 1 then
@@ -59,9 +63,13 @@ for k, a in ipairs(acks) do
     end
     local value
     if kind == 'D' then
-      value = 'd' .. string.sub(v, 2) .. '|' .. now .. '|' .. data
-      done[#done + 1] = seq
-      done[#done + 1] = seq
+      if v == 'r1|' then
+        value = 'd1|' .. tail .. data
+      else
+        value = 'd' .. string.sub(v, 2) .. tail .. data
+      end
+      done[2 * ndone + 1] = seq
+      done[2 * ndone + 2] = seq
       ndone = ndone + 1
       local keep_until = keep
       if t then

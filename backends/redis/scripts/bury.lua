@@ -39,7 +39,7 @@ local members = redis.call('ZRANGE', ready, offset, offset + batch - 1)
 local removed = {}
 for _, m in ipairs(members) do
   if tonumber(string.sub(m, 1, 13)) <= due_before then
-    bury(tostring(tonumber(string.sub(m, 14))))
+    bury(seq_of(m))
     removed[#removed + 1] = m
   end
 end

@@ -1,8 +1,9 @@
 -- Claims up to `max` due tasks of one job for one worker.
 -- KEYS[1] ready set, KEYS[2] delayed set, KEYS[3] the worker's in-flight set,
--- KEYS[4] counts, KEYS[5] the worker's last-claim record. Tasks whose ack
--- needs their record (workflow steps, unique keys) are also put in the
--- worker's `sp:<worker>` set.
+-- KEYS[4] counts, KEYS[5] the worker's last-claim record (the claim's token,
+-- then its seqs, comma separated). Tasks whose ack needs their record
+-- (workflow steps, unique keys) are also put in the worker's `sp:<worker>`
+-- set.
 -- ARGV: base, now, max, worker, move batch, claim token, then the tokens of
 -- this worker's claims whose replies were lost.
 -- Returns {next_due or -1, then 4 per task: seq, attempt, run_at if it
@@ -14,7 +15,7 @@ local claimed = {}
 
 -- 1. Redeliver a claim whose reply never reached the worker.
 if #ARGV > 6 then
-  local record_list = redis.call('LRANGE', KEYS[5], 0, -1)
+  local record_list = split(redis.call('GET', KEYS[5]))
   local lost = false
   for i = 7, #ARGV do
     if record_list[1] == ARGV[i] then
@@ -62,7 +63,7 @@ if want > 0 then
   if #popped > 0 then
     local seqs = {}
     for i = 1, #popped, 2 do
-      seqs[#seqs + 1] = tostring(tonumber(string.sub(popped[i], 14)))
+      seqs[(i + 1) / 2] = seq_of(popped[i])
     end
     local recs = hmget(T, seqs)
     local states = hmget(S, seqs)
@@ -114,12 +115,10 @@ if want > 0 then
 end
 
 -- 4. Record this claim, so that its tasks can be redelivered if the reply is lost.
-redis.call('DEL', KEYS[5])
 if #claimed > 0 then
-  redis.call('RPUSH', KEYS[5], token)
-  chunked('RPUSH', KEYS[5], claimed)
-  redis.call('PEXPIRE', KEYS[5], 86400000)
+  redis.call('SET', KEYS[5], token .. ',' .. table.concat(claimed, ','), 'PX', 86400000)
 else
+  redis.call('DEL', KEYS[5])
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if first[2] then
     out[1] = tonumber(first[2])

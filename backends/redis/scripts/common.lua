@@ -58,6 +58,11 @@ local function ready_member(run_at, seq)
   return string.format('%013d%012d', tonumber(run_at), tonumber(seq))
 end
 
+-- The seq (a string, without leading zeros) of a ready-set member.
+local function seq_of(member)
+  return string.match(member, '^0*(%d+)', 14)
+end
+
 local function make_ready(job, priority, run_at, seq)
   redis.call('ZADD', base .. 'r:' .. job, -tonumber(priority), ready_member(run_at, seq))
 end

@@ -60,7 +60,7 @@ local function live(want)
   for _, j in ipairs(jobs()) do
     if want == 'pending' then
       for _, m in ipairs(redis.call('ZRANGE', base .. 'r:' .. j, 0, -1)) do
-        consider(string.sub(m, 14))
+        consider(seq_of(m))
       end
     end
     if want == 'pending' or want == 'retry' then

@@ -58,7 +58,7 @@
 //! | `P{q}:w`, `P{q}:wi` | sorted set, hash | workers by last heartbeat; their job, concurrency and start |
 //! | `P{q}:hb:<worker>` | string with TTL `orphan_after` | the worker's heartbeat |
 //! | `P{q}:if:<worker>` | set | the worker's in-flight tasks |
-//! | `P{q}:lc:<worker>` | list | the worker's last claim (redelivered if its reply was lost) |
+//! | `P{q}:lc:<worker>` | string | the worker's last claim: its token and seqs, comma separated (redelivered if its reply was lost) |
 //! | `P{q}:sp:<worker>` | set | the worker's running tasks whose ack reads their record (workflow steps, unique keys) |
 //! | `P{q}:cx:<worker>` | set | the worker's running tasks cancelled meanwhile (read by `cancelled_tasks`) |
 //! | `P{q}:wseq` | string | the queue's workflow run counter |
