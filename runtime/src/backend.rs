@@ -114,6 +114,16 @@ pub trait Backend: Clone + Send + Sync + 'static {
         1
     }
 
+    /// How many claimed tasks a worker of `concurrency` may hold beyond its
+    /// running ones, waiting for a free slot (0 by default). A backend whose
+    /// claim is a network round trip returns more, so that each claim fetches
+    /// a full batch on a busy queue. The worker only uses it while runs are
+    /// quick (see [`WorkerBuilder::buffer`](crate::WorkerBuilder::buffer)).
+    fn buffer(&self, concurrency: usize) -> usize {
+        let _ = concurrency;
+        0
+    }
+
     /// How long an idle worker waits at most before claiming again: covers
     /// tasks enqueued by other processes when the backend cannot notify.
     fn poll_interval(&self) -> Duration;

@@ -325,6 +325,51 @@ pub async fn concurrency_limit_is_never_exceeded<F: BackendFactory>(factory: &F)
     assert!(max >= 2, "runs never overlapped ({max}): concurrency is not applied");
 }
 
+/// With a buffer of claimed tasks waiting for a slot, a worker still runs at
+/// most `concurrency` at once, runs every task exactly once, and a graceful
+/// stop gives the buffered tasks back: none is lost or left `running`.
+pub async fn buffered_claims_keep_concurrency_and_lose_nothing<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let jobs: Vec<Sleeper> = (0..300).map(|key| Sleeper { key, millis: 1, hang_on: vec![] }).collect();
+    must(backend.enqueue_bulk(jobs).await, "bulk enqueue").await;
+    let running =
+        Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &probe).concurrency(4).buffer(32)));
+    wait_for("100 runs", || async { probe.total_runs() >= 100 }).await;
+    must(running.stop().await, "graceful stop").await;
+    let max = probe.max_concurrent();
+    assert!(max <= 4, "{max} runs were in flight with concurrency 4 and a buffer");
+    let counts = must(backend.queue_counts(QUEUE).await, "counts").await;
+    assert_eq!(counts.running, 0, "a stopped worker left tasks running: {counts:?}");
+    assert_eq!(counts.done + counts.pending, 300, "tasks went missing: {counts:?}");
+    // The next worker runs the rest; nothing ran twice.
+    let running = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &probe).concurrency(4)));
+    wait_count(&backend, TaskState::Done, 300).await;
+    must(running.stop().await, "graceful stop").await;
+    for key in 0..300 {
+        assert_eq!(probe.runs(key).len(), 1, "task {key} ran {} times", probe.runs(key).len());
+    }
+}
+
+/// Slow runs are not buffered: a worker claims no more than it can start
+/// soon, so a second worker on the queue gets its share.
+pub async fn slow_runs_are_not_buffered<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let (first, second) = (Probe::default(), Probe::default());
+    let jobs: Vec<Sleeper> = (0..6).map(|key| Sleeper { key, millis: 150, hang_on: vec![] }).collect();
+    must(backend.enqueue_bulk(jobs).await, "bulk enqueue").await;
+    let running = Running::start(
+        Monitor::new()
+            .register(worker::<Sleeper, _>(&backend, &first).concurrency(1).buffer(10))
+            .register(worker::<Sleeper, _>(&backend, &second).concurrency(1).buffer(10)),
+    );
+    wait_count(&backend, TaskState::Done, 6).await;
+    must(running.stop().await, "graceful stop").await;
+    let (a, b) = (first.total_runs(), second.total_runs());
+    assert_eq!(a + b, 6);
+    assert!(a >= 2 && b >= 2, "one worker held the other's tasks in its buffer: {a} and {b} runs of 150 ms tasks");
+}
+
 /// On shutdown, runs that finish within the deadline are completed.
 pub async fn graceful_shutdown_finishes_in_flight_runs<F: BackendFactory>(factory: &F) {
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;

@@ -221,6 +221,7 @@ pub struct WorkerBuilder<J, B, L = DefaultLayers> {
     layer: L,
     data: DataMap,
     concurrency: usize,
+    buffer: Option<usize>,
     heartbeat: Duration,
     queue: Option<String>,
     events: Option<EventHandler>,
@@ -236,6 +237,7 @@ impl<J: Job, B: Backend> WorkerBuilder<J, B> {
             layer: DefaultLayers::new(options.backoff, options.timeout),
             data: DataMap::default(),
             concurrency: 16,
+            buffer: None,
             heartbeat: Duration::from_secs(5),
             queue: None,
             events: None,
@@ -252,6 +254,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             layer: self.layer,
             data: self.data,
             concurrency: self.concurrency,
+            buffer: self.buffer,
             heartbeat: self.heartbeat,
             queue: self.queue,
             events: self.events,
@@ -268,6 +271,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             layer: Stack::new(layer, self.layer),
             data: self.data,
             concurrency: self.concurrency,
+            buffer: self.buffer,
             heartbeat: self.heartbeat,
             queue: self.queue,
             events: self.events,
@@ -310,6 +314,19 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
         self
     }
 
+    /// Lets the worker hold up to `n` claimed tasks beyond `concurrency`,
+    /// waiting for a free slot, so that on a busy queue every claim fetches a
+    /// full batch (the backend's default: 0 for SQLite and memory, which
+    /// claim without a round trip; `concurrency` for PostgreSQL and Redis).
+    ///
+    /// The buffer follows the runs' pace: the worker holds only as many
+    /// waiting tasks as its slots finish in about 5 ms, so slow jobs are
+    /// never held back from other workers. `0` turns it off.
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.buffer = Some(n.min(tokio::sync::Semaphore::MAX_PERMITS / 2));
+        self
+    }
+
     /// How often the worker tells the backend it is alive (5 s by default).
     /// Keep it well under the backend's `orphan_after`.
     pub fn heartbeat(mut self, interval: Duration) -> Self {
@@ -348,6 +365,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             backend: self.backend,
             data: self.data,
             concurrency: self.concurrency,
+            buffer: self.buffer,
             heartbeat: self.heartbeat,
             id,
             queue,
@@ -378,6 +396,7 @@ pub struct Worker<J, B, S> {
     backend: B,
     data: DataMap,
     concurrency: usize,
+    buffer: Option<usize>,
     heartbeat: Duration,
     id: Arc<str>,
     queue: Arc<str>,

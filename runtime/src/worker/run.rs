@@ -2,7 +2,8 @@
 //!
 //! Three cooperating parts, none of which waits on another's round trip:
 //! - the claim loop keeps claiming while tasks run, as many as there are free
-//!   slots (bounded by `concurrency`), and spawns one Tokio task per run;
+//!   slots (bounded by `concurrency`, plus the buffer of claimed tasks waiting
+//!   for a slot while runs are quick), and spawns one Tokio task per run;
 //! - finished runs send their [`Ack`] to a flusher, which writes them to the
 //!   backend in batches in the background;
 //! - a heartbeat task beats and rescues the tasks of dead workers.
@@ -12,7 +13,8 @@
 //! on every idle round: no wake-up is lost between a claim and the wait.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -33,6 +35,9 @@ use crate::time::Timestamp;
 
 /// How long a worker on a busy queue waits to gather free slots for a claim.
 const GATHER: Duration = Duration::from_millis(2);
+/// How far ahead a worker with a buffer claims: as many waiting tasks as
+/// its slots finish in this long, at the recent pace.
+const BUFFER_HORIZON: Duration = Duration::from_millis(5);
 /// Acks flushed per backend call at most.
 const ACK_BATCH: usize = 1024;
 /// Longest pause after repeated backend errors.
@@ -49,6 +54,45 @@ struct Shared<B> {
     fallback_backoff: Backoff,
     cancels: Arc<CancelRegistry>,
     unserved: Option<UnservedCheck>,
+    /// With a buffer: the run slots (`concurrency`) that claimed tasks wait
+    /// for, and how long runs took lately.
+    buffered: Option<Buffered>,
+    /// Fires when the worker stops claiming; buffered tasks then never start.
+    shutdown: CancellationToken,
+}
+
+/// The part of a worker that holds claimed tasks until a run slot is free.
+struct Buffered {
+    /// The buffer's size at most.
+    size: usize,
+    runs: Arc<Semaphore>,
+    /// Claimed tasks in claim order: whichever waiter gets a slot runs the
+    /// first (Tokio may poll the waiters in any order).
+    waiting: std::sync::Mutex<std::collections::VecDeque<Task>>,
+    /// Moving average of a run's duration in µs (`u64::MAX` until one ends).
+    run_micros: AtomicU64,
+}
+
+impl Buffered {
+    /// Records a run's duration.
+    fn record(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.run_micros.load(Ordering::Relaxed);
+        let new = if old == u64::MAX { took } else { old - old / 8 + took / 8 };
+        self.run_micros.store(new, Ordering::Relaxed);
+    }
+
+    /// How many tasks may wait for a slot now: what `concurrency` slots finish
+    /// within [`BUFFER_HORIZON`] at the recent pace, at most `size`.
+    fn allowance(&self, concurrency: usize) -> usize {
+        let micros = self.run_micros.load(Ordering::Relaxed);
+        if micros == u64::MAX {
+            return 0;
+        }
+        let horizon = u64::try_from(BUFFER_HORIZON.as_micros()).unwrap_or(u64::MAX);
+        let ahead = (concurrency as u64).saturating_mul(horizon) / micros.max(1);
+        usize::try_from(ahead).unwrap_or(usize::MAX).min(self.size)
+    }
 }
 
 impl<B> Shared<B> {
@@ -80,7 +124,8 @@ where
     /// Backend failures are retried with backoff, never returned.
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), Error> {
         self.check()?;
-        let Worker { service, backend, data, concurrency, heartbeat, id, queue, events, unserved, .. } = self;
+        let Worker { service, backend, data, concurrency, buffer, heartbeat, id, queue, events, unserved, .. } = self;
+        let buffer = buffer.unwrap_or_else(|| backend.buffer(concurrency)).min(Semaphore::MAX_PERMITS - concurrency);
         let registration = WorkerRegistration {
             id: Arc::clone(&id),
             queue: Arc::clone(&queue),
@@ -103,6 +148,13 @@ where
             fallback_backoff: J::options().backoff,
             cancels: Arc::default(),
             unserved,
+            buffered: (buffer > 0).then(|| Buffered {
+                size: buffer,
+                runs: Arc::new(Semaphore::new(concurrency)),
+                waiting: std::sync::Mutex::default(),
+                run_micros: AtomicU64::new(u64::MAX),
+            }),
+            shutdown: shutdown.clone(),
         });
 
         // Register before the first claim, so our tasks never look orphaned.
@@ -117,12 +169,14 @@ where
         let (ack_tx, ack_rx) = mpsc::channel::<Ack>(ACK_BATCH.max(concurrency * 2));
         let stop_flusher = CancellationToken::new();
         let flusher = tokio::spawn(flush_loop(Arc::clone(&shared), ack_rx, stop_flusher.clone(), kill.clone()));
-        let slots = Arc::new(Semaphore::new(concurrency));
+        // One permit per claimed task until its run ends (or, buffered, until
+        // shutdown drops it unstarted).
+        let slots = Arc::new(Semaphore::new(concurrency + buffer));
 
         claim_loop::<J, B, S>(&shared, &service, &slots, &ack_tx, &shutdown).await;
 
         // Graceful stop: let in-flight runs finish until the deadline.
-        let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+        let all = u32::try_from(concurrency + buffer).unwrap_or(u32::MAX);
         let deadline = Instant::now() + grace;
         if tokio::time::timeout_at(deadline, slots.acquire_many(all)).await.is_err() {
             tracing::warn!(worker = %id, "shutdown deadline passed with runs in flight; releasing them");
@@ -272,7 +326,8 @@ async fn claim_loop<J, B, S>(
     // trip keeps the server busy while earlier claims' tasks run; each claim
     // holds the slots it asks for, so `concurrency` still bounds the runs.
     let concurrency = shared.registration.concurrency;
-    let parallel = shared.backend.parallel_claims().clamp(1, 8).min((concurrency / 4).max(1));
+    let capacity = concurrency + shared.buffered.as_ref().map_or(0, |b| b.size);
+    let parallel = shared.backend.parallel_claims().clamp(1, 8).min((capacity / 4).max(1));
     let mut claims: JoinSet<(Result<Claimed, Error>, OwnedSemaphorePermit)> = JoinSet::new();
     let mut waiter = shared.backend.waiter(&shared.registration.queue);
     let mut state = ClaimState { error_pause: MIN_ERROR_BACKOFF, starving: false, saturated: false, next_due: None };
@@ -311,7 +366,7 @@ async fn claim_loop<J, B, S>(
                 // On a busy queue (the last claim came back full), quick tasks
                 // free their slots one by one: gather a quarter of them (for
                 // at most GATHER) so each claim's round trip fetches a batch.
-                let want = u32::try_from((concurrency / 4).max(1)).unwrap_or(u32::MAX);
+                let want = u32::try_from((capacity / 4).max(1)).unwrap_or(u32::MAX);
                 if state.saturated && u32::try_from(slots.available_permits()).unwrap_or(u32::MAX) + 1 < want {
                     // Only waits for them to be free; they are taken just below.
                     let _ = tokio::time::timeout(GATHER, slots.acquire_many(want - 1)).await;
@@ -322,6 +377,35 @@ async fn claim_loop<J, B, S>(
                     && let Ok(more) = Arc::clone(slots).try_acquire_many_owned(free)
                 {
                     permits.merge(more);
+                }
+                if let Some(buffered) = &shared.buffered {
+                    // Hold no more tasks (running, waiting, or being claimed)
+                    // than the slots plus the buffer's current allowance.
+                    let held = capacity - slots.available_permits() - permits.num_permits();
+                    let allowed = (concurrency + buffered.allowance(concurrency)).saturating_sub(held);
+                    if allowed == 0 {
+                        drop(permits);
+                        if let Some(finished) = claims.join_next().await {
+                            // Claims in flight fill the allowance: take their tasks first.
+                            let Ok((claimed, permits)) = finished else { continue };
+                            if handle_claim::<J, B, S>(shared, service, acks, claimed, permits, &mut state, shutdown)
+                                .await
+                                .is_break()
+                            {
+                                break;
+                            }
+                            continue;
+                        }
+                        // Every slot busy with slow runs: wait for one to end.
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            slot = buffered.runs.acquire() => drop(slot),
+                        }
+                        continue;
+                    }
+                    if permits.num_permits() > allowed {
+                        drop(permits.split(permits.num_permits() - allowed));
+                    }
                 }
                 // Armed before the claim: a wake-up after this point is not lost.
                 waiter.arm();
@@ -429,17 +513,42 @@ fn spawn_run<J, B, S>(
     let shared = Arc::clone(shared);
     let service = service.clone();
     let acks = acks.clone();
+    let mut task = Some(task);
+    if let Some(buffered) = &shared.buffered {
+        buffered.waiting.lock().unwrap_or_else(PoisonError::into_inner).extend(task.take());
+    }
     tokio::spawn(async move {
+        // A buffered task waits for a run slot; at shutdown it never starts
+        // and is released with the worker's other unfinished tasks.
+        let run_slot = match &shared.buffered {
+            Some(buffered) => tokio::select! {
+                biased;
+                () = shared.shutdown.cancelled() => return,
+                slot = Arc::clone(&buffered.runs).acquire_owned() => match slot {
+                    Ok(slot) => {
+                        task = buffered.waiting.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+                        Some((slot, Instant::now()))
+                    }
+                    Err(_) => return,
+                },
+            },
+            None => None,
+        };
+        let Some(task) = task else { return };
         let abort = shared.abort.clone();
         tokio::select! {
             biased;
             ack = run_one::<J, B, S>(&shared, service, task) => {
+                if let (Some(buffered), Some((_, started))) = (&shared.buffered, &run_slot) {
+                    buffered.record(started.elapsed());
+                }
                 // The slot is held until the ack is queued, so a slow flush
                 // slows claiming instead of piling up acks.
                 let _ = acks.send(ack).await;
             }
             () = abort.cancelled() => {}
         }
+        drop(run_slot);
         drop(permit);
     });
 }
