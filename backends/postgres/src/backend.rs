@@ -227,6 +227,12 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         4
     }
 
+    /// Each claim statement costs the server about the same whatever its
+    /// size: on a busy queue, fetch full batches ahead of the free slots.
+    fn buffer(&self, concurrency: usize) -> usize {
+        concurrency
+    }
+
     fn orphan_after(&self) -> Duration {
         self.orphan_after
     }

@@ -506,6 +506,18 @@ impl<C: Codec> PostgresBackend<C> {
         &self.inner.schema
     }
 
+    /// The claim and ack statements exactly as the workers run them, for the
+    /// bench harness's raw-SQL baseline (the framework's overhead is measured
+    /// against a bare loop over these). Not a stable interface.
+    ///
+    /// Claim binds `$1` worker id, `$2` now (ms), `$3` queue, `$4` job,
+    /// `$5` limit; ack binds `$1` worker id, `$2` now, then per outcome the
+    /// arrays documented in `sql/ack.sql`.
+    #[doc(hidden)]
+    pub fn raw_statements(&self) -> (&str, &str) {
+        (&self.inner.queries.claim, &self.inner.queries.ack)
+    }
+
     /// The `LISTEN/NOTIFY` channel of this schema (`errand.<schema>`); the
     /// payload of each notification is a queue name.
     pub fn channel(&self) -> &str {
