@@ -2,12 +2,22 @@
 //!
 //! Run with: `cargo bench -p errand-benches -- [--quick] [--backend memory,sqlite] [--drains 2000@64,…] [--out FILE]`
 //!
+//! Backends: `memory`, `sqlite` (the default pair), `postgres`, `postgres-raw`
+//! (the PostgreSQL backend's own claim and ack statements in bare loops: the
+//! baseline for the framework's overhead) and `redis`. The server backends
+//! read `ERRAND_POSTGRES_URL` / `ERRAND_REDIS_URL` (default: the local
+//! servers) and use a fresh schema or key prefix per scenario, removed at the
+//! end.
+//!
 //! Prints a table and writes JSON (default `target/errand-bench.json`).
 
 use std::path::PathBuf;
 
 use errand::memory::MemoryBackend;
-use errand_benches::{Measurement, Plan, print_table, run_backend, run_workflows};
+use errand::postgres::PostgresBackend;
+use errand::postgres::sqlx;
+use errand::redis::RedisBackend;
+use errand_benches::{Measurement, Plan, postgres_raw, print_table, run_backend, run_workflows};
 
 #[tokio::main]
 async fn main() {
@@ -92,7 +102,69 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 results.extend(run_backend("sqlite", &plan, make).await?);
                 results.extend(run_workflows("sqlite", &plan, make).await?);
             }
-            other => return Err(format!("unknown backend `{other}` (expected memory or sqlite)").into()),
+            "postgres" | "postgres-raw" => {
+                // A fresh schema per scenario, dropped at the end.
+                let url = env_url("ERRAND_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
+                let counter = std::sync::atomic::AtomicU64::new(0);
+                let made = std::sync::Mutex::new(Vec::new());
+                let make = || {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let schema = format!("errand_bench_{}_{n}", std::process::id());
+                    made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(schema.clone());
+                    let url = url.clone();
+                    async move { PostgresBackend::connect_schema(&url, &schema).await }
+                };
+                let outcome = if backend == "postgres" {
+                    match run_backend("postgres", &plan, make).await {
+                        Ok(mut r) => run_workflows("postgres", &plan, make).await.map(|w| {
+                            r.extend(w);
+                            r
+                        }),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    postgres_raw("pg-raw", &plan, make).await
+                };
+                let pool = sqlx::PgPool::connect(&url).await?;
+                for schema in made.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&pool).await?;
+                }
+                results.extend(outcome?);
+            }
+            "redis" => {
+                // A fresh key prefix per scenario, cleared at the end.
+                let url = env_url("ERRAND_REDIS_URL", "redis://127.0.0.1:6379");
+                let counter = std::sync::atomic::AtomicU64::new(0);
+                let made = std::sync::Mutex::new(Vec::new());
+                let make = || {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let url = url.clone();
+                    let made = &made;
+                    async move {
+                        let prefix = format!("errand-bench-{}-{n}:", std::process::id());
+                        let backend = RedisBackend::builder().prefix(prefix).connect(&url).await?;
+                        made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(backend.clone());
+                        Ok(backend)
+                    }
+                };
+                let outcome = match run_backend("redis", &plan, make).await {
+                    Ok(mut r) => run_workflows("redis", &plan, make).await.map(|w| {
+                        r.extend(w);
+                        r
+                    }),
+                    Err(e) => Err(e),
+                };
+                for backend in made.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                    backend.clear().await?;
+                }
+                results.extend(outcome?);
+            }
+            other => {
+                return Err(format!(
+                    "unknown backend `{other}` (expected memory, sqlite, postgres, postgres-raw or redis)"
+                )
+                .into());
+            }
         }
     }
     print_table(&results);
@@ -102,4 +174,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&out, serde_json::to_vec_pretty(&results)?)?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+fn env_url(var: &str, default: &str) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
 }

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use errand::postgres::PostgresBackend;
+use errand::postgres::sqlx::{self, Row};
 use errand::workflow::{RunState, WorkflowExt, WorkflowStore};
 use errand::{Backend, BackendExt, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
 use serde::{Deserialize, Serialize};
@@ -412,4 +414,91 @@ pub fn print_table(results: &[Measurement]) {
     {
         print!("{out}");
     }
+}
+
+/// The raw-SQL baseline of the PostgreSQL backend: its own claim and ack
+/// statements ([`PostgresBackend::raw_statements`]) in bare loops, no
+/// framework. Each loop claims 64 due tasks, then marks them done in one
+/// statement, until the queue is empty. For every 64-wide drain of `plan`,
+/// with one loop and with four (on separate connections), so errand's drain
+/// can be read as a fraction of it.
+///
+/// # Errors
+///
+/// When the server fails.
+pub async fn postgres_raw<F, Fut>(name: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<PostgresBackend, errand::Error>>,
+{
+    let mut out = Vec::new();
+    for &(queued, concurrency) in &plan.drains {
+        if concurrency != 64 {
+            continue;
+        }
+        for loops in [1, 4] {
+            let backend = make().await?;
+            bulk(&backend, queued, plan.bulk_chunk).await?;
+            let elapsed = raw_drain(&backend, queued, loops).await?;
+            out.push(measurement(name, format!("raw SQL drain {queued} ×{loops}"), rate(queued, elapsed), "jobs/s"));
+        }
+    }
+    Ok(out)
+}
+
+async fn raw_drain(backend: &PostgresBackend, queued: u64, loops: usize) -> Result<Duration, errand::Error> {
+    let sql_error = |e: sqlx::Error| errand::Error::from(errand::BackendError::new("postgres", "raw SQL drain", e));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(loops);
+    for l in 0..loops {
+        let backend = backend.clone();
+        handles.push(tokio::spawn(async move {
+            let (claim, ack) = backend.raw_statements();
+            let worker = format!("raw-{l}");
+            let mut acked = 0_u64;
+            loop {
+                let now = errand::Timestamp::now().as_millis();
+                let rows = sqlx::query(claim)
+                    .bind(&worker)
+                    .bind(now)
+                    .bind(Noop::QUEUE)
+                    .bind(Noop::NAME)
+                    .bind(64_i64)
+                    .fetch_all(backend.pool())
+                    .await
+                    .map_err(sql_error)?;
+                let ids: Vec<i64> = rows.iter().filter_map(|r| r.try_get::<Option<i64>, _>(0).ok().flatten()).collect();
+                if ids.is_empty() {
+                    return Ok::<u64, errand::Error>(acked);
+                }
+                let results = vec![b"null".to_vec(); ids.len()];
+                let none_i64: Vec<i64> = Vec::new();
+                let none_text: Vec<String> = Vec::new();
+                let applied: i64 = sqlx::query_scalar(ack)
+                    .bind(&worker)
+                    .bind(errand::Timestamp::now().as_millis())
+                    .bind(&ids)
+                    .bind(&results)
+                    .bind(&none_i64)
+                    .bind(&none_i64)
+                    .bind(&none_text)
+                    .bind(&none_i64)
+                    .bind(&none_text)
+                    .bind(&none_i64)
+                    .bind(&none_i64)
+                    .fetch_one(backend.pool())
+                    .await
+                    .map_err(sql_error)?;
+                acked += u64::try_from(applied).unwrap_or(0);
+            }
+        }));
+    }
+    let mut acked = 0;
+    for handle in handles {
+        acked += handle.await.map_err(|e| errand::Error::Config(format!("a raw loop panicked: {e}")))??;
+    }
+    if acked != queued {
+        return Err(errand::Error::Config(format!("raw SQL drain finished {acked} of {queued} tasks")));
+    }
+    Ok(start.elapsed())
 }
