@@ -1,6 +1,6 @@
 -- Records the outcomes of finished runs of one worker.
--- KEYS[1] the worker's in-flight set, KEYS[2] counts, KEYS[3] done index,
--- KEYS[4] dead index.
+-- KEYS[1] the worker's in-flight set, KEYS[2] counts, KEYS[3] blocks of the
+-- done bitmaps, KEYS[4] dead index.
 -- ARGV: base, now, worker, retention in ms, wake channel, queue name,
 -- prune batch, the worker's job, then 4 per ack: seq, kind (D done,
 -- R retry, X dead, S snooze, W done for a workflow step: then a 5th, the
@@ -68,9 +68,8 @@ for k, a in ipairs(acks) do
       else
         value = 'd' .. string.sub(v, 2) .. tail .. data
       end
-      done[2 * ndone + 1] = seq
-      done[2 * ndone + 2] = seq
       ndone = ndone + 1
+      done[ndone] = seq
       local keep_until = keep
       if t then
         keep_until = math.max(keep, release_unique(t, seq, now))
@@ -137,7 +136,9 @@ end
 if #specials > 0 then
   redis.call('SREM', special_key, unpack(specials))
 end
-chunked('ZADD', KEYS[3], done)
+if ndone > 0 then
+  mark_done(done, 1)
+end
 if #expiring > 0 then
   -- One entry for the tasks that expire together (see prune_done).
   redis.call('ZADD', base .. 'x', keep, table.concat(expiring, ','))

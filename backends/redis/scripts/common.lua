@@ -138,10 +138,61 @@ local function release_unique(t, seq, now)
   return 0
 end
 
+-- Done tasks are bits of bitmaps of 100,000 seqs each: bit `seq % 100000`
+-- of `done:<seq div 100000>`; `db` is the sorted set of the blocks that
+-- have any (scored by block). One BITFIELD per block and call sets them.
+local BLOCK = 100000
+
+-- The block and the bit (strings) of a seq (a string without leading zeros).
+local function done_bit(seq)
+  local b, o = string.match(seq, '^(%d-)(%d%d?%d?%d?%d?)$')
+  if b == '' then
+    b = '0'
+  end
+  return b, string.match(o, '^0*(%d.-)$')
+end
+
+-- Sets (value 1) or clears (value 0) the done bits of `seqs`. Returns how
+-- many bits changed when clearing (0 when setting).
+local function mark_done(seqs, value)
+  local ops, sizes, blocks = {}, {}, {}
+  for _, seq in ipairs(seqs) do
+    local b, o = done_bit(seq)
+    local list = ops[b]
+    if not list then
+      list = {}
+      ops[b], sizes[b] = list, 0
+      blocks[#blocks + 1] = b
+    end
+    local n = sizes[b]
+    list[n + 1], list[n + 2], list[n + 3], list[n + 4] = 'SET', 'u1', o, value
+    sizes[b] = n + 4
+  end
+  local changed = 0
+  for _, b in ipairs(blocks) do
+    local key, list = base .. 'done:' .. b, ops[b]
+    for j = 1, #list, 2000 do
+      local old = redis.call('BITFIELD', key, unpack(list, j, math.min(j + 1999, #list)))
+      if value == 0 then
+        for _, bit in ipairs(old) do
+          changed = changed + bit
+        end
+      end
+    end
+    if value == 1 then
+      redis.call('ZADD', base .. 'db', b, b)
+    elseif redis.call('BITCOUNT', key) == 0 then
+      redis.call('DEL', key)
+      redis.call('ZREM', base .. 'db', b)
+    end
+  end
+  return changed
+end
+
 -- Removes the done tasks whose retention has passed, for up to `k` entries
 -- of `x`: a member of `x` lists the seqs (comma separated) of tasks that
 -- expire together, scored by when. Their fields leave `t`, `s` and `e`, and
--- they leave the done index.
+-- their done bits are cleared.
 local function prune_done(k, now)
   local entries = redis.call('ZRANGEBYSCORE', base .. 'x', '-inf', now, 'LIMIT', 0, k)
   if #entries == 0 then
@@ -153,9 +204,9 @@ local function prune_done(k, now)
     for id in string.gmatch(entry, '[^,]+') do
       ids[#ids + 1] = id
     end
+    gone = gone + mark_done(ids, 0)
     for j = 1, #ids, 1000 do
       local last = math.min(j + 999, #ids)
-      gone = gone + redis.call('ZREM', base .. 'done', unpack(ids, j, last))
       redis.call('HDEL', T, unpack(ids, j, last))
       redis.call('HDEL', S, unpack(ids, j, last))
       redis.call('HDEL', E, unpack(ids, j, last))

@@ -17,7 +17,35 @@ local function matches(seq, want)
   return job == '' or select(6, struct.unpack(RECORD, rec)) == job
 end
 
--- Finished states have an index by seq: walk it from `after`.
+-- Done tasks are bits of bitmaps by seq (see common.lua): walk them from `after`.
+local function from_bitmaps()
+  local found = {}
+  local first = math.floor(after / BLOCK)
+  for _, b in ipairs(redis.call('ZRANGEBYSCORE', base .. 'db', first, '+inf')) do
+    local key = base .. 'done:' .. b
+    local start = 0
+    if tonumber(b) == first then
+      start = after - first * BLOCK + 1
+    end
+    while #found < limit do
+      local bit = redis.call('BITPOS', key, 1, start, -1, 'BIT')
+      if bit < 0 then
+        break
+      end
+      local seq = tonumber(b) * BLOCK + bit
+      if matches(string.format('%d', seq), 'done') then
+        found[#found + 1] = seq
+      end
+      start = bit + 1
+    end
+    if #found >= limit then
+      break
+    end
+  end
+  return found
+end
+
+-- Dead and cancelled tasks have an index by seq: walk it from `after`.
 local function from_index(name)
   local found = {}
   local cursor = after
@@ -83,7 +111,9 @@ local function live(want)
 end
 
 local function of_state(s)
-  if s == 'done' or s == 'dead' or s == 'cancelled' then
+  if s == 'done' then
+    return from_bitmaps()
+  elseif s == 'dead' or s == 'cancelled' then
     return from_index(s)
   end
   return live(s)

@@ -702,8 +702,7 @@ impl<C: Codec> Backend for RedisBackend<C> {
         let number = self.queue_number(queue).await?;
         let base = self.inner.keys.base(queue);
         let lua = &self.inner.scripts.ack;
-        let keys =
-            [format!("{base}if:{}", worker.id), format!("{base}n"), format!("{base}done"), format!("{base}dead")];
+        let keys = [format!("{base}if:{}", worker.id), format!("{base}n"), format!("{base}db"), format!("{base}dead")];
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let now = Timestamp::now().as_millis();
         let steps =

@@ -50,7 +50,9 @@
 //! | `P{q}:e` | hash | field `<seq>` → the task's last error |
 //! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits)`seq`(12 digits), so `ZPOPMIN` takes the highest priority, then the earliest `run_at`, then the oldest |
 //! | `P{q}:d:<job>` | sorted set | delayed tasks (pending in the future, and retries) by `run_at` in ms |
-//! | `P{q}:done`, `:dead`, `:cancelled` | sorted sets | finished tasks by seq (for listings) |
+//! | `P{q}:done:<block>` | string (bitmap) | done tasks: bit `seq % 100000` of block `seq / 100000` (for listings; one `BITFIELD` per block and ack call sets them) |
+//! | `P{q}:db` | sorted set | the blocks that hold done tasks, scored by block (an emptied block is deleted) |
+//! | `P{q}:dead`, `:cancelled` | sorted sets | dead and cancelled tasks by seq (for listings) |
 //! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry, so pruning costs one entry per ack call, not one per task |
 //! | `P{q}:n` | hash | task counts per state |
 //! | `P{q}:jobs` | set | job names seen on the queue |
@@ -150,7 +152,7 @@
 //!   window keeps the finished task (and its key) at least that long.
 //!   Retrying a dead task does not take its unique key back.
 //! - `done` tasks are kept for the retention (a `unique_for` window keeps
-//!   one longer), then pruned from the queue's hashes, the done index and
+//!   one longer), then pruned from the queue's hashes, the done bitmaps and
 //!   the `done` count by the next ack calls (two `x` entries per call) and
 //!   rescue rounds (twenty per queue); reads leave them out as soon as the
 //!   retention has passed, the count may briefly include them.
@@ -166,7 +168,8 @@
 //!   `HSET`); a claim is `ZPOPMIN`, an `HMGET` of the records and one of the
 //!   states, an `HSET` of the new states and an `SADD` to the in-flight set;
 //!   a `done` ack is an `SMISMEMBER` of the in-flight set, an `HMGET` and an
-//!   `HSET` of the states, a `ZADD` to the done index and one `x` entry.
+//!   `HSET` of the states, a `BITFIELD` of the done bitmap and one `x`
+//!   entry.
 //!   Only workflow steps and tasks with a unique key (listed in
 //!   `sp:<worker>` by the claim) have their record read by the ack.
 //!   Throughput is bound by Redis running these scripts on one core; see

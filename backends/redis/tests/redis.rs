@@ -212,9 +212,13 @@ async fn retention_prunes_done_tasks() {
         }
     }
     assert!(stored(&mut conn, ids[2]).await, "dead tasks are kept");
-    let in_index: Vec<u64> =
-        redis::cmd("ZRANGE").arg(hash("done")).arg(0).arg(-1).query_async(&mut conn).await.unwrap_or_default();
-    assert_eq!(in_index, vec![seq(fresh)]);
+    // Done bits: block `seq / 100000`, bit `seq % 100000`.
+    let bits = |conn: &mut redis::aio::MultiplexedConnection| {
+        let (cmd, mut conn) = (redis::cmd("BITCOUNT").arg(hash("done:0")).clone(), conn.clone());
+        async move { cmd.query_async::<i64>(&mut conn).await.unwrap_or(-1) }
+    };
+    let bit: i64 = redis::cmd("GETBIT").arg(hash("done:0")).arg(seq(fresh)).query_async(&mut conn).await.unwrap_or(-1);
+    assert_eq!((bits(&mut conn).await, bit), (1, 1), "only the fresh task is in the done index");
     let counts = ok(backend.counts().await, "counts").await;
     assert_eq!((counts[0].done, counts[0].dead), (1, 1), "{counts:?}");
     let listed = ok(backend.tasks(&errand_runtime::TaskFilter::default()).await, "tasks").await;
@@ -224,6 +228,8 @@ async fn retention_prunes_done_tasks() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     ok(backend.rescue_orphans().await, "rescue (prunes)").await;
     assert!(!stored(&mut conn, fresh).await, "pruned by a rescue round");
+    let blocks: i64 = redis::cmd("ZCARD").arg(hash("db")).query_async(&mut conn).await.unwrap_or(-1);
+    assert_eq!((bits(&mut conn).await, blocks), (0, 0), "an emptied bitmap block is deleted");
     let counts = ok(backend.counts().await, "counts").await;
     assert_eq!((counts[0].done, counts[0].dead), (0, 1), "{counts:?}");
 }
@@ -287,4 +293,45 @@ async fn bad_stored_data_names_the_task() {
     let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
     let bad = claimed.tasks.iter().find(|t| t.id == ids[0]);
     assert!(bad.is_some_and(|t| t.payload.is_empty()), "{:?}", claimed.tasks);
+}
+
+/// The done index is bitmaps of 100,000 seqs each: listing done tasks walks
+/// them in seq order across blocks, from a cursor, and filters by job.
+#[tokio::test]
+async fn done_tasks_are_listed_across_bitmap_blocks() {
+    let Some(url) = common::url() else { return };
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let mut conn = raw(&url).await;
+    let key = format!("{}{{{}}}:seq", backend.prefix(), Noop::QUEUE);
+    let _: () = redis::cmd("SET").arg(&key).arg(99_997).query_async(&mut conn).await.unwrap_or(());
+    let ids = ok(backend.enqueue_bulk((0..5).map(|n| Noop { n })).await, "enqueue").await;
+    let seqs: Vec<u64> = ids.iter().map(|id| id.0 & ((1 << 40) - 1)).collect();
+    assert_eq!(seqs, vec![99_998, 99_999, 100_000, 100_001, 100_002]);
+    let worker = registration("blocks");
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 5);
+    // The first stays running: not done.
+    let acks: Vec<Ack> =
+        ids[1..].iter().map(|id| Ack { id: *id, outcome: Outcome::Done { result: b"7".to_vec() } }).collect();
+    ok(backend.ack(&worker, &acks).await, "ack").await;
+
+    let done = |after: Option<errand_runtime::TaskId>, job: Option<&str>| {
+        let filter = errand_runtime::TaskFilter {
+            state: Some(TaskState::Done),
+            after,
+            job: job.map(str::to_owned),
+            limit: 2,
+            ..Default::default()
+        };
+        let backend = backend.clone();
+        async move { ok(backend.tasks(&filter).await, "tasks").await.into_iter().map(|t| t.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(done(None, None).await, ids[1..3]);
+    assert_eq!(done(Some(ids[2]), None).await, ids[3..5]);
+    assert_eq!(done(Some(ids[4]), None).await, Vec::new());
+    assert_eq!(done(None, Some("other")).await, Vec::new());
+    assert_eq!(done(Some(ids[1]), Some(Noop::NAME)).await, ids[2..4]);
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].running), (4, 1), "{counts:?}");
 }
