@@ -15,20 +15,17 @@ local now, worker, retention, job = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]
 local special_key = base .. 'sp:' .. worker
 local keep = now + retention
 local requeued = false
-local acks = {}
+local at_arg = {} -- where each ack starts in ARGV
 local seqs = {}
-local i = 9
-while i <= #ARGV do
-  local kind = ARGV[i + 1]
-  local a = { ARGV[i], kind, ARGV[i + 2], ARGV[i + 3] }
-  if kind == 'W' then
-    a[2], a[5] = 'D', ARGV[i + 4]
+local i, n = 9, #ARGV
+while i <= n do
+  seqs[#seqs + 1] = ARGV[i]
+  at_arg[#at_arg + 1] = i
+  if ARGV[i + 1] == 'W' then
     i = i + 5
   else
     i = i + 4
   end
-  acks[#acks + 1] = a
-  seqs[#seqs + 1] = a[1]
 end
 if #seqs == 0 then
   return { 0, 0 }
@@ -48,8 +45,12 @@ local expiring = {}
 local added = 0
 local ndone = 0
 local tail = '|' .. now .. '|'
-for k, a in ipairs(acks) do
-  local seq, kind, at, data, enc = a[1], a[2], a[3], a[4], a[5]
+for k, seq in ipairs(seqs) do
+  local j = at_arg[k]
+  local kind, at, data, enc = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], nil
+  if kind == 'W' then
+    kind, enc = 'D', ARGV[j + 4]
+  end
   if owned[k] == 1 then
     finished[#finished + 1] = seq
     local v = states[k] or 'r1|'
@@ -137,7 +138,7 @@ if #specials > 0 then
   redis.call('SREM', special_key, unpack(specials))
 end
 if ndone > 0 then
-  mark_done(done, 1)
+  mark_done(done, '1')
 end
 if #expiring > 0 then
   -- One entry for the tasks that expire together (see prune_done).

@@ -59,11 +59,14 @@ end
 -- 3. Pop the best ready tasks.
 local want = max - redelivered
 if want > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[1], want)
+  -- ZRANGE then ZREMRANGEBYRANK rather than ZPOPMIN, whose reply carries
+  -- every score formatted as a string.
+  local popped = redis.call('ZRANGE', KEYS[1], 0, want - 1)
   if #popped > 0 then
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #popped - 1)
     local seqs = {}
-    for i = 1, #popped, 2 do
-      seqs[(i + 1) / 2] = seq_of(popped[i])
+    for i = 1, #popped do
+      seqs[i] = seq_of(popped[i])
     end
     local recs = hmget(T, seqs)
     local states = hmget(S, seqs)

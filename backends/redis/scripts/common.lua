@@ -152,8 +152,8 @@ local function done_bit(seq)
   return b, string.match(o, '^0*(%d.-)$')
 end
 
--- Sets (value 1) or clears (value 0) the done bits of `seqs`. Returns how
--- many bits changed when clearing (0 when setting).
+-- Sets (value '1') or clears (value '0') the done bits of `seqs`. Returns
+-- how many bits changed when clearing (0 when setting).
 local function mark_done(seqs, value)
   local ops, sizes, blocks = {}, {}, {}
   for _, seq in ipairs(seqs) do
@@ -173,13 +173,13 @@ local function mark_done(seqs, value)
     local key, list = base .. 'done:' .. b, ops[b]
     for j = 1, #list, 2000 do
       local old = redis.call('BITFIELD', key, unpack(list, j, math.min(j + 1999, #list)))
-      if value == 0 then
+      if value == '0' then
         for _, bit in ipairs(old) do
           changed = changed + bit
         end
       end
     end
-    if value == 1 then
+    if value == '1' then
       redis.call('ZADD', base .. 'db', b, b)
     elseif redis.call('BITCOUNT', key) == 0 then
       redis.call('DEL', key)
@@ -204,7 +204,7 @@ local function prune_done(k, now)
     for id in string.gmatch(entry, '[^,]+') do
       ids[#ids + 1] = id
     end
-    gone = gone + mark_done(ids, 0)
+    gone = gone + mark_done(ids, '0')
     for j = 1, #ids, 1000 do
       local last = math.min(j + 999, #ids)
       redis.call('HDEL', T, unpack(ids, j, last))

@@ -48,7 +48,7 @@
 //! | `P{q}:t` | hash | field `<seq>` → the task's record, written once at enqueue: flags, priority, max attempts, created and run_at (ms), job, then, if set, unique key and window, workflow run and step, then the payload (binary, big-endian; the scripts read it with Lua's `struct`) |
 //! | `P{q}:s` | hash | field `<seq>` → the task's state once first claimed: a letter (`p`ending, `r`unning, `y` retry, `d`one, `x` dead, `c`ancelled), the attempt, `\|` run_at if it changed; for a finished task `\|` finished (ms), for a done one then `\|` its output. No field: pending, attempt 0 |
 //! | `P{q}:e` | hash | field `<seq>` → the task's last error |
-//! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits)`seq`(12 digits), so `ZPOPMIN` takes the highest priority, then the earliest `run_at`, then the oldest |
+//! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits)`seq`(12 digits), so the first by rank are the highest priority, then the earliest `run_at`, then the oldest |
 //! | `P{q}:d:<job>` | sorted set | delayed tasks (pending in the future, and retries) by `run_at` in ms |
 //! | `P{q}:done:<block>` | string (bitmap) | done tasks: bit `seq % 100000` of block `seq / 100000` (for listings; one `BITFIELD` per block and ack call sets them) |
 //! | `P{q}:db` | sorted set | the blocks that hold done tasks, scored by block (an emptied block is deleted) |
@@ -165,7 +165,7 @@
 //! - No command runs per task on the way through: an enqueue call of up to
 //!   500 tasks is one `HSET` of their records and one `ZADD` to the ready
 //!   set (a task with a unique key adds a `GET`, a `SET` and its own
-//!   `HSET`); a claim is `ZPOPMIN`, an `HMGET` of the records and one of the
+//!   `HSET`); a claim is `ZRANGE` and `ZREMRANGEBYRANK`, an `HMGET` of the records and one of the
 //!   states, an `HSET` of the new states and an `SADD` to the in-flight set;
 //!   a `done` ack is an `SMISMEMBER` of the in-flight set, an `HMGET` and an
 //!   `HSET` of the states, a `BITFIELD` of the done bitmap and one `x`
