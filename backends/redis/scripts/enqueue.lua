@@ -15,6 +15,7 @@ local created = 0
 local records = {} -- seq, record, ...
 local ready = {} -- job -> {score, member, ...}
 local jobs = {}
+local ZEROS = '000000000000'
 local i = 6
 while i <= #ARGV do
   local count, job, priority = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
@@ -26,11 +27,14 @@ while i <= #ARGV do
     ready[job] = batch
     jobs[#jobs + 1] = job
   end
-  local score = -tonumber(priority)
+  local score = string.format('%d', -tonumber(priority))
   for _ = 1, count do
     local rec, run_at = ARGV[i], ARGV[i + 1]
     i = i + 2
     seq = seq + 1
+    -- '%d' formats an integer; a Lua number passed to redis.call (or
+    -- tostring) goes through the much slower float formatting.
+    local id = string.format('%d', seq)
     local dup = nil
     if ukey ~= '' then
       local existing = redis.call('GET', base .. 'u:' .. job .. ':' .. ukey)
@@ -50,19 +54,19 @@ while i <= #ARGV do
     else
       if ukey ~= '' then
         -- Written at once, so that a duplicate later in this call finds it.
-        redis.call('HSET', T, seq, rec)
-        redis.call('SET', base .. 'u:' .. job .. ':' .. ukey, seq)
+        redis.call('HSET', T, id, rec)
+        redis.call('SET', base .. 'u:' .. job .. ':' .. ukey, id)
       else
         local r = #records
-        records[r + 1] = seq
+        records[r + 1] = id
         records[r + 2] = rec
       end
       if due then
         local b = #batch
         batch[b + 1] = score
-        batch[b + 2] = string.format('%s%012d', run_at, seq)
+        batch[b + 2] = run_at .. string.sub(ZEROS .. id, -12)
       else
-        redis.call('ZADD', base .. 'd:' .. job, run_at, seq)
+        redis.call('ZADD', base .. 'd:' .. job, run_at, id)
       end
       created = created + 1
       out[#out + 1] = seq
