@@ -1,6 +1,7 @@
 //! Run with: `cargo run --release -p errand-redis --example measure [scenario…]`
-//! (scenarios: `memory`, `single`, `drain`, `drain-1m`, `latency`; all by
-//! default; `ERRAND_REDIS_URL` picks the server).
+//! (scenarios: `memory`, `single`, `drain` (2k and 200k queued), `drain-2k`,
+//! `drain-200k`, `drain-1m`, `latency`; all by default; `ERRAND_REDIS_URL`
+//! picks the server).
 //!
 //! Rough figures for the Redis backend on this machine: memory per waiting
 //! task, bulk enqueue rate, drain rate of a noop job at concurrency 64, and
@@ -131,7 +132,12 @@ async fn main() {
     }
 
     for queued in [2_000, 200_000, 1_000_000] {
-        if !(wanted("drain") && queued < 1_000_000 || wanted("drain-1m") && queued == 1_000_000) {
+        let scenario = match queued {
+            2_000 => "drain-2k",
+            1_000_000 => "drain-1m",
+            _ => "drain-200k",
+        };
+        if !(wanted("drain") && queued < 1_000_000 || wanted(scenario)) {
             continue;
         }
         let rate = drain(&backend, queued).await;
