@@ -51,9 +51,16 @@ for k, seq in ipairs(seqs) do
   if kind == 'W' then
     kind, enc = 'D', ARGV[j + 4]
   end
+  local v = states[k]
+  if owned[k] == 1 and v and string.sub(v, 1, 1) ~= 'r' then
+    -- In the in-flight set but no longer running (cancelled while its
+    -- worker was not registered): forget it below.
+    redis.call('SREM', KEYS[1], seq)
+    owned[k] = 0
+  end
   if owned[k] == 1 then
     finished[#finished + 1] = seq
-    local v = states[k] or 'r1|'
+    v = v or 'r1|'
     local t = nil
     if special[k] == 1 then
       specials[#specials + 1] = seq

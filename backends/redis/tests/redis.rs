@@ -335,3 +335,94 @@ async fn done_tasks_are_listed_across_bitmap_blocks() {
     let counts = ok(backend.counts().await, "counts").await;
     assert_eq!((counts[0].done, counts[0].running), (4, 1), "{counts:?}");
 }
+
+/// What `task` and `tasks` read back through claims, a retry, a release and
+/// cancels: attempts, workers, errors, and tasks that went back to waiting
+/// are claimed and cancelled like fresh ones.
+#[tokio::test]
+async fn states_read_back_through_claims_releases_and_cancels() {
+    if common::url().is_none() {
+        return;
+    }
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("states");
+    let state = |id| {
+        let backend = backend.clone();
+        async move {
+            let info = ok(backend.task(id).await, "task").await.unwrap_or_else(|| panic!("task {id} is gone"));
+            (info.state, info.attempt, info.worker, info.last_error)
+        }
+    };
+    let a = ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
+    assert_eq!(state(a).await, (TaskState::Pending, 0, None, None));
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 1).await, "claim").await;
+    assert_eq!(claimed.tasks.iter().map(|t| (t.id, t.attempt)).collect::<Vec<_>>(), vec![(a, 1)]);
+    let running = (TaskState::Running, 1, Some("states".to_owned()), None);
+    assert_eq!(state(a).await, running);
+    let listed = ok(
+        backend.tasks(&errand_runtime::TaskFilter { state: Some(TaskState::Running), ..Default::default() }).await,
+        "tasks",
+    )
+    .await;
+    assert_eq!(listed.iter().map(|t| (t.id, t.worker.as_deref())).collect::<Vec<_>>(), vec![(a, Some("states"))]);
+
+    let retry = Outcome::Retry { at: Timestamp::now(), error: "e1".into() };
+    ok(backend.ack(&worker, &[Ack { id: a, outcome: retry }]).await, "ack").await;
+    assert_eq!(state(a).await, (TaskState::Retry, 1, None, Some("e1".to_owned())));
+    let b = ok(backend.enqueue(Noop { n: 2 }).await, "enqueue").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    let mut got: Vec<_> = claimed.tasks.iter().map(|t| (t.id, t.attempt)).collect();
+    got.sort();
+    assert_eq!(got, vec![(a, 2), (b, 1)]);
+
+    assert_eq!(ok(backend.release(&worker).await, "release").await, 2);
+    assert_eq!(state(a).await, (TaskState::Pending, 1, None, Some("e1".to_owned())));
+    assert_eq!(state(b).await, (TaskState::Pending, 0, None, None));
+    assert!(ok(backend.cancel_task(b).await, "cancel").await, "a released task can be cancelled");
+    assert_eq!(state(b).await.0, TaskState::Cancelled);
+
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(
+        claimed.tasks.iter().map(|t| (t.id, t.attempt)).collect::<Vec<_>>(),
+        vec![(a, 2)],
+        "b left the ready set"
+    );
+    assert!(ok(backend.cancel_task(a).await, "cancel").await, "a running task can be cancelled");
+    assert_eq!(ok(backend.cancelled_tasks(&worker).await, "cancelled").await, vec![a]);
+    ok(backend.ack(&worker, &[Ack { id: a, outcome: Outcome::Done { result: Vec::new() } }]).await, "ack").await;
+    assert_eq!(state(a).await.0, TaskState::Cancelled, "the ack of a cancelled task is ignored");
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].pending, counts[0].running, counts[0].done, counts[0].cancelled), (0, 0, 0, 2), "{counts:?}");
+
+    // A first claim cancelled while running.
+    let c = ok(backend.enqueue(Noop { n: 3 }).await, "enqueue").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![c]);
+    assert!(ok(backend.cancel_task(c).await, "cancel").await);
+    assert_eq!(state(c).await.0, TaskState::Cancelled);
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].running, counts[0].cancelled), (0, 3), "{counts:?}");
+}
+
+/// A running task cancelled while its worker is not registered (it claimed
+/// before its first heartbeat, or was rescued meanwhile) cannot be reported
+/// to it; its ack is then ignored rather than counted twice.
+#[tokio::test]
+async fn the_ack_of_a_task_cancelled_behind_its_workers_back_is_ignored() {
+    if common::url().is_none() {
+        return;
+    }
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("unregistered");
+    let id = ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 1);
+    assert!(ok(backend.cancel_task(id).await, "cancel").await);
+    ok(backend.ack(&worker, &[Ack { id, outcome: Outcome::Done { result: Vec::new() } }]).await, "ack").await;
+    assert_eq!(ok(backend.task(id).await, "task").await.map(|t| t.state), Some(TaskState::Cancelled));
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].running, counts[0].done, counts[0].cancelled), (0, 0, 1), "{counts:?}");
+    assert_eq!(ok(backend.release(&worker).await, "release").await, 0);
+}
