@@ -1,10 +1,11 @@
 -- Retention: deletes `done` tasks finished before $1 (ms), looking at the $2
 -- oldest done tasks (by id) of each queue at most, so one call is bounded.
--- The queues are found with a loose index scan of tasks_queue_state.
+-- The queues are found with a loose index scan of tasks_finished.
 WITH RECURSIVE queues AS (
-    (SELECT queue FROM __SCHEMA__.tasks ORDER BY queue LIMIT 1)
+    (SELECT queue FROM __SCHEMA__.tasks WHERE state = 'done' ORDER BY queue LIMIT 1)
     UNION ALL
-    SELECT (SELECT t.queue FROM __SCHEMA__.tasks AS t WHERE t.queue > q.queue ORDER BY t.queue LIMIT 1)
+    SELECT (SELECT t.queue FROM __SCHEMA__.tasks AS t
+            WHERE t.state = 'done' AND t.queue > q.queue ORDER BY t.queue LIMIT 1)
     FROM queues AS q
     WHERE q.queue IS NOT NULL
 ), old AS (

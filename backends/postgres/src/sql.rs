@@ -15,6 +15,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0001_create_tasks.sql"),
     },
     Migration { version: 2, description: "workflows", sql: include_str!("../migrations/0002_workflows.sql") },
+    Migration {
+        version: 3,
+        description: "index finished tasks only",
+        sql: include_str!("../migrations/0003_finished_index.sql"),
+    },
 ];
 
 /// Every statement, rendered for one schema.
