@@ -574,18 +574,22 @@ fn parse_claim(queue: u32, queue_name: &str, value: Value) -> Result<(Claimed, b
         let Some(seq) = int(&seq).and_then(|s| u64::try_from(s).ok()) else { return Err(malformed()) };
         let id = task_id(queue, seq);
         let attempt = int(&attempt).and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
-        let Value::BulkString(record) = record else { return Err(malformed()) };
+        let Value::BulkString(mut record) = record else { return Err(malformed()) };
         let task = match crate::record::read(&record) {
             Ok(stored) => {
                 steps |= stored.step;
-                Task {
+                let head = record.len() - stored.payload.len();
+                let task = Task {
                     id,
                     attempt,
                     max_attempts: stored.max_attempts,
                     run_at: Timestamp(int(&run_at).unwrap_or(stored.run_at)),
                     priority: stored.priority,
-                    payload: stored.payload.to_vec(),
-                }
+                    payload: Vec::new(),
+                };
+                // The payload is the record's tail: keep the reply's buffer.
+                record.drain(..head);
+                Task { payload: record, ..task }
             }
             Err(problem) => {
                 // Run it anyway: its empty payload does not decode, so the

@@ -13,6 +13,8 @@ const UNIQUE: u8 = 1;
 const STEP: u8 = 2;
 /// Bytes before the job name: flags, priority, max attempts, created, run_at, job length.
 const HEAD: usize = 1 + 2 + 4 + 8 + 8 + 2;
+/// The longest unique window stored, in ms.
+const MAX_WINDOW: u64 = 1 << 52;
 
 /// A decoded record, borrowing from the stored bytes.
 #[derive(Debug, PartialEq)]
@@ -57,8 +59,10 @@ pub(crate) fn write(buf: &mut Vec<u8>, task: &NewTask, now: i64) -> Result<(), S
         let len = u32::try_from(key.len()).map_err(|_| "the unique key is longer than 4 GiB".to_owned())?;
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(key.as_bytes());
-        let window = task.unique_for.map_or(0, crate::backend::millis);
-        buf.extend_from_slice(&time(i64::try_from(window).unwrap_or(i64::MAX)));
+        // At most 2^52 ms (142,000 years), so that the scripts' arithmetic on
+        // it (Lua numbers are doubles) stays exact.
+        let window = task.unique_for.map_or(0, crate::backend::millis).min(MAX_WINDOW);
+        buf.extend_from_slice(&time(i64::try_from(window).unwrap_or(0)));
     }
     buf.extend_from_slice(&task.payload);
     Ok(())

@@ -426,3 +426,22 @@ async fn the_ack_of_a_task_cancelled_behind_its_workers_back_is_ignored() {
     assert_eq!((counts[0].running, counts[0].done, counts[0].cancelled), (0, 0, 1), "{counts:?}");
     assert_eq!(ok(backend.release(&worker).await, "release").await, 0);
 }
+
+/// A unique window of `Duration::MAX` is stored capped (the scripts compute
+/// with doubles): the task is acked and keeps its key.
+#[tokio::test]
+async fn an_unbounded_unique_window_is_capped() {
+    if common::url().is_none() {
+        return;
+    }
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("forever");
+    let forever = Enqueue::new().unique_key("f").unique_for(Duration::MAX);
+    let id = ok(backend.enqueue_with(Noop { n: 1 }, forever.clone()).await, "enqueue").await;
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 1);
+    ok(backend.ack(&worker, &[Ack { id, outcome: Outcome::Done { result: Vec::new() } }]).await, "ack").await;
+    assert_eq!(ok(backend.task(id).await, "task").await.map(|t| t.state), Some(TaskState::Done));
+    assert_eq!(ok(backend.enqueue_with(Noop { n: 2 }, forever).await, "enqueue").await, id);
+}
