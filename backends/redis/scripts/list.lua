@@ -17,6 +17,19 @@ local function matches(seq, want)
   return job == '' or select(6, struct.unpack(RECORD, rec)) == job
 end
 
+-- The first set bit of bitmap `key` at or after bit `start`, or -1: the
+-- rest of start's byte, then BITPOS by bytes (its BIT mode needs Redis 7).
+local function next_bit(key, start)
+  local first = start - start % 8
+  local byte = redis.call('BITFIELD', key, 'GET', 'u8', first)[1]
+  for i = start - first, 7 do
+    if math.floor(byte / 2 ^ (7 - i)) % 2 == 1 then
+      return first + i
+    end
+  end
+  return redis.call('BITPOS', key, 1, first / 8 + 1)
+end
+
 -- Done tasks are bits of bitmaps by seq (see common.lua): walk them from `after`.
 local function from_bitmaps()
   local found = {}
@@ -28,7 +41,7 @@ local function from_bitmaps()
       start = after - first * BLOCK + 1
     end
     while #found < limit do
-      local bit = redis.call('BITPOS', key, 1, start, -1, 'BIT')
+      local bit = next_bit(key, start)
       if bit < 0 then
         break
       end

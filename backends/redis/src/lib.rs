@@ -72,7 +72,8 @@
 //!
 //! A task is a field in a few per-queue hashes rather than a key of its own,
 //! so a claim or an ack of a whole batch is a handful of multi-field
-//! commands (`HMGET`, `HSET`, `SADD`, `ZADD`), whatever the batch's size.
+//! commands (`HMGET`, `HSET`, `SADD`, `BITFIELD`), whatever the batch's
+//! size.
 //! A task's running worker is the one whose `if:<worker>` set holds it.
 //!
 //! A task id is `queue number << 40 | seq`: ids are unique under one prefix,
@@ -165,8 +166,9 @@
 //! - No command runs per task on the way through: an enqueue call of up to
 //!   500 tasks is one `HSET` of their records and one `ZADD` to the ready
 //!   set (a task with a unique key adds a `GET`, a `SET` and its own
-//!   `HSET`); a claim is `ZRANGE` and `ZREMRANGEBYRANK`, an `HMGET` of the records and one of the
-//!   states, an `HSET` of the new states and an `SADD` to the in-flight set;
+//!   `HSET`); a claim is `ZRANGE` and `ZREMRANGEBYRANK`, an `HMGET` of the
+//!   records and one of the states, an `HSET` of the new states and an
+//!   `SADD` to the in-flight set;
 //!   a `done` ack is an `SMISMEMBER` of the in-flight set, an `HMGET` and an
 //!   `HSET` of the states, a `BITFIELD` of the done bitmap and one `x`
 //!   entry.
@@ -176,8 +178,11 @@
 //!   `examples/measure.rs` for figures. A waiting task with a small payload
 //!   takes about 230 bytes (its record about 90, its ready-set entry 120).
 //! - Cancelling a running task, or reading one, looks for its worker among
-//!   the queue's registered workers (one `SISMEMBER` each).
-//! - Needs Redis 6.2 or later (`SMISMEMBER`, `ZRANGE … WITHSCORES` and `struct` in scripts),
+//!   the queue's registered workers (one `SISMEMBER` each). A worker
+//!   registers with its first heartbeat (the runtime's workers beat before
+//!   claiming): a task cancelled while its worker is not registered is not
+//!   reported to it, and its ack is ignored.
+//! - Needs Redis 6.2 or later (`SMISMEMBER`, `ZRANGE … WITHSCORES` in scripts),
 //!   or a compatible server with Lua scripting (Valkey, KeyDB, Dragonfly).
 
 mod backend;
