@@ -76,9 +76,9 @@ if want > 0 then
     local pending = 0
     for k, seq in ipairs(seqs) do
       local rec, v = recs[k], states[k]
-      local attempt, run_at = nil, nil
+      local attempt, run_at = nil, nil -- stays nil for a task not to run
       if not rec then
-        attempt = nil -- removed meanwhile: nothing to run
+        -- Removed meanwhile: nothing to run.
       elseif not v then
         -- Never claimed: pending, attempt 0, run_at as enqueued.
         pending = pending + 1
@@ -94,7 +94,7 @@ if want > 0 then
           writes[#writes + 1] = seq
           writes[#writes + 1] = 'r' .. attempt .. '|' .. (run_at or '')
         else
-          attempt = nil
+          attempt = nil -- not waiting (a stale member)
         end
       end
       if attempt then
