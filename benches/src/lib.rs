@@ -2,7 +2,8 @@
 //! (and, later, `errand bench`).
 //!
 //! For one backend it measures, with a noop job:
-//! - single enqueue and bulk enqueue (jobs/s);
+//! - single enqueue, one caller and 16 concurrent callers, and bulk enqueue
+//!   (jobs/s);
 //! - drain: tasks queued first, then one worker runs them all at
 //!   concurrency 1, 16 and 64 (jobs/s), with 2,000 and with 200,000 queued
 //!   so that a slowdown with table size shows;
@@ -30,6 +31,9 @@ use errand::workflow::{RunState, WorkflowExt, WorkflowStore};
 use errand::{Backend, BackendExt, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
+
+/// Concurrent callers in the "enqueue single ×N callers" scenario.
+const SINGLE_CALLERS: u64 = 16;
 
 /// Counts finished runs and wakes the bench when the target is reached.
 /// Clones share the count.
@@ -213,6 +217,28 @@ where
             backend.enqueue(Noop { n }).await?;
         }
         out.push(measurement(name, "enqueue single".into(), rate(plan.single, start.elapsed()), "jobs/s"));
+    }
+
+    if plan.single > 0 {
+        // As a web server enqueues: many callers at once, one task each.
+        let backend = make().await?;
+        let start = Instant::now();
+        let mut callers = tokio::task::JoinSet::new();
+        for caller in 0..SINGLE_CALLERS {
+            let backend = backend.clone();
+            let n = plan.single;
+            callers.spawn(async move {
+                for k in (caller..n).step_by(SINGLE_CALLERS as usize) {
+                    backend.enqueue(Noop { n: k }).await?;
+                }
+                Ok::<(), errand::Error>(())
+            });
+        }
+        while let Some(done) = callers.join_next().await {
+            done.map_err(|e| errand::Error::Config(format!("an enqueueing task panicked: {e}")))??;
+        }
+        let scenario = format!("enqueue single ×{SINGLE_CALLERS} callers");
+        out.push(measurement(name, scenario, rate(plan.single, start.elapsed()), "jobs/s"));
     }
 
     if plan.bulk > 0 {

@@ -1,6 +1,7 @@
--- Inserts a batch of tasks and wakes every listener of their queues (on
+-- Inserts a batch of tasks and, inside a caller's transaction, wakes every
+-- listener of their queues (on
 -- commit, when run inside the caller's transaction).
--- $1 created_at (ms), $2 NOTIFY channel, $3.. one array per column.
+-- $1 created_at (ms), $2 NOTIFY channel (NULL: no NOTIFY), $3.. one array per column.
 -- Ids are assigned in input order, so the sorted ids match the input.
 WITH ins AS (
     INSERT INTO __SCHEMA__.tasks (queue, job, payload, run_at, priority, max_attempts, created_at)
@@ -10,6 +11,8 @@ WITH ins AS (
     ORDER BY i.ord
     RETURNING id, queue
 ), woke AS (
-    SELECT count(pg_notify($2, q.queue)) AS n FROM (SELECT DISTINCT queue FROM ins) AS q
+    -- Only inside a caller's transaction (enqueue_in); otherwise $2 is NULL
+    -- and the backend announces the queues after its own commit.
+    SELECT count(pg_notify($2, q.queue)) AS n FROM (SELECT DISTINCT queue FROM ins) AS q WHERE $2::text IS NOT NULL
 )
 SELECT ins.id FROM ins CROSS JOIN woke ORDER BY ins.id

@@ -26,7 +26,9 @@ WITH input AS (
     ORDER BY i.ord
     RETURNING id, queue
 ), woke AS (
-    SELECT count(pg_notify($2, q.queue)) AS n FROM (SELECT DISTINCT queue FROM ins) AS q
+    -- Only inside a caller's transaction (enqueue_in); otherwise $2 is NULL
+    -- and the backend announces the queues after its own commit.
+    SELECT count(pg_notify($2, q.queue)) AS n FROM (SELECT DISTINCT queue FROM ins) AS q WHERE $2::text IS NOT NULL
 )
 SELECT e.ord, e.id FROM existing AS e WHERE e.id IS NOT NULL
 UNION ALL

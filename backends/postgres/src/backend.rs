@@ -30,21 +30,21 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         let several = tasks.len() > PUSH_BATCH || tasks.iter().any(|t| t.unique_key.is_some());
         let ids = if several {
             let mut tx = conn.begin().await.map_err(query_error(operation()))?;
-            let ids = self.insert(&mut tx, &tasks, now).await?;
+            let ids = self.insert(&mut tx, &tasks, now, None).await?;
             tx.commit().await.map_err(query_error(operation()))?;
             ids
         } else {
-            self.insert(&mut conn, &tasks, now).await?
+            self.insert(&mut conn, &tasks, now, None).await?
         };
-        // Listeners in every process hear the NOTIFY; wake this process's
-        // workers without waiting for it to come back.
-        let mut notified: Vec<&str> = Vec::new();
+        // Wake this process's workers at once, then the other processes'.
+        let mut queues: Vec<&str> = Vec::new();
         for task in &tasks {
-            if !notified.contains(&task.queue.as_str()) {
-                notified.push(&task.queue);
+            if !queues.contains(&task.queue.as_str()) {
+                queues.push(&task.queue);
                 self.inner.notifier.notify(&task.queue);
             }
         }
+        self.announce(&queues);
         Ok(ids)
     }
 

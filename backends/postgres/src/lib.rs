@@ -193,6 +193,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 pub use sqlx;
 
+mod announce;
 mod backend;
 mod expose;
 mod listener;
@@ -264,6 +265,7 @@ struct Inner {
     /// Workflow step tasks this process claimed and has not acked yet, with
     /// their runs: their acks advance the runs in the same transaction.
     claimed_steps: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
+    announcer: announce::Announcer,
 }
 
 impl<C: Codec> Clone for PostgresBackend<C> {
@@ -416,6 +418,7 @@ impl Inner {
             last_cleanup: AtomicI64::new(0),
             location,
             claimed_steps: std::sync::Mutex::default(),
+            announcer: announce::Announcer::default(),
         }
     }
 }
@@ -569,8 +572,16 @@ impl<C: Codec> PostgresBackend<C> {
     ) -> Result<TaskId, Error> {
         let now = Timestamp::now();
         let task = options.to_task::<J, C>(&job, now)?;
-        let ids = self.insert(conn, std::slice::from_ref(&task), now).await?;
+        // NOTIFY inside the caller's transaction: listeners hear it on commit.
+        let ids = self.insert(conn, std::slice::from_ref(&task), now, Some(&self.inner.channel)).await?;
         ids.into_iter().next().ok_or_else(|| rows::bad_data("the id of a new task", "no id came back"))
+    }
+
+    /// Tells the listeners of every process that `queues` have new tasks,
+    /// after the tasks' commit (see the `announce` module).
+    pub(crate) fn announce(&self, queues: &[&str]) {
+        let inner = &self.inner;
+        inner.announcer.announce(&inner.pool, &inner.queries.announce, &inner.channel, queues);
     }
 
     /// Deletes `done` tasks older than [`retention`](Self::retention) now, in
@@ -617,12 +628,15 @@ impl<C: Codec> PostgresBackend<C> {
 
     /// Writes `tasks` on `conn` (see the crate docs for unique keys); several
     /// statements when there are unique keys or more than [`PUSH_BATCH`]
-    /// tasks, so run it inside a transaction then.
+    /// tasks, so run it inside a transaction then. With `channel`, the same
+    /// statements NOTIFY it of the tasks' queues (heard on commit); without,
+    /// the caller [`announce`](Self::announce)s them after its commit.
     pub(crate) async fn insert(
         &self,
         conn: &mut PgConnection,
         tasks: &[NewTask],
         now: Timestamp,
+        channel: Option<&str>,
     ) -> Result<Vec<TaskId>, Error> {
         let operation = || match tasks {
             [task] => format!("enqueue a task of job `{}` on queue `{}`", task.job, task.queue),
@@ -633,7 +647,7 @@ impl<C: Codec> PostgresBackend<C> {
             for chunk in tasks.chunks(PUSH_BATCH) {
                 let columns = Columns::new(chunk.iter(), now);
                 let rows = columns
-                    .bind_common(sqlx::query(&self.inner.queries.push), now, &self.inner.channel)
+                    .bind_common(sqlx::query(&self.inner.queries.push), now, channel)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(query_error(operation()))?;
@@ -682,7 +696,7 @@ impl<C: Codec> PostgresBackend<C> {
         for chunk in sent.chunks(PUSH_BATCH) {
             let columns = Columns::new(chunk.iter().map(|&i| &tasks[i]), now);
             let rows = columns
-                .bind_common(sqlx::query(&self.inner.queries.push_unique), now, &self.inner.channel)
+                .bind_common(sqlx::query(&self.inner.queries.push_unique), now, channel)
                 .bind(&columns.unique_key)
                 .bind(&columns.unique_since)
                 .fetch_all(&mut *conn)
@@ -754,12 +768,12 @@ struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     /// Binds `$1`..`$8`, shared by push.sql and push_unique.sql: created_at,
-    /// the NOTIFY channel, then the columns every task has.
+    /// the NOTIFY channel (none: no NOTIFY), then the columns every task has.
     fn bind_common<'q>(
         &'q self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
         now: Timestamp,
-        channel: &'q str,
+        channel: Option<&'q str>,
     ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
         query
             .bind(now.as_millis())
