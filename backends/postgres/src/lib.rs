@@ -72,8 +72,11 @@
 //!   so the planner walks it in order even before the table has statistics;
 //!   it also answers "when is the next task due" (one probe per distinct
 //!   priority). Running tasks by worker, cancelled running tasks, unique keys,
-//!   and `(queue, state, id)` for counts, listings and retention have their
-//!   own.
+//!   and finished tasks by `(queue, state, id)` (for counts, listings and
+//!   retention) have partial indexes of their own. No index covers every row
+//!   (migration 3): claims and acks are updates that change `state`, so every
+//!   index that takes the new row version costs on every state change, and
+//!   an index over all rows took all three versions of every task.
 //! - `workers`: one row per live worker (`id`, `queue`, `job`, `concurrency`,
 //!   `started_at`, `last_seen`), written by heartbeats.
 //! - Workflows (migration 2): the task of a workflow step has `run_id` and
@@ -95,8 +98,17 @@
 //!   meanwhile is ignored. Retries keep their backoff in `run_at`; a snooze
 //!   gives its attempt back.
 //! - Enqueueing is one `INSERT … SELECT FROM UNNEST(…)` per 10,000 tasks
-//!   (several chunks run in one transaction), ids returned in order, with a
-//!   `pg_notify` per queue in the same statement.
+//!   (several chunks run in one transaction), ids returned in order.
+//!   Workers of the same process are woken at once; other processes hear a
+//!   `NOTIFY` sent just after the commit, by one task per backend value that
+//!   coalesces the queues of concurrent enqueues. (A `NOTIFY` inside the
+//!   enqueue's transaction would hold PostgreSQL's global notify lock through
+//!   its WAL flush, so concurrent enqueues could not share flushes.)
+//!   [`enqueue_in`](PostgresBackend::enqueue_in) notifies inside the caller's
+//!   transaction instead, so its task wakes workers when it commits.
+//! - Busy queues: each worker keeps up to 4 claims in flight and may hold up
+//!   to `concurrency` claimed tasks waiting for a slot while its runs are
+//!   quick (see `WorkerBuilder::buffer`), so every claim fetches a full batch.
 //! - Wake-ups: one `LISTEN` connection per backend value (shared by its
 //!   clones and every worker using them), opened when the first worker starts.
 //!   Notifications are delivered on commit, so a transactional enqueue wakes
