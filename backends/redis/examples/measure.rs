@@ -63,7 +63,8 @@ async fn drain(backend: &RedisBackend, queued: u64) -> f64 {
                 if c.pending + c.running + c.retry == 0 {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // 1 ms: a 2,000-task drain takes about 20 ms.
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
         .await
