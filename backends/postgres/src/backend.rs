@@ -99,6 +99,11 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         let steps = self.take_claimed_steps(acks);
         if !steps.is_empty() {
             let result = crate::workflow::ack_with_steps(self, worker, acks, &steps).await;
+            if result.is_ok() {
+                let inner = &self.inner;
+                let n = u64::try_from(acks.len()).unwrap_or(u64::MAX);
+                inner.vacuum.changed(n, self.vacuum_every, &inner.pool, &inner.queries.vacuum);
+            }
             if result.is_err() {
                 // The worker retries the batch: it must take this path again.
                 let mut claimed = self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner);
@@ -112,6 +117,13 @@ impl<C: Codec> Backend for PostgresBackend<C> {
             .ack_batch(&self.inner.pool, worker, acks.iter(), Timestamp::now())
             .await
             .map_err(query_error(operation()))?;
+        let inner = &self.inner;
+        inner.vacuum.changed(
+            u64::try_from(applied).unwrap_or(0),
+            self.vacuum_every,
+            &inner.pool,
+            &inner.queries.vacuum,
+        );
         if usize::try_from(applied).ok() != Some(acks.len()) {
             tracing::debug!(
                 worker = %worker.id,

@@ -127,6 +127,14 @@
 //!   back to `pending` (its attempt stays used), or to `dead` if that was its
 //!   last attempt, with a `last_error` naming the lost worker. Any live worker
 //!   of any queue rescues them.
+//! - Vacuum: every claim leaves a dead entry at the head of the claim index
+//!   that later claims walk past until a VACUUM removes it, and autovacuum
+//!   looks at a table once a minute at most (or never, where it is off). So
+//!   the backend runs `VACUUM (SKIP_LOCKED)` on `tasks` itself after every
+//!   [`vacuum_every`](PostgresBackend::vacuum_every) finished tasks (50,000
+//!   by default), one at a time per backend value: a drain of a million
+//!   tasks runs as fast as one of two thousand (without it, ~1k/s by the
+//!   end).
 //! - Retention: `done` tasks are deleted
 //!   [`retention`](PostgresBackend::retention) after they finished (24 h by
 //!   default), in bounded batches piggy-backed on orphan rescue (at most every
@@ -212,6 +220,7 @@ mod listener;
 mod migrate;
 mod rows;
 mod sql;
+mod vacuum;
 mod workflow;
 
 use crate::listener::Listener;
@@ -258,6 +267,7 @@ pub struct PostgresBackend<C: Codec = JsonCodec> {
     orphan_after: Duration,
     poll_interval: Duration,
     retention: Duration,
+    vacuum_every: u64,
     codec: PhantomData<fn() -> C>,
 }
 
@@ -278,6 +288,7 @@ struct Inner {
     /// their runs: their acks advance the runs in the same transaction.
     claimed_steps: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
     announcer: announce::Announcer,
+    vacuum: Arc<vacuum::Vacuum>,
 }
 
 impl<C: Codec> Clone for PostgresBackend<C> {
@@ -287,6 +298,7 @@ impl<C: Codec> Clone for PostgresBackend<C> {
             orphan_after: self.orphan_after,
             poll_interval: self.poll_interval,
             retention: self.retention,
+            vacuum_every: self.vacuum_every,
             codec: PhantomData,
         }
     }
@@ -413,6 +425,7 @@ impl PostgresBackend<JsonCodec> {
             orphan_after: DEFAULT_ORPHAN_AFTER,
             poll_interval: DEFAULT_POLL_INTERVAL,
             retention: DEFAULT_RETENTION,
+            vacuum_every: vacuum::DEFAULT_EVERY,
             codec: PhantomData,
         }
     }
@@ -431,6 +444,7 @@ impl Inner {
             location,
             claimed_steps: std::sync::Mutex::default(),
             announcer: announce::Announcer::default(),
+            vacuum: Arc::default(),
         }
     }
 }
@@ -460,6 +474,7 @@ impl<C: Codec> PostgresBackend<C> {
             orphan_after: self.orphan_after,
             poll_interval: self.poll_interval,
             retention: self.retention,
+            vacuum_every: self.vacuum_every,
             codec: PhantomData,
         })
     }
@@ -497,6 +512,16 @@ impl<C: Codec> PostgresBackend<C> {
         self
     }
 
+    /// Vacuums the tasks table after every `n` finished tasks (50,000 by
+    /// default; 0 leaves it to autovacuum). Each claim leaves a dead entry in
+    /// the claim index that later claims walk past until a VACUUM removes
+    /// it, and autovacuum looks at a table once a minute at most: without
+    /// this, a drain of a million tasks slows tenfold on the way.
+    pub fn vacuum_every(mut self, n: u64) -> Self {
+        self.vacuum_every = n;
+        self
+    }
+
     /// The same schema, storing arguments and results with codec `C2`.
     ///
     /// Tasks are not tagged with their codec: use one codec per schema.
@@ -506,6 +531,7 @@ impl<C: Codec> PostgresBackend<C> {
             orphan_after: self.orphan_after,
             poll_interval: self.poll_interval,
             retention: self.retention,
+            vacuum_every: self.vacuum_every,
             codec: PhantomData,
         }
     }

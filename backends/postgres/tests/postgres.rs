@@ -240,6 +240,41 @@ async fn retention_deletes_old_done_tasks_only() {
     common::drop_schema(&keep).await;
 }
 
+/// The backend vacuums its tasks table after every `vacuum_every` finished
+/// tasks, so claims never walk a growing heap of dead index entries, and
+/// leaves it alone with 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_vacuum_the_tasks_table() {
+    let Some(url) = common::url() else { return };
+    let vacuums = |backend: PostgresBackend| async move {
+        let sql = "SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'tasks'";
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(backend.schema_name())
+            .fetch_one(backend.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for (every, expect_vacuum) in [(40, true), (0, false)] {
+        let backend = common::backend(&url).await.vacuum_every(every);
+        backend.enqueue_bulk((0..200).map(|n| Note { n })).await.unwrap_or_else(|e| panic!("{e}"));
+        let runs = Runs::default();
+        let running = Running::start(Monitor::new().register(worker(&backend, &runs).concurrency(8)));
+        wait_for("200 runs", || async { runs.0.load(Ordering::SeqCst) == 200 }).await;
+        running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+        if expect_vacuum {
+            wait_for("a VACUUM of the tasks table", || {
+                let backend = backend.clone();
+                async move { vacuums(backend).await > 0 }
+            })
+            .await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(vacuums(backend.clone()).await, 0, "vacuum_every(0) vacuumed");
+        }
+        common::drop_schema(&backend).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_acks_are_ignored() {
     let Some(url) = common::url() else { return };
