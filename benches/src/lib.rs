@@ -251,6 +251,7 @@ where
 
     for &(queued, concurrency) in &plan.drains {
         let backend = make().await?;
+        warm_up(&backend, concurrency).await?;
         bulk(&backend, queued, plan.bulk_chunk).await?;
         let elapsed = drain(&backend, queued, concurrency).await?;
         out.push(measurement(name, format!("drain {queued} @{concurrency}"), rate(queued, elapsed), "jobs/s"));
@@ -377,6 +378,19 @@ async fn bulk<B: Backend>(backend: &B, n: u64, chunk: u64) -> Result<(), errand:
     Ok(())
 }
 
+/// Runs a few hundred tasks through a fresh backend before a timed drain:
+/// a long-running worker has its connections open and its code paths warm,
+/// and a 2,000-task drain (tens of milliseconds) would otherwise mostly time
+/// the opening of connections.
+async fn warm_up<B: Backend>(backend: &B, concurrency: usize) -> Result<(), errand::Error> {
+    bulk(backend, WARM_UP, WARM_UP).await?;
+    drain(backend, WARM_UP, concurrency).await?;
+    Ok(())
+}
+
+/// Tasks run by [`warm_up`].
+const WARM_UP: u64 = 256;
+
 async fn drain<B: Backend>(backend: &B, n: u64, concurrency: usize) -> Result<Duration, errand::Error> {
     let counter = Counter::default();
     counter.0.target.store(n, Ordering::Relaxed);
@@ -445,7 +459,8 @@ pub fn print_table(results: &[Measurement]) {
 /// The raw-SQL baseline of the PostgreSQL backend: its own claim and ack
 /// statements ([`PostgresBackend::raw_statements`]) in bare loops, no
 /// framework. Each loop claims 64 due tasks, then marks them done in one
-/// statement, until the queue is empty. For every 64-wide drain of `plan`,
+/// statement, until the queue is empty, with a VACUUM after every 50,000
+/// tasks as the backend runs. For every 64-wide drain of `plan`,
 /// with one loop and with four (on separate connections), so errand's drain
 /// can be read as a fraction of it.
 ///
@@ -464,6 +479,8 @@ where
         }
         for loops in [1, 4] {
             let backend = make().await?;
+            bulk(&backend, WARM_UP, WARM_UP).await?;
+            raw_drain(&backend, WARM_UP, loops).await?;
             bulk(&backend, queued, plan.bulk_chunk).await?;
             let elapsed = raw_drain(&backend, queued, loops).await?;
             out.push(measurement(name, format!("raw SQL drain {queued} ×{loops}"), rate(queued, elapsed), "jobs/s"));
@@ -472,12 +489,20 @@ where
     Ok(out)
 }
 
+/// Finished tasks between two VACUUMs in [`raw_drain`], as the backend's default.
+const RAW_VACUUM_EVERY: u64 = 50_000;
+
 async fn raw_drain(backend: &PostgresBackend, queued: u64, loops: usize) -> Result<Duration, errand::Error> {
     let sql_error = |e: sqlx::Error| errand::Error::from(errand::BackendError::new("postgres", "raw SQL drain", e));
+    // As the backend does (`vacuum_every`): a VACUUM in the background after
+    // every 50,000 finished tasks, or claims walk ever more dead index entries.
+    let vacuum = format!("VACUUM (SKIP_LOCKED) \"{}\".tasks", backend.schema_name());
+    let finished = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(loops);
     for l in 0..loops {
         let backend = backend.clone();
+        let (vacuum, finished) = (vacuum.clone(), Arc::clone(&finished));
         handles.push(tokio::spawn(async move {
             let (claim, ack) = backend.raw_statements();
             let worker = format!("raw-{l}");
@@ -515,7 +540,13 @@ async fn raw_drain(backend: &PostgresBackend, queued: u64, loops: usize) -> Resu
                     .fetch_one(backend.pool())
                     .await
                     .map_err(sql_error)?;
-                acked += u64::try_from(applied).unwrap_or(0);
+                let applied = u64::try_from(applied).unwrap_or(0);
+                acked += applied;
+                let before = finished.fetch_add(applied, Ordering::Relaxed);
+                if (before + applied) / RAW_VACUUM_EVERY > before / RAW_VACUUM_EVERY {
+                    let (pool, vacuum) = (backend.pool().clone(), vacuum.clone());
+                    tokio::spawn(async move { sqlx::query(&vacuum).execute(&pool).await });
+                }
             }
         }));
     }
