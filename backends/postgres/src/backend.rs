@@ -8,6 +8,7 @@ use errand_runtime::{
 };
 use sqlx::{Connection, PgExecutor, Row};
 
+use crate::copy::COPY_AT_LEAST;
 use crate::listener::Listener;
 use crate::rows::{self, ClaimRow, query_error};
 use crate::{NAME, PUSH_BATCH, PostgresBackend};
@@ -27,8 +28,17 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         let now = Timestamp::now();
         let operation = || format!("enqueue {} task(s) on schema `{}`", tasks.len(), self.inner.schema);
         let mut conn = self.inner.pool.acquire().await.map_err(query_error(operation()))?;
-        let several = tasks.len() > PUSH_BATCH || tasks.iter().any(|t| t.unique_key.is_some());
-        let ids = if several {
+        let unique = tasks.iter().any(|t| t.unique_key.is_some());
+        let ids = if tasks.len() >= COPY_AT_LEAST && !unique {
+            let mut tx = conn.begin().await.map_err(query_error(operation()))?;
+            let mut ids = Vec::with_capacity(tasks.len());
+            for chunk in tasks.chunks(PUSH_BATCH) {
+                let queries = &self.inner.queries;
+                ids.extend(crate::copy::copy_in(&mut tx, &queries.reserve_ids, &queries.copy_tasks, chunk, now).await?);
+            }
+            tx.commit().await.map_err(query_error(operation()))?;
+            ids
+        } else if tasks.len() > PUSH_BATCH || unique {
             let mut tx = conn.begin().await.map_err(query_error(operation()))?;
             let ids = self.insert(&mut tx, &tasks, now, None).await?;
             tx.commit().await.map_err(query_error(operation()))?;

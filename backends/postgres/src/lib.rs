@@ -98,7 +98,11 @@
 //!   meanwhile is ignored. Retries keep their backoff in `run_at`; a snooze
 //!   gives its attempt back.
 //! - Enqueueing is one `INSERT … SELECT FROM UNNEST(…)` per 10,000 tasks
-//!   (several chunks run in one transaction), ids returned in order.
+//!   (several chunks run in one transaction), ids returned in order. A batch
+//!   of 256 tasks or more without unique keys is written with a binary
+//!   `COPY` instead, per 10,000 tasks, in one transaction: its ids are taken
+//!   from the table's sequence first, in ascending order, so they still
+//!   follow the input.
 //!   Workers of the same process are woken at once; other processes hear a
 //!   `NOTIFY` sent just after the commit, by one task per backend value that
 //!   coalesces the queues of concurrent enqueues. (A `NOTIFY` inside the
@@ -215,6 +219,7 @@ pub use sqlx;
 
 mod announce;
 mod backend;
+mod copy;
 mod expose;
 mod listener;
 mod migrate;

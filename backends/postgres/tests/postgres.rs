@@ -240,6 +240,30 @@ async fn retention_deletes_old_done_tasks_only() {
     common::drop_schema(&keep).await;
 }
 
+/// A large bulk enqueue goes through `COPY` in chunks of 10,000, inside one
+/// transaction: every id names its own task, ids ascend in input order, and
+/// the tasks run like any others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_enqueue_by_copy_keeps_ids_in_order() {
+    let Some(url) = common::url() else { return };
+    let backend = common::backend(&url).await;
+    let ids = backend.enqueue_bulk((0..25_000).map(|n| Note { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids.len(), 25_000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must ascend in input order");
+    for i in [0_usize, 1, 9_999, 10_000, 17_321, 24_999] {
+        let task = backend.task(ids[i]).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("no task {i}"));
+        let note: Note = JsonCodec::decode(&task.payload, "payload").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(note.n, i as u64, "id {} holds another task's arguments", ids[i]);
+        assert_eq!((task.state, task.queue.as_str(), task.job.as_str()), (TaskState::Pending, "notes", "note"));
+    }
+    let counts = backend.queue_counts(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(counts.pending, 25_000, "{counts:?}");
+    // A later single enqueue takes an id after them.
+    let next = backend.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(next > ids[24_999]);
+    common::drop_schema(&backend).await;
+}
+
 /// The backend vacuums its tasks table after every `vacuum_every` finished
 /// tasks, so claims never walk a growing heap of dead index entries, and
 /// leaves it alone with 0.
