@@ -903,6 +903,12 @@ impl<C: Codec> Backend for RedisBackend<C> {
         self.inner.poll_interval
     }
 
+    /// A claim is a round trip and a script run whatever its size: on a busy
+    /// queue, fetch full batches ahead of the free slots.
+    fn buffer(&self, concurrency: usize) -> usize {
+        concurrency
+    }
+
     fn orphan_after(&self) -> Duration {
         self.inner.orphan_after
     }
