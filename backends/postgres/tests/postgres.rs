@@ -251,7 +251,8 @@ async fn bulk_enqueue_by_copy_keeps_ids_in_order() {
     assert_eq!(ids.len(), 25_000);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must ascend in input order");
     for i in [0_usize, 1, 9_999, 10_000, 17_321, 24_999] {
-        let task = backend.task(ids[i]).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("no task {i}"));
+        let task =
+            backend.task(ids[i]).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("no task {i}"));
         let note: Note = JsonCodec::decode(&task.payload, "payload").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(note.n, i as u64, "id {} holds another task's arguments", ids[i]);
         assert_eq!((task.state, task.queue.as_str(), task.job.as_str()), (TaskState::Pending, "notes", "note"));
