@@ -29,18 +29,15 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         let operation = || format!("enqueue {} task(s) on schema `{}`", tasks.len(), self.inner.schema);
         let mut conn = self.inner.pool.acquire().await.map_err(query_error(operation()))?;
         let unique = tasks.iter().any(|t| t.unique_key.is_some());
-        let ids = if tasks.len() >= COPY_AT_LEAST && !unique {
+        let by_copy = tasks.len() >= COPY_AT_LEAST && !unique;
+        let ids = if by_copy || tasks.len() > PUSH_BATCH || unique {
+            // Several statements: one transaction.
             let mut tx = conn.begin().await.map_err(query_error(operation()))?;
-            let mut ids = Vec::with_capacity(tasks.len());
-            for chunk in tasks.chunks(PUSH_BATCH) {
-                let queries = &self.inner.queries;
-                ids.extend(crate::copy::copy_in(&mut tx, &queries.reserve_ids, &queries.copy_tasks, chunk, now).await?);
-            }
-            tx.commit().await.map_err(query_error(operation()))?;
-            ids
-        } else if tasks.len() > PUSH_BATCH || unique {
-            let mut tx = conn.begin().await.map_err(query_error(operation()))?;
-            let ids = self.insert(&mut tx, &tasks, now, None).await?;
+            let ids = if by_copy {
+                crate::copy::copy_in(&mut tx, &self.inner.queries, &tasks, now).await?
+            } else {
+                self.insert(&mut tx, &tasks, now, None).await?
+            };
             tx.commit().await.map_err(query_error(operation()))?;
             ids
         } else {
@@ -110,11 +107,8 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         if !steps.is_empty() {
             let result = crate::workflow::ack_with_steps(self, worker, acks, &steps).await;
             if result.is_ok() {
-                let inner = &self.inner;
-                let n = u64::try_from(acks.len()).unwrap_or(u64::MAX);
-                inner.vacuum.changed(n, self.vacuum_every, &inner.pool, &inner.queries.vacuum);
-            }
-            if result.is_err() {
+                self.finished(u64::try_from(acks.len()).unwrap_or(u64::MAX));
+            } else {
                 // The worker retries the batch: it must take this path again.
                 let mut claimed = self.inner.claimed_steps.lock().unwrap_or_else(PoisonError::into_inner);
                 claimed.extend(steps.iter().map(|(ack, run)| (ack.id.0, *run)));
@@ -127,13 +121,7 @@ impl<C: Codec> Backend for PostgresBackend<C> {
             .ack_batch(&self.inner.pool, worker, acks.iter(), Timestamp::now())
             .await
             .map_err(query_error(operation()))?;
-        let inner = &self.inner;
-        inner.vacuum.changed(
-            u64::try_from(applied).unwrap_or(0),
-            self.vacuum_every,
-            &inner.pool,
-            &inner.queries.vacuum,
-        );
+        self.finished(u64::try_from(applied).unwrap_or(0));
         if usize::try_from(applied).ok() != Some(acks.len()) {
             tracing::debug!(
                 worker = %worker.id,

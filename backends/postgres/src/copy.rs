@@ -10,7 +10,9 @@
 use errand_runtime::{Error, NewTask, TaskId, Timestamp};
 use sqlx::PgConnection;
 
+use crate::PUSH_BATCH;
 use crate::rows::{self, query_error};
+use crate::sql::Queries;
 
 /// Batches at least this large go through `COPY`.
 pub(crate) const COPY_AT_LEAST: usize = 256;
@@ -20,8 +22,22 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Columns per row: id, queue, job, payload, run_at, priority, max_attempts, created_at.
 const COLUMNS: i16 = 8;
 
-/// Writes `tasks` (no unique keys) with `COPY`; returns their ids in order.
+/// Writes `tasks` (no unique keys) with one `COPY` per [`PUSH_BATCH`]
+/// tasks; returns their ids in order. Run it inside a transaction.
 pub(crate) async fn copy_in(
+    conn: &mut PgConnection,
+    queries: &Queries,
+    tasks: &[NewTask],
+    now: Timestamp,
+) -> Result<Vec<TaskId>, Error> {
+    let mut ids = Vec::with_capacity(tasks.len());
+    for chunk in tasks.chunks(PUSH_BATCH) {
+        ids.extend(copy_chunk(conn, &queries.reserve_ids, &queries.copy_tasks, chunk, now).await?);
+    }
+    Ok(ids)
+}
+
+async fn copy_chunk(
     conn: &mut PgConnection,
     reserve_ids: &str,
     copy: &str,

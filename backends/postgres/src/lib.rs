@@ -620,6 +620,13 @@ impl<C: Codec> PostgresBackend<C> {
         ids.into_iter().next().ok_or_else(|| rows::bad_data("the id of a new task", "no id came back"))
     }
 
+    /// Records that `n` tasks finished: past `vacuum_every` since the last
+    /// VACUUM, one starts in the background (see the `vacuum` module).
+    pub(crate) fn finished(&self, n: u64) {
+        let inner = &self.inner;
+        inner.vacuum.changed(n, self.vacuum_every, &inner.pool, &inner.queries.vacuum);
+    }
+
     /// Tells the listeners of every process that `queues` have new tasks,
     /// after the tasks' commit (see the `announce` module).
     pub(crate) fn announce(&self, queues: &[&str]) {
