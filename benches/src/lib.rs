@@ -515,6 +515,7 @@ async fn raw_drain(backend: &PostgresBackend, queued: u64, loops: usize) -> Resu
                     .bind(Noop::QUEUE)
                     .bind(Noop::NAME)
                     .bind(64_i64)
+                    .bind(0_i64)
                     .fetch_all(backend.pool())
                     .await
                     .map_err(sql_error)?;

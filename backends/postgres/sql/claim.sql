@@ -1,7 +1,8 @@
 -- Asynchronous commit (transaction-local set_config below): if the server
 -- crashes, a claim or ack of the last moments may be lost, which only means
 -- the task runs again (at-least-once). Enqueues stay fully durable.
--- Claims up to $5 due tasks of job $4 on queue $3 for worker $1 at time $2 (ms).
+-- Claims up to $5 due tasks of job $4 on queue $3 for worker $1 at time $2 (ms),
+-- under the claim's token $6 (see release_claims.sql).
 -- The SELECT walks the partial index tasks_claim (waiting rows only) in
 -- (priority DESC, run_at, id) order, skips rows other workers are claiming,
 -- and stops at the limit. When nothing was claimed, one extra row carries the
@@ -16,7 +17,7 @@ WITH RECURSIVE picked AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE __SCHEMA__.tasks AS t
-    SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2
+    SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2, claim = $6
     FROM picked
     WHERE t.id = picked.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
     RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload, t.run_id

@@ -9,6 +9,7 @@ use errand_runtime::{
 use sqlx::{Connection, PgExecutor, Row};
 
 use crate::copy::COPY_AT_LEAST;
+use crate::doubt;
 use crate::listener::Listener;
 use crate::rows::{self, ClaimRow, query_error};
 use crate::{NAME, PUSH_BATCH, PostgresBackend};
@@ -60,16 +61,24 @@ impl<C: Codec> Backend for PostgresBackend<C> {
             return Ok(Claimed::default());
         }
         let operation = || format!("claim tasks of job `{}` from queue `{}`", worker.job, worker.queue);
+        self.release_doubtful_claims(worker).await;
         let now = Timestamp::now();
+        let token = self.inner.doubts.token();
         let found = sqlx::query(&self.inner.queries.claim)
             .bind(&*worker.id)
             .bind(now.as_millis())
             .bind(&*worker.queue)
             .bind(worker.job)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(token)
             .fetch_all(&self.inner.pool)
             .await
-            .map_err(query_error(operation()))?;
+            .map_err(|error| {
+                if doubt::may_have_committed(&error) {
+                    self.inner.doubts.record(&worker.id, token);
+                }
+                query_error(operation())(error)
+            })?;
 
         let mut claimed = Claimed { tasks: Vec::with_capacity(found.len()), next_due: None };
         let mut unreadable = Vec::new();
@@ -84,15 +93,24 @@ impl<C: Codec> Backend for PostgresBackend<C> {
                 }
                 Ok(ClaimRow::NextDue(due)) => claimed.next_due = due,
                 Err((Some(id), error)) => unreadable.push((id, error)),
-                Err((None, error)) => return Err(error),
+                Err((None, error)) => {
+                    // The claim committed but its rows cannot be delivered:
+                    // put them all back rather than leave them running.
+                    self.inner.doubts.record(&worker.id, token);
+                    return Err(error);
+                }
             }
         }
         // RETURNING comes in no particular order.
         claimed
             .tasks
             .sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
-        if !unreadable.is_empty() {
-            self.bury(worker, unreadable, now).await?;
+        if !unreadable.is_empty()
+            && let Err(error) = self.bury(worker, unreadable, now).await
+        {
+            // Put back the whole claim; the next one buries them again.
+            self.inner.doubts.record(&worker.id, token);
+            return Err(error);
         }
         Ok(claimed)
     }
@@ -137,6 +155,7 @@ impl<C: Codec> Backend for PostgresBackend<C> {
     }
 
     async fn heartbeat(&self, worker: &WorkerRegistration) -> Result<(), Error> {
+        self.release_doubtful_claims(worker).await;
         sqlx::query(&self.inner.queries.heartbeat)
             .bind(&*worker.id)
             .bind(&*worker.queue)
@@ -309,6 +328,37 @@ impl<C: Codec> PostgresBackend<C> {
             return Vec::new();
         }
         acks.iter().filter_map(|ack| claimed.remove(&ack.id.0).map(|run| (ack, run))).collect()
+    }
+
+    /// Puts back what this worker's failed claims may have taken (see
+    /// [`crate::doubt`]). A failure is only logged: the claim or heartbeat
+    /// that follows reports the outage, and the release is tried again.
+    async fn release_doubtful_claims(&self, worker: &WorkerRegistration) {
+        let tokens = self.inner.doubts.due(&worker.id);
+        if tokens.is_empty() {
+            return;
+        }
+        let released = sqlx::query_as::<_, (i64, i64)>(&self.inner.queries.release_claims)
+            .bind(&*worker.id)
+            .bind(&tokens)
+            .bind(&self.inner.channel)
+            .fetch_one(&self.inner.pool)
+            .await;
+        match released {
+            Ok((released, _)) => {
+                if released > 0 {
+                    tracing::info!(
+                        worker = %worker.id, released,
+                        "postgres: put back tasks taken by claims whose reply was lost"
+                    );
+                    self.inner.notifier.notify(&worker.queue);
+                }
+                self.inner.doubts.released(&worker.id, &tokens);
+            }
+            Err(error) => {
+                tracing::debug!(worker = %worker.id, %error, "postgres: could not yet put back the tasks of failed claims");
+            }
+        }
     }
 
     /// Sends claimed tasks whose rows could not be read to `dead`, with why.

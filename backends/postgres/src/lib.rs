@@ -131,6 +131,16 @@
 //!   back to `pending` (its attempt stays used), or to `dead` if that was its
 //!   last attempt, with a `last_error` naming the lost worker. Any live worker
 //!   of any queue rescues them.
+//! - Outages: while the server is unreachable, workers log the failed
+//!   claims, acks and heartbeats, back off (up to 5 s) and resume when it
+//!   returns; acks are retried until they land. A claim whose connection
+//!   breaks after the statement was sent may still have committed, leaving
+//!   tasks `running` for a worker that never got them (and that keeps
+//!   beating, so no rescue would put them back). Each claim therefore tags
+//!   its rows with a token (the `claim` column), and the worker's next claims
+//!   and heartbeats put back what such a claim took, without using an
+//!   attempt. A test cuts every connection four times during a drain through
+//!   a proxy: each task still runs exactly once.
 //! - Vacuum: every claim leaves a dead entry at the head of the claim index
 //!   that later claims walk past until a VACUUM removes it, and autovacuum
 //!   looks at a table once a minute at most (or never, where it is off). So
@@ -220,6 +230,7 @@ pub use sqlx;
 mod announce;
 mod backend;
 mod copy;
+mod doubt;
 mod expose;
 mod listener;
 mod migrate;
@@ -292,6 +303,8 @@ struct Inner {
     /// Workflow step tasks this process claimed and has not acked yet, with
     /// their runs: their acks advance the runs in the same transaction.
     claimed_steps: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
+    /// Claims that broke off after reaching the server, to be put back.
+    doubts: doubt::Doubts,
     announcer: announce::Announcer,
     vacuum: Arc<vacuum::Vacuum>,
 }
@@ -448,6 +461,7 @@ impl Inner {
             last_cleanup: AtomicI64::new(0),
             location,
             claimed_steps: std::sync::Mutex::default(),
+            doubts: doubt::Doubts::default(),
             announcer: announce::Announcer::default(),
             vacuum: Arc::default(),
         }
@@ -557,7 +571,7 @@ impl<C: Codec> PostgresBackend<C> {
     /// against a bare loop over these). Not a stable interface.
     ///
     /// Claim binds `$1` worker id, `$2` now (ms), `$3` queue, `$4` job,
-    /// `$5` limit; ack binds `$1` worker id, `$2` now, then per outcome the
+    /// `$5` limit, `$6` claim token; ack binds `$1` worker id, `$2` now, then per outcome the
     /// arrays documented in `sql/ack.sql`.
     #[doc(hidden)]
     pub fn raw_statements(&self) -> (&str, &str) {

@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "index finished tasks only",
         sql: include_str!("../migrations/0003_finished_index.sql"),
     },
+    Migration { version: 4, description: "claim tokens", sql: include_str!("../migrations/0004_claim_token.sql") },
 ];
 
 /// Every statement, rendered for one schema.
@@ -39,6 +40,7 @@ pub(crate) struct Queries {
     pub(crate) heartbeat: String,
     pub(crate) rescue: String,
     pub(crate) release: String,
+    pub(crate) release_claims: String,
     pub(crate) cancelled_tasks: String,
     pub(crate) unserved: String,
     pub(crate) bury_unserved: String,
@@ -84,6 +86,7 @@ impl Queries {
             heartbeat: render(include_str!("../sql/heartbeat.sql")),
             rescue: render(include_str!("../sql/rescue.sql")),
             release: render(include_str!("../sql/release.sql")),
+            release_claims: render(include_str!("../sql/release_claims.sql")),
             cancelled_tasks: render(include_str!("../sql/cancelled_tasks.sql")),
             unserved: render(include_str!("../sql/unserved.sql")),
             bury_unserved: render(include_str!("../sql/bury_unserved.sql")),
