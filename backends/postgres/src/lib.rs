@@ -103,11 +103,13 @@
 //!   `COPY` instead, per 10,000 tasks, in one transaction: its ids are taken
 //!   from the table's sequence first, in ascending order, so they still
 //!   follow the input.
-//!   Workers of the same process are woken at once; other processes hear a
-//!   `NOTIFY` sent just after the commit, by one task per backend value that
-//!   coalesces the queues of concurrent enqueues. (A `NOTIFY` inside the
-//!   enqueue's transaction would hold PostgreSQL's global notify lock through
-//!   its WAL flush, so concurrent enqueues could not share flushes.)
+//!   Workers of the same process are woken at once. Other processes hear a
+//!   `NOTIFY`: inside the enqueue's own statement when no other enqueue of
+//!   the backend value is in flight, otherwise just after the commit, by one
+//!   task per backend value that coalesces the queues of concurrent
+//!   enqueues. (A `NOTIFY` inside each of many concurrent enqueues would hold
+//!   PostgreSQL's global notify lock through their WAL flushes, so they could
+//!   not share flushes.)
 //!   [`enqueue_in`](PostgresBackend::enqueue_in) notifies inside the caller's
 //!   transaction instead, so its task wakes workers when it commits.
 //! - Busy queues: each worker keeps up to 4 claims in flight and may hold up
@@ -155,8 +157,11 @@
 //!   10 s per backend value). `dead` and `cancelled` tasks are kept.
 //! - Connections: [`connect`](PostgresBackend::connect) opens a pool of up to
 //!   16 connections (claims, acks, heartbeats and enqueues of every worker
-//!   share it) plus the one listener connection. Use
-//!   [`from_pool`](PostgresBackend::from_pool) to size it yourself.
+//!   share it) plus the one listener connection. Its connections are pinged
+//!   before use only after a second idle (sqlx pings on every acquire by
+//!   default: a round trip per statement). Use
+//!   [`from_pool`](PostgresBackend::from_pool) to size it yourself; consider
+//!   the same `test_before_acquire(false)` and `before_acquire` settings.
 //! - A stored row that this version cannot read (an unknown state, a negative
 //!   attempt) is reported as an error naming the task; a claimed task whose
 //!   row cannot be read goes `dead` with that error instead of stopping the
@@ -258,6 +263,8 @@ const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 const POOL_SIZE: u32 = 16;
 /// How long to wait for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle for this long is pinged before it is used.
+const PING_IDLE: Duration = Duration::from_secs(1);
 /// Tasks per enqueue statement.
 const PUSH_BATCH: usize = 10_000;
 /// `done` tasks looked at per queue by one cleanup statement.
@@ -306,6 +313,8 @@ struct Inner {
     /// Claims that broke off after reaching the server, to be put back.
     doubts: doubt::Doubts,
     announcer: announce::Announcer,
+    /// Enqueues in flight (see [`announce::Pushing`]).
+    pushing: std::sync::atomic::AtomicUsize,
     vacuum: Arc<vacuum::Vacuum>,
 }
 
@@ -421,6 +430,19 @@ impl PostgresBackend<JsonCodec> {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    // sqlx would ping on every acquire: a round trip per
+                    // statement. A connection used within the last second is
+                    // taken as alive (if it broke since, the statement fails
+                    // and workers retry); an idler one is pinged first.
+                    if meta.idle_for >= PING_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| Error::Backend(BackendError::new(NAME, format!("connect to `{location}`"), e)))?;
@@ -463,6 +485,7 @@ impl Inner {
             claimed_steps: std::sync::Mutex::default(),
             doubts: doubt::Doubts::default(),
             announcer: announce::Announcer::default(),
+            pushing: std::sync::atomic::AtomicUsize::new(0),
             vacuum: Arc::default(),
         }
     }
