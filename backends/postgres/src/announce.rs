@@ -9,11 +9,15 @@
 //! nothing to make durable). Names that arrive while a NOTIFY is in flight
 //! go out together in the next one, once each.
 //!
+//! An enqueue while no other is in flight has nobody to hold up: it NOTIFYs
+//! inside its own statement, which saves the extra statement ([`Pushing`]).
+//!
 //! Workers of this process are woken directly (the `Notifier`); if a NOTIFY
 //! fails, workers of other processes find the tasks at their next poll.
 //! `enqueue_in` still NOTIFYs inside the caller's transaction: only its
 //! commit makes the task exist.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use sqlx::PgPool;
@@ -64,5 +68,49 @@ async fn run(pool: PgPool, sql: String, channel: String, mut rx: mpsc::Unbounded
             tracing::warn!(%error, queues = ?batch, "postgres: could not NOTIFY other processes of new tasks");
         }
         batch.clear();
+    }
+}
+
+/// An enqueue in flight, counted in the backend's `pushing` while it lives.
+#[derive(Debug)]
+pub(crate) struct Pushing<'a> {
+    count: &'a AtomicUsize,
+    alone: bool,
+}
+
+impl<'a> Pushing<'a> {
+    pub(crate) fn enter(count: &'a AtomicUsize) -> Self {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        Self { count, alone: before == 0 }
+    }
+
+    /// No other enqueue of this backend value was in flight when this one
+    /// started.
+    pub(crate) fn alone(&self) -> bool {
+        self.alone
+    }
+}
+
+impl Drop for Pushing<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_enqueue_started_with_none_in_flight_is_alone() {
+        let count = AtomicUsize::new(0);
+        let first = Pushing::enter(&count);
+        let second = Pushing::enter(&count);
+        assert!(first.alone());
+        assert!(!second.alone());
+        drop(first);
+        drop(second);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert!(Pushing::enter(&count).alone());
     }
 }

@@ -28,9 +28,13 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         }
         let now = Timestamp::now();
         let operation = || format!("enqueue {} task(s) on schema `{}`", tasks.len(), self.inner.schema);
+        let pushing = crate::announce::Pushing::enter(&self.inner.pushing);
         let mut conn = self.inner.pool.acquire().await.map_err(query_error(operation()))?;
         let unique = tasks.iter().any(|t| t.unique_key.is_some());
         let by_copy = tasks.len() >= COPY_AT_LEAST && !unique;
+        // A lone enqueue NOTIFYs inside its own statement: no other enqueue
+        // waits on the notify lock, and it saves a statement.
+        let mut notified = false;
         let ids = if by_copy || tasks.len() > PUSH_BATCH || unique {
             // Several statements: one transaction.
             let mut tx = conn.begin().await.map_err(query_error(operation()))?;
@@ -42,8 +46,11 @@ impl<C: Codec> Backend for PostgresBackend<C> {
             tx.commit().await.map_err(query_error(operation()))?;
             ids
         } else {
-            self.insert(&mut conn, &tasks, now, None).await?
+            notified = pushing.alone();
+            let channel = notified.then_some(self.inner.channel.as_str());
+            self.insert(&mut conn, &tasks, now, channel).await?
         };
+        drop(pushing);
         // Wake this process's workers at once, then the other processes'.
         let mut queues: Vec<&str> = Vec::new();
         for task in &tasks {
@@ -52,7 +59,9 @@ impl<C: Codec> Backend for PostgresBackend<C> {
                 self.inner.notifier.notify(&task.queue);
             }
         }
-        self.announce(&queues);
+        if !notified {
+            self.announce(&queues);
+        }
         Ok(ids)
     }
 

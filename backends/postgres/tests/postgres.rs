@@ -193,6 +193,36 @@ async fn notify_wakes_a_worker_and_survives_a_listener_restart() {
     common::drop_schema(&producer).await;
 }
 
+/// A lone enqueue NOTIFYs inside its own statement; one that starts while
+/// another is in flight leaves it to the announcing task after its commit.
+/// Other processes hear both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_and_concurrent_enqueues_both_notify() {
+    let Some(url) = common::url() else { return };
+    let producer = common::backend(&url).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    listener.listen(producer.channel()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut heard = async |n: usize| {
+        let mut payloads = Vec::new();
+        while payloads.len() < n {
+            match tokio::time::timeout(Duration::from_secs(5), listener.recv()).await {
+                Ok(Ok(notification)) => payloads.push(notification.payload().to_owned()),
+                Ok(Err(e)) => panic!("{e}"),
+                Err(_) => break,
+            }
+        }
+        payloads
+    };
+
+    producer.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(heard(1).await, vec![Note::QUEUE.to_owned()], "a lone enqueue");
+    // The second starts while the first waits for the server.
+    let (a, b) = tokio::join!(producer.enqueue(Note { n: 2 }), producer.enqueue(Note { n: 3 }));
+    a.and(b).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(heard(2).await, vec![Note::QUEUE.to_owned(); 2], "two concurrent enqueues");
+    common::drop_schema(&producer).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_done_tasks_only() {
     let Some(url) = common::url() else { return };
