@@ -1,6 +1,6 @@
 //! Throughput and latency of errand's backends (DESIGN §5).
 //!
-//! Run with: `cargo bench -p errand-benches -- [--quick] [--backend memory,sqlite] [--drains 2000@64,…] [--out FILE]`
+//! Run with: `cargo bench -p errand-benches -- [--quick | --bulk | --enqueue | --latency | --workflows] [--backend memory,sqlite] [--drains 2000@64,…] [--out FILE]`
 //!
 //! Backends: `memory`, `sqlite` (the default pair), `postgres`, `postgres-raw`
 //! (the PostgreSQL backend's own claim and ack statements in bare loops: the
@@ -17,7 +17,7 @@ use errand::memory::MemoryBackend;
 use errand::postgres::PostgresBackend;
 use errand::postgres::sqlx;
 use errand::redis::RedisBackend;
-use errand_benches::{Measurement, Plan, postgres_raw, print_table, run_backend, run_workflows};
+use errand_benches::{Measurement, Plan, latency_across, postgres_raw, print_table, run_backend, run_workflows};
 
 #[tokio::main]
 async fn main() {
@@ -41,6 +41,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 plan.single = 0;
                 plan.drains.clear();
                 plan.latency_samples = 0;
+                plan.workflow_runs = 0;
+                plan.workflow_samples = 0;
+            }
+            "--enqueue" => {
+                // Only the enqueue scenarios.
+                plan.drains.clear();
+                plan.latency_samples = 0;
+                plan.workflow_runs = 0;
+                plan.workflow_samples = 0;
+            }
+            "--latency" => {
+                // Only the enqueue→start latencies.
+                plan.single = 0;
+                plan.bulk = 0;
+                plan.drains.clear();
                 plan.workflow_runs = 0;
                 plan.workflow_samples = 0;
             }
@@ -115,13 +130,25 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     async move { PostgresBackend::connect_schema(&url, &schema).await }
                 };
                 let outcome = if backend == "postgres" {
-                    match run_backend("postgres", &plan, make).await {
-                        Ok(mut r) => run_workflows("postgres", &plan, make).await.map(|w| {
-                            r.extend(w);
-                            r
-                        }),
-                        Err(e) => Err(e),
+                    let across = || async {
+                        if plan.latency_samples == 0 {
+                            return Ok(Vec::new());
+                        }
+                        // The worker's backend value and the producer's are
+                        // two pools, as two processes: woken by NOTIFY.
+                        let consumer = make().await?;
+                        let producer = PostgresBackend::connect_schema(&url, consumer.schema_name()).await?;
+                        latency_across("postgres", &consumer, &producer, plan.latency_samples).await
+                    };
+                    let mut all = Vec::new();
+                    let ran = async {
+                        all.extend(run_backend("postgres", &plan, make).await?);
+                        all.extend(across().await?);
+                        all.extend(run_workflows("postgres", &plan, make).await?);
+                        Ok::<(), errand::Error>(())
                     }
+                    .await;
+                    ran.map(|()| all)
                 } else {
                     postgres_raw("pg-raw", &plan, make).await
                 };

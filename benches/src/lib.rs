@@ -259,7 +259,7 @@ where
 
     if plan.latency_samples > 0 {
         let backend = make().await?;
-        let (p50, p99) = latency(&backend, plan.latency_samples).await?;
+        let (p50, p99) = latency(&backend, &backend, plan.latency_samples).await?;
         out.push(measurement(name, "enqueue→start p50".into(), p50, "µs"));
         out.push(measurement(name, "enqueue→start p99".into(), p99, "µs"));
     }
@@ -410,7 +410,28 @@ async fn drain<B: Backend>(backend: &B, n: u64, concurrency: usize) -> Result<Du
     Ok(elapsed)
 }
 
-async fn latency<B: Backend>(backend: &B, samples: u64) -> Result<(f64, f64), errand::Error> {
+/// Enqueue→start latency when the enqueue comes from another backend value
+/// (`producer`, with its own connections, as another process would be) than
+/// the idle worker's (`consumer`): the wake-up crosses the server (NOTIFY on
+/// PostgreSQL). Both must share their storage.
+///
+/// # Errors
+///
+/// When the backend fails.
+pub async fn latency_across<B: Backend>(
+    name: &str,
+    consumer: &B,
+    producer: &B,
+    samples: u64,
+) -> Result<Vec<Measurement>, errand::Error> {
+    let (p50, p99) = latency(consumer, producer, samples).await?;
+    Ok(vec![
+        measurement(name, "enqueue→start p50, other process".into(), p50, "µs"),
+        measurement(name, "enqueue→start p99, other process".into(), p99, "µs"),
+    ])
+}
+
+async fn latency<B: Backend>(backend: &B, producer: &B, samples: u64) -> Result<(f64, f64), errand::Error> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let worker = WorkerBuilder::<Ping, B>::new(backend.clone()).data(Started(tx)).concurrency(4);
     let mut latencies = Vec::with_capacity(samples as usize);
@@ -422,7 +443,7 @@ async fn latency<B: Backend>(backend: &B, samples: u64) -> Result<(f64, f64), er
             tokio::time::sleep(Duration::from_millis(200)).await;
             for n in 0..samples {
                 let sent = Instant::now();
-                if let Err(e) = backend.enqueue(Ping { n }).await {
+                if let Err(e) = producer.enqueue(Ping { n }).await {
                     failure = Some(e);
                     return;
                 }
