@@ -142,7 +142,9 @@
 //!   its rows with a token (the `claim` column), and the worker's next claims
 //!   and heartbeats put back what such a claim took, without using an
 //!   attempt. A test cuts every connection four times during a drain through
-//!   a proxy: each task still runs exactly once.
+//!   a proxy: each task still runs exactly once. An enqueue that fails with
+//!   a connection error may still have committed, as any database write:
+//!   where a duplicate matters, give the task a unique key before retrying.
 //! - Vacuum: every claim leaves a dead entry at the head of the claim index
 //!   that later claims walk past until a VACUUM removes it, and autovacuum
 //!   looks at a table once a minute at most (or never, where it is off). So
