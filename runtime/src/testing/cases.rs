@@ -370,6 +370,36 @@ pub async fn slow_runs_are_not_buffered<F: BackendFactory>(factory: &F) {
     assert!(a >= 2 && b >= 2, "one worker held the other's tasks in its buffer: {a} and {b} runs of 150 ms tasks");
 }
 
+/// Tasks waiting in a worker's buffer go back to the queue when its runs
+/// slow down: a buffer filled at a quick pace does not hold slow tasks while
+/// another worker is idle. After 30 quick runs, the first worker (4 slots)
+/// claims all 12 slow tasks at once; the second starts with nothing left to
+/// claim.
+pub async fn buffered_tasks_go_back_when_runs_slow_down<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let (first, second) = (Probe::default(), Probe::default());
+    let quick: Vec<Sleeper> = (0..30).map(|key| Sleeper { key, millis: 0, hang_on: vec![] }).collect();
+    must(backend.enqueue_bulk(quick).await, "bulk enqueue").await;
+    let a = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &first).concurrency(4).buffer(64)));
+    wait_count(&backend, TaskState::Done, 30).await;
+    let slow: Vec<Sleeper> = (30..42).map(|key| Sleeper { key, millis: 150, hang_on: vec![] }).collect();
+    must(backend.enqueue_bulk(slow).await, "bulk enqueue").await;
+    wait_for("the first slow run", || async { first.total_runs() > 30 }).await;
+    let b = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &second).concurrency(4).buffer(64)));
+    wait_count(&backend, TaskState::Done, 42).await;
+    must(a.stop().await, "graceful stop").await;
+    must(b.stop().await, "graceful stop").await;
+    let (x, y) = (first.total_runs(), second.total_runs());
+    assert_eq!(x + y, 42, "every task runs once");
+    // Without giving them back the second runs none; with it, about half of
+    // the eight that were waiting.
+    assert!(y >= 3, "the first worker kept the slow tasks in its buffer: the second ran {y} of 12");
+    for key in 0..42 {
+        let runs = first.runs(key).len() + second.runs(key).len();
+        assert_eq!(runs, 1, "task {key} ran {runs} times");
+    }
+}
+
 /// On shutdown, runs that finish within the deadline are completed.
 pub async fn graceful_shutdown_finishes_in_flight_runs<F: BackendFactory>(factory: &F) {
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;

@@ -317,11 +317,15 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
     /// Lets the worker hold up to `n` claimed tasks beyond `concurrency`,
     /// waiting for a free slot, so that on a busy queue every claim fetches a
     /// full batch (the backend's default: 0 for SQLite and memory, which
-    /// claim without a round trip; `concurrency` for PostgreSQL and Redis).
+    /// claim without a round trip; `concurrency` for Redis; room for four
+    /// claims of 128 for PostgreSQL, `512 - concurrency`, at least
+    /// `concurrency`).
     ///
-    /// The buffer follows the runs' pace: the worker holds only as many
-    /// waiting tasks as its slots finish in about 5 ms, so slow jobs are
-    /// never held back from other workers. `0` turns it off.
+    /// The buffer follows the runs' pace: the worker claims only as many
+    /// waiting tasks as its slots finish in about 5 ms, and when its runs
+    /// slow down so that more than twice that many wait, it gives the excess
+    /// back to the queue (in their place, the attempt not counted), so slow
+    /// jobs are never held back from other workers. `0` turns it off.
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = Some(n.min(tokio::sync::Semaphore::MAX_PERMITS / 2));
         self

@@ -82,6 +82,19 @@ impl Buffered {
         self.run_micros.store(new, Ordering::Relaxed);
     }
 
+    /// The waiting tasks to give back because runs slowed down: when more
+    /// wait than twice the [`allowance`](Self::allowance), those beyond it,
+    /// the last claimed first. (Claimed at a quick pace, they would wait
+    /// behind slow runs while other workers may be idle.)
+    fn shed(&self, concurrency: usize) -> Vec<Task> {
+        let allowance = self.allowance(concurrency);
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiting.len() <= allowance.saturating_mul(2) {
+            return Vec::new();
+        }
+        waiting.split_off(allowance).into()
+    }
+
     /// How many tasks may wait for a slot now: what `concurrency` slots finish
     /// within [`BUFFER_HORIZON`] at the recent pace, at most `size`.
     fn allowance(&self, concurrency: usize) -> usize {
@@ -539,12 +552,20 @@ fn spawn_run<J, B, S>(
         tokio::select! {
             biased;
             ack = run_one::<J, B, S>(&shared, service, task) => {
+                let mut shed = Vec::new();
                 if let (Some(buffered), Some((_, started))) = (&shared.buffered, &run_slot) {
                     buffered.record(started.elapsed());
+                    shed = buffered.shed(shared.registration.concurrency);
                 }
                 // The slot is held until the ack is queued, so a slow flush
                 // slows claiming instead of piling up acks.
                 let _ = acks.send(ack).await;
+                // Back to the queue in their place (their own run_at), the
+                // attempt not counted. Their waiters find nothing and end.
+                for task in shed {
+                    tracing::debug!(id = %task.id, "runs slowed down: a buffered task goes back to the queue");
+                    let _ = acks.send(Ack { id: task.id, outcome: Outcome::Snooze { at: task.run_at } }).await;
+                }
             }
             () = abort.cancelled() => {}
         }
@@ -672,5 +693,51 @@ async fn flush<B: Backend>(shared: &Shared<B>, batch: &mut Vec<Ack>, kill: &Canc
             () = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(MAX_ERROR_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TaskId;
+
+    fn buffered(size: usize, waiting: u64, run: Duration) -> Buffered {
+        let task = |n| Task {
+            id: TaskId(n),
+            attempt: 1,
+            max_attempts: 3,
+            run_at: crate::Timestamp::now(),
+            priority: 0,
+            payload: Vec::new(),
+        };
+        let buffered = Buffered {
+            size,
+            runs: Arc::new(Semaphore::new(1)),
+            waiting: std::sync::Mutex::new((0..waiting).map(task).collect()),
+            run_micros: AtomicU64::new(u64::MAX),
+        };
+        buffered.record(run);
+        buffered
+    }
+
+    #[test]
+    fn quick_runs_keep_the_buffer() {
+        // 4 slots at 100 µs a run finish 200 tasks in 5 ms: all 64 may wait.
+        assert!(buffered(64, 64, Duration::from_micros(100)).shed(4).is_empty());
+    }
+
+    #[test]
+    fn slightly_slower_runs_keep_it_too() {
+        // 4 slots at 1 ms a run: an allowance of 20; 30 waiting is within twice that.
+        assert!(buffered(64, 30, Duration::from_millis(1)).shed(4).is_empty());
+    }
+
+    #[test]
+    fn slow_runs_give_back_the_last_claimed() {
+        // 4 slots at 2 ms a run: an allowance of 10; the last 40 of 50 go back.
+        let b = buffered(64, 50, Duration::from_millis(2));
+        let shed: Vec<u64> = b.shed(4).iter().map(|t| t.id.0).collect();
+        assert_eq!(shed, (10..50).collect::<Vec<_>>());
+        assert_eq!(b.waiting.lock().unwrap_or_else(PoisonError::into_inner).len(), 10);
     }
 }
