@@ -479,11 +479,12 @@ pub fn print_table(results: &[Measurement]) {
 
 /// The raw-SQL baseline of the PostgreSQL backend: its own claim and ack
 /// statements ([`PostgresBackend::raw_statements`]) in bare loops, no
-/// framework. Each loop claims 64 due tasks, then marks them done in one
-/// statement, until the queue is empty, with a VACUUM after every 50,000
-/// tasks as the backend runs. For every 64-wide drain of `plan`,
-/// with one loop and with four (on separate connections), so errand's drain
-/// can be read as a fraction of it.
+/// framework. Each loop claims 64 due tasks (the bare loop), then
+/// marks them done in one statement, until the queue is empty, with a VACUUM
+/// after every 50,000 tasks as the backend runs. For every 64-wide drain of
+/// `plan`, with one loop and with four (on separate connections), and with
+/// four loops claiming 128 at a time (the size of the backend's claims on a
+/// busy queue), so errand's drain can be read as a fraction of it.
 ///
 /// # Errors
 ///
@@ -498,13 +499,14 @@ where
         if concurrency != 64 {
             continue;
         }
-        for loops in [1, 4] {
+        for (loops, claim) in [(1, 64), (4, 64), (4, 128)] {
             let backend = make().await?;
             bulk(&backend, WARM_UP, WARM_UP).await?;
-            raw_drain(&backend, WARM_UP, loops).await?;
+            raw_drain(&backend, WARM_UP, loops, claim).await?;
             bulk(&backend, queued, plan.bulk_chunk).await?;
-            let elapsed = raw_drain(&backend, queued, loops).await?;
-            out.push(measurement(name, format!("raw SQL drain {queued} ×{loops}"), rate(queued, elapsed), "jobs/s"));
+            let elapsed = raw_drain(&backend, queued, loops, claim).await?;
+            let scenario = format!("raw SQL drain {queued} ×{loops}, {claim}/claim");
+            out.push(measurement(name, scenario, rate(queued, elapsed), "jobs/s"));
         }
     }
     Ok(out)
@@ -513,7 +515,12 @@ where
 /// Finished tasks between two VACUUMs in [`raw_drain`], as the backend's default.
 const RAW_VACUUM_EVERY: u64 = 50_000;
 
-async fn raw_drain(backend: &PostgresBackend, queued: u64, loops: usize) -> Result<Duration, errand::Error> {
+async fn raw_drain(
+    backend: &PostgresBackend,
+    queued: u64,
+    loops: usize,
+    per_claim: i64,
+) -> Result<Duration, errand::Error> {
     let sql_error = |e: sqlx::Error| errand::Error::from(errand::BackendError::new("postgres", "raw SQL drain", e));
     // As the backend does (`vacuum_every`): a VACUUM in the background after
     // every 50,000 finished tasks, or claims walk ever more dead index entries.
@@ -535,7 +542,7 @@ async fn raw_drain(backend: &PostgresBackend, queued: u64, loops: usize) -> Resu
                     .bind(now)
                     .bind(Noop::QUEUE)
                     .bind(Noop::NAME)
-                    .bind(64_i64)
+                    .bind(per_claim)
                     .bind(0_i64)
                     .fetch_all(backend.pool())
                     .await

@@ -112,9 +112,12 @@
 //!   not share flushes.)
 //!   [`enqueue_in`](PostgresBackend::enqueue_in) notifies inside the caller's
 //!   transaction instead, so its task wakes workers when it commits.
-//! - Busy queues: each worker keeps up to 4 claims in flight and may hold up
-//!   to `concurrency` claimed tasks waiting for a slot while its runs are
-//!   quick (see `WorkerBuilder::buffer`), so every claim fetches a full batch.
+//! - Busy queues: each worker keeps up to 4 claims in flight and may hold
+//!   claimed tasks waiting for a slot while its runs are quick (see
+//!   `WorkerBuilder::buffer`): up to `512 - concurrency` (at least
+//!   `concurrency`), room for four claims of 128 tasks. A claim statement
+//!   costs the server about the same for 30 rows as for 128: at concurrency
+//!   64, claims of ~32 drained 39–42k jobs/s here, of 128 55–60k.
 //! - Wake-ups: one `LISTEN` connection per backend value (shared by its
 //!   clones and every worker using them), opened when the first worker starts.
 //!   Notifications are delivered on commit, so a transactional enqueue wakes
