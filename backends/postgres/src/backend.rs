@@ -273,8 +273,8 @@ impl<C: Codec> Backend for PostgresBackend<C> {
     }
 
     /// A claim statement costs the server about the same for 30 rows as for
-    /// 128: on a busy queue of quick jobs, leave room for
-    /// [`PARALLEL_CLAIMS`] claims of [`FULL_CLAIM`] rows. (The worker holds
+    /// 128: on a busy queue of quick jobs, leave room for four claims of 128
+    /// rows (`PARALLEL_CLAIMS` of `FULL_CLAIM`). (The worker holds
     /// only as many as its slots finish in ~5 ms, so slow jobs are not
     /// buffered whatever this says.)
     fn buffer(&self, concurrency: usize) -> usize {
