@@ -483,7 +483,7 @@ pub fn print_table(results: &[Measurement]) {
 /// marks them done in one statement, until the queue is empty, with a VACUUM
 /// after every 50,000 tasks as the backend runs. For every 64-wide drain of
 /// `plan`, with one loop and with four (on separate connections), and with
-/// four loops claiming 128 at a time (the size of the backend's claims on a
+/// four loops claiming 256 at a time (the size of the backend's claims on a
 /// busy queue), so errand's drain can be read as a fraction of it.
 ///
 /// # Errors
@@ -499,7 +499,7 @@ where
         if concurrency != 64 {
             continue;
         }
-        for (loops, claim) in [(1, 64), (4, 64), (4, 128)] {
+        for (loops, claim) in [(1, 64), (4, 64), (4, 256)] {
             let backend = make().await?;
             bulk(&backend, WARM_UP, WARM_UP).await?;
             raw_drain(&backend, WARM_UP, loops, claim).await?;

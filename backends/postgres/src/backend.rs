@@ -17,9 +17,10 @@ use crate::{NAME, PUSH_BATCH, PostgresBackend};
 /// Claims a worker keeps in flight.
 const PARALLEL_CLAIMS: usize = 4;
 /// Rows a claim fetches on a busy queue of quick jobs. Measured on a 2-core
-/// VM, drain at concurrency 64: claims of ~32 rows ran 39–42k jobs/s, of
-/// ~64 52–55k, of 128 58–60k, of 256 58–63k.
-const FULL_CLAIM: usize = 128;
+/// VM, drain of 200k at concurrency 64: claims of ~32 rows ran 39–42k
+/// jobs/s, of ~64 52–55k, of 128 51–60k, of 256 59–63k (1M queued: 128
+/// 47–56k, 256 53–60k).
+const FULL_CLAIM: usize = 256;
 
 impl<C: Codec> Backend for PostgresBackend<C> {
     type Codec = C;
@@ -273,7 +274,7 @@ impl<C: Codec> Backend for PostgresBackend<C> {
     }
 
     /// A claim statement costs the server about the same for 30 rows as for
-    /// 128: on a busy queue of quick jobs, leave room for four claims of 128
+    /// 256: on a busy queue of quick jobs, leave room for four claims of 256
     /// rows (`PARALLEL_CLAIMS` of `FULL_CLAIM`). (The worker holds
     /// only as many as its slots finish in ~5 ms, so slow jobs are not
     /// buffered whatever this says.)

@@ -114,10 +114,12 @@
 //!   transaction instead, so its task wakes workers when it commits.
 //! - Busy queues: each worker keeps up to 4 claims in flight and may hold
 //!   claimed tasks waiting for a slot while its runs are quick (see
-//!   `WorkerBuilder::buffer`): up to `512 - concurrency` (at least
-//!   `concurrency`), room for four claims of 128 tasks. A claim statement
-//!   costs the server about the same for 30 rows as for 128: at concurrency
-//!   64, claims of ~32 drained 39–42k jobs/s here, of 128 55–60k.
+//!   `WorkerBuilder::buffer`): up to `1024 - concurrency` (at least
+//!   `concurrency`), room for four claims of 256 tasks. A claim statement
+//!   costs the server about the same for 30 rows as for 256: at concurrency
+//!   64, claims of ~32 drained 39–42k jobs/s here, of 256 53–63k. Mind the
+//!   memory with large payloads: lower the buffer with
+//!   `WorkerBuilder::buffer`.
 //! - Wake-ups: one `LISTEN` connection per backend value (shared by its
 //!   clones and every worker using them), opened when the first worker starts.
 //!   Notifications are delivered on commit, so a transactional enqueue wakes

@@ -318,8 +318,9 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
     /// waiting for a free slot, so that on a busy queue every claim fetches a
     /// full batch (the backend's default: 0 for SQLite and memory, which
     /// claim without a round trip; `concurrency` for Redis; room for four
-    /// claims of 128 for PostgreSQL, `512 - concurrency`, at least
-    /// `concurrency`).
+    /// claims of 256 for PostgreSQL, `1024 - concurrency`, at least
+    /// `concurrency`). Buffered tasks hold their arguments in memory: lower
+    /// it for jobs with large payloads.
     ///
     /// The buffer follows the runs' pace: the worker claims only as many
     /// waiting tasks as its slots finish in about 5 ms, and when its runs
