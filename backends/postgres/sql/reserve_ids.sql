@@ -1,3 +1,4 @@
 -- Takes $1 ids from the tasks' sequence for a COPY (see src/copy.rs), in
--- ascending order.
-SELECT nextval('__SCHEMA__.tasks_id_seq') AS id FROM generate_series(1, $1) ORDER BY 1
+-- one array: nextval runs row by row in generate_series order, so they come
+-- out ascending (the caller checks).
+SELECT array_agg(nextval('__SCHEMA__.tasks_id_seq')) FROM generate_series(1, $1)

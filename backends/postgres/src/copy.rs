@@ -46,12 +46,13 @@ async fn copy_chunk(
 ) -> Result<Vec<TaskId>, Error> {
     let operation = || format!("enqueue {} tasks with COPY", tasks.len());
     let wanted = i64::try_from(tasks.len()).unwrap_or(i64::MAX);
-    let ids: Vec<i64> =
-        sqlx::query_scalar(reserve_ids).bind(wanted).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-    if ids.len() != tasks.len() {
+    let ids: Option<Vec<i64>> =
+        sqlx::query_scalar(reserve_ids).bind(wanted).fetch_one(&mut *conn).await.map_err(query_error(operation()))?;
+    let ids = ids.unwrap_or_default();
+    if ids.len() != tasks.len() || !ids.is_sorted_by(|a, b| a < b) {
         return Err(rows::bad_data(
             "the ids taken for a bulk enqueue",
-            format!("asked for {} ids, got {}", tasks.len(), ids.len()),
+            format!("asked for {} ascending ids, got {} (ascending: {})", tasks.len(), ids.len(), ids.is_sorted()),
         ));
     }
     let data = encode(tasks, &ids, now)?;
