@@ -146,7 +146,7 @@
 //!   beating, so no rescue would put them back). Each claim therefore tags
 //!   its rows with a token (the `claim` column), and the worker's next claims
 //!   and heartbeats put back what such a claim took, without using an
-//!   attempt. A test cuts every connection four times during a drain through
+//!   attempt. A test cuts every connection six times during a drain through
 //!   a proxy: each task still runs exactly once. An enqueue that fails with
 //!   a connection error may still have committed, as any database write:
 //!   where a duplicate matters, give the task a unique key before retrying.

@@ -15,11 +15,11 @@ use std::time::Duration;
 use errand_postgres::PostgresBackend;
 use errand_postgres::sqlx;
 use errand_postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use errand_runtime::testing::{Running, wait_for};
+use errand_runtime::testing::{Proxy, Running, wait_for};
 use errand_runtime::{Expose, Job, JobError, Monitor, TaskCx, TaskSink, TaskState, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 
-const TASKS: usize = 4_000;
+const TASKS: usize = 6_000;
 
 /// Counts its runs per task in `Data<Runs>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ impl Job for Tick {
     }
 
     async fn run(self, cx: TaskCx) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_millis(4)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
         if let Some(runs) = cx.data::<Runs>() {
             runs.0[self.n].fetch_add(1, Ordering::SeqCst);
         }
@@ -59,12 +59,7 @@ async fn a_server_outage_loses_and_repeats_nothing() {
     let Some(url) = common::url() else { return };
     let direct = common::backend(&url).await;
     let options = PgConnectOptions::from_str(&url).unwrap_or_else(|e| panic!("{e}"));
-    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .unwrap_or_else(|| panic!("cannot resolve the test server"));
-    let proxy = common::proxy::Proxy::start(upstream).await;
+    let proxy = Proxy::start(format!("{}:{}", options.get_host(), options.get_port())).await;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(1))
@@ -82,15 +77,15 @@ async fn a_server_outage_loses_and_repeats_nothing() {
         .heartbeat(Duration::from_millis(200));
     let running = Running::start(Monitor::new().register(worker));
 
-    // Four outages: each cuts claims, acks and heartbeats in flight (a claim
+    // Six outages: each cuts claims, acks and heartbeats in flight (a claim
     // that committed but whose reply was lost is the case to catch).
-    for at in [TASKS / 5, TASKS * 2 / 5, TASKS * 3 / 5, TASKS * 4 / 5] {
+    for at in (1..=6).map(|k| TASKS * k / 7) {
         let at = u32::try_from(at).unwrap_or(u32::MAX);
         wait_for("the worker to get going", || async { runs.total() >= at }).await;
-        proxy.down();
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(runs.total() < u32::try_from(TASKS).unwrap_or(u32::MAX), "the outage came too late to test anything");
-        proxy.up();
+        proxy.restore().await;
     }
     let count_done = format!("SELECT count(*) FROM \"{}\".tasks WHERE state = 'done'", direct.schema_name());
     wait_for("every task to be done after the outages", || async {

@@ -13,10 +13,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use errand_runtime::testing::{Running, wait_for};
+use errand_runtime::testing::{Proxy, Running, wait_for};
 use errand_runtime::{BackendExt, Expose, Job, JobError, JsonCodec, Monitor, TaskCx, TaskSink, WorkerBuilder};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
 /// How many times each key ran.
 #[derive(Debug, Clone, Default)]
@@ -52,61 +50,6 @@ impl Job for Work {
     }
 }
 
-/// A TCP proxy on loopback that can be cut and restored.
-struct Proxy {
-    addr: SocketAddr,
-    upstream: String,
-    up: Mutex<Option<CancellationToken>>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local addr: {e}"));
-        let proxy = Self { addr, upstream, up: Mutex::new(None) };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let token = CancellationToken::new();
-        *self.up.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
-        let upstream = self.upstream.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = token.cancelled() => return, // drops the listener: connections are refused
-                    accepted = listener.accept() => accepted,
-                };
-                let Ok((client, _)) = accepted else { continue };
-                let token = token.clone();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        () = token.cancelled() => {} // dropping both sockets closes them
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                    }
-                });
-            }
-        });
-    }
-
-    /// Closes every connection and refuses new ones.
-    fn cut(&self) {
-        if let Some(token) = self.up.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            token.cancel();
-        }
-    }
-
-    /// Accepts connections again, on the same port.
-    async fn restore(&self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap_or_else(|e| panic!("rebind {}: {e}", self.addr));
-        self.serve(listener);
-    }
-}
-
 /// `redis://[userinfo@]host:port[/db]` → (`host:port`, the same URL pointing at `proxy`).
 fn through(url: &str, proxy: SocketAddr) -> (String, String) {
     let scheme_end = url.find("://").map_or(0, |i| i + 3);
@@ -128,7 +71,7 @@ async fn a_cut_connection_loses_nothing() {
     let (direct, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let (upstream, _) = through(&url, "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}")));
     let proxy = Proxy::start(upstream).await;
-    let (_, proxied_url) = through(&url, proxy.addr);
+    let (_, proxied_url) = through(&url, proxy.addr());
     let proxied = errand_redis::RedisBackend::builder()
         .prefix(direct.prefix())
         .poll_interval(Duration::from_millis(100))

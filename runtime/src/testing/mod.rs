@@ -27,6 +27,7 @@
 
 pub mod cases;
 pub mod jobs;
+pub mod proxy;
 mod support;
 pub mod workflows;
 
@@ -34,6 +35,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use self::jobs::Probe;
+pub use self::proxy::Proxy;
 pub use self::support::{Flaky, Running, wait_for};
 use crate::backend::{Backend, Expose};
 use crate::codec::Codec;
