@@ -17,7 +17,7 @@ use errand::memory::MemoryBackend;
 use errand::postgres::PostgresBackend;
 use errand::postgres::sqlx;
 use errand::redis::RedisBackend;
-use errand_benches::{Measurement, Plan, latency_across, postgres_raw, print_table, run_backend, run_workflows};
+use errand_benches::{Measurement, Part, Plan, latency_across, postgres_raw, print_table, run_backend, run_workflows};
 
 #[tokio::main]
 async fn main() {
@@ -36,36 +36,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     while i < args.len() {
         match args[i].as_str() {
             "--quick" => plan = Plan::quick(),
-            "--bulk" => {
-                // Only bulk enqueue.
-                plan.single = 0;
-                plan.drains.clear();
-                plan.latency_samples = 0;
-                plan.workflow_runs = 0;
-                plan.workflow_samples = 0;
-            }
-            "--enqueue" => {
-                // Only the enqueue scenarios.
-                plan.drains.clear();
-                plan.latency_samples = 0;
-                plan.workflow_runs = 0;
-                plan.workflow_samples = 0;
-            }
-            "--latency" => {
-                // Only the enqueue→start latencies.
-                plan.single = 0;
-                plan.bulk = 0;
-                plan.drains.clear();
-                plan.workflow_runs = 0;
-                plan.workflow_samples = 0;
-            }
-            "--workflows" => {
-                // Only the workflow scenarios.
-                plan.single = 0;
-                plan.bulk = 0;
-                plan.drains.clear();
-                plan.latency_samples = 0;
-            }
+            "--bulk" => plan = plan.only(&[Part::Bulk]),
+            "--enqueue" => plan = plan.only(&[Part::Single, Part::Bulk]),
+            "--latency" => plan = plan.only(&[Part::Latency]),
+            "--workflows" => plan = plan.only(&[Part::Workflows]),
             "--backend" => {
                 i += 1;
                 backends = args.get(i).ok_or("--backend needs a list")?.split(',').map(str::to_owned).collect();
@@ -81,11 +55,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                         Ok((n.parse()?, c.parse()?))
                     })
                     .collect::<Result<_, Box<dyn std::error::Error>>>()?;
-                plan.single = 0;
-                plan.bulk = 0;
-                plan.latency_samples = 0;
-                plan.workflow_runs = 0;
-                plan.workflow_samples = 0;
+                plan = plan.only(&[Part::Drains]);
             }
             "--out" => {
                 i += 1;
@@ -130,25 +100,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     async move { PostgresBackend::connect_schema(&url, &schema).await }
                 };
                 let outcome = if backend == "postgres" {
-                    let across = || async {
-                        if plan.latency_samples == 0 {
-                            return Ok(Vec::new());
-                        }
-                        // The worker's backend value and the producer's are
-                        // two pools, as two processes: woken by NOTIFY.
-                        let consumer = make().await?;
-                        let producer = PostgresBackend::connect_schema(&url, consumer.schema_name()).await?;
-                        latency_across("postgres", &consumer, &producer, plan.latency_samples).await
-                    };
-                    let mut all = Vec::new();
-                    let ran = async {
-                        all.extend(run_backend("postgres", &plan, make).await?);
-                        all.extend(across().await?);
-                        all.extend(run_workflows("postgres", &plan, make).await?);
-                        Ok::<(), errand::Error>(())
-                    }
-                    .await;
-                    ran.map(|()| all)
+                    postgres(&url, &plan, make).await
                 } else {
                     postgres_raw("pg-raw", &plan, make).await
                 };
@@ -205,4 +157,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 fn env_url(var: &str, default: &str) -> String {
     std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// The `postgres` scenarios: the plan, the enqueue→start latency across two
+/// backend values (two pools, as two processes: woken by NOTIFY), workflows.
+async fn postgres<F, Fut>(url: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<PostgresBackend, errand::Error>>,
+{
+    let mut all = run_backend("postgres", plan, &make).await?;
+    if plan.latency_samples > 0 {
+        let consumer = make().await?;
+        let producer = PostgresBackend::connect_schema(url, consumer.schema_name()).await?;
+        all.extend(latency_across("postgres", &consumer, &producer, plan.latency_samples).await?);
+    }
+    all.extend(run_workflows("postgres", plan, &make).await?);
+    Ok(all)
 }

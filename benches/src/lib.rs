@@ -151,7 +151,45 @@ pub struct Plan {
     pub workflow_samples: u64,
 }
 
+/// A group of scenarios of a [`Plan`], for running only some ([`Plan::only`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Single enqueue, from one caller and from several.
+    Single,
+    /// Bulk enqueue.
+    Bulk,
+    /// The drains.
+    Drains,
+    /// Enqueue→start latency.
+    Latency,
+    /// The workflow scenarios.
+    Workflows,
+}
+
 impl Plan {
+    /// This plan with only the scenarios of `parts`; the others are off.
+    #[must_use]
+    pub fn only(mut self, parts: &[Part]) -> Self {
+        let keeps = |part| parts.contains(&part);
+        if !keeps(Part::Single) {
+            self.single = 0;
+        }
+        if !keeps(Part::Bulk) {
+            self.bulk = 0;
+        }
+        if !keeps(Part::Drains) {
+            self.drains.clear();
+        }
+        if !keeps(Part::Latency) {
+            self.latency_samples = 0;
+        }
+        if !keeps(Part::Workflows) {
+            self.workflow_runs = 0;
+            self.workflow_samples = 0;
+        }
+        self
+    }
+
     /// The full plan of DESIGN §5.
     pub fn full() -> Self {
         Self {

@@ -40,10 +40,11 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         let mut conn = self.inner.pool.acquire().await.map_err(query_error(operation()))?;
         let unique = tasks.iter().any(|t| t.unique_key.is_some());
         let by_copy = tasks.len() >= COPY_AT_LEAST && !unique;
+        let several = by_copy || tasks.len() > PUSH_BATCH || unique;
         // A lone enqueue NOTIFYs inside its own statement: no other enqueue
         // waits on the notify lock, and it saves a statement.
-        let mut notified = false;
-        let ids = if by_copy || tasks.len() > PUSH_BATCH || unique {
+        let notify_inside = !several && pushing.alone();
+        let ids = if several {
             // Several statements: one transaction.
             let mut tx = conn.begin().await.map_err(query_error(operation()))?;
             let ids = if by_copy {
@@ -54,8 +55,7 @@ impl<C: Codec> Backend for PostgresBackend<C> {
             tx.commit().await.map_err(query_error(operation()))?;
             ids
         } else {
-            notified = pushing.alone();
-            let channel = notified.then_some(self.inner.channel.as_str());
+            let channel = notify_inside.then_some(self.inner.channel.as_str());
             self.insert(&mut conn, &tasks, now, channel).await?
         };
         drop(pushing);
@@ -67,7 +67,7 @@ impl<C: Codec> Backend for PostgresBackend<C> {
                 self.inner.notifier.notify(&task.queue);
             }
         }
-        if !notified {
+        if !notify_inside {
             self.announce(&queues);
         }
         Ok(ids)
