@@ -45,6 +45,14 @@ async fn wait_count<B: Expose>(backend: &B, state: TaskState, n: u64) {
     wait_for(&format!("{n} task(s) {state}"), || async { count(backend, state).await == n }).await;
 }
 
+/// Asserts that each task of `keys` ran exactly once, over all `probes`.
+fn assert_each_ran_once(probes: &[&Probe], keys: std::ops::Range<u64>) {
+    for key in keys {
+        let runs: usize = probes.iter().map(|p| p.runs(key).len()).sum();
+        assert_eq!(runs, 1, "task {key} ran {runs} times");
+    }
+}
+
 async fn must<T>(result: Result<T, crate::Error>, what: &str) -> T {
     match result {
         Ok(value) => value,
@@ -346,9 +354,7 @@ pub async fn buffered_claims_keep_concurrency_and_lose_nothing<F: BackendFactory
     let running = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &probe).concurrency(4)));
     wait_count(&backend, TaskState::Done, 300).await;
     must(running.stop().await, "graceful stop").await;
-    for key in 0..300 {
-        assert_eq!(probe.runs(key).len(), 1, "task {key} ran {} times", probe.runs(key).len());
-    }
+    assert_each_ran_once(&[&probe], 0..300);
 }
 
 /// Slow runs are not buffered: a worker claims no more than it can start
@@ -394,10 +400,7 @@ pub async fn buffered_tasks_go_back_when_runs_slow_down<F: BackendFactory>(facto
     // Without giving them back the second runs none; with it, about half of
     // the eight that were waiting.
     assert!(y >= 3, "the first worker kept the slow tasks in its buffer: the second ran {y} of 12");
-    for key in 0..42 {
-        let runs = first.runs(key).len() + second.runs(key).len();
-        assert_eq!(runs, 1, "task {key} ran {runs} times");
-    }
+    assert_each_ran_once(&[&first, &second], 0..42);
 }
 
 /// On shutdown, runs that finish within the deadline are completed.
@@ -474,9 +477,30 @@ pub async fn outage_backs_off_and_loses_nothing<F: BackendFactory>(factory: &F) 
     backend.set_down(false);
     wait_count(&inner, TaskState::Done, 30).await;
     must(running.stop().await, "graceful stop").await;
-    for key in 0..30 {
-        assert_eq!(probe.runs(key).len(), 1, "task {key} ran {} times", probe.runs(key).len());
-    }
+    assert_each_ran_once(&[&probe], 0..30);
+}
+
+/// A requeue ack (here a snooze) that landed but whose reply was lost is
+/// sent again; when the task was claimed again by the same worker meanwhile,
+/// the late copy must not requeue that new claim while it runs. The task
+/// runs exactly twice: the snoozed run and the one after.
+pub async fn a_requeue_whose_reply_was_lost_is_not_applied_twice<F: BackendFactory>(factory: &F) {
+    let inner = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let backend = Flaky::new(inner.clone());
+    let probe = Probe::default();
+    let id = must(inner.enqueue(Snoozer { key: 1 }).await, "enqueue").await;
+    // The snooze lands, its reply is lost, and the next two flushes are
+    // refused (50 + 100 ms of backoff): the task, due again 100 ms after
+    // its first run, is claimed again before the ack is confirmed.
+    backend.lose_ack_replies(1, 2);
+    let running = Running::start(Monitor::new().register(worker::<Snoozer, _>(&backend, &probe)));
+    wait_state(&inner, id, TaskState::Done).await;
+    // Time for a stale copy of the snooze to land and the task to run again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    must(running.stop().await, "graceful stop").await;
+    let attempts: Vec<u32> = probe.runs(1).iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, vec![1, 1], "a snooze applied twice ran the task again");
+    assert_eq!(info(&inner, id).await.state, TaskState::Done);
 }
 
 /// `Expose` reports what happened: counts per state, listings by state, live

@@ -100,7 +100,8 @@ macro_rules! conformance_tests {
             concurrency_limit_is_never_exceeded, buffered_claims_keep_concurrency_and_lose_nothing,
             slow_runs_are_not_buffered, buffered_tasks_go_back_when_runs_slow_down,
             graceful_shutdown_finishes_in_flight_runs, graceful_shutdown_releases_unfinished_tasks, undecodable_payload_goes_dead,
-            outage_backs_off_and_loses_nothing, expose_counts_match, missing_data_fails_before_claiming,
+            outage_backs_off_and_loses_nothing, a_requeue_whose_reply_was_lost_is_not_applied_twice,
+            expose_counts_match, missing_data_fails_before_claiming,
             cancelled_tasks_never_start, cancelling_a_running_task_fires_its_token,
             unserved_jobs_are_reported_then_buried
         );

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -73,12 +73,28 @@ impl Running {
 pub struct Flaky<B> {
     inner: B,
     down: Arc<AtomicBool>,
+    /// Acks still to apply and then report as failed (a lost reply).
+    lost_replies: Arc<AtomicU32>,
+    /// Acks still to refuse after those, without applying them.
+    refused_acks: Arc<AtomicU32>,
 }
 
 impl<B> Flaky<B> {
     /// Wraps `inner`, initially up.
     pub fn new(inner: B) -> Self {
-        Self { inner, down: Arc::default() }
+        Self { inner, down: Arc::default(), lost_replies: Arc::default(), refused_acks: Arc::default() }
+    }
+
+    /// The next `lost` acks are applied but reported as failed, as when the
+    /// connection drops before the reply; the `refused` after them fail
+    /// without being applied.
+    pub fn lose_ack_replies(&self, lost: u32, refused: u32) {
+        self.lost_replies.store(lost, Ordering::SeqCst);
+        self.refused_acks.store(refused, Ordering::SeqCst);
+    }
+
+    fn take(count: &AtomicU32) -> bool {
+        count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
 
     /// Takes the backend down or brings it back.
@@ -114,6 +130,14 @@ impl<B: Backend> Backend for Flaky<B> {
 
     async fn ack(&self, worker: &WorkerRegistration, acks: &[Ack]) -> Result<(), Error> {
         self.check("ack")?;
+        let lost = BackendError::new("flaky", "ack", "connection reset before the reply (simulated)");
+        if Self::take(&self.lost_replies) {
+            self.inner.ack(worker, acks).await?;
+            return Err(lost.into());
+        }
+        if Self::take(&self.refused_acks) {
+            return Err(lost.into());
+        }
         self.inner.ack(worker, acks).await
     }
 

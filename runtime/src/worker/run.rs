@@ -30,7 +30,7 @@ use crate::codec::Codec;
 use crate::context::{CancelRegistry, TaskCx, WorkerCx};
 use crate::error::Error;
 use crate::job::{Decision, Job, JobError};
-use crate::task::{Ack, Claimed, Outcome, Task, WorkerRegistration};
+use crate::task::{Ack, Claimed, Outcome, Task, TaskId, WorkerRegistration};
 use crate::time::Timestamp;
 
 /// How long a worker on a busy queue waits to gather free slots for a claim.
@@ -59,6 +59,95 @@ struct Shared<B> {
     buffered: Option<Buffered>,
     /// Fires when the worker stops claiming; buffered tasks then never start.
     shutdown: CancellationToken,
+    /// Requeue acks not known to have landed (see [`Requeues`]).
+    requeues: std::sync::Mutex<Requeues>,
+}
+
+/// Requeue acks (retry, snooze) of this worker, by task. Such an ack whose
+/// reply was lost is sent again, and may then land after this same worker
+/// claimed the task again: it would requeue that claim while it runs, and
+/// the task would run twice. A claim can also land before a requeue ack that
+/// is confirmed before the claim's reply arrives. So a task claimed by a
+/// claim sent before its requeue ack was confirmed is not run: it is
+/// requeued once more (a snooze, which also gives back the attempt of the
+/// claim that did not run), due [`REQUEUE_PAUSE`] later at the earliest so
+/// that claims already in flight do not take it again.
+#[derive(Debug, Default)]
+struct Requeues(std::collections::HashMap<TaskId, Requeue>);
+
+#[derive(Debug)]
+struct Requeue {
+    at: Timestamp,
+    /// When the flush carrying it succeeded; `None` while in flight.
+    confirmed: Option<Instant>,
+}
+
+/// How long a task taken by a claim sent too soon waits before it is due again.
+const REQUEUE_PAUSE: Duration = Duration::from_millis(50);
+/// Confirmed requeues are forgotten after this long: no claim takes as long.
+const REQUEUE_MEMORY: Duration = Duration::from_secs(60);
+
+fn requeue_at(outcome: &Outcome) -> Option<Timestamp> {
+    match outcome {
+        Outcome::Retry { at, .. } | Outcome::Snooze { at } => Some(*at),
+        Outcome::Done { .. } | Outcome::Dead { .. } => None,
+    }
+}
+
+impl<B> Shared<B> {
+    fn requeues(&self) -> std::sync::MutexGuard<'_, Requeues> {
+        self.requeues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Before a flush: the batch's requeue acks are unconfirmed until it succeeds.
+    fn flushing(&self, batch: &[Ack]) {
+        if !batch.iter().any(|a| requeue_at(&a.outcome).is_some()) {
+            return;
+        }
+        let mut requeues = self.requeues();
+        for ack in batch {
+            if let Some(at) = requeue_at(&ack.outcome) {
+                requeues.0.insert(ack.id, Requeue { at, confirmed: None });
+            }
+        }
+    }
+
+    /// After a successful flush: its requeue acks have landed.
+    fn flushed(&self, batch: &[Ack]) {
+        if !batch.iter().any(|a| requeue_at(&a.outcome).is_some()) {
+            return;
+        }
+        let now = Instant::now();
+        let mut requeues = self.requeues();
+        for ack in batch {
+            if let Some(requeue) = requeues.0.get_mut(&ack.id) {
+                requeue.confirmed = Some(now);
+            }
+        }
+        requeues.0.retain(|_, r| r.confirmed.is_none_or(|t| now.duration_since(t) < REQUEUE_MEMORY));
+    }
+
+    /// Takes out of `tasks`, claimed by a claim sent at `started`, those whose
+    /// requeue ack was not confirmed by then, and returns the snoozes that
+    /// requeue them again.
+    fn claimed_too_soon(&self, tasks: &mut Vec<Task>, started: Instant) -> Vec<Ack> {
+        let requeues = self.requeues();
+        if requeues.0.is_empty() {
+            return Vec::new();
+        }
+        let mut again = Vec::new();
+        let not_before = Timestamp::now().add(REQUEUE_PAUSE);
+        tasks.retain(|task| {
+            let Some(requeue) = requeues.0.get(&task.id) else { return true };
+            if requeue.confirmed.is_some_and(|t| t <= started) {
+                return true;
+            }
+            tracing::debug!(id = %task.id, "claimed again before its requeue was confirmed; requeued once more");
+            again.push(Ack { id: task.id, outcome: Outcome::Snooze { at: requeue.at.max(not_before) } });
+            false
+        });
+        again
+    }
 }
 
 /// The part of a worker that holds claimed tasks until a run slot is free.
@@ -88,6 +177,11 @@ impl Buffered {
     /// behind slow runs while other workers may be idle.)
     fn shed(&self, concurrency: usize) -> Vec<Task> {
         let allowance = self.allowance(concurrency);
+        // No more than the buffer and the slots hold ever wait: at a quick
+        // pace there is nothing to check (and no lock to take).
+        if allowance.saturating_mul(2) >= self.size + concurrency {
+            return Vec::new();
+        }
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting.len() <= allowance.saturating_mul(2) {
             return Vec::new();
@@ -168,6 +262,7 @@ where
                 run_micros: AtomicU64::new(u64::MAX),
             }),
             shutdown: shutdown.clone(),
+            requeues: std::sync::Mutex::default(),
         });
 
         // Register before the first claim, so our tasks never look orphaned.
@@ -341,7 +436,7 @@ async fn claim_loop<J, B, S>(
     let concurrency = shared.registration.concurrency;
     let capacity = concurrency + shared.buffered.as_ref().map_or(0, |b| b.size);
     let parallel = shared.backend.parallel_claims().clamp(1, 8).min((capacity / 4).max(1));
-    let mut claims: JoinSet<(Result<Claimed, Error>, OwnedSemaphorePermit)> = JoinSet::new();
+    let mut claims: JoinSet<ClaimDone> = JoinSet::new();
     let mut waiter = shared.backend.waiter(&shared.registration.queue);
     let mut state = ClaimState { error_pause: MIN_ERROR_BACKOFF, starving: false, saturated: false, next_due: None };
     loop {
@@ -363,14 +458,14 @@ async fn claim_loop<J, B, S>(
             biased;
             () = shutdown.cancelled() => break,
             Some(finished) = claims.join_next(), if !claims.is_empty() => {
-                let (claimed, permits) = match finished {
-                    Ok(finished) => finished,
+                let done = match finished {
+                    Ok(done) => done,
                     Err(join) => {
                         tracing::error!(worker = %shared.registration.id, error = %join, "a claim ended abnormally");
                         continue;
                     }
                 };
-                if handle_claim::<J, B, S>(shared, service, acks, claimed, permits, &mut state, shutdown).await.is_break() {
+                if handle_claim::<J, B, S>(shared, service, acks, done, &mut state, shutdown).await.is_break() {
                     break;
                 }
             }
@@ -400,8 +495,8 @@ async fn claim_loop<J, B, S>(
                         drop(permits);
                         if let Some(finished) = claims.join_next().await {
                             // Claims in flight fill the allowance: take their tasks first.
-                            let Ok((claimed, permits)) = finished else { continue };
-                            if handle_claim::<J, B, S>(shared, service, acks, claimed, permits, &mut state, shutdown)
+                            let Ok(done) = finished else { continue };
+                            if handle_claim::<J, B, S>(shared, service, acks, done, &mut state, shutdown)
                                 .await
                                 .is_break()
                             {
@@ -424,16 +519,13 @@ async fn claim_loop<J, B, S>(
                 waiter.arm();
                 if parallel == 1 {
                     // One claim at a time: no task hop between wake-up and start.
-                    let claimed = shared.backend.claim(&shared.registration, permits.num_permits()).await;
-                    if handle_claim::<J, B, S>(shared, service, acks, claimed, permits, &mut state, shutdown).await.is_break() {
+                    let done = ClaimDone::of(shared, permits).await;
+                    if handle_claim::<J, B, S>(shared, service, acks, done, &mut state, shutdown).await.is_break() {
                         break;
                     }
                 } else {
                     let shared = Arc::clone(shared);
-                    claims.spawn(async move {
-                        let claimed = shared.backend.claim(&shared.registration, permits.num_permits()).await;
-                        (claimed, permits)
-                    });
+                    claims.spawn(async move { ClaimDone::of(&shared, permits).await });
                 }
             }
         }
@@ -441,11 +533,26 @@ async fn claim_loop<J, B, S>(
     // Claims still in flight may have claimed tasks that will now never run
     // here: they stay `running` for this worker until `release` gives them back.
     while let Some(finished) = claims.join_next().await {
-        if let Ok((Ok(claimed), _)) = finished
+        if let Ok(ClaimDone { claimed: Ok(claimed), .. }) = finished
             && !claimed.tasks.is_empty()
         {
             tracing::debug!(tasks = claimed.tasks.len(), "claimed during shutdown; released with the rest");
         }
+    }
+}
+
+/// A claim's result, the slots it was for, and when it was sent.
+struct ClaimDone {
+    claimed: Result<Claimed, Error>,
+    permits: OwnedSemaphorePermit,
+    started: Instant,
+}
+
+impl ClaimDone {
+    async fn of<B: Backend>(shared: &Shared<B>, permits: OwnedSemaphorePermit) -> Self {
+        let started = Instant::now();
+        let claimed = shared.backend.claim(&shared.registration, permits.num_permits()).await;
+        Self { claimed, permits, started }
     }
 }
 
@@ -465,8 +572,7 @@ async fn handle_claim<J, B, S>(
     shared: &Arc<Shared<B>>,
     service: &S,
     acks: &mpsc::Sender<Ack>,
-    claimed: Result<Claimed, Error>,
-    mut permits: OwnedSemaphorePermit,
+    done: ClaimDone,
     state: &mut ClaimState,
     shutdown: &CancellationToken,
 ) -> ControlFlow<()>
@@ -476,6 +582,7 @@ where
     S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
+    let ClaimDone { claimed, mut permits, started } = done;
     let claimed = match claimed {
         Ok(claimed) => {
             state.error_pause = MIN_ERROR_BACKOFF;
@@ -502,7 +609,11 @@ where
         };
         return ControlFlow::Continue(());
     }
-    for task in claimed.tasks {
+    let mut tasks = claimed.tasks;
+    for requeue in shared.claimed_too_soon(&mut tasks, started) {
+        let _ = acks.send(requeue).await;
+    }
+    for task in tasks {
         // A backend returning more tasks than asked for gets them run anyway
         // rather than stranded as `running`.
         let permit = permits.split(1);
@@ -678,8 +789,10 @@ async fn flush_loop<B: Backend>(
 async fn flush<B: Backend>(shared: &Shared<B>, batch: &mut Vec<Ack>, kill: &CancellationToken) {
     let mut pause = MIN_ERROR_BACKOFF;
     loop {
+        shared.flushing(batch);
         match shared.backend.ack(&shared.registration, batch).await {
             Ok(()) => {
+                shared.flushed(batch);
                 batch.clear();
                 return;
             }
@@ -699,14 +812,13 @@ async fn flush<B: Backend>(shared: &Shared<B>, batch: &mut Vec<Ack>, kill: &Canc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TaskId;
 
     fn buffered(size: usize, waiting: u64, run: Duration) -> Buffered {
         let task = |n| Task {
             id: TaskId(n),
             attempt: 1,
             max_attempts: 3,
-            run_at: crate::Timestamp::now(),
+            run_at: Timestamp::now(),
             priority: 0,
             payload: Vec::new(),
         };
