@@ -736,6 +736,30 @@ impl<C: Codec> PostgresBackend<C> {
             [task] => format!("enqueue a task of job `{}` on queue `{}`", task.job, task.queue),
             _ => format!("enqueue {} tasks", tasks.len()),
         };
+        if let [task] = tasks
+            && task.unique_key.is_none()
+        {
+            let row = sqlx::query(&self.inner.queries.push_one)
+                .bind(now.as_millis())
+                .bind(channel)
+                .bind(&task.queue)
+                .bind(task.job)
+                .bind(&task.payload)
+                .bind(task.run_at.as_millis())
+                .bind(task.priority)
+                .bind(i32::try_from(task.max_attempts).unwrap_or(i32::MAX))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(query_error(operation()))?;
+            let ids = match row {
+                Some(row) => {
+                    let id: i64 = row.try_get(0).map_err(|e| rows::bad_data("the id of a new task", e.to_string()))?;
+                    vec![rows::task_id(id)?]
+                }
+                None => Vec::new(),
+            };
+            return check_count(ids, 1);
+        }
         if !tasks.iter().any(|t| t.unique_key.is_some()) {
             let mut ids = Vec::with_capacity(tasks.len());
             for chunk in tasks.chunks(PUSH_BATCH) {

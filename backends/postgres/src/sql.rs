@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 pub(crate) struct Queries {
     pub(crate) migrations_table: String,
     pub(crate) push: String,
+    pub(crate) push_one: String,
     pub(crate) push_unique: String,
     pub(crate) announce: String,
     pub(crate) vacuum: String,
@@ -74,6 +75,7 @@ impl Queries {
         Self {
             migrations_table: render(include_str!("../sql/migrations_table.sql")),
             push: render(include_str!("../sql/push.sql")),
+            push_one: render(include_str!("../sql/push_one.sql")),
             push_unique: render(include_str!("../sql/push_unique.sql")),
             announce: render(include_str!("../sql/announce.sql")),
             vacuum: render(include_str!("../sql/vacuum.sql")),
