@@ -98,7 +98,7 @@ fn group_of(state: TaskState) -> &'static str {
 /// queue, `$4` job, `$5` state. Only the conditions that apply are in the
 /// text (each shape gets a plan that uses its index), and each walks one
 /// partial index in id order: no listing scans every task.
-fn list_sql(select: &str, schema: &str, filter: &TaskFilter) -> String {
+pub(crate) fn list_sql(select: &str, schema: &str, filter: &TaskFilter) -> String {
     // Every parameter must appear for PostgreSQL to type it.
     const TYPED: &str = "$3::text IS NOT DISTINCT FROM $3 AND $4::text IS NOT DISTINCT FROM $4 \
                          AND $5::text IS NOT DISTINCT FROM $5";

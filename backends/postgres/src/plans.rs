@@ -1,0 +1,261 @@
+//! The statements' plans on a big table: what keeps claims, acks and the
+//! dashboard fast however many tasks wait or are done.
+//!
+//! Each statement the backend runs per claim, ack, enqueue, heartbeat or
+//! dashboard view is executed by `EXPLAIN (ANALYZE, BUFFERS)` against 300,000
+//! tasks, with PostgreSQL's generic plan (what a cached prepared statement
+//! runs after its fifth execution) and with a custom one, then rolled back.
+//! The buffers it touched must stay far below the table's size, and none may
+//! scan the table: a lost index or a plan that walks every waiting row shows
+//! up here as a failure naming the statement and its plan, not as a slow
+//! queue in production.
+
+use errand_runtime::{TaskFilter, TaskState};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, Row};
+
+use crate::PostgresBackend;
+use crate::expose::list_sql;
+
+/// Tasks in the table.
+const ROWS: i64 = 300_000;
+
+/// Tasks running for worker `w7`, the only running ones.
+const RUNNING: i64 = 150;
+
+/// How much of the table a statement may touch, in buffers (hits and reads,
+/// counted per access). A scan of the table touches some 5,000 heap pages,
+/// an index over its waiting rows some 1,500.
+#[derive(Clone, Copy, Debug)]
+enum Bound {
+    /// A few rows: the claims, listings and deletes below take at most 10
+    /// per queue, the acks and cancels name a few ids.
+    Few,
+    /// The running tasks, of one worker or all of them, and no more: an ack
+    /// walks its worker's running tasks (at most its concurrency plus its
+    /// buffer) for each kind of outcome, rescue and release read them all.
+    Running,
+    /// As many as the statement reads by definition: counts read every
+    /// task; a listing by job but not queue walks the state's tasks of every
+    /// queue in id order until it has found enough (see `Expose::tasks`).
+    Unbounded,
+}
+
+impl Bound {
+    fn buffers(self) -> i64 {
+        match self {
+            Bound::Few => 600,
+            // Each kind of outcome of an ack reads each running task once,
+            // then writes what it changes.
+            Bound::Running => 20 * RUNNING,
+            Bound::Unbounded => i64::MAX,
+        }
+    }
+}
+
+/// Fills a fresh schema with `ROWS` tasks over 4 queues and 8 jobs: 40 %
+/// pending (1 in 50 of them due in the far future), 40 % done, and the rest
+/// retry, dead or cancelled, with 150 running for worker `w7`.
+/// One task in ten is a workflow step and one in five has a unique key.
+const FILL: &str = "
+INSERT INTO __SCHEMA__.tasks (queue, job, state, attempt, max_attempts, priority, run_at, created_at,
+                             started_at, finished_at, unique_key, worker, payload, run_id, step, claim)
+SELECT 'q' || (g % 4), 'job' || (g % 8), s.state, 1, 3, (g % 3) - 1,
+       CASE WHEN g % 50 = 0 THEN 9000000000000 ELSE 1000 + g END, 1000 + g,
+       CASE WHEN s.state NOT IN ('pending', 'retry') THEN 1500 + g END,
+       CASE WHEN s.state IN ('done', 'dead', 'cancelled') THEN 2000 + g END,
+       CASE WHEN g % 5 = 0 THEN 'k' || g END,
+       CASE WHEN s.state = 'running' THEN 'w7' END,
+       '\\x00', CASE WHEN g % 10 = 0 THEN g / 10 END, CASE WHEN g % 10 = 0 THEN 0 END,
+       CASE WHEN s.state = 'running' THEN g % 7 END
+FROM generate_series(1, $1) AS g
+CROSS JOIN LATERAL (SELECT CASE
+    WHEN g % 2000 = 7 THEN 'running' -- RUNNING of them
+    WHEN g % 20 < 8 THEN 'pending'
+    WHEN g % 20 < 16 THEN 'done'
+    WHEN g % 20 = 16 THEN 'retry'
+    WHEN g % 20 < 19 THEN 'dead'
+    ELSE 'cancelled' END AS state) AS s";
+
+/// Walks a plan tree: the most buffers one node touched (a node's count
+/// includes its children's; the statements in a data-modifying CTE are nodes
+/// of their own), and the sequential scans of `tasks`.
+fn walk(plan: &Value, most: &mut i64, scans: &mut Vec<String>) {
+    let buffers = plan["Shared Hit Blocks"].as_i64().unwrap_or(0) + plan["Shared Read Blocks"].as_i64().unwrap_or(0);
+    *most = (*most).max(buffers);
+    if plan["Node Type"] == "Seq Scan" && plan["Relation Name"] == "tasks" {
+        scans.push(format!("Seq Scan on tasks ({} rows)", plan["Actual Rows"]));
+    }
+    if let Some(children) = plan["Plans"].as_array() {
+        for child in children {
+            walk(child, most, scans);
+        }
+    }
+}
+
+/// A statement and the values to run it with.
+struct Case {
+    name: String,
+    sql: String,
+    bound: Bound,
+    /// Its parameters' types, as the backend binds them.
+    types: &'static str,
+    /// SQL literals, one per parameter.
+    args: String,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, sql: &str, types: &'static str, args: impl Into<String>) -> Self {
+        Case { name: name.into(), sql: sql.to_owned(), bound: Bound::Few, types, args: args.into() }
+    }
+
+    fn reads(mut self, bound: Bound) -> Self {
+        self.bound = bound;
+        self
+    }
+
+    /// Runs the statement by `EXPLAIN (ANALYZE, BUFFERS)` under `mode` (a
+    /// `plan_cache_mode`), rolled back; returns the plan's root node.
+    async fn explain(&self, conn: &mut PgConnection, mode: &str) -> Result<Value, sqlx::Error> {
+        let (types, args) = match self.types {
+            "" => (String::new(), String::new()),
+            types => (format!("({types})"), format!("({})", self.args)),
+        };
+        let mut tx = conn.begin().await?;
+        let set = format!("SET LOCAL plan_cache_mode = {mode}");
+        sqlx::raw_sql(&set).execute(&mut *tx).await?;
+        let prepare = format!("PREPARE errand_plan{types} AS {}", self.sql);
+        sqlx::raw_sql(&prepare).execute(&mut *tx).await?;
+        let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE errand_plan{args}");
+        // The plan comes as `json`, whose binary form is its text.
+        let explained: String = sqlx::query(&explain).fetch_one(&mut *tx).await?.try_get_unchecked(0)?;
+        tx.rollback().await?;
+        // PREPARE is not transactional.
+        sqlx::raw_sql("DEALLOCATE errand_plan").execute(&mut *conn).await?;
+        let explained: Value = serde_json::from_str(&explained).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(explained[0]["Plan"].clone())
+    }
+}
+
+#[tokio::test]
+async fn statements_touch_few_buffers_on_a_big_table() {
+    let Some(url) = errand_runtime::testing::service_url("ERRAND_POSTGRES_URL") else { return };
+    let schema =
+        format!("errand_test_{}_plans{}", errand_runtime::Timestamp::now().as_millis() / 1000, std::process::id());
+    let backend = PostgresBackend::connect_schema(&url, &schema).await.unwrap_or_else(|e| panic!("{e}"));
+    let q = &backend.inner.queries;
+    let mut conn = backend.inner.pool.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+    let fill = FILL.replace("__SCHEMA__", &q.schema);
+    sqlx::query(&fill).bind(ROWS).execute(&mut *conn).await.unwrap_or_else(|e| panic!("filling the table: {e}"));
+    // Statistics, and a visibility map for index-only scans, as autovacuum
+    // would leave them.
+    let vacuum = format!("VACUUM ANALYZE {}.tasks", q.schema);
+    sqlx::raw_sql(&vacuum).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
+
+    // Worker `w7`, alive, runs every running task; `chan` is the NOTIFY
+    // channel.
+    let worker = format!(
+        "INSERT INTO {}.workers (id, queue, job, concurrency, started_at, last_seen) \
+         VALUES ('w7', 'q3', 'job7', 64, 1, 9000000000000)",
+        q.schema
+    );
+    sqlx::raw_sql(&worker).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut cases = vec![
+        Case::new("claim", &q.claim, "text, bigint, text, text, bigint, bigint", "'w1', 5000, 'q1', 'job1', 10, 1"),
+        Case::new(
+            "claim with nothing due",
+            &q.claim,
+            "text, bigint, text, text, bigint, bigint",
+            "'w1', 500, 'q1', 'job1', 10, 1",
+        ),
+        Case::new(
+            "enqueue one",
+            &q.push_one,
+            "bigint, text, text, text, bytea, bigint, smallint, integer",
+            r"1, 'chan', 'q1', 'job1', '\x00', 1, 0, 3",
+        ),
+        Case::new(
+            "enqueue with a unique key",
+            &q.push_unique,
+            "bigint, text, text[], text[], bytea[], bigint[], smallint[], integer[], text[], bigint[]",
+            r#"1, NULL, '{q1}', '{job1}', '{"\\x00"}', '{1}', '{0}', '{3}', '{k5}', '{0}'"#,
+        ),
+        Case::new(
+            "ack",
+            &q.ack,
+            "text, bigint, bigint[], bytea[], bigint[], bigint[], text[], bigint[], text[], bigint[], bigint[]",
+            r#"'w7', 1, '{2007}', '{"\\x00"}', '{4007}', '{1}', '{e}', '{6007}', '{e}', '{8007}', '{1}'"#,
+        )
+        .reads(Bound::Running),
+        Case::new(
+            "workflow step ack",
+            &q.step_ack,
+            "text, bigint, bigint[], bytea[], bigint[], text[]",
+            r#"'w7', 1, '{2007}', '{"\\x00"}', '{4007}', '{e}'"#,
+        )
+        .reads(Bound::Running),
+        Case::new("mark dead", &q.mark_dead, "text, bigint[], text[], bigint", "'w7', '{2007}', '{e}', 1")
+            .reads(Bound::Running),
+        Case::new("rescue", &q.rescue, "bigint, bigint, text", "1, 1, 'chan'").reads(Bound::Running),
+        Case::new("release", &q.release, "text, text", "'w7', 'chan'").reads(Bound::Running),
+        Case::new("release failed claims", &q.release_claims, "text, bigint[], text", "'w7', '{1,2}', 'chan'")
+            .reads(Bound::Running),
+        Case::new("cancelled tasks", &q.cancelled_tasks, "text", "'w7'"),
+        Case::new("unserved jobs", &q.unserved, "text, text[]", "'q1', '{job1,job5}'"),
+        Case::new("retention", &q.cleanup, "bigint, bigint", "3000, 10"),
+        Case::new("counts", &q.counts, "", "").reads(Bound::Unbounded),
+        Case::new("a task by id", &q.task_by_id, "bigint", "150000"),
+        Case::new("retry a dead task", &q.retry_task, "bigint, bigint, text", "150018, 1, 'chan'"),
+        Case::new("cancel a task", &q.cancel_task, "bigint, bigint", "150001, 1"),
+        Case::new("fail a run", &q.run_fail, "bigint[], text[], bigint", "'{15000}', '{e}', 1"),
+    ];
+    for queue in [None, Some("q1")] {
+        for job in [None, Some("job1")] {
+            for state in [None, Some(TaskState::Pending), Some(TaskState::Running), Some(TaskState::Done)] {
+                let filter = TaskFilter {
+                    queue: queue.map(str::to_owned),
+                    job: job.map(str::to_owned),
+                    state,
+                    limit: 10,
+                    after: None,
+                };
+                let literal = |v: Option<&str>| v.map_or("NULL".to_owned(), |v| format!("'{v}'"));
+                let args =
+                    format!("0, 10, {}, {}, {}", literal(queue), literal(job), literal(state.map(|s| s.as_str())));
+                let sql = list_sql(&q.select_task, &q.schema, &filter);
+                let case = Case::new(format!("list {filter:?}"), &sql, "bigint, bigint, text, text, text", args);
+                let by_job_alone = queue.is_none() && job.is_some() && state != Some(TaskState::Running);
+                cases.push(if by_job_alone { case.reads(Bound::Unbounded) } else { case });
+            }
+        }
+    }
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        for mode in ["force_generic_plan", "force_custom_plan"] {
+            let plan = case
+                .explain(&mut conn, mode)
+                .await
+                .unwrap_or_else(|e| panic!("EXPLAIN of `{}` ({mode}) failed: {e}\n{}", case.name, case.sql));
+            let (mut buffers, mut scans) = (0, Vec::new());
+            walk(&plan, &mut buffers, &mut scans);
+            let scanned = !scans.is_empty() && !matches!(case.bound, Bound::Unbounded);
+            if buffers > case.bound.buffers() || scanned {
+                failures.push(format!(
+                    "{} ({mode}, {:?}: at most {} buffers): {buffers} buffers {scans:?}\n{plan:#}",
+                    case.name,
+                    case.bound,
+                    case.bound.buffers()
+                ));
+            }
+        }
+    }
+    let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", q.schema);
+    let _ = sqlx::raw_sql(&drop).execute(&mut *conn).await;
+    assert!(
+        failures.is_empty(),
+        "{} statement(s) touch too much of a big table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
