@@ -5,10 +5,10 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use errand_postgres::PostgresBackend;
-use errand_postgres::sqlx::{self, PgPool};
+use errand_postgres::sqlx::{self, Connection, PgPool};
 
 /// Test schemas older than this are leftovers of crashed runs: dropped.
 const STALE_SECS: u64 = 3600;
@@ -68,4 +68,31 @@ pub async fn backend(url: &str) -> PostgresBackend {
 pub async fn drop_schema<C: errand_runtime::Codec>(backend: &PostgresBackend<C>) {
     let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", backend.schema_name());
     let _ = sqlx::query(&sql).execute(backend.pool()).await;
+}
+
+/// Drops a schema when it goes out of scope, passed or panicked: on a
+/// thread with a runtime of its own, since the test's is shutting down.
+#[derive(Debug)]
+pub struct DropSchema {
+    pub url: String,
+    pub schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async {
+                    let drop = async {
+                        let mut conn = sqlx::PgConnection::connect(&url).await?;
+                        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                        sqlx::raw_sql(&sql).execute(&mut conn).await
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(10), drop).await;
+                });
+            }
+        })
+        .join();
+    }
 }
