@@ -731,7 +731,8 @@ impl<C: Codec> PostgresBackend<C> {
 
     /// Writes `tasks` on `conn` (see the crate docs for unique keys); several
     /// statements when there are unique keys or more than [`PUSH_BATCH`]
-    /// tasks, so run it inside a transaction then. With `channel`, the same
+    /// tasks, so run it inside a transaction then; one task without a unique
+    /// key takes the plain `push_one.sql`. With `channel`, the same
     /// statements NOTIFY it of the tasks' queues (heard on commit); without,
     /// the caller [`announce`](Self::announce)s them after its commit.
     pub(crate) async fn insert(
