@@ -70,6 +70,25 @@ pub trait BackendFactory: Send + Sync + 'static {
     }
 }
 
+/// Runs the future `cleanup` makes to completion (or for at most `limit`)
+/// on a thread with a runtime of its own, for a guard's `Drop`: the test's
+/// runtime may be shutting down by then. Failures are ignored, as a
+/// cleanup's are.
+pub fn clean_up_blocking<M, F>(limit: Duration, cleanup: M)
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future,
+{
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(limit, cleanup()).await;
+            });
+        }
+    })
+    .join();
+}
+
 /// The URL of a test service from the environment variable `var`.
 ///
 /// When it is unset, prints that the test is skipped and returns `None` —

@@ -81,18 +81,10 @@ pub struct DropSchema {
 impl Drop for DropSchema {
     fn drop(&mut self) {
         let (url, schema) = (self.url.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(async {
-                    let drop = async {
-                        let mut conn = sqlx::PgConnection::connect(&url).await?;
-                        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                        sqlx::raw_sql(&sql).execute(&mut conn).await
-                    };
-                    let _ = tokio::time::timeout(Duration::from_secs(10), drop).await;
-                });
-            }
-        })
-        .join();
+        errand_runtime::testing::clean_up_blocking(Duration::from_secs(10), move || async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            sqlx::raw_sql(&sql).execute(&mut conn).await
+        });
     }
 }

@@ -66,15 +66,9 @@ pub struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let (url, prefix) = (self.url.clone(), self.prefix.clone());
-        // The test's runtime is shutting down: clean up on a thread of our own.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(async {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), delete_keys(&url, &prefix)).await;
-                });
-            }
-        })
-        .join();
+        errand_runtime::testing::clean_up_blocking(Duration::from_secs(10), move || async move {
+            delete_keys(&url, &prefix).await;
+        });
     }
 }
 
