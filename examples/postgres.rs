@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url =
         std::env::var("ERRAND_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     // Creates the schema and its tables on first use (safe from many processes).
-    let backend = PostgresBackend::connect_schema(&url, "errand_example").await?;
+    let backend = PostgresBackend::builder().namespace("errand_example").connect(&url).await?;
 
     let first = backend.enqueue(Resize::new("cat.png".into(), 640)).await?;
     // Atomically with the application's own writes: the task exists iff the

@@ -2,14 +2,14 @@
 //!
 //! errand on Redis (`ERRAND_REDIS_URL`, default `redis://127.0.0.1:6379`):
 //! a bulk enqueue, a delayed task and a job that fails once, each run by its
-//! own worker, then a summary read back from Redis. The example uses a key
-//! prefix of its own, deletes its keys at the end (and nothing else), and
-//! exits by itself in about a second.
+//! own worker, then a summary read back from Redis. The example keeps its
+//! keys under a namespace of its own (`errand-example:`), and its finished
+//! tasks expire a minute later; it exits by itself in about a second.
 
 #![allow(clippy::print_stdout)] // an example reports what it does on stdout
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use errand::prelude::*;
 use errand::redis::RedisBackend;
@@ -42,13 +42,12 @@ async fn remind(user: String) -> Result<(), JobError> {
 #[tokio::main]
 async fn main() -> Result<(), errand::Error> {
     let url = std::env::var("ERRAND_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let run = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let backend = RedisBackend::builder()
-        .prefix(format!("errand-example:{run}:"))
-        .retention(Duration::from_secs(600))
+        .namespace("errand-example:")
+        .tuning(|t| t.retention(Duration::from_secs(60)))
         .connect(&url)
         .await?;
-    println!("redis: {url}, key prefix {}", backend.prefix());
+    println!("redis: {url}, namespace {}", backend.namespace());
 
     let started = Instant::now();
     let texts = (0..1_000).map(|i| CountWords::new(format!("task number {i} has six words")));
@@ -83,6 +82,5 @@ async fn main() -> Result<(), errand::Error> {
     for q in backend.counts().await? {
         println!("  queue {:<14} done {} dead {} pending {}", q.queue, q.done, q.dead, q.pending);
     }
-    println!("\ndeleted the example's {} keys", backend.clear().await?);
     Ok(())
 }

@@ -56,8 +56,10 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn backend(db: &Path) -> SqliteBackend {
     let url = format!("sqlite://{}", db.display());
-    match SqliteBackend::connect(&url).await {
-        Ok(b) => b.orphan_after(Duration::from_millis(1500)).poll_interval(Duration::from_millis(50)),
+    let builder = SqliteBackend::builder()
+        .tuning(|t| t.orphan_after(Duration::from_millis(1500)).poll_interval(Duration::from_millis(50)));
+    match builder.connect(&url).await {
+        Ok(b) => b,
         Err(e) => panic!("cannot open {url}: {e}"),
     }
 }

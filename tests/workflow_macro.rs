@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use errand::memory::MemoryBackend;
 use errand::prelude::*;
-use errand::workflow::{RunState, Workflow, WorkflowError, WorkflowExt};
+use errand::workflow::{RunState, Workflow, WorkflowExt};
 use errand::{Error, Requirements, TaskState};
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ struct Mailer {
     sent: Arc<Mutex<Vec<String>>>,
 }
 
-/// The DESIGN §2 example.
+/// The README's workflow example.
 #[errand::workflow(queue = "onboarding")]
 mod onboarding {
     use super::*;
@@ -153,7 +153,7 @@ async fn a_step_that_aborts_fails_the_run() {
     let monitor = Monitor::new().register(failing::Failing::worker(&backend));
     let result = run_with(monitor, backend.workflow(run).wait()).await;
     match result {
-        Err(WorkflowError::Failed { workflow, error, .. }) => {
+        Err(Error::RunFailed { workflow, error, .. }) => {
             assert_eq!(workflow, "checkout");
             assert!(error.contains("charge"), "the error names the step: {error}");
             assert!(error.contains("card declined for order 9"), "{error}");

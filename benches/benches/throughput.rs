@@ -1,4 +1,4 @@
-//! Throughput and latency of errand's backends (DESIGN §5).
+//! Throughput and latency of errand's backends (see `docs/architecture.md`, "Performance").
 //!
 //! Run with: `cargo bench -p errand-benches -- [--quick | --bulk | --enqueue | --latency | --workflows] [--backend memory,sqlite] [--drains 2000@64,…] [--out FILE]`
 //!
@@ -97,7 +97,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     let schema = format!("errand_bench_{}_{n}", std::process::id());
                     made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(schema.clone());
                     let url = url.clone();
-                    async move { PostgresBackend::connect_schema(&url, &schema).await }
+                    async move { PostgresBackend::builder().namespace(&schema).connect(&url).await }
                 };
                 let outcome = if backend == "postgres" {
                     postgres(&url, &plan, make).await
@@ -121,8 +121,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     let made = &made;
                     async move {
                         let prefix = format!("errand-bench-{}-{n}:", std::process::id());
-                        let backend = RedisBackend::builder().prefix(prefix).connect(&url).await?;
-                        made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(backend.clone());
+                        let backend = RedisBackend::builder().namespace(prefix.clone()).connect(&url).await?;
+                        made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(prefix);
                         Ok(backend)
                     }
                 };
@@ -133,8 +133,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     }),
                     Err(e) => Err(e),
                 };
-                for backend in made.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-                    backend.clear().await?;
+                for prefix in made.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                    errand_benches::delete_redis_keys(&url, &prefix).await?;
                 }
                 results.extend(outcome?);
             }
@@ -169,7 +169,7 @@ where
     let mut all = run_backend("postgres", plan, &make).await?;
     if plan.latency_samples > 0 {
         let consumer = make().await?;
-        let producer = PostgresBackend::connect_schema(url, consumer.schema_name()).await?;
+        let producer = PostgresBackend::builder().namespace(consumer.namespace()).connect(url).await?;
         all.extend(latency_across("postgres", &consumer, &producer, plan.latency_samples).await?);
     }
     all.extend(run_workflows("postgres", plan, &make).await?);

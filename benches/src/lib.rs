@@ -191,7 +191,7 @@ impl Plan {
         self
     }
 
-    /// The full plan of DESIGN §5.
+    /// The full plan: every scenario at its full size.
     pub fn full() -> Self {
         Self {
             single: 2_000,
@@ -274,7 +274,7 @@ where
             });
         }
         while let Some(done) = callers.join_next().await {
-            done.map_err(|e| errand::Error::Config(format!("an enqueueing task panicked: {e}")))??;
+            done.map_err(|e| bench_error("an enqueueing task", e))??;
         }
         let scenario = format!("enqueue single ×{SINGLE_CALLERS} callers");
         out.push(measurement(name, scenario, rate(plan.single, start.elapsed()), "jobs/s"));
@@ -528,8 +528,8 @@ pub fn print_table(results: &[Measurement]) {
 }
 
 /// The raw-SQL baseline of the PostgreSQL backend: its own claim and ack
-/// statements ([`PostgresBackend::raw_statements`]) in bare loops, no
-/// framework. Each loop claims 64 due tasks (the bare loop), then
+/// statements (the crate's `sql/claim.sql` and `sql/ack.sql`, rendered for
+/// the schema as the backend renders them) in bare loops, no framework. Each loop claims 64 due tasks (the bare loop), then
 /// marks them done in one statement, until the queue is empty, with a VACUUM
 /// after every 50,000 tasks as the backend runs. For every 64-wide drain of
 /// `plan`, with one loop and with four (on separate connections), and with
@@ -574,20 +574,23 @@ async fn raw_drain(
     let sql_error = |e: sqlx::Error| errand::Error::from(errand::BackendError::new("postgres", "raw SQL drain", e));
     // As the backend does (`vacuum_every`): a VACUUM in the background after
     // every 50,000 finished tasks, or claims walk ever more dead index entries.
-    let vacuum = format!("VACUUM (SKIP_LOCKED) \"{}\".tasks", backend.schema_name());
+    let schema = format!("\"{}\"", backend.namespace());
+    let vacuum = format!("VACUUM (SKIP_LOCKED) {schema}.tasks");
+    let claim = Arc::new(include_str!("../../backends/postgres/sql/claim.sql").replace("__SCHEMA__", &schema));
+    let ack = Arc::new(include_str!("../../backends/postgres/sql/ack.sql").replace("__SCHEMA__", &schema));
     let finished = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(loops);
     for l in 0..loops {
         let backend = backend.clone();
         let (vacuum, finished) = (vacuum.clone(), Arc::clone(&finished));
+        let (claim, ack) = (Arc::clone(&claim), Arc::clone(&ack));
         handles.push(tokio::spawn(async move {
-            let (claim, ack) = backend.raw_statements();
             let worker = format!("raw-{l}");
             let mut acked = 0_u64;
             loop {
                 let now = errand::Timestamp::now().as_millis();
-                let rows = sqlx::query(claim)
+                let rows = sqlx::query(claim.as_str())
                     .bind(&worker)
                     .bind(now)
                     .bind(Noop::QUEUE)
@@ -604,7 +607,7 @@ async fn raw_drain(
                 let results = vec![b"null".to_vec(); ids.len()];
                 let none_i64: Vec<i64> = Vec::new();
                 let none_text: Vec<String> = Vec::new();
-                let applied: i64 = sqlx::query_scalar(ack)
+                let applied: i64 = sqlx::query_scalar(ack.as_str())
                     .bind(&worker)
                     .bind(errand::Timestamp::now().as_millis())
                     .bind(&ids)
@@ -631,10 +634,55 @@ async fn raw_drain(
     }
     let mut acked = 0;
     for handle in handles {
-        acked += handle.await.map_err(|e| errand::Error::Config(format!("a raw loop panicked: {e}")))??;
+        acked += handle.await.map_err(|e| bench_error("a raw loop", e))??;
     }
     if acked != queued {
-        return Err(errand::Error::Config(format!("raw SQL drain finished {acked} of {queued} tasks")));
+        return Err(bench_error("raw SQL drain", format!("finished {acked} of {queued} tasks")));
     }
     Ok(start.elapsed())
+}
+
+/// A failure of the harness itself (a task panicked, a count is off).
+fn bench_error(what: &str, problem: impl std::fmt::Display) -> errand::Error {
+    errand::BackendError::new("bench", what, problem.to_string()).into()
+}
+
+/// Deletes every key under `prefix` (a scenario's namespace) with `SCAN` and
+/// `UNLINK`: the harness cleans up after itself, touching nothing else.
+///
+/// # Errors
+///
+/// When Redis fails.
+pub async fn delete_redis_keys(url: &str, prefix: &str) -> Result<u64, errand::Error> {
+    let failed = |e: redis::RedisError| errand::Error::from(errand::BackendError::new("redis", "delete bench keys", e));
+    let client = redis::Client::open(url).map_err(failed)?;
+    let mut conn = client.get_multiplexed_async_connection().await.map_err(failed)?;
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    let (mut cursor, mut deleted) = (0_u64, 0_u64);
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        if !keys.is_empty() {
+            let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await.map_err(failed)?;
+            deleted += n;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
 }

@@ -9,9 +9,30 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::job::{JobError, Requirements};
+use crate::job_error::JobError;
 use crate::task::TaskId;
 use crate::time::Timestamp;
+
+/// The shared data a job needs, collected by [`Job::requirements`].
+#[derive(Debug, Default, Clone)]
+pub struct Requirements {
+    data: Vec<(TypeId, &'static str)>,
+}
+
+impl Requirements {
+    /// Records that runs need `Data<T>`.
+    pub fn data<T: Send + Sync + 'static>(&mut self) {
+        let id = TypeId::of::<T>();
+        if !self.data.iter().any(|(t, _)| *t == id) {
+            self.data.push((id, std::any::type_name::<T>()));
+        }
+    }
+
+    /// The recorded types.
+    pub fn iter(&self) -> impl Iterator<Item = (TypeId, &'static str)> + '_ {
+        self.data.iter().copied()
+    }
+}
 
 /// Shared data given to a worker with `.data(value)` and injected into every
 /// run that takes a `Data<T>` parameter.
@@ -235,7 +256,7 @@ impl CancelRegistry {
 
 impl TaskCx {
     pub(crate) fn new(
-        task: &crate::Task,
+        task: &crate::backend::Task,
         worker: WorkerCx,
         abort: CancellationToken,
         registry: Option<Arc<CancelRegistry>>,
@@ -264,7 +285,7 @@ impl TaskCx {
             CancellationToken::new(),
             DataMap::default(),
         );
-        let task = crate::Task {
+        let task = crate::backend::Task {
             id,
             attempt,
             max_attempts: attempt,

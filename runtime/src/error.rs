@@ -33,6 +33,11 @@ pub enum Error {
     /// A configuration value is invalid (a URL, a name, a duration).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The stored schema cannot be used by this version of errand: it was
+    /// migrated by a newer one, or an applied migration differs from the one
+    /// this version ships.
+    #[error("{0}")]
+    Schema(String),
     /// The monitor has no workers to run.
     #[error("the monitor has no workers: register at least one with `Monitor::register`")]
     NoWorkers,
@@ -44,14 +49,54 @@ pub enum Error {
         /// The deadline that passed.
         deadline: Duration,
     },
-    /// A workflow run failed or does not exist (see
-    /// [`WorkflowError`](crate::workflow::WorkflowError)).
-    #[error(transparent)]
-    Workflow(Box<crate::workflow::WorkflowError>),
+    /// A workflow run failed: one of its steps failed for good (its retries
+    /// ran out, it aborted, it was cancelled, or its worker died on the last
+    /// attempt).
+    #[error("workflow `{workflow}` run {run} failed: {error}")]
+    RunFailed {
+        /// The workflow.
+        workflow: &'static str,
+        /// The run.
+        run: crate::task::RunId,
+        /// The failed step and its error.
+        error: String,
+    },
+    /// No workflow run with this id exists (or it was removed by retention).
+    #[error("workflow `{workflow}` has no run {run}")]
+    RunNotFound {
+        /// The workflow.
+        workflow: &'static str,
+        /// The run.
+        run: crate::task::RunId,
+    },
+    /// A wait with a deadline ran out before the run finished.
+    #[error("workflow `{workflow}` run {run} had not finished after {waited:?}")]
+    RunTimedOut {
+        /// The workflow.
+        workflow: &'static str,
+        /// The run.
+        run: crate::task::RunId,
+        /// How long the wait lasted.
+        waited: Duration,
+    },
+    /// Encoded arguments (or a workflow's input) larger than the backend's
+    /// [`Tuning::max_payload`](crate::Tuning::max_payload): nothing was written.
+    #[error(
+        "{what} is {size} bytes encoded, more than the {limit} bytes the backend accepts \
+         (`Tuning::max_payload`): store large data elsewhere and enqueue a reference to it"
+    )]
+    PayloadTooLarge {
+        /// What was being enqueued, e.g. "the arguments of job `resize`".
+        what: String,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A worker task ended abnormally (it panicked outside a handler).
     #[error("worker `{worker}` ended abnormally: {message}")]
     WorkerCrashed {
-        /// The worker's name.
+        /// The worker's id.
         worker: String,
         /// What happened.
         message: String,
@@ -91,13 +136,4 @@ pub struct CodecError {
     /// The codec's own error.
     #[source]
     pub source: BoxError,
-}
-
-impl From<crate::workflow::WorkflowError> for Error {
-    fn from(error: crate::workflow::WorkflowError) -> Self {
-        match error {
-            crate::workflow::WorkflowError::Backend(error) => error,
-            other => Error::Workflow(Box::new(other)),
-        }
-    }
 }

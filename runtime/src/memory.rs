@@ -15,53 +15,81 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::backend::{Backend, Expose, Notifier, WakeSignal};
+use crate::backend::{
+    Ack, Backend, Claimed, NewTask, Notifier, Outcome, Task, Tuning, Unserved, WakeSignal, WorkerRegistration,
+};
+use crate::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
 use crate::codec::{Codec, JsonCodec};
 use crate::error::Error;
-use crate::task::{
-    Ack, Claimed, NewTask, Outcome, QueueCounts, Task, TaskFilter, TaskId, TaskInfo, TaskState, Unserved, WorkerInfo,
-    WorkerRegistration,
-};
+use crate::expose::Expose;
+use crate::task::{QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo};
 use crate::time::Timestamp;
-use crate::workflow::{self, NewRun, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
+use crate::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd};
+use crate::workflow::{NewRun, RunId, RunInfo, StepInfo, WorkflowStore};
 
 /// The in-memory backend; see the [module docs](self).
 ///
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
 /// use errand_runtime::memory::MemoryBackend;
-/// use errand_runtime::MsgPackCodec;
+///
+/// let backend = MemoryBackend::new(); // JSON, the default tuning
 /// # #[cfg(feature = "msgpack")] {
-/// let backend = MemoryBackend::new().with_codec::<MsgPackCodec>();
+/// let backend = MemoryBackend::builder()
+///     .codec::<errand_runtime::MsgPackCodec>()
+///     .tuning(|t| t.orphan_after(Duration::from_secs(10)))
+///     .build();
 /// # let _ = backend; }
 /// ```
 pub struct MemoryBackend<C = JsonCodec> {
     shared: Arc<Shared>,
-    orphan_after: Duration,
-    poll_interval: Duration,
-    parallel_claims: usize,
+    tuning: Tuning,
     _codec: PhantomData<fn() -> C>,
 }
 
 impl<C> Clone for MemoryBackend<C> {
     fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-            orphan_after: self.orphan_after,
-            poll_interval: self.poll_interval,
-            parallel_claims: self.parallel_claims,
-            _codec: PhantomData,
-        }
+        Self { shared: Arc::clone(&self.shared), tuning: self.tuning, _codec: PhantomData }
     }
 }
 
 impl<C> fmt::Debug for MemoryBackend<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryBackend")
-            .field("orphan_after", &self.orphan_after)
-            .field("poll_interval", &self.poll_interval)
-            .finish_non_exhaustive()
+        f.debug_struct("MemoryBackend").field("tuning", &self.tuning).finish_non_exhaustive()
+    }
+}
+
+/// Options for a [`MemoryBackend`]: its codec and [`Tuning`].
+#[must_use]
+pub struct MemoryBuilder<C = JsonCodec> {
+    tuning: Tuning,
+    _codec: PhantomData<fn() -> C>,
+}
+
+impl<C> fmt::Debug for MemoryBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBuilder").field("tuning", &self.tuning).finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> MemoryBuilder<C> {
+    /// Stores arguments and results with codec `C2` instead.
+    pub fn codec<C2: Codec>(self) -> MemoryBuilder<C2> {
+        MemoryBuilder { tuning: self.tuning, _codec: PhantomData }
+    }
+
+    /// Changes the [`Tuning`], starting from this backend's defaults (a
+    /// claim here takes microseconds: one claim at a time, no buffer).
+    pub fn tuning(mut self, tune: impl FnOnce(Tuning) -> Tuning) -> Self {
+        self.tuning = tune(self.tuning);
+        self
+    }
+
+    /// An empty backend.
+    pub fn build(self) -> MemoryBackend<C> {
+        MemoryBackend { shared: Arc::default(), tuning: self.tuning, _codec: PhantomData }
     }
 }
 
@@ -108,10 +136,8 @@ struct Record {
 struct RunRecord {
     workflow: &'static str,
     queue: String,
-    steps: Vec<StepSpec>,
-    outputs: Vec<Option<Vec<u8>>>,
+    progress: RunProgress,
     tasks: Vec<Option<u64>>,
-    state: RunState,
     error: Option<String>,
     created_at: i64,
 }
@@ -211,68 +237,79 @@ impl State {
     }
 
     /// Cancels a live task; a running one is reported to its worker.
-    fn cancel(&mut self, id: u64, now: i64) -> bool {
-        let Some(r) = self.record_mut(id) else { return false };
+    /// Cancels a live task; a running one is reported to its worker.
+    /// Returns whether it did, and the workflow step the task was, if any
+    /// (the caller ends the step, which fails its run).
+    fn cancel(&mut self, id: u64, now: i64) -> (bool, Option<(usize, u16)>) {
+        let Some(r) = self.record_mut(id) else { return (false, None) };
         if !r.state.is_live() {
-            return false;
+            return (false, None);
         }
         r.state = TaskState::Cancelled;
         r.finished_at = Some(now);
+        let step = r.step;
         if let Some(worker) = r.worker.take() {
             self.cancelled_running.entry(worker).or_default().push(TaskId(id));
         }
         self.running.remove(&id);
-        true
+        (true, step)
     }
 
-    /// Step `step` of run `run` finished with `output`: store it, enqueue the
-    /// dependents that are ready, finish the run when every sink is done.
-    /// Returns the queue to wake, if tasks were enqueued.
-    fn step_done<C: Codec>(&mut self, run: usize, step: u16, output: Vec<u8>, now: i64) -> Option<String> {
+    /// Task `id` ended other than `done` (dead, cancelled): if it was a
+    /// workflow step, its run fails. Returns the queue to wake, if any.
+    fn step_failed<C: Codec>(&mut self, step: Option<(usize, u16)>, why: &str, now: i64) -> Option<String> {
+        let (run, step) = step?;
+        self.step_ended::<C>(run, step, StepEnd::Failed(why.to_owned()), now)
+    }
+
+    /// Step `step` of run `run` ended: the planner decides, and its plan is
+    /// applied here, under the same lock as the ack. Returns the queue to
+    /// wake when step tasks were enqueued.
+    fn step_ended<C: Codec>(&mut self, run: usize, step: u16, end: StepEnd, now: i64) -> Option<String> {
         let record = self.runs.get_mut(run)?;
-        if record.state != RunState::Running {
-            return None;
-        }
-        *record.outputs.get_mut(usize::from(step))? = Some(output);
-        let ready = workflow::advance(&record.steps, step, |i| record.outputs.get(usize::from(i))?.as_deref());
+        record.progress.end(step, end);
+        let plan = match record.progress.take_plan::<C>() {
+            Ok(plan) => plan,
+            Err(error) => {
+                // A payload that cannot be encoded fails the run rather than hang it.
+                record.progress.end(step, StepEnd::Failed(error.to_string()));
+                record.progress.take_plan::<C>().unwrap_or_default()
+            }
+        };
+        self.apply_plan(run, plan, now)
+    }
+
+    /// Persists a run's plan: new step tasks, the run's end, and on failure
+    /// the cancellation of its other live steps.
+    fn apply_plan(&mut self, run: usize, plan: RunPlan, now: i64) -> Option<String> {
+        let record = self.runs.get_mut(run)?;
         let (workflow, queue) = (record.workflow, record.queue.clone());
-        let mut tasks = Vec::with_capacity(ready.len());
-        for (next, inputs) in ready {
-            let spec = &record.steps[usize::from(next)];
-            match workflow::step_task::<C>(workflow, &queue, RunId(run as u64 + 1), next, spec, inputs) {
-                Ok(task) => tasks.push((next, task)),
-                Err(error) => {
-                    let name = spec.name.clone();
-                    self.fail_run(run, &name, &error.to_string(), now);
-                    return None;
-                }
+        let woke = !plan.ready.is_empty();
+        for ready in plan.ready {
+            let task = NewTask {
+                job: workflow,
+                queue: queue.clone(),
+                payload: ready.payload,
+                run_at: Timestamp(now),
+                priority: ready.priority,
+                max_attempts: ready.max_attempts,
+                unique_key: None,
+                unique_for: None,
+            };
+            let id = self.insert(task, Some((run, ready.step)), now);
+            if let Some(slot) = self.runs[run].tasks.get_mut(usize::from(ready.step)) {
+                *slot = Some(id);
             }
         }
-        let record = &mut self.runs[run];
-        if workflow::sink_steps(&record.steps).iter().all(|i| record.outputs[usize::from(*i)].is_some()) {
-            record.state = RunState::Done;
-        }
-        let woke = !tasks.is_empty();
-        for (next, task) in tasks {
-            let id = self.insert(task, Some((run, next)), now);
-            self.runs[run].tasks[usize::from(next)] = Some(id);
+        if let Some(RunEnd::Failed(error)) = plan.end {
+            self.runs[run].error = Some(error);
+            let tasks: Vec<u64> = self.runs[run].tasks.iter().flatten().copied().collect();
+            for id in tasks {
+                // The run has failed already: ending these steps changes nothing more.
+                let _ = self.cancel(id, now);
+            }
         }
         woke.then_some(queue)
-    }
-
-    /// Step `name` of run `run` went dead: the run fails and its other live
-    /// steps are cancelled.
-    fn fail_run(&mut self, run: usize, name: &str, error: &str, now: i64) {
-        let Some(record) = self.runs.get_mut(run) else { return };
-        if record.state != RunState::Running {
-            return;
-        }
-        record.state = RunState::Failed;
-        record.error = Some(workflow::step_failed(name, error));
-        let tasks: Vec<u64> = record.tasks.iter().flatten().copied().collect();
-        for id in tasks {
-            self.cancel(id, now);
-        }
     }
 
     fn duplicate_of(&self, job: &'static str, key: &str, window: Option<Duration>, now: Timestamp) -> Option<u64> {
@@ -309,15 +346,14 @@ impl State {
 }
 
 impl MemoryBackend<JsonCodec> {
-    /// An empty backend storing JSON.
+    /// An empty backend storing JSON, with the default tuning.
     pub fn new() -> Self {
-        Self {
-            shared: Arc::default(),
-            orphan_after: Duration::from_secs(30),
-            poll_interval: Duration::from_secs(1),
-            parallel_claims: 1,
-            _codec: PhantomData,
-        }
+        Self::builder().build()
+    }
+
+    /// Options: codec and [`Tuning`].
+    pub fn builder() -> MemoryBuilder<JsonCodec> {
+        MemoryBuilder { tuning: Tuning::new(), _codec: PhantomData }
     }
 }
 
@@ -328,38 +364,6 @@ impl Default for MemoryBackend<JsonCodec> {
 }
 
 impl<C: Codec> MemoryBackend<C> {
-    /// The same kind of backend storing with codec `C2`. Call it before
-    /// enqueueing: the new backend starts empty.
-    pub fn with_codec<C2: Codec>(self) -> MemoryBackend<C2> {
-        MemoryBackend {
-            shared: Arc::default(),
-            orphan_after: self.orphan_after,
-            poll_interval: self.poll_interval,
-            parallel_claims: self.parallel_claims,
-            _codec: PhantomData,
-        }
-    }
-
-    /// How many claims a worker keeps in flight at once (1 by default: a
-    /// claim here takes microseconds). Mostly for testing the worker.
-    pub fn parallel_claims(mut self, n: usize) -> Self {
-        self.parallel_claims = n.max(1);
-        self
-    }
-
-    /// How long a worker may miss heartbeats before its tasks are rescued.
-    pub fn orphan_after(mut self, after: Duration) -> Self {
-        self.orphan_after = after;
-        self
-    }
-
-    /// The longest an idle worker sleeps between claims. Every enqueue wakes
-    /// idle workers at once, so this only bounds clock-driven work.
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
     /// Drops the payloads and results of finished tasks (their counts stay).
     pub fn purge_finished(&self) {
         let mut state = self.lock();
@@ -379,11 +383,12 @@ impl<C: Codec> MemoryBackend<C> {
 }
 
 impl<C: Codec> Backend for MemoryBackend<C> {
+    const NAME: &'static str = "memory";
     type Codec = C;
     type Waiter = WakeSignal;
 
-    fn name(&self) -> &'static str {
-        "memory"
+    fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     async fn push(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
@@ -499,17 +504,13 @@ impl<C: Codec> Backend for MemoryBackend<C> {
                 requeued = true;
             }
             if let Some((run, step)) = step {
-                match &ack.outcome {
-                    Outcome::Done { result } => {
-                        if let Some(queue) = state.step_done::<C>(run, step, result.clone(), now) {
-                            woken.push(queue);
-                        }
-                    }
-                    Outcome::Dead { error } => {
-                        let name = state.runs.get(run).map(|r| r.steps[usize::from(step)].name.clone());
-                        state.fail_run(run, name.as_deref().unwrap_or("?"), error, now);
-                    }
-                    Outcome::Retry { .. } | Outcome::Snooze { .. } => {}
+                let end = match &ack.outcome {
+                    Outcome::Done { result } => Some(StepEnd::Done(result.clone())),
+                    Outcome::Dead { error } => Some(StepEnd::Failed(error.clone())),
+                    Outcome::Retry { .. } | Outcome::Snooze { .. } => None,
+                };
+                if let Some(queue) = end.and_then(|end| state.step_ended::<C>(run, step, end, now)) {
+                    woken.push(queue);
                 }
             }
         }
@@ -536,7 +537,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
 
     async fn rescue_orphans(&self) -> Result<u64, Error> {
         let now = Timestamp::now();
-        let cutoff = now.sub(self.orphan_after).as_millis();
+        let cutoff = now.sub(self.tuning.orphan_after).as_millis();
         let mut state = self.lock();
         state.workers.retain(|_, w| w.last_seen >= cutoff);
         let State { workers, cancelled_running, .. } = &mut *state;
@@ -555,12 +556,15 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             let Some(r) = state.record_mut(*id) else { continue };
             let worker = r.worker.take().map(|w| w.to_string()).unwrap_or_default();
             if r.attempt >= r.max_attempts {
-                r.state = TaskState::Dead;
-                r.finished_at = Some(now.as_millis());
-                r.last_error = Some(format!(
+                let error = format!(
                     "worker `{worker}` stopped heartbeating during the last attempt ({} of {})",
                     r.attempt, r.max_attempts
-                ));
+                );
+                r.state = TaskState::Dead;
+                r.finished_at = Some(now.as_millis());
+                r.last_error = Some(error.clone());
+                let step = r.step;
+                state.step_failed::<C>(step, &error, now.as_millis());
             } else {
                 r.state = TaskState::Pending;
                 r.run_at = now.as_millis();
@@ -624,17 +628,20 @@ impl<C: Codec> Backend for MemoryBackend<C> {
     async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
         let now = Timestamp::now().as_millis();
         let mut state = self.lock();
-        let mut buried = 0;
+        let mut steps = Vec::new();
         for r in &mut state.tasks {
             let waiting = matches!(r.state, TaskState::Pending | TaskState::Retry);
             if waiting && *r.queue == *queue && r.job == job && r.run_at <= due_before.as_millis() {
                 r.state = TaskState::Dead;
                 r.finished_at = Some(now);
                 r.last_error = Some(reason.to_owned());
-                buried += 1;
+                steps.push(r.step);
             }
         }
-        Ok(buried)
+        for step in &steps {
+            state.step_failed::<C>(*step, reason, now);
+        }
+        Ok(steps.len() as u64)
     }
 
     async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
@@ -644,19 +651,13 @@ impl<C: Codec> Backend for MemoryBackend<C> {
     fn waiter(&self, queue: &str) -> WakeSignal {
         self.shared.notifier.subscribe(queue)
     }
-
-    fn poll_interval(&self) -> Duration {
-        self.poll_interval
-    }
-
-    fn parallel_claims(&self) -> usize {
-        self.parallel_claims
-    }
-
-    fn orphan_after(&self) -> Duration {
-        self.orphan_after
-    }
 }
+
+impl<C: Codec> Priorities for MemoryBackend<C> {}
+impl<C: Codec> UniqueKeys for MemoryBackend<C> {}
+impl<C: Codec> Delays for MemoryBackend<C> {}
+impl<C: Codec> Results for MemoryBackend<C> {}
+impl<C: Codec> CancelRunning for MemoryBackend<C> {}
 
 impl<C: Codec> Expose for MemoryBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
@@ -697,7 +698,7 @@ impl<C: Codec> Expose for MemoryBackend<C> {
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
-        let cutoff = Timestamp::now().sub(self.orphan_after).as_millis();
+        let cutoff = Timestamp::now().sub(self.tuning.orphan_after).as_millis();
         let state = self.lock();
         let mut workers: Vec<WorkerInfo> = state
             .live_workers(cutoff)
@@ -732,41 +733,37 @@ impl<C: Codec> Expose for MemoryBackend<C> {
         Ok(true)
     }
 
-    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error> {
+    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>
+    where
+        Self: CancelRunning,
+    {
         let now = Timestamp::now().as_millis();
-        Ok(self.lock().cancel(id.0, now))
+        let mut state = self.lock();
+        let (cancelled, step) = state.cancel(id.0, now);
+        state.step_failed::<C>(step, "the task was cancelled", now);
+        Ok(cancelled)
     }
 }
 
 impl<C: Codec> WorkflowStore for MemoryBackend<C> {
     async fn start_run(&self, run: NewRun) -> Result<RunId, Error> {
         let now = Timestamp::now().as_millis();
+        let graph = Graph::new(run.steps)
+            .map_err(|problem| Error::Config(format!("workflow `{}` cannot run: {problem}", run.workflow)))?;
         let mut state = self.lock();
         let index = state.runs.len();
         let id = RunId(index as u64 + 1);
-        let mut tasks = Vec::new();
-        for entry in workflow::entry_steps(&run.steps) {
-            let spec = &run.steps[usize::from(entry)];
-            tasks.push((
-                entry,
-                workflow::step_task::<C>(run.workflow, &run.queue, id, entry, spec, vec![run.input.clone()])?,
-            ));
-        }
-        let steps = run.steps.len();
+        let (progress, plan) = RunProgress::start::<C>(id, graph, &run.input)?;
+        let steps = progress.graph().len();
         state.runs.push(RunRecord {
             workflow: run.workflow,
             queue: run.queue.clone(),
-            steps: run.steps,
-            outputs: vec![None; steps],
+            progress,
             tasks: vec![None; steps],
-            state: RunState::Running,
             error: None,
             created_at: now,
         });
-        for (entry, task) in tasks {
-            let task_id = state.insert(task, Some((index, entry)), now);
-            state.runs[index].tasks[usize::from(entry)] = Some(task_id);
-        }
+        state.apply_plan(index, plan, now);
         drop(state);
         self.shared.notifier.notify(&run.queue);
         Ok(id)
@@ -778,8 +775,11 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
         else {
             return Ok(None);
         };
+        let outputs = record.progress.outputs();
         let steps = record
-            .steps
+            .progress
+            .graph()
+            .steps()
             .iter()
             .enumerate()
             .map(|(i, spec)| {
@@ -790,14 +790,14 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
                     state: task.map(|(_, r)| r.state),
                     attempt: task.map_or(0, |(_, r)| r.attempt),
                     error: task.and_then(|(_, r)| r.last_error.clone()),
-                    output: record.outputs[i].clone(),
+                    output: outputs[i].clone(),
                 }
             })
             .collect();
         Ok(Some(RunInfo {
             id: run,
             workflow: record.workflow.to_owned(),
-            state: record.state,
+            state: record.progress.state(),
             steps,
             error: record.error.clone(),
             created_at: Timestamp(record.created_at),

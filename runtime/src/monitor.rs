@@ -11,13 +11,15 @@ use tower::{Layer, Service};
 
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::job::{Job, JobError};
-use crate::worker::{JobService, Request, Worker, WorkerBuilder};
+use crate::job::Job;
+use crate::job_error::JobError;
+use crate::request::Request;
+use crate::worker::{JobService, Worker, WorkerBuilder};
 
 type RunFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
 /// A worker of any job and backend, as the monitor holds it.
-pub trait IntoWorker {
+pub(crate) trait IntoWorker {
     /// The worker's id, for messages.
     fn worker_id(&self) -> String;
     /// Checks the worker can start (its data is all there).
@@ -92,7 +94,7 @@ where
 /// ```
 #[must_use]
 pub struct Monitor {
-    workers: Vec<Box<dyn IntoWorker + Send>>,
+    workers: Vec<Monitored>,
     shutdown_timeout: Duration,
     unserved_grace: Option<Duration>,
 }
@@ -140,19 +142,15 @@ impl Monitor {
         self
     }
 
-    /// Runs until Ctrl-C (SIGINT), then shuts down gracefully.
+    /// Runs until the process is asked to stop — Ctrl-C (SIGINT), or SIGTERM
+    /// on Unix, which is what containers and systemd send — then shuts down
+    /// gracefully. See [`shutdown_signal`].
     ///
     /// # Errors
     ///
     /// As [`run_until`](Monitor::run_until).
     pub async fn run(self) -> Result<(), Error> {
-        self.run_until(async {
-            if let Err(error) = tokio::signal::ctrl_c().await {
-                tracing::error!(%error, "could not listen for Ctrl-C; running until killed");
-                std::future::pending::<()>().await;
-            }
-        })
-        .await
+        self.run_until(shutdown_signal()).await
     }
 
     /// Runs until `signal` completes (its output is ignored, so
@@ -168,15 +166,15 @@ impl Monitor {
         if self.workers.is_empty() {
             return Err(Error::NoWorkers);
         }
-        for worker in &self.workers {
+        for Monitored(worker) in &self.workers {
             worker.check()?;
         }
         // One worker per queue watches for jobs none of ours serve.
         let mut served: std::collections::HashMap<String, Vec<&'static str>> = std::collections::HashMap::new();
-        for worker in &self.workers {
+        for Monitored(worker) in &self.workers {
             served.entry(worker.queue()).or_default().push(worker.job());
         }
-        let mut workers = self.workers;
+        let mut workers: Vec<Box<dyn IntoWorker + Send>> = self.workers.into_iter().map(|m| m.0).collect();
         for worker in &mut workers {
             if let Some(jobs) = served.remove(&worker.queue()) {
                 worker.watch_unserved(jobs, self.unserved_grace);
@@ -185,11 +183,20 @@ impl Monitor {
         let shutdown = CancellationToken::new();
         let grace = self.shutdown_timeout;
         let mut running = JoinSet::new();
+        // The worker of each task, to name the one that crashed.
+        let mut ids = std::collections::HashMap::new();
         for worker in workers {
             let id = worker.worker_id();
             let run = worker.into_run(shutdown.clone(), grace);
-            running.spawn(async move { run.await.map_err(|e| (id, e)) });
+            ids.insert(running.spawn(run).id(), id);
         }
+        let ended_abnormally = |ended: Result<Result<(), Error>, tokio::task::JoinError>| match ended {
+            Ok(result) => result,
+            Err(join) => Err(Error::WorkerCrashed {
+                worker: ids.get(&join.id()).cloned().unwrap_or_else(|| "a worker".to_owned()),
+                message: if join.is_panic() { "it panicked".to_owned() } else { join.to_string() },
+            }),
+        };
 
         let mut first_error = None;
         tokio::select! {
@@ -225,22 +232,58 @@ impl Monitor {
     }
 }
 
-/// `Ok(())` for a worker that stopped normally, else its error.
-fn ended_abnormally(ended: Result<Result<(), (String, Error)>, tokio::task::JoinError>) -> Result<(), Error> {
-    match ended {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err((_, error))) => Err(error),
-        Err(join) => Err(Error::WorkerCrashed {
-            worker: "worker".to_owned(),
-            message: if join.is_panic() { "it panicked".to_owned() } else { join.to_string() },
-        }),
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self.workers.iter().map(|w| w.0.worker_id()).collect();
+        f.debug_struct("Monitor").field("workers", &ids).field("shutdown_timeout", &self.shutdown_timeout).finish()
     }
 }
 
-impl fmt::Debug for Monitor {
+/// Resolves when the process is asked to stop: on Ctrl-C (SIGINT) and, on
+/// Unix, on SIGTERM (what `docker stop`, Kubernetes and systemd send). For
+/// [`Monitor::run_until`] when the monitor runs beside other work:
+///
+/// ```no_run
+/// # async fn f(monitor: errand_runtime::Monitor) -> Result<(), errand_runtime::Error> {
+/// monitor.run_until(errand_runtime::shutdown_signal()).await
+/// # }
+/// ```
+///
+/// A signal that cannot be listened for is logged, and the other one still
+/// works; with neither, this never resolves.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "could not listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("interrupted (Ctrl-C): shutting down gracefully"),
+        () = terminate => tracing::info!("terminated (SIGTERM): shutting down gracefully"),
+    }
+}
+
+/// A worker boxed for the monitor, whatever its job and backend.
+pub struct Monitored(Box<dyn IntoWorker + Send>);
+
+impl fmt::Debug for Monitored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<String> = self.workers.iter().map(|w| w.worker_id()).collect();
-        f.debug_struct("Monitor").field("workers", &ids).field("shutdown_timeout", &self.shutdown_timeout).finish()
+        f.debug_tuple("Monitored").field(&self.0.worker_id()).finish()
     }
 }
 
@@ -248,7 +291,7 @@ impl fmt::Debug for Monitor {
 /// [`WorkerBuilder`] (built on registration).
 pub trait IntoMonitored {
     /// Boxes the worker for the monitor.
-    fn into_monitored(self) -> Box<dyn IntoWorker + Send>;
+    fn into_monitored(self) -> Monitored;
 }
 
 impl<J, B, S> IntoMonitored for Worker<J, B, S>
@@ -258,8 +301,8 @@ where
     S: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
-    fn into_monitored(self) -> Box<dyn IntoWorker + Send> {
-        Box::new(self)
+    fn into_monitored(self) -> Monitored {
+        Monitored(Box::new(self))
     }
 }
 
@@ -271,7 +314,7 @@ where
     L::Service: Service<Request<J>, Response = J::Output, Error = JobError> + Clone + Send + Sync + 'static,
     <L::Service as Service<Request<J>>>::Future: Send + 'static,
 {
-    fn into_monitored(self) -> Box<dyn IntoWorker + Send> {
-        Box::new(self.build())
+    fn into_monitored(self) -> Monitored {
+        Monitored(Box::new(self.build()))
     }
 }

@@ -1,8 +1,7 @@
-//! The task envelope: what a backend stores, claims and acknowledges.
+//! Tasks as users see them: ids, states, and what `Expose` reports.
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use crate::time::Timestamp;
 
@@ -12,6 +11,17 @@ use crate::time::Timestamp;
 pub struct TaskId(pub u64);
 
 impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A workflow run's id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub u64);
+
+impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
@@ -83,109 +93,6 @@ impl FromStr for TaskState {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         TaskState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
     }
-}
-
-/// A task to be written by [`Backend::push`](crate::Backend::push).
-#[derive(Debug, Clone)]
-pub struct NewTask {
-    /// The job's name ([`Job::NAME`](crate::Job::NAME)).
-    pub job: &'static str,
-    /// The queue it goes to.
-    pub queue: String,
-    /// The encoded arguments.
-    pub payload: Vec<u8>,
-    /// Not to start before this time.
-    pub run_at: Timestamp,
-    /// Higher runs first.
-    pub priority: i16,
-    /// Runs in all, including the first (`retries + 1`).
-    pub max_attempts: u32,
-    /// Deduplication key: no second task with the same key is created while one
-    /// is live (or, with `unique_for`, within that window).
-    pub unique_key: Option<String>,
-    /// With a `unique_key`: also dedupe against tasks created this recently,
-    /// whatever their state.
-    pub unique_for: Option<Duration>,
-}
-
-/// A task claimed by a worker: its metadata and encoded arguments.
-///
-/// The job name and queue are the worker's own, so they are not repeated here.
-#[derive(Debug, Clone)]
-pub struct Task {
-    /// The task's id.
-    pub id: TaskId,
-    /// This run's attempt, 1 on the first run.
-    pub attempt: u32,
-    /// Runs allowed in all.
-    pub max_attempts: u32,
-    /// When it was due.
-    pub run_at: Timestamp,
-    /// Its priority.
-    pub priority: i16,
-    /// The encoded arguments.
-    pub payload: Vec<u8>,
-}
-
-/// What a claim returned.
-#[derive(Debug, Default)]
-pub struct Claimed {
-    /// The claimed tasks, now `running` for the claiming worker.
-    pub tasks: Vec<Task>,
-    /// When nothing was due: the earliest `run_at` of a waiting task, if the
-    /// backend knows it cheaply. The worker sleeps until then at the latest.
-    pub next_due: Option<Timestamp>,
-}
-
-/// The end of one run of a task, sent back with [`Backend::ack`](crate::Backend::ack).
-#[derive(Debug, Clone)]
-pub struct Ack {
-    /// The task.
-    pub id: TaskId,
-    /// What happened.
-    pub outcome: Outcome,
-}
-
-/// What happened to one run of a task.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// It succeeded; `result` is the encoded output.
-    Done {
-        /// The encoded output.
-        result: Vec<u8>,
-    },
-    /// It failed and runs again at `at`.
-    Retry {
-        /// When to run it again.
-        at: Timestamp,
-        /// The error, kept as the task's last error.
-        error: String,
-    },
-    /// It failed for good.
-    Dead {
-        /// Why.
-        error: String,
-    },
-    /// It asked to run again at `at`, without using up an attempt.
-    Snooze {
-        /// When to run it again.
-        at: Timestamp,
-    },
-}
-
-/// A worker as backends see it, sent with every heartbeat.
-#[derive(Debug, Clone)]
-pub struct WorkerRegistration {
-    /// Unique id of this worker instance.
-    pub id: std::sync::Arc<str>,
-    /// The queue it serves.
-    pub queue: std::sync::Arc<str>,
-    /// The job it runs.
-    pub job: &'static str,
-    /// Its concurrency limit.
-    pub concurrency: usize,
-    /// When it started.
-    pub started_at: Timestamp,
 }
 
 /// Everything a backend knows about one task, for dashboards and tools.
@@ -298,16 +205,4 @@ pub struct TaskFilter {
     pub limit: u32,
     /// Only tasks with an id greater than this (for paging).
     pub after: Option<TaskId>,
-}
-
-/// Waiting tasks of one job that no worker of this process serves, from
-/// [`Backend::unserved`](crate::Backend::unserved).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unserved {
-    /// The job's name.
-    pub job: String,
-    /// How many of its tasks wait (`pending` or `retry`).
-    pub count: u64,
-    /// The earliest `run_at` among them.
-    pub oldest: Timestamp,
 }

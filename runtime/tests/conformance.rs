@@ -10,10 +10,12 @@ impl BackendFactory for Memory {
     type Backend<C: Codec> = MemoryBackend<C>;
 
     async fn create<C: Codec>(&self, settings: TestSettings) -> MemoryBackend<C> {
-        MemoryBackend::new().with_codec::<C>().orphan_after(settings.orphan_after).poll_interval(settings.poll_interval)
+        MemoryBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).build()
     }
 }
 
-errand_runtime::conformance_tests!(Memory);
-
-errand_runtime::workflow_conformance_tests!(Memory);
+errand_runtime::conformance_tests! {
+    factory: Memory,
+    backend: MemoryBackend,
+    capabilities: [priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+}

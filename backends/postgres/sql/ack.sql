@@ -4,8 +4,12 @@
 -- Records a batch of outcomes in one statement, one UPDATE per outcome kind.
 -- Each is guarded by `state = 'running' AND worker = $1`: the ack of a task
 -- that was rescued, released or cancelled meanwhile changes nothing.
--- $2 now (ms); done: $3 ids, $4 results; retry: $5 ids, $6 run_at, $7 errors;
--- dead: $8 ids, $9 errors; snooze: $10 ids, $11 run_at.
+-- Parameters, for every program that runs this file (the bench harness too):
+-- $1 worker id (text), $2 now (bigint ms); done: $3 ids (bigint[]), $4 results
+-- (bytea[]); retry: $5 ids (bigint[]), $6 run_at (bigint[]), $7 errors
+-- (text[]); dead: $8 ids (bigint[]), $9 errors (text[]); snooze: $10 ids
+-- (bigint[]), $11 run_at (bigint[]). Returns the number of tasks changed.
+-- step_ack.sql takes the same parameters.
 WITH done AS (
     UPDATE __SCHEMA__.tasks AS t
     SET state = 'done', result = a.result, finished_at = $2, worker = NULL

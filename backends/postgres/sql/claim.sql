@@ -7,8 +7,11 @@
 -- (priority DESC, run_at, id) order, skips rows other workers are claiming,
 -- and stops at the limit. When nothing was claimed, one extra row carries the
 -- earliest future run_at of the queue/job (id NULL): per distinct priority,
--- the first future run_at in tasks_claim. `run_id` is set for workflow steps:
--- the claiming process remembers them, so their acks advance the run.
+-- the first future run_at in tasks_claim.
+-- Parameters, for every program that runs this file (the bench harness too):
+-- $1 worker id (text), $2 now (bigint ms), $3 queue (text), $4 job (text),
+-- $5 limit (bigint), $6 claim token (bigint). Columns: id, attempt,
+-- max_attempts, run_at, priority, payload.
 WITH RECURSIVE picked AS (
     SELECT id FROM __SCHEMA__.tasks
     WHERE queue = $3 AND job = $4 AND state IN ('pending', 'retry') AND run_at <= $2
@@ -20,7 +23,7 @@ WITH RECURSIVE picked AS (
     SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2, claim = $6
     FROM picked
     WHERE t.id = picked.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-    RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload, t.run_id
+    RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload
 ), priorities AS (
     -- The distinct priorities of waiting tasks (a loose scan of tasks_claim),
     -- only evaluated when nothing was claimed.
@@ -34,9 +37,9 @@ WITH RECURSIVE picked AS (
     FROM priorities AS p
     WHERE p.priority IS NOT NULL
 )
-SELECT id, attempt, max_attempts, run_at, priority, payload, run_id FROM claimed
+SELECT id, attempt, max_attempts, run_at, priority, payload FROM claimed
 UNION ALL
-SELECT NULL::bigint, NULL::integer, NULL::integer, d.next_due, NULL::smallint, NULL::bytea, NULL::bigint
+SELECT NULL::bigint, NULL::integer, NULL::integer, d.next_due, NULL::smallint, NULL::bytea
 FROM (
     SELECT min((
         SELECT t.run_at FROM __SCHEMA__.tasks AS t

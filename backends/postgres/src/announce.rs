@@ -14,8 +14,8 @@
 //!
 //! Workers of this process are woken directly (the `Notifier`); if a NOTIFY
 //! fails, workers of other processes find the tasks at their next poll.
-//! `enqueue_in` still NOTIFYs inside the caller's transaction: only its
-//! commit makes the task exist.
+//! `enqueue_in` (`Transactional::push_in`) still NOTIFYs inside the caller's
+//! transaction: only its commit makes the task exist.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};

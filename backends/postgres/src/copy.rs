@@ -5,13 +5,15 @@
 //! per-row projection. `COPY` returns no ids, so they are taken from the
 //! table's sequence first (one statement) and written explicitly: task `i`
 //! of the batch gets the `i`-th smallest, so ids still ascend in input
-//! order. Both statements run in the caller's transaction.
+//! order. Both statements run in the caller's transaction; the caller splits
+//! big batches into chunks of one enqueue statement's size.
 
-use errand_runtime::{Error, NewTask, TaskId, Timestamp};
+use errand_runtime::backend::NewTask;
+use errand_runtime::{BackendError, Error, TaskId, Timestamp};
 use sqlx::PgConnection;
 
-use crate::PUSH_BATCH;
-use crate::rows::{self, query_error};
+use crate::NAME;
+use crate::rows::{self, query_error, wrong_reply};
 use crate::sql::Queries;
 
 /// Batches at least this large go through `COPY`.
@@ -22,54 +24,54 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Columns per row: id, queue, job, payload, run_at, priority, max_attempts, created_at.
 const COLUMNS: i16 = 8;
 
-/// Writes `tasks` (no unique keys) with one `COPY` per [`PUSH_BATCH`]
-/// tasks; returns their ids in order. Run it inside a transaction.
-pub(crate) async fn copy_in(
+/// Writes `tasks` (no unique keys, at most one enqueue statement's worth:
+/// the caller chunks) with one `COPY`; returns their ids in order. Run it
+/// inside a transaction.
+pub(crate) async fn copy_chunk(
     conn: &mut PgConnection,
     queries: &Queries,
     tasks: &[NewTask],
     now: Timestamp,
 ) -> Result<Vec<TaskId>, Error> {
-    let mut ids = Vec::with_capacity(tasks.len());
-    for chunk in tasks.chunks(PUSH_BATCH) {
-        ids.extend(copy_chunk(conn, &queries.reserve_ids, &queries.copy_tasks, chunk, now).await?);
-    }
-    Ok(ids)
-}
-
-async fn copy_chunk(
-    conn: &mut PgConnection,
-    reserve_ids: &str,
-    copy: &str,
-    tasks: &[NewTask],
-    now: Timestamp,
-) -> Result<Vec<TaskId>, Error> {
     let operation = || format!("enqueue {} tasks with COPY", tasks.len());
     let wanted = i64::try_from(tasks.len()).unwrap_or(i64::MAX);
-    let ids: Option<Vec<i64>> =
-        sqlx::query_scalar(reserve_ids).bind(wanted).fetch_one(&mut *conn).await.map_err(query_error(operation()))?;
+    let ids: Option<Vec<i64>> = sqlx::query_scalar(&queries.reserve_ids)
+        .bind(wanted)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
     let ids = ids.unwrap_or_default();
     if ids.len() != tasks.len() || !ids.is_sorted_by(|a, b| a < b) {
-        return Err(rows::bad_data(
-            "the ids taken for a bulk enqueue",
-            format!("asked for {} ascending ids, got {} (ascending: {})", tasks.len(), ids.len(), ids.is_sorted()),
+        return Err(wrong_reply(
+            operation(),
+            format!(
+                "asked the sequence for {} ascending ids, got {} (ascending: {})",
+                tasks.len(),
+                ids.len(),
+                ids.is_sorted()
+            ),
         ));
     }
-    let data = encode(tasks, &ids, now)?;
-    let mut sink = conn.copy_in_raw(copy).await.map_err(query_error(operation()))?;
+    let data = encode(tasks, &ids, now).map_err(|problem| wrong_input(operation(), problem))?;
+    let mut sink = conn.copy_in_raw(&queries.copy_tasks).await.map_err(query_error(operation()))?;
     if let Err(error) = sink.send(data).await {
         let _ = sink.abort(error.to_string()).await;
         return Err(query_error(operation())(error));
     }
     let written = sink.finish().await.map_err(query_error(operation()))?;
     if written != tasks.len() as u64 {
-        return Err(rows::bad_data("a bulk enqueue", format!("COPY wrote {written} of {} rows", tasks.len())));
+        return Err(wrong_reply(operation(), format!("COPY wrote {written} of {} rows", tasks.len())));
     }
     ids.into_iter().map(rows::task_id).collect()
 }
 
+/// A task the server cannot take, for `operation`'s message.
+fn wrong_input(operation: String, problem: String) -> Error {
+    Error::Backend(BackendError::new(NAME, operation, problem))
+}
+
 /// The COPY data of `tasks` with `ids`, created at `now`.
-fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, Error> {
+fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, String> {
     let size: usize = tasks.iter().map(|t| 70 + t.queue.len() + t.job.len() + t.payload.len()).sum();
     let mut out = Vec::with_capacity(HEADER.len() + size + 2);
     out.extend_from_slice(HEADER);
@@ -88,10 +90,9 @@ fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, Err
     Ok(out)
 }
 
-fn field(out: &mut Vec<u8>, value: &[u8]) -> Result<(), Error> {
-    let len = i32::try_from(value.len()).map_err(|_| {
-        Error::Config(format!("a task's field is {} bytes; PostgreSQL takes 1 GiB at most", value.len()))
-    })?;
+fn field(out: &mut Vec<u8>, value: &[u8]) -> Result<(), String> {
+    let len = i32::try_from(value.len())
+        .map_err(|_| format!("a task's field is {} bytes; PostgreSQL takes 1 GiB at most", value.len()))?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(value);
     Ok(())
@@ -113,7 +114,7 @@ mod tests {
             unique_key: None,
             unique_for: None,
         };
-        let data = encode(&[task], &[42], Timestamp(9)).unwrap();
+        let data = encode(&[task], &[42], Timestamp(9)).unwrap_or_else(|e| panic!("{e}"));
         assert!(data.starts_with(b"PGCOPY\n\xff\r\n\0"));
         let row = &data[HEADER.len()..];
         assert_eq!(&row[..2], &8_i16.to_be_bytes());

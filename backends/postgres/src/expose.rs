@@ -1,11 +1,15 @@
 //! `impl Expose for PostgresBackend`: counts, listings, workers, retry, cancel.
 
-use errand_runtime::{
-    Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo,
-};
+use errand_runtime::backend::stored::{read_counts, read_task_info, read_worker_info};
+use errand_runtime::capability::CancelRunning;
+use errand_runtime::{Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo};
 
-use crate::PostgresBackend;
-use crate::rows::{self, query_error};
+use errand_runtime::workflow::plan::StepEnd;
+use sqlx::Row;
+
+use crate::rows::{self, Stored, query_error};
+use crate::workflow::{self, Ended};
+use crate::{NAME, PostgresBackend};
 
 impl<C: Codec> Expose for PostgresBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
@@ -13,7 +17,7 @@ impl<C: Codec> Expose for PostgresBackend<C> {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(query_error(format!("count the tasks of schema `{}`", self.inner.schema)))?;
-        rows::counts(&found)
+        read_counts(NAME, &rows::stored(found))
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -30,7 +34,7 @@ impl<C: Codec> Expose for PostgresBackend<C> {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(query_error(format!("list tasks of schema `{}`", self.inner.schema)))?;
-        found.iter().map(rows::task_info).collect()
+        found.into_iter().map(|row| read_task_info(NAME, &Stored(row))).collect()
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<TaskInfo>, Error> {
@@ -38,28 +42,28 @@ impl<C: Codec> Expose for PostgresBackend<C> {
             .bind(i64::try_from(id.0).unwrap_or(i64::MAX))
             .fetch_optional(&self.inner.pool)
             .await
-            .map_err(query_error(format!("read task {id}")))?;
-        found.as_ref().map(rows::task_info).transpose()
+            .map_err(query_error(format!("read task {id} of schema `{}`", self.inner.schema)))?;
+        found.map(|row| read_task_info(NAME, &Stored(row))).transpose()
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
-        let cutoff = Timestamp::now().sub(self.orphan_after).as_millis();
+        let orphan_after = i64::try_from(self.inner.tuning.orphan_after.as_millis()).unwrap_or(i64::MAX);
         let found = sqlx::query(&self.inner.queries.workers)
-            .bind(cutoff)
+            .bind(orphan_after)
             .fetch_all(&self.inner.pool)
             .await
             .map_err(query_error(format!("list the workers of schema `{}`", self.inner.schema)))?;
-        found.iter().map(rows::worker_info).collect()
+        found.into_iter().map(|row| read_worker_info(NAME, &Stored(row))).collect()
     }
 
     async fn retry_task(&self, id: TaskId) -> Result<bool, Error> {
         let queue: Option<(String, String)> = sqlx::query_as(&self.inner.queries.retry_task)
             .bind(i64::try_from(id.0).unwrap_or(i64::MAX))
-            .bind(Timestamp::now().as_millis())
+            .bind(self.inner.now().as_millis())
             .bind(&self.inner.channel)
             .fetch_optional(&self.inner.pool)
             .await
-            .map_err(query_error(format!("retry task {id}")))?;
+            .map_err(query_error(format!("retry task {id} of schema `{}`", self.inner.schema)))?;
         match queue {
             Some((queue, _)) => {
                 self.inner.notifier.notify(&queue);
@@ -69,16 +73,45 @@ impl<C: Codec> Expose for PostgresBackend<C> {
         }
     }
 
-    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error> {
-        let done = sqlx::query(&self.inner.queries.cancel_task)
-            .bind(i64::try_from(id.0).unwrap_or(i64::MAX))
-            .bind(Timestamp::now().as_millis())
-            .execute(&self.inner.pool)
+    /// Cancelling a workflow step fails its run, in the same transaction:
+    /// the run is locked first (see the `workflow` module).
+    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>
+    where
+        Self: CancelRunning,
+    {
+        let inner = &*self.inner;
+        let operation = format!("cancel task {id} of schema `{}`", inner.schema);
+        let Ok(raw) = i64::try_from(id.0) else { return Ok(false) };
+        let now = inner.now();
+        let mut tx = inner.pool.begin().await.map_err(query_error(&operation))?;
+        let (task, none): ([i64; 1], &[i64]) = ([raw], &[]);
+        let lock = sqlx::query(&inner.queries.run_lock).bind(task.as_slice()).bind(None::<&str>).bind(none);
+        let runs = workflow::lock_runs(&mut tx, lock, &operation).await?;
+        let found = sqlx::query(&inner.queries.cancel_task)
+            .bind(raw)
+            .bind(now.as_millis())
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(query_error(format!("cancel task {id}")))?;
-        Ok(done.rows_affected() > 0)
+            .map_err(query_error(&operation))?;
+        let Some(row) = found else {
+            tx.commit().await.map_err(query_error(&operation))?;
+            return Ok(false);
+        };
+        let (run, step): (Option<i64>, Option<i32>) = (
+            row.try_get("run_id").map_err(|e| rows::bad_data(&format!("task {id}"), e.to_string()))?,
+            row.try_get("step").map_err(|e| rows::bad_data(&format!("task {id}"), e.to_string()))?,
+        );
+        if let (Some(run), Some(step)) = (run, step) {
+            let ended = vec![Ended { task: raw, run, step, end: StepEnd::Failed(CANCELLED.to_owned()) }];
+            workflow::advance::<C>(&mut tx, inner, runs, ended, None, now, &operation).await?;
+        }
+        tx.commit().await.map_err(query_error(&operation))?;
+        Ok(true)
     }
 }
+
+/// Why a cancelled step failed its run.
+const CANCELLED: &str = "the task was cancelled";
 
 /// The states whose rows one partial index holds, as the predicate that lets
 /// the planner use it (see migration 3): waiting rows are in `tasks_claim`,

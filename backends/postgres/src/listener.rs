@@ -1,9 +1,10 @@
 //! The one `LISTEN` connection of a backend value (and all its clones).
 //!
-//! Every enqueue runs `pg_notify(<channel>, <queue>)` in its own statement, so
-//! the notification is delivered when (and only if) the writing transaction
-//! commits. The listener turns each notification into a wake-up of this
-//! process's idle workers of that queue through the runtime's [`Notifier`].
+//! Every write that makes tasks claimable runs `pg_notify(<channel>, <queue>)`
+//! in its own transaction or just after its commit (see the `announce`
+//! module), so the notification is delivered once the tasks are visible. The
+//! listener turns each notification into a wake-up of this process's idle
+//! workers of that queue through the runtime's [`Notifier`].
 //!
 //! When the connection drops, the listener connects again (backing off while
 //! the server is unreachable) and then wakes every queue: notifications sent
@@ -13,7 +14,7 @@
 
 use std::time::Duration;
 
-use errand_runtime::Notifier;
+use errand_runtime::backend::Notifier;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;

@@ -4,74 +4,109 @@
 //! `_sqlx_migrations`, so it never clashes with the application's own sqlx
 //! migrations in the same database. Each run takes a transaction-scoped
 //! advisory lock derived from the schema name before touching anything, so
-//! concurrent `setup`s apply each migration once, one after the other; each
-//! migration runs once, in order, inside that transaction, and a migration
-//! changed after it was applied is reported instead of ignored.
+//! concurrent `migrate`s apply each migration once, one after the other; the
+//! runtime's runner (`errand_runtime::backend::stored::migrate`) applies each
+//! pending migration once, in order, inside that transaction, and refuses a
+//! schema migrated by a newer errand or whose applied migrations changed.
 
-use errand_runtime::stored::{AppliedMigration, pending_migrations};
+use errand_runtime::backend::fnv1a_parts;
+use errand_runtime::backend::stored::{self, AppliedMigration, Migration, MigrationStore};
 use errand_runtime::{Error, Timestamp};
-use sqlx::{Connection, Executor, PgPool, Row};
+use sqlx::{Connection, Executor, PgConnection};
 
-use crate::rows::{bad_data, query_error};
-use crate::sql::{MIGRATIONS, Queries, fnv1a};
+use crate::Inner;
+use crate::rows::{self, Stored, query_error};
+use crate::sql::{MIGRATIONS, Queries};
 
+/// A migration's checksum as this backend has always recorded it: FNV-1a of
+/// its SQL followed by a separator byte, as 16 hex digits. (It differs from
+/// the runtime's `stored::checksum`; schemas migrated by earlier releases
+/// must keep validating.)
 fn checksum(sql: &str) -> String {
-    format!("{:016x}", fnv1a(&[sql.as_bytes()]))
+    format!("{:016x}", fnv1a_parts(&[sql.as_bytes()]))
 }
 
 /// The advisory lock id that serialises migrations of `schema`.
 fn lock_id(schema: &str) -> i64 {
-    i64::from_ne_bytes(fnv1a(&[b"errand-postgres migrate", schema.as_bytes()]).to_ne_bytes())
+    i64::from_ne_bytes(fnv1a_parts(&[b"errand-postgres migrate", schema.as_bytes()]).to_ne_bytes())
 }
 
-/// Applies every migration not applied yet to `schema`.
-pub(crate) async fn run(pool: &PgPool, queries: &Queries, schema: &str, location: &str) -> Result<(), Error> {
-    let operation = || format!("migrate schema `{schema}` of `{location}`");
-    let mut conn = pool.acquire().await.map_err(query_error(operation()))?;
+/// The record of one schema's migrations, inside the migrating transaction.
+struct Store<'a> {
+    conn: &'a mut PgConnection,
+    queries: &'a Queries,
+    /// The schema and server, for messages.
+    place: &'a str,
+}
+
+impl MigrationStore for Store<'_> {
+    async fn applied(&mut self) -> Result<Vec<AppliedMigration>, Error> {
+        let operation = || format!("read the errand migrations of {}", self.place);
+        self.conn.execute(self.queries.migrations_table.as_str()).await.map_err(query_error(operation()))?;
+        let found = sqlx::query(&self.queries.migrations_applied)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(query_error(operation()))?;
+        let what = format!("the migration record of {}", self.place);
+        rows::stored(found)
+            .iter()
+            .map(|row: &Stored| {
+                Ok(AppliedMigration {
+                    version: rows::int(row, "version", &what)?,
+                    description: rows::text(row, "description", &what)?,
+                    checksum: rows::text(row, "checksum", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn apply(&mut self, migration: &Migration, checksum: &str) -> Result<(), Error> {
+        let operation = || format!("apply errand migration {} to {}", migration.version, self.place);
+        let sql = self.queries.migration(migration);
+        self.conn.execute(sql.as_str()).await.map_err(query_error(operation()))?;
+        sqlx::query(&self.queries.migrations_record)
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(checksum)
+            .bind(Timestamp::now().as_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(query_error(operation()))?;
+        Ok(())
+    }
+}
+
+/// Creates the schema and applies every migration not applied yet.
+pub(crate) async fn run(inner: &Inner) -> Result<(), Error> {
+    let place = format!("schema `{}` of `{}`", inner.schema, inner.location);
+    let operation = || format!("migrate {place}");
+    let mut conn = inner.pool.acquire().await.map_err(query_error(operation()))?;
     let mut tx = conn.begin().await.map_err(query_error(operation()))?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock_id(schema))
+        .bind(lock_id(&inner.schema))
         .execute(&mut *tx)
         .await
         .map_err(query_error(operation()))?;
-    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", queries.schema);
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", inner.queries.schema);
     tx.execute(create.as_str()).await.map_err(query_error(operation()))?;
-    tx.execute(queries.migrations_table.as_str()).await.map_err(query_error(operation()))?;
-    let applied = sqlx::query(&format!(
-        "SELECT version, description, checksum FROM {}.migrations ORDER BY version",
-        queries.schema
-    ))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(query_error(operation()))?;
-
-    let what = format!("the migration record of schema `{schema}`");
-    let mut recorded = Vec::with_capacity(applied.len());
-    for row in &applied {
-        recorded.push(AppliedMigration {
-            version: row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?,
-            description: row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?,
-            checksum: row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?,
-        });
-    }
-    let place = format!("schema `{schema}` of `{location}`");
-    let pending = pending_migrations("errand-postgres", &place, MIGRATIONS, &recorded, checksum)?;
-
-    for migration in pending {
-        let operation = || format!("apply errand migration {} to schema `{schema}` of `{location}`", migration.version);
-        let sql = queries.migration(migration);
-        tx.execute(sql.as_str()).await.map_err(query_error(operation()))?;
-        sqlx::query(&format!(
-            "INSERT INTO {}.migrations (version, description, checksum, applied_at) VALUES ($1, $2, $3, $4)",
-            queries.schema
-        ))
-        .bind(migration.version)
-        .bind(migration.description)
-        .bind(checksum(migration.sql))
-        .bind(Timestamp::now().as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(operation()))?;
-    }
+    let mut store = Store { conn: &mut tx, queries: &inner.queries, place: &place };
+    stored::migrate(&mut store, "errand-postgres", &place, MIGRATIONS, checksum).await?;
     tx.commit().await.map_err(query_error(operation()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_and_lock_ids_keep_their_values() {
+        // FNV-1a over the bytes, then the separator 0xff, as earlier releases.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in b"CREATE TABLE t ()".iter().chain(&[0xff]) {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        assert_eq!(checksum("CREATE TABLE t ()"), format!("{hash:016x}"));
+        assert_ne!(checksum("CREATE TABLE t ()"), stored::checksum("CREATE TABLE t ()"));
+        assert_ne!(lock_id("a"), lock_id("b"));
+    }
 }

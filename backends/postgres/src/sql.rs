@@ -1,13 +1,38 @@
-//! The SQL this backend runs, kept as files in `sql/` and `migrations/`, with
-//! `__SCHEMA__` replaced by the backend's validated, quoted schema name.
+//! The SQL this backend runs, kept as files in `sql/` and `migrations/`, and
+//! the parameters its ack statements share.
+//!
+//! # Templating
+//!
+//! Every file names the schema `__SCHEMA__`. [`Queries::new`] renders a file
+//! for one schema by replacing every `__SCHEMA__` with the schema's name in
+//! double quotes (`"errand"`); the builder has checked that the name is a
+//! plain lowercase identifier, so quoting cannot be broken out of. Nothing
+//! else is templated: a program that runs a file itself (the bench harness
+//! runs `sql/claim.sql` and `sql/ack.sql` in bare loops) renders it the same
+//! way, `sql.replace("__SCHEMA__", &format!("\"{schema}\""))`, and binds the
+//! parameters documented at the top of the file:
+//!
+//! - `claim.sql`: `$1` worker id (text), `$2` now (bigint, ms since the Unix
+//!   epoch), `$3` queue (text), `$4` job (text), `$5` how many at most
+//!   (bigint), `$6` the claim's token (bigint); columns `id`, `attempt`,
+//!   `max_attempts`, `run_at`, `priority`, `payload` (one extra row with `id`
+//!   NULL carries the next due `run_at` when nothing was claimed);
+//! - `ack.sql`: `$1` worker id, `$2` now, then one array per column of each
+//!   outcome: done `$3` ids, `$4` results; retry `$5` ids, `$6` run_at, `$7`
+//!   errors; dead `$8` ids, `$9` errors; snooze `$10` ids, `$11` run_at;
+//!   returns how many tasks changed ([`Outcomes`] binds them).
+
+use errand_runtime::Timestamp;
+use errand_runtime::backend::stored::Migration;
+use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
 
 /// The placeholder for the schema in every SQL file.
 const SCHEMA: &str = "__SCHEMA__";
 
-pub(crate) use errand_runtime::stored::Migration;
-
 /// Every migration, in version order. Append only: an applied migration must
-/// never change (its checksum is verified on every `setup`).
+/// never change (its checksum is verified on every `migrate`).
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -27,6 +52,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) migrations_table: String,
+    pub(crate) migrations_applied: String,
+    pub(crate) migrations_record: String,
     pub(crate) push: String,
     pub(crate) push_one: String,
     pub(crate) push_unique: String,
@@ -55,25 +82,33 @@ pub(crate) struct Queries {
     pub(crate) cancel_task: String,
     pub(crate) run_insert: String,
     pub(crate) run_lock: String,
-    pub(crate) run_outputs: String,
-    pub(crate) run_finish: String,
-    pub(crate) run_fail: String,
+    pub(crate) run_lock_waiting: String,
+    pub(crate) run_lock_orphans: String,
+    pub(crate) rescue_steps: String,
+    pub(crate) run_progress: String,
+    pub(crate) run_apply: String,
     pub(crate) run_select: String,
     pub(crate) run_steps: String,
     pub(crate) step_ack: String,
-    pub(crate) step_tasks_insert: String,
     /// The schema, quoted, for the few statements built at run time.
     pub(crate) schema: String,
 }
 
 impl Queries {
-    /// `schema` must already be a validated identifier.
+    /// Every statement for `schema`, which must already be a validated
+    /// identifier (see the [module docs](self)).
     pub(crate) fn new(schema: &str) -> Self {
         let quoted = format!("\"{schema}\"");
         let render = |sql: &str| sql.replace(SCHEMA, &quoted);
         let select_task = render(include_str!("../sql/select_task.sql"));
         Self {
             migrations_table: render(include_str!("../sql/migrations_table.sql")),
+            migrations_applied: format!(
+                "SELECT version, description, checksum FROM {quoted}.migrations ORDER BY version"
+            ),
+            migrations_record: format!(
+                "INSERT INTO {quoted}.migrations (version, description, checksum, applied_at) VALUES ($1, $2, $3, $4)"
+            ),
             push: render(include_str!("../sql/push.sql")),
             push_one: render(include_str!("../sql/push_one.sql")),
             push_unique: render(include_str!("../sql/push_unique.sql")),
@@ -101,13 +136,14 @@ impl Queries {
             cancel_task: render(include_str!("../sql/cancel_task.sql")),
             run_insert: render(include_str!("../sql/run_insert.sql")),
             run_lock: render(include_str!("../sql/run_lock.sql")),
-            run_outputs: render(include_str!("../sql/run_outputs.sql")),
-            run_finish: render(include_str!("../sql/run_finish.sql")),
-            run_fail: render(include_str!("../sql/run_fail.sql")),
+            run_lock_waiting: render(include_str!("../sql/run_lock_waiting.sql")),
+            run_lock_orphans: render(include_str!("../sql/run_lock_orphans.sql")),
+            rescue_steps: render(include_str!("../sql/rescue_steps.sql")),
+            run_progress: render(include_str!("../sql/run_progress.sql")),
+            run_apply: render(include_str!("../sql/run_apply.sql")),
             run_select: render(include_str!("../sql/run_select.sql")),
             run_steps: render(include_str!("../sql/run_steps.sql")),
             step_ack: render(include_str!("../sql/step_ack.sql")),
-            step_tasks_insert: render(include_str!("../sql/step_tasks_insert.sql")),
             schema: quoted,
         }
     }
@@ -118,18 +154,72 @@ impl Queries {
     }
 }
 
-/// FNV-1a, 64 bits: stable fingerprints (migration checksums, advisory lock
-/// ids). Not a security measure.
-pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in *part {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// A batch of acks as the parameters of `ack.sql` and `step_ack.sql`: one
+/// array per column of each outcome kind.
+#[derive(Debug, Default)]
+pub(crate) struct Outcomes<'a> {
+    done: (Vec<i64>, Vec<&'a [u8]>),
+    retry: (Vec<i64>, Vec<i64>, Vec<&'a str>),
+    dead: (Vec<i64>, Vec<&'a str>),
+    snooze: (Vec<i64>, Vec<i64>),
+}
+
+impl<'a> Outcomes<'a> {
+    pub(crate) fn new(acks: &'a [Ack]) -> Self {
+        let mut o = Outcomes::default();
+        for ack in acks {
+            let id = i64::try_from(ack.id.0).unwrap_or(i64::MAX);
+            match &ack.outcome {
+                Outcome::Done { result } => {
+                    o.done.0.push(id);
+                    o.done.1.push(result.as_slice());
+                }
+                Outcome::Retry { at, error } => {
+                    o.retry.0.push(id);
+                    o.retry.1.push(at.as_millis());
+                    o.retry.2.push(error.as_str());
+                }
+                Outcome::Dead { error } => {
+                    o.dead.0.push(id);
+                    o.dead.1.push(error.as_str());
+                }
+                Outcome::Snooze { at } => {
+                    o.snooze.0.push(id);
+                    o.snooze.1.push(at.as_millis());
+                }
+            }
         }
-        // Separate the parts, so ("ab", "c") and ("a", "bc") differ.
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        o
     }
-    hash
+
+    /// Whether a task of the batch runs again later (a retry or a snooze).
+    pub(crate) fn requeues(&self) -> bool {
+        !self.retry.0.is_empty() || !self.snooze.0.is_empty()
+    }
+
+    /// The ids of the `done` and `dead` outcomes: the ends of runs.
+    pub(crate) fn ended(&self) -> Vec<i64> {
+        self.done.0.iter().chain(&self.dead.0).copied().collect()
+    }
+
+    /// Binds `$1`..`$11` of `ack.sql` or `step_ack.sql` to `query`.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, PgArguments>,
+        worker: &'q WorkerRegistration,
+        now: Timestamp,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        query
+            .bind(&*worker.id)
+            .bind(now.as_millis())
+            .bind(&self.done.0)
+            .bind(&self.done.1)
+            .bind(&self.retry.0)
+            .bind(&self.retry.1)
+            .bind(&self.retry.2)
+            .bind(&self.dead.0)
+            .bind(&self.dead.1)
+            .bind(&self.snooze.0)
+            .bind(&self.snooze.1)
+    }
 }

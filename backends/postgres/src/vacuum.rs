@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sqlx::PgPool;
 
-/// Default for [`PostgresBackend::vacuum_every`](crate::PostgresBackend::vacuum_every).
+/// Default for [`PostgresBuilder::vacuum_every`](crate::PostgresBuilder::vacuum_every).
 pub(crate) const DEFAULT_EVERY: u64 = 50_000;
 
 /// Counts state changes and starts a VACUUM when enough have piled up.

@@ -1,43 +1,64 @@
-//! `impl WorkflowStore for PostgresBackend`, and the ack path of step tasks.
+//! Workflows: [`WorkflowStore`] (starting runs, reading them back), and
+//! advancing runs when their steps end.
 //!
-//! A step's task row carries `run_id` and `step`. The claim returns `run_id`,
-//! so the process that claims a step (which is the one that acks it)
-//! remembers it; an ack batch holding such steps runs in one transaction:
+//! A step's task row carries `run_id` and `step`. What happens when a step
+//! ends is decided by the runtime's planner
+//! ([`errand_runtime::workflow::plan`]); this module loads the runs, feeds
+//! it, and persists its plans, in the transaction that ends the steps:
 //!
-//! 1. lock the rows of their runs, in id order (`run_lock.sql`);
-//! 2. record the batch's other acks (`ack.sql`, as the plain path does);
-//! 3. complete or bury the steps and store the outputs (`step_ack.sql`);
-//! 4. read the runs' outputs, and enqueue the steps that became ready
-//!    (`step_tasks_insert.sql`, which gives a step a task only once);
-//! 5. finish the runs whose sinks are all done, or fail the runs of the dead
-//!    steps and cancel their other live steps.
+//! 1. lock the rows of the steps' runs, in id order, before any task row is
+//!    touched (`run_lock.sql`, `run_lock_waiting.sql`,
+//!    `run_lock_orphans.sql`: they read the task rows without locking them);
+//! 2. end the steps with a guarded update that returns the tasks it actually
+//!    changed, with their run and step: an ack (`step_ack.sql`, the same
+//!    updates as a plain ack; an ack sent again after a lost reply changes
+//!    nothing), a cancellation (`cancel_task.sql`), a burial
+//!    (`bury_unserved.sql`), a rescue on the last attempt
+//!    (`rescue_steps.sql`);
+//! 3. read the runs' steps that have a task, and their outputs
+//!    (`run_progress.sql`), into a [`RunProgress`] per run, and tell each
+//!    which of its steps ended ([`StepEnd`]);
+//! 4. persist each run's [`RunPlan`] (`run_apply.sql`, one statement): the
+//!    outputs, the tasks of the steps that became ready (each step gets a
+//!    task once: its `run_steps` row is inserted `ON CONFLICT DO NOTHING`),
+//!    the runs that are done, the runs that failed and the cancellation of
+//!    their other live steps.
 //!
 //! The lock of step 1 is what makes parallel acks of sibling steps safe:
-//! completions of one run serialise, and each reads the outputs after it got
-//! the lock, so the last sibling to finish sees every output and enqueues
-//! their common dependent; the first does not see the second's uncommitted
-//! output. Taking every run lock first, in order, before any task row is
-//! touched, keeps two such transactions from deadlocking. Plain jobs never
-//! pay for any of this: a batch without claimed steps is one statement.
+//! the ends of one run's steps serialise, and each transaction reads the
+//! run's steps after it got the lock, in a statement of its own, so the last
+//! sibling to finish sees every output and enqueues their common dependent;
+//! the first does not see the second's uncommitted output. Taking every run
+//! lock first, in order, before any task row is touched, keeps two such
+//! transactions from deadlocking. Plain jobs never pay for any of this:
+//! their ack batches are one statement (`ack.sql`), as are batches of only
+//! retries and snoozes.
 
 use std::collections::HashMap;
 
-use errand_runtime::stored::{self, RunInfoBuilder};
-use errand_runtime::workflow::{self, NewRun, RunId, RunInfo, RunState, StepSpec, WorkflowStore};
-use errand_runtime::{Ack, Codec, Error, NewTask, Outcome, Timestamp, WorkerRegistration};
+use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
+use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd, step_failed};
+use errand_runtime::workflow::rows::{graph_json, read_graph, read_run_info};
+use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, WorkflowStore};
+use errand_runtime::{Codec, Error, Timestamp};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::rows::{bad_data, query_error};
-use crate::{NAME, PostgresBackend};
+use crate::rows::{self, Stored, query_error, wrong_reply};
+use crate::sql::Outcomes;
+use crate::{Inner, NAME, PostgresBackend};
 
 impl<C: Codec> WorkflowStore for PostgresBackend<C> {
     async fn start_run(&self, run: NewRun) -> Result<RunId, Error> {
-        let operation = || format!("start a run of workflow `{}`", run.workflow);
-        let steps = serde_json::to_string(&run.steps).map_err(|e| Error::Config(format!("{}: {e}", operation())))?;
-        let now = Timestamp::now();
+        let inner = &*self.inner;
+        let operation = || format!("start a run of workflow `{}` on queue `{}`", run.workflow, run.queue);
+        let steps = graph_json(&run.steps);
+        let graph = Graph::new(run.steps.clone())
+            .map_err(|problem| Error::Config(format!("workflow `{}` cannot run: {problem}", run.workflow)))?;
+        let now = inner.now();
         // Durable: an ordinary commit, as enqueues.
-        let mut tx = self.inner.pool.begin().await.map_err(query_error(operation()))?;
-        let id: i64 = sqlx::query_scalar(&self.inner.queries.run_insert)
+        let mut tx = inner.pool.begin().await.map_err(query_error(operation()))?;
+        let id: i64 = sqlx::query_scalar(&inner.queries.run_insert)
             .bind(run.workflow)
             .bind(&run.queue)
             .bind(&steps)
@@ -45,27 +66,27 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
             .fetch_one(&mut *tx)
             .await
             .map_err(query_error(operation()))?;
-        let run_id = run_id(id)?;
-        let mut tasks = StepTasks::default();
-        for entry in workflow::entry_steps(&run.steps) {
-            let spec = &run.steps[usize::from(entry)];
-            let task =
-                workflow::step_task::<C>(run.workflow, &run.queue, run_id, entry, spec, vec![run.input.clone()])?;
-            tasks.push(id, entry, task);
-        }
-        self.insert_step_tasks(&mut tx, &tasks, now).await.map_err(query_error(operation()))?;
+        let run_id =
+            u64::try_from(id).map(RunId).map_err(|_| wrong_reply(operation(), format!("negative run id {id}")))?;
+        let (_, plan) = RunProgress::start::<C>(run_id, graph, &run.input)?;
+        let mut persist = Persist::default();
+        persist.add(id, plan, &run.queue, run.workflow);
+        let queues = persist.apply(inner, &mut tx, now).await.map_err(query_error(operation()))?;
         tx.commit().await.map_err(query_error(operation()))?;
-        if !tasks.run.is_empty() {
-            self.inner.notifier.notify(&run.queue);
+        // Other processes hear the NOTIFY of `run_apply.sql`; wake this one's now.
+        for queue in &queues {
+            inner.notifier.notify(queue);
         }
         Ok(run_id)
     }
 
     async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>, Error> {
-        let operation = || format!("read workflow run {run}");
-        let raw = i64::try_from(run.0).map_err(|_| Error::Config(format!("run id {run} is out of range")))?;
-        let mut conn = self.inner.pool.acquire().await.map_err(query_error(operation()))?;
-        let Some(row) = sqlx::query(&self.inner.queries.run_select)
+        let inner = &*self.inner;
+        // Run ids are bigints: a larger one names no run.
+        let Ok(raw) = i64::try_from(run.0) else { return Ok(None) };
+        let operation = || format!("read workflow run {run} of schema `{}`", inner.schema);
+        let mut conn = inner.pool.acquire().await.map_err(query_error(operation()))?;
+        let Some(row) = sqlx::query(&inner.queries.run_select)
             .bind(raw)
             .fetch_optional(&mut *conn)
             .await
@@ -73,307 +94,364 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
         else {
             return Ok(None);
         };
-        let what = format!("workflow run {run}");
-        let get_str = |i: usize| row.try_get::<String, _>(i).map_err(|e| bad_data(&what, e.to_string()));
-        let error: Option<String> = row.try_get(5).map_err(|e| bad_data(&what, e.to_string()))?;
-        let created_at: i64 = row.try_get(6).map_err(|e| bad_data(&what, e.to_string()))?;
-        let mut info = RunInfoBuilder::new(NAME, run, get_str(1)?, &get_str(3)?, &get_str(4)?, error, created_at)?;
-        let rows = sqlx::query(&self.inner.queries.run_steps)
+        let steps = sqlx::query(&inner.queries.run_steps)
             .bind(raw)
             .fetch_all(&mut *conn)
             .await
             .map_err(query_error(operation()))?;
-        for row in &rows {
-            let read = |e: sqlx::Error| bad_data(&what, e.to_string());
-            let step: i32 = row.try_get(0).map_err(read)?;
-            let state: Option<String> = row.try_get(3).map_err(read)?;
-            let attempt: Option<i32> = row.try_get(4).map_err(read)?;
-            info.step(
-                i64::from(step),
-                row.try_get(1).map_err(read)?,
-                row.try_get(2).map_err(read)?,
-                state.as_deref(),
-                attempt.map(i64::from),
-                row.try_get(5).map_err(read)?,
-            )?;
-        }
-        Ok(Some(info.finish()))
+        read_run_info(NAME, run, &Stored(row), &rows::stored(steps)).map(Some)
     }
 }
 
-fn run_id(id: i64) -> Result<RunId, Error> {
-    u64::try_from(id).map(RunId).map_err(|_| bad_data("a new run's id", format!("negative run id {id}")))
-}
-
-fn parse_steps(json: &str, what: &str) -> Result<Vec<StepSpec>, Error> {
-    stored::parse_steps(NAME, json, what)
-}
-
-/// Step tasks to insert, one array per column of `step_tasks_insert.sql`.
-#[derive(Default)]
-struct StepTasks {
-    run: Vec<i64>,
-    step: Vec<i32>,
-    queue: Vec<String>,
-    job: Vec<&'static str>,
-    payload: Vec<Vec<u8>>,
-    max_attempts: Vec<i32>,
-    priority: Vec<i16>,
-}
-
-impl StepTasks {
-    fn push(&mut self, run: i64, step: u16, task: NewTask) {
-        self.run.push(run);
-        self.step.push(i32::from(step));
-        self.queue.push(task.queue);
-        self.job.push(task.job);
-        self.payload.push(task.payload);
-        self.max_attempts.push(i32::try_from(task.max_attempts).unwrap_or(i32::MAX));
-        self.priority.push(task.priority);
-    }
-}
-
-/// A run locked by an ack transaction.
-struct LockedRun {
+/// A run locked by the transaction that ends some of its steps.
+pub(crate) struct LockedRun {
     workflow: String,
     queue: String,
-    running: bool,
-    steps: Vec<StepSpec>,
+    /// Its state and graph, or why they cannot be read.
+    read: Result<(RunState, Graph), Error>,
 }
 
-impl<C: Codec> PostgresBackend<C> {
-    /// Inserts the tasks of workflow steps that have none yet (and wakes the
-    /// workers of their queues on commit). Returns the queues that got tasks.
-    async fn insert_step_tasks(
-        &self,
-        conn: &mut PgConnection,
-        tasks: &StepTasks,
-        now: Timestamp,
-    ) -> Result<Vec<String>, sqlx::Error> {
-        if tasks.run.is_empty() {
-            return Ok(Vec::new());
-        }
-        sqlx::query_scalar(&self.inner.queries.step_tasks_insert)
-            .bind(&tasks.run)
-            .bind(&tasks.step)
-            .bind(&tasks.queue)
-            .bind(&tasks.job)
-            .bind(&tasks.payload)
-            .bind(&tasks.max_attempts)
-            .bind(&tasks.priority)
-            .bind(now.as_millis())
-            .bind(&self.inner.channel)
-            .fetch_all(&mut *conn)
-            .await
+/// The runs a transaction holds locked, by id.
+pub(crate) type Locked = HashMap<i64, LockedRun>;
+
+/// A workflow step whose task a transaction ended.
+pub(crate) struct Ended {
+    pub(crate) task: i64,
+    pub(crate) run: i64,
+    pub(crate) step: i32,
+    pub(crate) end: StepEnd,
+}
+
+/// Locks and reads the runs the rows of `query` (`run_lock.sql` or one of
+/// its variants) name, in id order.
+pub(crate) async fn lock_runs(
+    conn: &mut PgConnection,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    operation: &str,
+) -> Result<Locked, Error> {
+    let found = query.fetch_all(&mut *conn).await.map_err(query_error(operation))?;
+    let mut locked = Locked::with_capacity(found.len());
+    for row in rows::stored(found) {
+        let id = rows::int(&row, "id", "a workflow run")?;
+        let what = format!("workflow run {id}");
+        let workflow = rows::text(&row, "workflow", &what)?;
+        let queue = rows::text(&row, "queue", &what)?;
+        let read = rows::text(&row, "state", &what).and_then(|state| {
+            let state =
+                RunState::parse(&state).ok_or_else(|| rows::bad_data(&what, format!("unknown run state `{state}`")))?;
+            Ok((state, read_graph(NAME, &rows::text(&row, "steps", &what)?, &what)?))
+        });
+        locked.insert(id, LockedRun { workflow, queue, read });
     }
+    Ok(locked)
 }
 
-/// Records `acks`, of which `steps` are workflow steps claimed by this
-/// process (with their runs), in one transaction that advances their runs.
-/// See the [module docs](self).
-pub(crate) async fn ack_with_steps<C: Codec>(
+/// The workflow steps among rows of `run_id`, `step` and `id` columns (rows
+/// without a run are no steps), each ended with what `end` says.
+pub(crate) fn ended_steps(
+    found: &[PgRow],
+    what: &str,
+    mut end: impl FnMut(&PgRow) -> Result<Option<StepEnd>, Error>,
+) -> Result<Vec<Ended>, Error> {
+    let mut ended = Vec::new();
+    for row in found {
+        let read = |e: sqlx::Error| rows::bad_data(what, e.to_string());
+        let run: Option<i64> = row.try_get("run_id").map_err(read)?;
+        let step: Option<i32> = row.try_get("step").map_err(read)?;
+        let (Some(run), Some(step)) = (run, step) else { continue };
+        let task: i64 = row.try_get("id").map_err(read)?;
+        if let Some(end) = end(row)? {
+            ended.push(Ended { task, run, step, end });
+        }
+    }
+    Ok(ended)
+}
+
+/// Feeds `ended` to the planner and persists its plans, in the transaction
+/// that ended those steps and holds the locks of `runs` (the runs of steps
+/// that changed after the runs were locked are locked now). New step tasks
+/// are of job `job`, or of their run's workflow. Returns the queues that got
+/// step tasks (NOTIFYed on commit).
+pub(crate) async fn advance<C: Codec>(
+    conn: &mut PgConnection,
+    inner: &Inner,
+    mut runs: Locked,
+    ended: Vec<Ended>,
+    job: Option<&str>,
+    now: Timestamp,
+    operation: &str,
+) -> Result<Vec<String>, Error> {
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queries = &inner.queries;
+    // Runs of steps that were not in that state when the runs were locked,
+    // yet changed: their task was claimed or enqueued meanwhile (rare).
+    let mut missing: Vec<i64> = ended.iter().map(|e| e.run).filter(|run| !runs.contains_key(run)).collect();
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        missing.dedup();
+        let none: &[i64] = &[];
+        let query = sqlx::query(&queries.run_lock).bind(none).bind(None::<&str>).bind(&missing);
+        runs.extend(lock_runs(&mut *conn, query, operation).await?);
+    }
+
+    let mut run_ids: Vec<i64> = ended.iter().map(|e| e.run).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+    let found = sqlx::query(&queries.run_progress)
+        .bind(&run_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(operation))?;
+    let mut progress = load_progress(&runs, &run_ids, &rows::stored(found));
+
+    let mut persist = Persist::default();
+    let mut last_step: HashMap<i64, u16> = HashMap::new();
+    for end in ended {
+        let Ok(step) = u16::try_from(end.step) else {
+            let error = format!("task {} is step {} of workflow run {}, out of range", end.task, end.step, end.run);
+            progress.insert(end.run, Err(error));
+            continue;
+        };
+        let Some(Ok(run)) = progress.get_mut(&end.run) else { continue };
+        run.end(step, end.end);
+        last_step.insert(end.run, step);
+        // The task whose output this is, for `run_steps`.
+        persist.tasks.insert((end.run, step), end.task);
+    }
+    for run_id in &run_ids {
+        let Some(locked) = runs.get(run_id) else {
+            tracing::warn!(run = run_id, "postgres: a workflow step's run no longer exists");
+            continue;
+        };
+        let plan = match progress.remove(run_id) {
+            Some(Ok(mut run)) => take_plan::<C>(&mut run, last_step.get(run_id).copied()),
+            Some(Err(error)) => {
+                tracing::error!(run = run_id, %error, "postgres: a workflow run cannot be read; it fails");
+                let run = u64::try_from(*run_id).map(RunId).unwrap_or_default();
+                RunPlan { run, end: Some(RunEnd::Failed(error)), ..RunPlan::default() }
+            }
+            None => continue,
+        };
+        persist.add(*run_id, plan, &locked.queue, job.unwrap_or(&locked.workflow));
+    }
+    persist.apply(inner, conn, now).await.map_err(query_error(operation))
+}
+
+/// Records `acks` of `worker`, a worker of workflow steps, in one
+/// transaction that advances their runs. See the [module docs](self).
+pub(crate) async fn ack_steps<C: Codec>(
     backend: &PostgresBackend<C>,
     worker: &WorkerRegistration,
     acks: &[Ack],
-    steps: &[(&Ack, i64)],
 ) -> Result<(), Error> {
-    let inner = &backend.inner;
+    let inner = &*backend.inner;
     let queries = &inner.queries;
     let operation =
-        || format!("record {} outcome(s) of workflow `{}` on queue `{}`", acks.len(), worker.job, worker.queue);
-    let now = Timestamp::now();
-    let mut tx = inner.pool.begin().await.map_err(query_error(operation()))?;
+        format!("record {} outcome(s) of workflow `{}` on queue `{}`", acks.len(), worker.job, worker.queue);
+    let now = inner.now();
+    let outcomes = Outcomes::new(acks);
+    let mut tx = inner.pool.begin().await.map_err(query_error(&operation))?;
 
     // 1. Lock the runs, in id order, before any task row.
-    let mut run_ids: Vec<i64> = steps.iter().map(|(_, run)| *run).collect();
-    run_ids.sort_unstable();
-    run_ids.dedup();
-    let found =
-        sqlx::query(&queries.run_lock).bind(&run_ids).fetch_all(&mut *tx).await.map_err(query_error(operation()))?;
-    let mut runs: HashMap<i64, LockedRun> = HashMap::with_capacity(found.len());
-    for row in &found {
-        let id: i64 = row.try_get(0).map_err(|e| bad_data("a workflow run", e.to_string()))?;
-        let what = format!("workflow run {id}");
-        let get_str = |i: usize| row.try_get::<String, _>(i).map_err(|e| bad_data(&what, e.to_string()));
-        let state = get_str(3)?;
-        let run = LockedRun {
-            workflow: get_str(1)?,
-            queue: get_str(2)?,
-            running: state == RunState::Running.as_str(),
-            steps: parse_steps(&get_str(4)?, &what)?,
-        };
-        runs.insert(id, run);
-    }
+    let none: &[i64] = &[];
+    let lock = sqlx::query(&queries.run_lock).bind(outcomes.ended()).bind(&*worker.id).bind(none);
+    let runs = lock_runs(&mut tx, lock, &operation).await?;
 
-    // 2. The batch's other acks, as the plain path records them.
-    let is_step_end = |ack: &Ack| {
-        matches!(ack.outcome, Outcome::Done { .. } | Outcome::Dead { .. }) && steps.iter().any(|(s, _)| s.id == ack.id)
-    };
-    let others = acks.iter().filter(|a| !is_step_end(a)).count();
-    let (mut applied, wake) = if others > 0 {
-        backend
-            .ack_batch(&mut *tx, worker, acks.iter().filter(|a| !is_step_end(a)), now)
-            .await
-            .map_err(query_error(operation()))?
-    } else {
-        (0, false)
-    };
+    // 2. Every outcome; the steps actually changed come back.
+    let changed = outcomes
+        .bind(sqlx::query(&queries.step_ack), worker, now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(&operation))?;
+    let applied = changed.len();
+    let by_id: HashMap<i64, &Outcome> =
+        acks.iter().filter_map(|a| Some((i64::try_from(a.id.0).ok()?, &a.outcome))).collect();
+    let ended = ended_steps(&changed, "a task the ack of workflow steps changed", |row| {
+        let id: i64 = row.try_get("id").map_err(|e| rows::bad_data("an acknowledged task", e.to_string()))?;
+        Ok(match by_id.get(&id) {
+            Some(Outcome::Done { result }) => Some(StepEnd::Done(result.clone())),
+            Some(Outcome::Dead { error }) => Some(StepEnd::Failed(error.clone())),
+            Some(Outcome::Retry { .. } | Outcome::Snooze { .. }) | None => None,
+        })
+    })?;
 
-    // 3. Complete or bury the steps; the outputs are stored.
-    let mut done = (Vec::new(), Vec::new());
-    let mut dead = (Vec::new(), Vec::new());
-    for (ack, _) in steps {
-        let id = i64::try_from(ack.id.0).unwrap_or(i64::MAX);
-        match &ack.outcome {
-            Outcome::Done { result } => {
-                done.0.push(id);
-                done.1.push(result.as_slice());
-            }
-            Outcome::Dead { error } => {
-                dead.0.push(id);
-                dead.1.push(error.as_str());
-            }
-            Outcome::Retry { .. } | Outcome::Snooze { .. } => {}
-        }
-    }
-    let mut completed: Vec<(i64, u16)> = Vec::new();
-    let mut failures: Vec<(i64, String)> = Vec::new();
-    if !done.0.is_empty() || !dead.0.is_empty() {
-        let rows = sqlx::query(&queries.step_ack)
-            .bind(&*worker.id)
-            .bind(now.as_millis())
-            .bind(&done.0)
-            .bind(&done.1)
-            .bind(&dead.0)
-            .bind(&dead.1)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(query_error(operation()))?;
-        applied += i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        for row in &rows {
-            let id: i64 = row.try_get(0).map_err(|e| bad_data("an acknowledged step task", e.to_string()))?;
-            let what = format!("task {id}");
-            let run: Option<i64> = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-            let step: Option<i32> = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-            let is_done: bool = row.try_get(3).map_err(|e| bad_data(&what, e.to_string()))?;
-            let (Some(run), Some(step)) = (run, step) else { continue };
-            let step = u16::try_from(step).map_err(|_| bad_data(&what, format!("step {step} is out of range")))?;
-            let Some(locked) = runs.get(&run) else {
-                tracing::warn!(task = id, run, "postgres: a workflow step's run no longer exists");
-                continue;
-            };
-            if !locked.running {
-                // Failed (or done) meanwhile: nothing more happens to it.
-                continue;
-            }
-            if is_done {
-                completed.push((run, step));
-            } else if !failures.iter().any(|(r, _)| *r == run) {
-                let error = steps
-                    .iter()
-                    .find_map(|(ack, _)| match &ack.outcome {
-                        Outcome::Dead { error } if i64::try_from(ack.id.0).ok() == Some(id) => Some(error.as_str()),
-                        _ => None,
-                    })
-                    .unwrap_or("");
-                let name = locked.steps.get(usize::from(step)).map_or("?", |s| s.name.as_str());
-                failures.push((run, workflow::step_failed(name, error)));
-            }
-        }
-    }
-    // A run failing in this batch does not advance.
-    completed.retain(|(run, _)| !failures.iter().any(|(r, _)| r == run));
+    // 3 and 4. Feed the planner; persist its plans.
+    let queues = advance::<C>(&mut tx, inner, runs, ended, Some(worker.job), now, &operation).await?;
+    tx.commit().await.map_err(query_error(&operation))?;
 
-    // 4. Enqueue the steps that became ready; finish the runs that are done.
-    let mut woken: Vec<String> = Vec::new();
-    if !completed.is_empty() {
-        let mut advanced: Vec<i64> = completed.iter().map(|(run, _)| *run).collect();
-        advanced.sort_unstable();
-        advanced.dedup();
-        let rows = sqlx::query(&queries.run_outputs)
-            .bind(&advanced)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(query_error(operation()))?;
-        let mut outputs: HashMap<i64, Vec<Option<Vec<u8>>>> =
-            advanced.iter().filter_map(|run| Some((*run, vec![None; runs.get(run)?.steps.len()]))).collect();
-        for row in &rows {
-            let what = "the outputs of workflow steps";
-            let run: i64 = row.try_get(0).map_err(|e| bad_data(what, e.to_string()))?;
-            let step: i32 = row.try_get(1).map_err(|e| bad_data(what, e.to_string()))?;
-            if let Some(slot) =
-                outputs.get_mut(&run).and_then(|o| usize::try_from(step).ok().and_then(|i| o.get_mut(i)))
-            {
-                *slot = row.try_get(2).map_err(|e| bad_data(what, e.to_string()))?;
-            }
-        }
-        let mut tasks = StepTasks::default();
-        let mut enqueued: Vec<(i64, u16)> = Vec::new();
-        for (run, step) in &completed {
-            let (Some(locked), Some(outputs)) = (runs.get(run), outputs.get(run)) else { continue };
-            let ready = workflow::advance(&locked.steps, *step, |i| outputs.get(usize::from(i))?.as_deref());
-            // The step task's job name is the workflow's: one of the strings
-            // runs were written with, so leaking it once per name is bounded.
-            let job = stored::intern(&locked.workflow);
-            for (next, inputs) in ready {
-                if enqueued.contains(&(*run, next)) {
-                    continue; // Two of its inputs finished in this batch.
-                }
-                enqueued.push((*run, next));
-                let spec = &locked.steps[usize::from(next)];
-                let task = workflow::step_task::<C>(job, &locked.queue, run_id(*run)?, next, spec, inputs)?;
-                tasks.push(*run, next, task);
-            }
-        }
-        woken = backend.insert_step_tasks(&mut tx, &tasks, now).await.map_err(query_error(operation()))?;
-        let finished: Vec<i64> = advanced
-            .iter()
-            .copied()
-            .filter(|run| {
-                let (Some(locked), Some(outputs)) = (runs.get(run), outputs.get(run)) else { return false };
-                workflow::sink_steps(&locked.steps)
-                    .iter()
-                    .all(|i| outputs.get(usize::from(*i)).is_some_and(Option::is_some))
-            })
-            .collect();
-        if !finished.is_empty() {
-            sqlx::query(&queries.run_finish)
-                .bind(&finished)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(operation()))?;
-        }
-    }
-
-    // 5. Fail the runs of dead steps; their other live steps are cancelled.
-    if !failures.is_empty() {
-        let ids: Vec<i64> = failures.iter().map(|(run, _)| *run).collect();
-        let errors: Vec<&str> = failures.iter().map(|(_, error)| error.as_str()).collect();
-        sqlx::query(&queries.run_fail)
-            .bind(&ids)
-            .bind(&errors)
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(operation()))?;
-    }
-
-    tx.commit().await.map_err(query_error(operation()))?;
-
-    if usize::try_from(applied).ok() != Some(acks.len()) {
+    inner.finished(u64::try_from(applied).unwrap_or(u64::MAX));
+    if applied != acks.len() {
         tracing::debug!(
             worker = %worker.id,
-            ignored = acks.len() as i64 - applied,
+            ignored = acks.len().saturating_sub(applied),
             "postgres: ignored the acks of tasks no longer running for this worker"
         );
     }
     // Every process hears the NOTIFY of new step tasks; wake this one's now.
-    for queue in &woken {
+    for queue in &queues {
         inner.notifier.notify(queue);
     }
-    if wake && !woken.iter().any(|q| **q == *worker.queue) {
+    if outcomes.requeues() && !queues.iter().any(|q| **q == *worker.queue) {
         inner.notifier.notify(&worker.queue);
     }
     Ok(())
+}
+
+/// The progress of each of `run_ids` from its locked row and its
+/// `run_progress.sql` rows, or why it cannot be read.
+fn load_progress(runs: &Locked, run_ids: &[i64], rows: &[Stored]) -> HashMap<i64, Result<RunProgress, String>> {
+    let mut steps: HashMap<i64, Vec<&Stored>> = HashMap::new();
+    let mut unplaced: Option<String> = None;
+    for row in rows {
+        match rows::int(row, "run_id", "the steps of a workflow run") {
+            Ok(run) => steps.entry(run).or_default().push(row),
+            Err(error) => unplaced = Some(error.to_string()),
+        }
+    }
+    let mut out = HashMap::with_capacity(run_ids.len());
+    for &id in run_ids {
+        let Some(locked) = runs.get(&id) else { continue };
+        let progress = match (&locked.read, &unplaced) {
+            // A row without its run id could be any run's.
+            (_, Some(error)) => Err(error.clone()),
+            (Err(error), None) => Err(error.to_string()),
+            (Ok((state, graph)), None) => {
+                read_progress(id, *state, graph.clone(), steps.get(&id).map_or(&[][..], Vec::as_slice))
+            }
+        };
+        out.insert(id, progress);
+    }
+    out
+}
+
+/// A run's progress from its state, graph and `run_progress.sql` rows.
+fn read_progress(id: i64, state: RunState, graph: Graph, rows: &[&Stored]) -> Result<RunProgress, String> {
+    let what = format!("workflow run {id}");
+    let run = u64::try_from(id).map(RunId).map_err(|_| format!("negative run id {id}"))?;
+    let mut outputs = vec![None; graph.len()];
+    let mut started = vec![false; graph.len()];
+    for row in rows {
+        let step = rows::int(row, "step", &what).map_err(|e| e.to_string())?;
+        let Some(index) = usize::try_from(step).ok().filter(|i| *i < graph.len()) else {
+            return Err(rows::bad_data(&what, format!("step {step} is not in the workflow's graph")).to_string());
+        };
+        started[index] = true;
+        outputs[index] = row
+            .0
+            .try_get::<Option<Vec<u8>>, _>("output")
+            .map_err(|e| rows::bad_data(&what, format!("column `output`: {e}")).to_string())?;
+    }
+    RunProgress::new(run, graph, state, outputs, started)
+}
+
+/// The run's plan once its steps' ends are in. A payload that cannot be
+/// encoded fails the run (blaming `last_step`, the last step that ended)
+/// rather than leave it hanging.
+fn take_plan<C: Codec>(run: &mut RunProgress, last_step: Option<u16>) -> RunPlan {
+    match run.take_plan::<C>() {
+        Ok(plan) => plan,
+        Err(error) => {
+            let step = last_step.unwrap_or_default();
+            tracing::error!(run = %run.id(), %error, "postgres: a workflow step's payload cannot be encoded; the run fails");
+            let name = run.graph().name(step).to_owned();
+            run.end(step, StepEnd::Failed(error.to_string()));
+            let mut plan = run.take_plan::<C>().unwrap_or_default();
+            plan.run = run.id();
+            if plan.end.is_none() {
+                plan.end = Some(RunEnd::Failed(step_failed(&name, &error.to_string())));
+            }
+            // The failed `take_plan` drained the outputs to store: store every
+            // output the run has (those stored before are written again, the same).
+            plan.outputs = run
+                .outputs()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, output)| Some((u16::try_from(i).ok()?, output.clone()?)))
+                .collect();
+            plan
+        }
+    }
+}
+
+/// Plans to persist, one array per parameter of `run_apply.sql`.
+#[derive(Default)]
+struct Persist<'a> {
+    /// The task of each `(run, step)` that ended in this transaction.
+    tasks: HashMap<(i64, u16), i64>,
+    output_run: Vec<i64>,
+    output_step: Vec<i32>,
+    output_task: Vec<Option<i64>>,
+    output: Vec<Vec<u8>>,
+    ready_run: Vec<i64>,
+    ready_step: Vec<i32>,
+    ready_queue: Vec<&'a str>,
+    ready_job: Vec<&'a str>,
+    ready_payload: Vec<Vec<u8>>,
+    ready_max_attempts: Vec<i32>,
+    ready_priority: Vec<i16>,
+    done: Vec<i64>,
+    failed: Vec<i64>,
+    errors: Vec<String>,
+}
+
+impl<'a> Persist<'a> {
+    /// Adds `plan` of run `run`, whose step tasks go to `queue` as job `job`.
+    fn add(&mut self, run: i64, plan: RunPlan, queue: &'a str, job: &'a str) {
+        for (step, output) in plan.outputs {
+            self.output_run.push(run);
+            self.output_step.push(i32::from(step));
+            self.output_task.push(self.tasks.get(&(run, step)).copied());
+            self.output.push(output);
+        }
+        for ready in plan.ready {
+            self.ready_run.push(run);
+            self.ready_step.push(i32::from(ready.step));
+            self.ready_queue.push(queue);
+            self.ready_job.push(job);
+            self.ready_payload.push(ready.payload);
+            self.ready_max_attempts.push(i32::try_from(ready.max_attempts).unwrap_or(i32::MAX));
+            self.ready_priority.push(ready.priority);
+        }
+        match plan.end {
+            Some(RunEnd::Done) => self.done.push(run),
+            Some(RunEnd::Failed(error)) => {
+                self.failed.push(run);
+                self.errors.push(error);
+            }
+            None => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.output_run.is_empty() && self.ready_run.is_empty() && self.done.is_empty() && self.failed.is_empty()
+    }
+
+    /// Runs `run_apply.sql` on `conn`; returns the queues that got step
+    /// tasks (NOTIFYed on commit).
+    async fn apply(&self, inner: &Inner, conn: &mut PgConnection, now: Timestamp) -> Result<Vec<String>, sqlx::Error> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar(&inner.queries.run_apply)
+            .bind(now.as_millis())
+            .bind(&inner.channel)
+            .bind(&self.output_run)
+            .bind(&self.output_step)
+            .bind(&self.output_task)
+            .bind(&self.output)
+            .bind(&self.ready_run)
+            .bind(&self.ready_step)
+            .bind(&self.ready_queue)
+            .bind(&self.ready_job)
+            .bind(&self.ready_payload)
+            .bind(&self.ready_max_attempts)
+            .bind(&self.ready_priority)
+            .bind(&self.done)
+            .bind(&self.failed)
+            .bind(&self.errors)
+            .fetch_all(&mut *conn)
+            .await
+    }
 }

@@ -1,11 +1,12 @@
 //! The PostgreSQL backend against the shared conformance suite. Each case gets
 //! a fresh schema `errand_test_<time>_<random>`, dropped when the case ends;
 //! schemas of earlier runs more than an hour old (a run that was killed) are
-//! dropped too.
+//! dropped too. Without `ERRAND_POSTGRES_URL` every case is reported as
+//! ignored (the build script sets `errand_skip`).
 
 mod common;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use errand_postgres::PostgresBackend;
 use errand_runtime::Codec;
@@ -27,18 +28,17 @@ impl BackendFactory for Postgres {
     type Backend<C: Codec> = PostgresBackend<C>;
 
     async fn create<C: Codec>(&self, settings: TestSettings) -> PostgresBackend<C> {
-        let url = common::url().unwrap_or_default();
-        let backend = common::backend(&url).await;
-        let guard = common::DropSchema { url, schema: backend.schema_name().to_owned() };
-        self.schemas.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(guard);
-        backend.with_codec::<C>().orphan_after(settings.orphan_after).poll_interval(settings.poll_interval)
-    }
-
-    fn available(&self) -> bool {
-        common::url().is_some()
+        let url = common::url();
+        let schema = common::fresh_schema();
+        let guard = common::DropSchema { url: url.clone(), schema: schema.clone() };
+        self.schemas.lock().unwrap_or_else(PoisonError::into_inner).push(guard);
+        common::backend_in(&url, &schema, |b| b.codec::<C>().tuning(|t| settings.apply(t))).await
     }
 }
 
-errand_runtime::conformance_tests!(Postgres::new());
-
-errand_runtime::workflow_conformance_tests!(Postgres::new());
+errand_runtime::conformance_tests! {
+    factory: Postgres::new(),
+    backend: PostgresBackend,
+    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+    skip: (errand_skip, "set ERRAND_POSTGRES_URL to run against a server"),
+}

@@ -1,22 +1,27 @@
 //! The server goes away mid-run and comes back: workers back off, resume and
-//! finish every task exactly once. A TCP proxy between the backend and the
-//! server cuts every connection (mid-claim, mid-ack, mid-heartbeat) and
-//! refuses new ones for a while.
-//! Skipped without `ERRAND_POSTGRES_URL` (failing instead under
+//! finish every task, and every workflow step, exactly once. A TCP proxy
+//! between the backend and the server cuts every connection (mid-claim,
+//! mid-ack, mid-heartbeat) and refuses new ones for a while.
+//! Ignored without `ERRAND_POSTGRES_URL` (the build fails instead under
 //! `ERRAND_REQUIRE_SERVICES=1`).
 
 mod common;
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use errand_postgres::PostgresBackend;
 use errand_postgres::sqlx;
 use errand_postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use errand_runtime::testing::{Proxy, Running, wait_for};
-use errand_runtime::{Expose, Job, JobError, Monitor, TaskCx, TaskSink, TaskState, WorkerBuilder};
+use errand_runtime::workflow::{Bytes, Run, RunState, StepSpec, StepTask, Workflow, WorkflowExt};
+use errand_runtime::{
+    Codec, CodecError, Event, Expose, Job, JobError, JobOptions, JsonCodec, Monitor, Requirements, TaskCx, TaskSink,
+    TaskState, WorkerBuilder,
+};
 use serde::{Deserialize, Serialize};
 
 const TASKS: usize = 6_000;
@@ -41,7 +46,7 @@ impl Job for Tick {
     const QUEUE: &'static str = "ticks";
     type Output = ();
 
-    fn requirements(r: &mut errand_runtime::Requirements) {
+    fn requirements(r: &mut Requirements) {
         r.data::<Runs>();
     }
 
@@ -54,20 +59,31 @@ impl Job for Tick {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_outage_loses_and_repeats_nothing() {
-    let Some(url) = common::url() else { return };
-    let direct = common::backend(&url).await;
-    let options = PgConnectOptions::from_str(&url).unwrap_or_else(|e| panic!("{e}"));
+/// A proxy in front of the server of `url`, and a backend value on
+/// `direct`'s schema whose connections all go through it (its listener's
+/// too), polling every 500 ms.
+async fn proxied(url: &str, direct: &PostgresBackend) -> (Proxy, PostgresBackend) {
+    let options = PgConnectOptions::from_str(url).unwrap_or_else(|e| panic!("{e}"));
     let proxy = Proxy::start(format!("{}:{}", options.get_host(), options.get_port())).await;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy_with(options.host("127.0.0.1").port(proxy.addr().port()));
-    let proxied = PostgresBackend::from_pool(pool)
-        .schema(direct.schema_name())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .poll_interval(Duration::from_millis(500));
+    let backend = PostgresBackend::builder()
+        .namespace(direct.namespace())
+        .tuning(|t| t.poll_interval(Duration::from_millis(500)))
+        .from_pool(pool)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (proxy, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn a_server_outage_loses_and_repeats_nothing() {
+    let url = common::url();
+    let direct = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &direct);
+    let (proxy, proxied) = proxied(&url, &direct).await;
 
     let ids = direct.enqueue_bulk((0..TASKS).map(|n| Tick { n })).await.unwrap_or_else(|e| panic!("{e}"));
     let runs = Runs(Arc::new((0..TASKS).map(|_| AtomicU32::new(0)).collect()));
@@ -87,7 +103,7 @@ async fn a_server_outage_loses_and_repeats_nothing() {
         assert!(runs.total() < u32::try_from(TASKS).unwrap_or(u32::MAX), "the outage came too late to test anything");
         proxy.restore().await;
     }
-    let count_done = format!("SELECT count(*) FROM \"{}\".tasks WHERE state = 'done'", direct.schema_name());
+    let count_done = format!("SELECT count(*) FROM \"{}\".tasks WHERE state = 'done'", direct.namespace());
     wait_for("every task to be done after the outages", || async {
         let done = sqlx::query_scalar::<_, i64>(&count_done).fetch_one(direct.pool()).await;
         done.is_ok_and(|n| n == i64::try_from(TASKS).unwrap_or(i64::MAX))
@@ -105,6 +121,147 @@ async fn a_server_outage_loses_and_repeats_nothing() {
     for id in [ids[0], ids[TASKS / 2], ids[TASKS - 1]] {
         let task = direct.task(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is gone"));
         assert_eq!((task.state, task.attempt), (TaskState::Done, 1), "{task:?}");
+    }
+    common::drop_schema(&direct).await;
+}
+
+/// Runs of each step task, by task id.
+#[derive(Debug, Clone, Default)]
+struct StepRuns(Arc<Mutex<HashMap<u64, u32>>>);
+
+impl StepRuns {
+    fn total(&self) -> u32 {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).values().sum()
+    }
+}
+
+/// first(n) → [double(n), label(n)] → join: each step takes a few
+/// milliseconds, so acks are in flight when the proxy cuts.
+#[derive(Debug)]
+struct Relay(u64);
+
+fn step(name: &str, after: &[u16]) -> StepSpec {
+    StepSpec { name: name.into(), after: after.to_vec(), max_attempts: 3, priority: 0 }
+}
+
+fn input<C: Codec, T: serde::de::DeserializeOwned>(inputs: &[Bytes], i: usize) -> Result<T, JobError> {
+    let bytes = inputs.get(i).ok_or_else(|| JobError::abort(format!("missing input {i}")))?;
+    C::decode(&bytes.0, "a step input").map_err(JobError::abort)
+}
+
+impl Workflow for Relay {
+    const NAME: &'static str = "pg_relay";
+    const QUEUE: &'static str = "pg_relay";
+    type Input = u64;
+    type Output = (u64, String);
+
+    fn steps() -> Vec<StepSpec> {
+        vec![step("first", &[]), step("double", &[0]), step("label", &[0]), step("join", &[1, 2])]
+    }
+
+    fn into_input(self) -> u64 {
+        self.0
+    }
+
+    fn step_options(_step: u16) -> JobOptions {
+        JobOptions { retries: 2, ..JobOptions::DEFAULT }
+    }
+
+    fn requirements(r: &mut Requirements) {
+        r.data::<StepRuns>();
+    }
+
+    async fn run_step<C: Codec>(step: u16, inputs: Vec<Bytes>, cx: TaskCx) -> Result<Vec<u8>, JobError> {
+        let runs = cx.data::<StepRuns>().ok_or_else(|| JobError::abort("no Data<StepRuns>"))?;
+        *runs.0.lock().unwrap_or_else(PoisonError::into_inner).entry(cx.id().0).or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let encode = |r: Result<Vec<u8>, CodecError>| r.map_err(JobError::abort);
+        match step {
+            0 => encode(C::encode(&input::<C, u64>(&inputs, 0)?, "first")),
+            1 => encode(C::encode(&(input::<C, u64>(&inputs, 0)? * 2), "double")),
+            2 => encode(C::encode(&format!("n={}", input::<C, u64>(&inputs, 0)?), "label")),
+            3 => encode(C::encode(&(input::<C, u64>(&inputs, 0)?, input::<C, String>(&inputs, 1)?), "join")),
+            _ => Err(JobError::abort("no such step")),
+        }
+    }
+
+    fn decode_output<C: Codec>(sinks: Vec<Vec<u8>>) -> Result<(u64, String), CodecError> {
+        C::decode(sinks.first().map_or(&[][..], |b| b), "the output of pg_relay")
+    }
+}
+
+/// Workflow steps run through a proxy that cuts every connection four times
+/// while their acks (each a transaction that also advances the run) are in
+/// flight: every run still ends with the right output, each step runs once,
+/// and each run has exactly its four step tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn workflow_step_acks_survive_connection_cuts() {
+    const RUNS: u64 = 200;
+    const STEPS: u32 = 4 * RUNS as u32;
+    let url = common::url();
+    let direct = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &direct);
+    let (proxy, proxied) = proxied(&url, &direct).await;
+
+    let mut runs: Vec<(u64, Run<Relay>)> = Vec::new();
+    for n in 1..=RUNS {
+        runs.push((n, direct.start(Relay(n)).await.unwrap_or_else(|e| panic!("start: {e}"))));
+    }
+    let step_runs = StepRuns::default();
+    // The acks of steps that failed: the cuts must have reached some.
+    let failed_acks = Arc::new(AtomicU32::new(0));
+    let failed = Arc::clone(&failed_acks);
+    let worker = WorkerBuilder::<StepTask<Relay, JsonCodec>, _>::new(proxied.clone())
+        .data(step_runs.clone())
+        .concurrency(16)
+        .heartbeat(Duration::from_millis(200))
+        .on_event(move |event| {
+            if let Event::BackendError { error } = event
+                && error.contains("outcome(s) of workflow")
+            {
+                failed.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let running = Running::start(Monitor::new().register(worker));
+
+    for at in (1..=4).map(|k| STEPS * k / 5) {
+        wait_for("the steps to get going", || async { step_runs.total() >= at }).await;
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(step_runs.total() < STEPS, "the outage came too late to test anything");
+        proxy.restore().await;
+    }
+    for (n, run) in &runs {
+        let output = direct
+            .workflow(*run)
+            .wait_timeout(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("run {n} (input {n}): {e}"));
+        assert_eq!(output, (n * 2, format!("n={n}")), "run of input {n}");
+    }
+    running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+    assert!(failed_acks.load(Ordering::SeqCst) > 0, "no ack of workflow steps was cut: the test tested nothing");
+
+    let counts = step_runs.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let twice: Vec<(&u64, &u32)> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "step tasks that did not run exactly once (task, runs): {twice:?}");
+    assert_eq!(counts.len(), STEPS as usize, "every step of every run ran");
+    let sql = format!(
+        "SELECT run_id, count(*) FROM \"{}\".tasks WHERE run_id IS NOT NULL GROUP BY run_id",
+        direct.namespace()
+    );
+    let per_run: Vec<(i64, i64)> =
+        sqlx::query_as(&sql).fetch_all(direct.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(per_run.len(), runs.len());
+    assert!(per_run.iter().all(|(_, c)| *c == 4), "each run has exactly four step tasks: {per_run:?}");
+    for (n, run) in &runs {
+        let status = direct.workflow(*run).status().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.state, RunState::Done, "run of input {n}");
+        assert!(
+            status.steps.iter().all(|s| s.state == Some(TaskState::Done) && s.attempt == 1),
+            "run of input {n}: {status:?}"
+        );
     }
     common::drop_schema(&direct).await;
 }

@@ -6,7 +6,8 @@
 //! Rough figures for the Redis backend on this machine: memory per waiting
 //! task, bulk enqueue rate, drain rate of a noop job at concurrency 64, and
 //! enqueue→start latency on an idle worker. Uses a key prefix of its own and
-//! deletes its keys at the end. Not a benchmark harness (see `benches/`).
+//! deletes its keys (`SCAN` + `UNLINK`) before and after each scenario. Not
+//! a benchmark harness (see `benches/`).
 
 #![allow(clippy::print_stdout)]
 
@@ -14,7 +15,11 @@ use std::time::{Duration, Instant};
 
 use errand_redis::RedisBackend;
 use errand_runtime::{BackendExt, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
+use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
+
+/// The key prefix of the measurements: no key outside it is touched.
+const NAMESPACE: &str = "errand-measure:";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Noop {
@@ -50,6 +55,41 @@ async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Deletes every key under [`NAMESPACE`] (`SCAN` + `UNLINK`, never a flush).
+async fn delete_keys(conn: &mut MultiplexedConnection) {
+    let pattern = format!("{NAMESPACE}*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap_or_else(|e| panic!("list the keys under `{NAMESPACE}`: {e}"));
+        if !keys.is_empty() {
+            let _: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(conn)
+                .await
+                .unwrap_or_else(|e| panic!("delete the keys under `{NAMESPACE}`: {e}"));
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// A backend on an empty namespace. A backend caches the queue registry
+/// that deleting the keys removes, so every scenario connects anew.
+async fn fresh(url: &str, conn: &mut MultiplexedConnection) -> RedisBackend {
+    delete_keys(conn).await;
+    RedisBackend::builder().namespace(NAMESPACE).connect(url).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn drain(backend: &RedisBackend, queued: u64) -> f64 {
     let jobs = (0..queued).map(|n| Noop { n });
     backend.enqueue_bulk(jobs).await.unwrap_or_else(|e| panic!("{e}"));
@@ -75,9 +115,6 @@ async fn drain(backend: &RedisBackend, queued: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     let url = std::env::var("ERRAND_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let backend =
-        RedisBackend::builder().prefix("errand-measure:").connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
-    backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}"));
 
@@ -86,6 +123,7 @@ async fn main() {
 
     // Memory per waiting task, and bulk enqueue rate.
     if wanted("memory") {
+        let backend = fresh(&url, &mut conn).await;
         let n = 100_000_u64;
         let before = used_memory(&mut conn).await;
         let started = Instant::now();
@@ -93,7 +131,7 @@ async fn main() {
         let elapsed = started.elapsed();
         let after = used_memory(&mut conn).await;
         let usage = |name: &str| {
-            let key = format!("errand-measure:{{measure}}:{name}");
+            let key = format!("{NAMESPACE}{{measure}}:{name}");
             let mut conn = conn.clone();
             async move {
                 redis::cmd("MEMORY")
@@ -119,17 +157,16 @@ async fn main() {
             ready as f64 / n as f64,
             serde_json::to_vec(&Noop { n: 500 }).map(|v| v.len()).unwrap_or(0),
         );
-        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     // Single enqueues, one at a time.
     if wanted("single") {
+        let backend = fresh(&url, &mut conn).await;
         let started = Instant::now();
         for n in 0..5_000 {
             backend.enqueue(Noop { n }).await.unwrap_or_else(|e| panic!("{e}"));
         }
         println!("single enqueue (sequential): {:.0}/s", 5_000.0 / started.elapsed().as_secs_f64());
-        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     for queued in [2_000, 200_000, 1_000_000] {
@@ -141,13 +178,14 @@ async fn main() {
         if !(wanted("drain") && queued < 1_000_000 || wanted(scenario)) {
             continue;
         }
+        let backend = fresh(&url, &mut conn).await;
         let rate = drain(&backend, queued).await;
         println!("drain, noop, concurrency 64, {queued} queued: {rate:.0} jobs/s");
-        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     // Enqueue → start latency on an idle worker.
     if wanted("latency") {
+        let backend = fresh(&url, &mut conn).await;
         let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
         let worker = WorkerBuilder::<Ping, _>::new(backend.clone()).data(tx).concurrency(4);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -169,6 +207,6 @@ async fn main() {
         samples.sort();
         let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
         println!("enqueue→start on an idle worker (same process): p50 {:?}, p99 {:?}", pct(0.5), pct(0.99));
-        backend.clear().await.unwrap_or_else(|e| panic!("{e}"));
     }
+    delete_keys(&mut conn).await;
 }

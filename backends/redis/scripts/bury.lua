@@ -13,16 +13,19 @@ local function bury(seq)
   local v = redis.call('HGET', S, seq)
   local state = parse_state(v)
   if rec and (state == 'pending' or state == 'retry') then
-    local t = record(rec)
     redis.call('HSET', S, seq, finish_value('x', v, now))
     redis.call('HSET', E, seq, reason)
     redis.call('ZADD', KEYS[2], seq, seq)
-    release_unique(t, seq, now)
     count(state, -1)
     count('dead', 1)
     buried = buried + 1
-    if t.run then
-      fail_run(t.run, t.step, reason, now, now + tonumber(ARGV[8]))
+    -- An unreadable record is buried all the same.
+    local ok, t = pcall(record, rec)
+    if ok then
+      release_unique(t, seq, now)
+      if t.run then
+        fail_run(t.run, t.step, reason, now, now + tonumber(ARGV[8]))
+      end
     end
   end
 end

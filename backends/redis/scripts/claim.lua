@@ -7,7 +7,9 @@
 -- ARGV: base, now, max, worker, move batch, claim token, then the tokens of
 -- this worker's claims whose replies were lost.
 -- Returns {next_due or -1, then 4 per task: seq, attempt, run_at if it
--- differs from the record's (else nil), record}.
+-- differs from the record's (else nil), record}. The backend reads the
+-- records; a task whose record it cannot read goes dead right after
+-- (`unreadable.lua`) instead of running.
 local now, max, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local move_batch, token = tonumber(ARGV[5]), ARGV[6]
 local out = { -1 }
@@ -47,7 +49,12 @@ if #due > 0 then
   for k, seq in ipairs(due) do
     if recs[k] then
       local _, _, run_at = parse_state(states[k])
-      local _, priority, _, _, enqueued_at = struct.unpack('>BhI4dd', recs[k])
+      local ok, _, priority, _, _, enqueued_at = pcall(struct.unpack, '>BhI4dd', recs[k])
+      if not ok or enqueued_at ~= enqueued_at or math.abs(enqueued_at) >= 1e15 then
+        -- An unreadable record: ready now, so that a claim hands it to the
+        -- backend, which sends it to dead with the read error.
+        priority, enqueued_at = 0, now
+      end
       members[#members + 1] = -priority
       members[#members + 1] = ready_member(run_at or enqueued_at, seq)
     end

@@ -216,6 +216,16 @@ local function prune_done(k, now)
   count('done', -gone)
 end
 
+-- Running task `seq` (state value `v`) goes dead with `err` without its
+-- record being read (the record may be unreadable).
+local function bury_running(seq, v, err, now)
+  redis.call('HSET', S, seq, finish_value('x', v, now))
+  redis.call('HSET', E, seq, err)
+  redis.call('ZADD', base .. 'dead', seq, seq)
+  count('running', -1)
+  count('dead', 1)
+end
+
 local function is_live(state)
   return state == 'pending' or state == 'running' or state == 'retry'
 end
@@ -254,12 +264,15 @@ local function cancel_task(seq, t, v, now)
 end
 
 -- Workflows. A run is the hash `wr:<run>`: `w` workflow, `s` state, `c`
--- created, `e` error, `n` steps, `nd` steps done, and per step i: `nm<i>`
--- name, `a<i>` the steps it takes (comma separated), `x<i>` the steps that
--- take it, `m<i>` max attempts, `p<i>` priority, `f<i>` the start of its
--- failure message, `k<i>.<j>` the parts of its payload around its encoded
--- inputs, `t<i>` its task once enqueued, `o<i>` its output once done (encoded
--- as a payload element). A step's task record carries its run and step.
+-- created, `e` error, `fin` finished, `n` steps, `sk` the sink steps (comma
+-- separated), and per step i: `nm<i>` name, `a<i>` the steps it takes
+-- (comma separated, in argument order), `x<i>` the steps that take it,
+-- `m<i>` max attempts, `p<i>` priority, `f<i>` the start of its failure
+-- message, `k<i>.<j>` the parts of its payload around its encoded inputs,
+-- `t<i>` its task once enqueued, `o<i>` its output once done (encoded as a
+-- payload element). The graph's tables (`a`, `x`, `sk`, `f`) come from the
+-- runtime's planner, and the functions below advance a run as it does. A
+-- step's task record carries its run and step.
 
 local function split(list)
   local out = {}
@@ -305,13 +318,16 @@ local function fail_run(run, step, err, now, keep_until)
 end
 
 -- Step `step` of run `run` is done with `enc` (its output encoded as a
--- payload element): store it, enqueue the steps whose inputs are now all
--- there, finish the run once every step is done. Returns how many tasks it
--- enqueued.
+-- payload element), as the planner has it: nothing changes for a run that
+-- is no longer running or a step already done; otherwise the output is
+-- stored, each dependent whose inputs are now all there and that has no
+-- task yet is enqueued, and the run is done once every sink step is.
+-- Returns how many tasks it enqueued.
 local function step_done(run, step, enc, now, keep_until)
   local rk = base .. 'wr:' .. run
-  local state, job, n, after = unpack(redis.call('HMGET', rk, 's', 'w', 'n', 'x' .. step))
-  if state ~= 'running' then
+  local state, job, n, after, sinks, had =
+    unpack(redis.call('HMGET', rk, 's', 'w', 'n', 'x' .. step, 'sk', 'o' .. step))
+  if state ~= 'running' or had then
     return 0
   end
   redis.call('HSET', rk, 'o' .. step, enc)
@@ -348,7 +364,24 @@ local function step_done(run, step, enc, now, keep_until)
       end
     end
   end
-  if redis.call('HINCRBY', rk, 'nd', 1) >= tonumber(n) then
+  -- Done once every sink is (without the sink list, once every step is).
+  local fields = {}
+  if sinks then
+    for _, s in ipairs(split(sinks)) do
+      fields[#fields + 1] = 'o' .. s
+    end
+  else
+    for i = 0, tonumber(n) - 1 do
+      fields[#fields + 1] = 'o' .. i
+    end
+  end
+  local all = true
+  for _, o in ipairs(hmget(rk, fields)) do
+    if not o then
+      all = false
+    end
+  end
+  if all then
     redis.call('HSET', rk, 's', 'done', 'fin', now)
     redis.call('PEXPIREAT', rk, keep_until)
   end

@@ -14,7 +14,12 @@ local function matches(seq, want)
   if want ~= nil and parse_state(redis.call('HGET', S, seq)) ~= want then
     return false
   end
-  return job == '' or select(6, struct.unpack(RECORD, rec)) == job
+  if job == '' then
+    return true
+  end
+  local ok, _, _, _, _, _, rec_job = pcall(struct.unpack, RECORD, rec)
+  -- An unreadable record is listed, for the backend to report it.
+  return not ok or rec_job == job
 end
 
 -- The first set bit of bitmap `key` at or after bit `start`, or -1: the

@@ -12,12 +12,18 @@ if #seqs > 0 then
   for k, seq in ipairs(seqs) do
     local state, attempt, run_at = parse_state(states[k])
     if recs[k] and states[k] and state == 'running' then
-      local t = record(recs[k])
-      redis.call('HSET', S, seq, 'p' .. math.max(attempt - 1, 0) .. '|' .. (run_at or ''))
-      make_ready(t.job, t.priority, run_at or t.run_at, seq)
-      count('running', -1)
-      count('pending', 1)
-      released = released + 1
+      local ok, t = pcall(record, recs[k])
+      if ok then
+        redis.call('HSET', S, seq, 'p' .. math.max(attempt - 1, 0) .. '|' .. (run_at or ''))
+        make_ready(t.job, t.priority, run_at or t.run_at, seq)
+        count('running', -1)
+        count('pending', 1)
+        released = released + 1
+      else
+        -- Its job is unknown: it cannot be put back.
+        bury_running(seq, states[k], string.format(
+          'released by worker `%s`, and the task\'s record cannot be read', worker), tonumber(ARGV[2]))
+      end
     end
   end
 end

@@ -18,10 +18,14 @@ for _, worker in ipairs(stale) do
         local v = states[k]
         local state, attempt = parse_state(v)
         if recs[k] and v and state == 'running' then
-          local t = record(recs[k])
+          local ok, t = pcall(record, recs[k])
           rescued = rescued + 1
-          count('running', -1)
-          if attempt >= t.max then
+          if not ok then
+            -- Its job and attempts are unknown: it cannot be put back.
+            bury_running(seq, v, string.format(
+              'worker `%s` stopped heartbeating, and the task\'s record cannot be read', worker), now)
+          elseif attempt >= t.max then
+            count('running', -1)
             local message = string.format(
               'worker `%s` stopped heartbeating during the last attempt (%d of %d)', worker, attempt, t.max)
             redis.call('HSET', S, seq, finish_value('x', v, now))
@@ -33,6 +37,7 @@ for _, worker in ipairs(stale) do
               fail_run(t.run, t.step, message, now, now + tonumber(ARGV[7]))
             end
           else
+            count('running', -1)
             redis.call('HSET', S, seq, 'p' .. attempt .. '|' .. now)
             make_ready(t.job, t.priority, now, seq)
             count('pending', 1)

@@ -1,7 +1,8 @@
 -- Writes a workflow run and the tasks of its entry steps.
 -- KEYS[1] counts, KEYS[2] jobs. ARGV: base, now, wake channel, queue name,
 -- run, workflow (the job of its step tasks), number of run fields F, then F
--- field/value pairs of the run hash (see common.lua), then 4 per entry step:
+-- field/value pairs of the run hash (see common.lua; the graph's tables, as
+-- the planner has them), then 4 per entry step (the planner's start plan):
 -- step, payload, priority, max_attempts.
 -- Returns the seqs of the entry steps' tasks.
 local now, run, job = tonumber(ARGV[2]), ARGV[5], ARGV[6]
@@ -11,7 +12,7 @@ local last = 7 + 2 * f
 for i = 8, last, 1000 do
   redis.call('HSET', rk, unpack(ARGV, i, math.min(i + 999, last)))
 end
-redis.call('HSET', rk, 'w', job, 's', 'running', 'c', now, 'nd', 0)
+redis.call('HSET', rk, 'w', job, 's', 'running', 'c', now)
 local out = {}
 for i = last + 1, #ARGV, 4 do
   local step = ARGV[i]

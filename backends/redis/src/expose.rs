@@ -2,14 +2,17 @@
 
 use std::collections::HashMap;
 
+use errand_runtime::backend::stored::{CountsBuilder, bad_data, to_u32};
+use errand_runtime::capability::CancelRunning;
 use errand_runtime::{
     Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo,
 };
 use redis::Value;
 
-use crate::backend::{RedisBackend, failed};
+use crate::RedisBackend;
 use crate::keys::{split_id, task_id};
-use crate::reply::{self, int, unexpected};
+use crate::record::millis;
+use crate::reply::{self, NAME, failed, int, stored_count, unexpected};
 
 impl<C: Codec> RedisBackend<C> {
     /// Runs the cancel or retry script on one task.
@@ -17,7 +20,7 @@ impl<C: Codec> RedisBackend<C> {
         let (number, seq) = split_id(id);
         let Some(queue) = self.queue_name(number).await? else { return Ok(false) };
         let base = self.inner.keys.base(&queue);
-        let now = Timestamp::now().as_millis();
+        let now = self.now().as_millis();
         let (lua, keys, what) = if retry {
             let keys = vec![format!("{base}n"), format!("{base}dead"), format!("{base}cancelled")];
             (&self.inner.scripts.retry, keys, format!("retry task {id} of queue `{queue}`"))
@@ -30,6 +33,8 @@ impl<C: Codec> RedisBackend<C> {
         cmd.arg(&base).arg(now).arg(seq);
         if retry {
             cmd.arg(&self.inner.channel).arg(&queue);
+        } else {
+            cmd.arg(millis(self.inner.tuning.retention));
         }
         let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
         let changed = int(&value).ok_or_else(|| unexpected(what, &value))? == 1;
@@ -57,7 +62,7 @@ impl<C: Codec> RedisBackend<C> {
         cmd.arg(&base).arg(state).arg(job).arg(after).arg(limit);
         let what = format!("list the tasks of queue `{queue}`");
         let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
-        let expired_before = Timestamp::now().sub(self.inner.retention);
+        let expired_before = self.now().sub(self.inner.tuning.retention);
         let mut items = reply::into_array(value, &what)?.into_iter();
         let mut found = Vec::new();
         while let Some(seq) = items.next() {
@@ -86,19 +91,27 @@ impl<C: Codec> Expose for RedisBackend<C> {
                 .arg(format!("{}n", self.inner.keys.base(queue)))
                 .arg(&TaskState::ALL.map(TaskState::as_str));
         }
-        let rows: Vec<Vec<Option<i64>>> =
+        let rows: Vec<Value> =
             pipe.query_async(&mut self.conn()).await.map_err(|e| failed("read the task counts", e))?;
-        Ok(queues
-            .into_iter()
-            .zip(rows)
-            .map(|((queue, _), row)| {
-                let mut counts = QueueCounts { queue, ..QueueCounts::default() };
-                for (state, n) in TaskState::ALL.into_iter().zip(row) {
-                    *counts.get_mut(state) = n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                }
-                counts
-            })
-            .collect())
+        if rows.len() != queues.len() {
+            return Err(reply::malformed(
+                "read the task counts",
+                format!("{} replies came back for {} queues", rows.len(), queues.len()),
+            ));
+        }
+        let mut counts = CountsBuilder::new(NAME);
+        for ((queue, _), row) in queues.into_iter().zip(rows) {
+            let what = format!("task counts of queue `{queue}`");
+            let row = reply::into_array(row, &format!("read the {what}"))?;
+            if row.len() != TaskState::ALL.len() {
+                return Err(reply::malformed(format!("read the {what}"), format!("{} counts came back", row.len())));
+            }
+            for (state, n) in TaskState::ALL.into_iter().zip(&row) {
+                let n = stored_count(n, &what, state.as_str())?;
+                counts.add(queue.clone(), state.as_str(), n)?;
+            }
+        }
+        Ok(counts.finish())
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -136,7 +149,7 @@ impl<C: Codec> Expose for RedisBackend<C> {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
-        let cutoff = Timestamp::now().sub(self.inner.orphan_after).as_millis();
+        let cutoff = self.now().sub(self.inner.tuning.orphan_after).as_millis();
         let mut pipe = redis::pipe();
         for (queue, _) in &queues {
             let base = self.inner.keys.base(queue);
@@ -160,17 +173,28 @@ impl<C: Codec> Expose for RedisBackend<C> {
         let mut workers = Vec::new();
         for ((queue, _), (seen, details)) in queues.into_iter().zip(rows) {
             for (id, last_seen) in seen {
-                let detail = details.get(&id).map(String::as_str).unwrap_or_default();
+                let what = format!("worker `{id}` of queue `{queue}`");
+                let bad = |problem: &str| bad_data(NAME, &what, problem);
+                let detail = details.get(&id).ok_or_else(|| bad("its details are missing"))?;
                 let mut parts = detail.split('\t');
-                let job = parts.next().unwrap_or_default().to_owned();
-                let concurrency = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-                let started_at = Timestamp(parts.next().and_then(|s| s.parse().ok()).unwrap_or(0));
+                let job = parts.next().filter(|j| !j.is_empty()).ok_or_else(|| bad("its job is missing"))?;
+                let concurrency = parts
+                    .next()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .ok_or_else(|| bad("its concurrency is not a number"))?;
+                let started_at = parts
+                    .next()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| bad("its start is not a time in ms"))?;
+                if !last_seen.is_finite() || last_seen.fract() != 0.0 {
+                    return Err(bad("its last heartbeat is not a time in ms"));
+                }
                 workers.push(WorkerInfo {
                     id,
                     queue: queue.clone(),
-                    job,
-                    concurrency,
-                    started_at,
+                    job: job.to_owned(),
+                    concurrency: to_u32(NAME, concurrency, "concurrency", &what)?,
+                    started_at: Timestamp(started_at),
                     last_seen: Timestamp(last_seen as i64),
                 });
             }
@@ -183,7 +207,10 @@ impl<C: Codec> Expose for RedisBackend<C> {
         self.change(id, true).await
     }
 
-    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error> {
+    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>
+    where
+        Self: CancelRunning,
+    {
         self.change(id, false).await
     }
 }

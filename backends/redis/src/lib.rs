@@ -25,22 +25,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Defaults
+//! # Settings
 //!
 //! | setting | default | builder method |
 //! |---|---|---|
-//! | key prefix | `errand:` | [`RedisBuilder::prefix`] |
+//! | key prefix | `errand:` | [`RedisBuilder::namespace`] |
 //! | codec | JSON | [`RedisBuilder::codec`] |
-//! | `done` tasks kept | 24 h | [`RedisBuilder::retention`] |
-//! | rescue after no heartbeat for | 30 s | [`RedisBuilder::orphan_after`] |
-//! | idle poll (fallback only) | 5 s | [`RedisBuilder::poll_interval`] |
+//! | `done` tasks and finished runs kept | 24 h | [`RedisBuilder::tuning`]: [`Tuning::retention`] |
+//! | rescue after no heartbeat for | 30 s | [`RedisBuilder::tuning`]: [`Tuning::orphan_after`] |
+//! | idle poll (fallback only) | 5 s | [`RedisBuilder::tuning`]: [`Tuning::poll_interval`] |
+//! | claimed tasks held beyond the running ones | the worker's concurrency | [`RedisBuilder::tuning`]: [`Tuning::buffer`] |
 //! | one call's timeout | 10 s | [`RedisBuilder::response_timeout`] |
 //!
 //! # Key layout
 //!
-//! With prefix `P` (default `errand:`), every key of queue `q` starts with
-//! `P{q}:` — the queue's name is the hash tag, so a queue lives in one Redis
-//! Cluster slot and every script touches that slot only:
+//! With namespace (key prefix) `P` (default `errand:`), every key of queue
+//! `q` starts with `P{q}:` — the queue's name is the hash tag, so a queue
+//! lives in one Redis Cluster slot and every script touches that slot only:
 //!
 //! | key | type | what |
 //! |---|---|---|
@@ -69,6 +70,7 @@
 //!
 //! Wake-ups go over the pub/sub channel `Pwake` (the message is the queue's
 //! name); a backend opens one subscription connection once a worker waits.
+//! Backends with different namespaces share nothing.
 //!
 //! A task is a field in a few per-queue hashes rather than a key of its own,
 //! so a claim or an ack of a whole batch is a handful of multi-field
@@ -76,44 +78,51 @@
 //! size.
 //! A task's running worker is the one whose `if:<worker>` set holds it.
 //!
-//! A task id is `queue number << 40 | seq`: ids are unique under one prefix,
-//! ascending within a queue (with gaps where an enqueue found a duplicate),
-//! and listed by ascending id across queues. A workflow run id is built the
-//! same way from the queue of its steps and its run number.
+//! A task id is `queue number << 40 | seq`: ids are unique under one
+//! namespace, ascending within a queue (with gaps where an enqueue found a
+//! duplicate), and listed by ascending id across queues. A workflow run id
+//! is built the same way from the queue of its steps and its run number.
 //!
 //! # Workflows
 //!
 //! [`RedisBackend`] implements
 //! [`WorkflowStore`](errand_runtime::workflow::WorkflowStore). Every step is
 //! a task of job `Workflow::NAME` on the workflow's queue, so a run lives in
-//! one hash slot with its tasks. `start_run` writes the run hash and the
-//! tasks of the entry steps in one script. The run hash `P{q}:wr:<run>`
-//! holds `w` workflow, `s` state (`running`, `done`, `failed`), `c` created,
-//! `e` error, `n` steps, `nd` steps done, and per step `i`: `nm<i>` name,
-//! `a<i>`/`x<i>` the steps it takes and the steps that take it, `m<i>`/`p<i>`
-//! max attempts and priority, `f<i>` the start of its failure message,
-//! `k<i>.<j>` the bytes of its payload around its inputs, `t<i>` its task
-//! once enqueued, `o<i>` its output once done.
+//! one hash slot with its tasks. `start_run` checks the graph with the
+//! runtime's planner ([`Graph`](errand_runtime::workflow::plan::Graph):
+//! steps may be declared in any order) and writes the run hash and the
+//! tasks of the entry steps (their payloads from
+//! [`RunProgress::start`](errand_runtime::workflow::plan::RunProgress::start))
+//! in one script. The run hash `P{q}:wr:<run>` holds `w` workflow, `s` state
+//! (`running`, `done`, `failed`), `c` created, `e` error, `fin` finished,
+//! `n` steps, `sk` the sink steps, and per step `i`: `nm<i>` name, `a<i>`/`x<i>` the steps
+//! it takes and the steps that take it (the graph's `after` and
+//! `dependents`), `m<i>`/`p<i>` max attempts and priority, `f<i>` the start
+//! of its failure message (`step `name` failed: `), `k<i>.<j>` the bytes of
+//! its payload around its inputs, `t<i>` its task once enqueued, `o<i>` its
+//! output once done.
 //!
-//! **A step's `done` ack advances its run in the same script**: the ack
-//! script marks the task done, stores the output in the run, and for every
-//! dependent whose inputs are now all there writes its task — payload
-//! included — and records it in `t<i>`. The payload is codec-specific, and
-//! Lua has no codec, so the codec work is done in Rust around the script:
-//! - at `start_run`, each step's payload is encoded (by
-//!   `workflow::step_task`) with recognisable sentinel inputs and cut where
-//!   their encodings are, giving the parts `k<i>.<j>` around the inputs;
-//! - a `done` ack of a step task carries, besides the raw result, the result
-//!   encoded as a payload element (`Bytes`), which is what is stored in `o<i>`
-//!   and spliced between the parts. The backend knows which jobs are
-//!   workflows because the claim script flags step tasks.
+//! **A step's `done` ack advances its run in the same script**, as the
+//! planner would: the ack script marks the task done, stores the output in
+//! the run (a repeated `done` changes nothing), writes the task — payload
+//! included — of every dependent whose inputs are now all there and that
+//! has no task yet, records it in `t<i>`, and marks the run `done` once
+//! every sink step is done. The payload is codec-specific, and Lua has no
+//! codec, so the codec work is done in Rust around the script:
+//! - at `start_run`, the payload the planner encodes for each step with
+//!   recognisable sentinel inputs is cut where their encodings are, giving
+//!   the parts `k<i>.<j>` around the inputs;
+//! - a `done` ack of a worker that runs a workflow's steps
+//!   ([`WorkerRegistration::workflow_steps`](errand_runtime::backend::WorkerRegistration::workflow_steps))
+//!   carries, besides the raw result, the result encoded as a payload
+//!   element ([`Bytes`](errand_runtime::workflow::Bytes)), which is what is
+//!   stored in `o<i>` and spliced between the parts.
 //!
-//! The script's concatenation is byte for byte what `step_task` would
+//! The script's concatenation is byte for byte what the planner would
 //! encode for every codec whose encoding of a value is the concatenation of
 //! its fields' encodings (JSON, MessagePack, bincode): this is checked once
 //! per codec, and `start_run` refuses another codec with
-//! [`Error::Config`](errand_runtime::Error::Config) rather than build wrong
-//! payloads.
+//! [`Error::Config`] rather than build wrong payloads.
 //!
 //! This was chosen over "the ack script returns the ready steps, a second
 //! script enqueues them behind an idempotency guard" because there is no
@@ -125,19 +134,18 @@
 //! two-script design needs a sweeper to finish advances cut short by a
 //! crash, and until it runs the dependents wait.
 //!
-//! A step task that goes `dead` — acked dead, rescued on its last attempt,
-//! or buried as unserved — fails the run in the same script with
-//! `step `name` failed: <error>`, and cancels the run's other live steps;
-//! running ones are reported through `cancelled_tasks`, so their
-//! cancellation token fires. A run is `done` once every step is done.
+//! A step task that ends other than `done` — acked dead, rescued on its last
+//! attempt, buried as unserved, claimed with an unreadable record, or
+//! cancelled — fails the run in the same script with `step `name` failed:
+//! <error>`, and cancels the run's other live steps; running ones are reported through
+//! `cancelled_tasks`, so their cancellation token fires. No step is
+//! enqueued for a failed run.
 //!
 //! Workflow limitations: a finished run (and its outputs) expires the
 //! retention after it finished; its step tasks are pruned like any done
 //! task, so `run_info` of an old but still running run can show a step whose
-//! task is gone without a state (its output stays in the run). Cancelling one
-//! step's task from a dashboard does not fail its run (the run then never
-//! finishes), as with the in-memory backend; retrying a dead step does not
-//! revive a failed run. Outputs are stored encoded as payload elements: with
+//! task is gone without a state (its output stays in the run). Retrying a
+//! dead or cancelled step does not revive a failed run. Outputs are stored encoded as payload elements: with
 //! JSON, an array of numbers, about 3.5 times the output's size.
 //!
 //! # Guarantees and limitations
@@ -146,10 +154,21 @@
 //!   cancel and a retry are each one Lua script, so a crash never leaves a
 //!   task half-moved. A claim whose reply is lost (the connection dropped
 //!   after the script ran) is redelivered by the same worker's next claim.
+//! - A claimed task whose record this version cannot read goes `dead` with
+//!   the read error (a second script, right after the claim, guarded by
+//!   "still running for this worker") and never runs; the worker goes on.
+//!   If that script fails, the whole claim is redelivered by the worker's
+//!   next claim, which tries again. A due delayed task whose record cannot
+//!   be read is made ready at once so that a claim buries it, and a running
+//!   one that a release or a rescue cannot put back (its job is unknown)
+//!   goes `dead` saying so.
+//! - Stored data is read back checked: a malformed record or state value,
+//!   or a count that is not a non-negative integer, is an error naming the
+//!   task or the queue.
 //! - Run times use the clocks of the processes that enqueue and claim:
 //!   keep them in sync (NTP). Heartbeat expiry uses the server's clock.
 //! - Unique keys are scoped to the job within its queue (as on every backend:
-//!   to the job), not to the whole prefix. A `unique_for`
+//!   to the job), not to the whole namespace. A `unique_for`
 //!   window keeps the finished task (and its key) at least that long.
 //!   Retrying a dead task does not take its unique key back.
 //! - `done` tasks are kept for the retention (a `unique_for` window keeps
@@ -184,14 +203,249 @@
 //!   reported to it, and its ack is ignored.
 //! - Needs Redis 6.2 or later (`SMISMEMBER`, `ZRANGE … WITHSCORES` in scripts),
 //!   or a compatible server with Lua scripting (Valkey, KeyDB, Dragonfly).
+//!
+//! The shape this crate shares with the other backends is described in the
+//! project's `docs/architecture.md`.
 
+mod ack;
 mod backend;
+mod claim;
+mod connect;
 mod expose;
 mod keys;
+mod pipeline;
+mod push;
+mod queues;
 mod record;
 mod reply;
 mod scripts;
 mod wake;
+mod workers;
 mod workflow;
 
-pub use backend::{RedisBackend, RedisBuilder};
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use errand_runtime::backend::Notifier;
+use errand_runtime::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
+use errand_runtime::{Buffer, Codec, Error, JsonCodec, Timestamp, Tuning};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+use crate::keys::Keys;
+use crate::queues::Queues;
+use crate::scripts::Scripts;
+
+/// The backend's own defaults: rescue after 30 s, keep finished work 24 h,
+/// poll every 5 s (wake-ups come through pub/sub; the poll only covers a
+/// lost one), and hold as many claimed tasks as the worker's concurrency
+/// beyond its running ones (a claim is a round trip and a script run
+/// whatever its size: on a busy queue, fetch full batches ahead of the free
+/// slots).
+const DEFAULT_TUNING: Tuning = Tuning::new().poll_interval(Duration::from_secs(5)).buffer(Buffer::Concurrency);
+
+/// The default namespace (key prefix).
+const DEFAULT_NAMESPACE: &str = "errand:";
+
+/// The default timeout of one Redis call.
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Redis backend; see the [crate docs](crate).
+///
+/// A cheap handle: clone it for every worker and enqueuer of the process. All
+/// clones share one multiplexed connection (a [`ConnectionManager`] that
+/// reconnects by itself) and, once a worker waits, one pub/sub connection.
+pub struct RedisBackend<C: Codec = JsonCodec> {
+    inner: Arc<Inner>,
+    _codec: PhantomData<fn() -> C>,
+}
+
+impl<C: Codec> Clone for RedisBackend<C> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner), _codec: PhantomData }
+    }
+}
+
+impl<C: Codec> fmt::Debug for RedisBackend<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.inner.url)
+            .field("namespace", &self.inner.namespace)
+            .field("codec", &C::NAME)
+            .field("tuning", &self.inner.tuning)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the clones of one backend share.
+struct Inner {
+    conn: ConnectionManager,
+    client: redis::Client,
+    /// The URL without its password, for messages.
+    url: String,
+    namespace: String,
+    keys: Keys,
+    channel: String,
+    tuning: Tuning,
+    scripts: Scripts,
+    queues: Queues,
+    notifier: Notifier,
+    /// Whether the wake-up listener was started.
+    listening: AtomicBool,
+    stop_listener: CancellationToken,
+    /// Per worker: tokens of claims whose reply was lost (the script may
+    /// have run), so the next claim redelivers their tasks.
+    lost_claims: Mutex<HashMap<Arc<str>, Vec<u64>>>,
+    claim_tokens: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_listener.cancel();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a plain map update: a panic inside one
+    // cannot leave the map in a state worth refusing to continue.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Options for [`RedisBackend`]; see [`RedisBackend::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use errand_redis::RedisBackend;
+///
+/// # async fn demo() -> Result<(), errand_runtime::Error> {
+/// let backend = RedisBackend::builder()
+///     .namespace("myapp:jobs:")
+///     .tuning(|t| t.retention(Duration::from_secs(3600)))
+///     .connect("redis://127.0.0.1:6379")
+///     .await?;
+/// # let _ = backend; Ok(()) }
+/// ```
+#[must_use]
+pub struct RedisBuilder<C: Codec = JsonCodec> {
+    namespace: String,
+    tuning: Tuning,
+    response_timeout: Duration,
+    _codec: PhantomData<fn() -> C>,
+}
+
+impl<C: Codec> fmt::Debug for RedisBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBuilder")
+            .field("namespace", &self.namespace)
+            .field("codec", &C::NAME)
+            .field("tuning", &self.tuning)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+impl<C: Codec> RedisBuilder<C> {
+    /// The prefix of every key and of the wake-up channel (`errand:` by
+    /// default). Backends with different namespaces share nothing. It must
+    /// not contain `{` or `}`, which would break the per-queue hash tags
+    /// (checked by [`connect`](Self::connect)).
+    pub fn namespace(mut self, prefix: impl Into<String>) -> Self {
+        self.namespace = prefix.into();
+        self
+    }
+
+    /// Stores arguments and results with codec `C2` instead.
+    pub fn codec<C2: Codec>(self) -> RedisBuilder<C2> {
+        RedisBuilder {
+            namespace: self.namespace,
+            tuning: self.tuning,
+            response_timeout: self.response_timeout,
+            _codec: PhantomData,
+        }
+    }
+
+    /// Changes the [`Tuning`], starting from this backend's defaults: rescue
+    /// after 30 s without a heartbeat, keep `done` tasks (with their
+    /// results) and finished workflow runs 24 h, poll every 5 s (enqueues
+    /// wake idle workers at once through pub/sub, in every process, so the
+    /// poll only matters if a wake-up is lost, e.g. while reconnecting), one
+    /// claim at a time, and a buffer of the worker's concurrency
+    /// ([`Buffer::Concurrency`]). `dead` and `cancelled` tasks are kept
+    /// until retried, whatever the retention.
+    pub fn tuning(mut self, tune: impl FnOnce(Tuning) -> Tuning) -> Self {
+        self.tuning = tune(self.tuning);
+        self
+    }
+
+    /// How long one Redis call may take before it fails (10 s by default).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+}
+
+impl RedisBackend<JsonCodec> {
+    /// Options: namespace, codec, [`Tuning`], timeout.
+    pub fn builder() -> RedisBuilder<JsonCodec> {
+        RedisBuilder {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            tuning: DEFAULT_TUNING,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            _codec: PhantomData,
+        }
+    }
+
+    /// Connects to `url` with the defaults (namespace `errand:`, JSON, the
+    /// default [`Tuning`]); the same as `RedisBackend::builder().connect(url)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a malformed URL; [`Error::Backend`] when the
+    /// server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::builder().connect(url).await
+    }
+}
+
+impl<C: Codec> RedisBackend<C> {
+    /// The namespace: the prefix of every key of this backend.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The time by the [`Tuning::clock`]: what this process stores as now.
+    fn now(&self) -> Timestamp {
+        self.inner.tuning.clock.now()
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    /// The number of `queue`, registering it on first use.
+    async fn queue_number(&self, queue: &str) -> Result<u32, Error> {
+        self.inner.queues.number(&mut self.conn(), &self.inner.scripts.register, queue).await
+    }
+
+    /// The name of queue number `n`, if it exists.
+    async fn queue_name(&self, n: u32) -> Result<Option<String>, Error> {
+        self.inner.queues.name(&mut self.conn(), n).await
+    }
+
+    /// Every registered queue, by name, with its number.
+    async fn all_queues(&self) -> Result<Vec<(String, u32)>, Error> {
+        self.inner.queues.all(&mut self.conn()).await
+    }
+}
+
+impl<C: Codec> Priorities for RedisBackend<C> {}
+impl<C: Codec> UniqueKeys for RedisBackend<C> {}
+impl<C: Codec> Delays for RedisBackend<C> {}
+impl<C: Codec> Results for RedisBackend<C> {}
+impl<C: Codec> CancelRunning for RedisBackend<C> {}

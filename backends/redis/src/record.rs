@@ -5,7 +5,10 @@
 //! with Lua's `struct` library (`>BhI4ddHc0`, then the optional parts), the
 //! state value with a pattern.
 
-use errand_runtime::{NewTask, TaskState};
+use std::time::Duration;
+
+use errand_runtime::TaskState;
+use errand_runtime::backend::NewTask;
 
 /// Record flag: the task has a unique key (and window).
 const UNIQUE: u8 = 1;
@@ -26,9 +29,12 @@ pub(crate) struct Record<'a> {
     pub(crate) run_at: i64,
     pub(crate) job: &'a str,
     pub(crate) unique_key: Option<&'a str>,
-    /// Whether the task is a workflow step.
-    pub(crate) step: bool,
     pub(crate) payload: &'a [u8],
+}
+
+/// A duration as the scripts take it: whole milliseconds (saturating).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A timestamp as the scripts store it: a double (exact below 2^53 ms).
@@ -61,7 +67,7 @@ pub(crate) fn write(buf: &mut Vec<u8>, task: &NewTask, now: i64) -> Result<(), S
         buf.extend_from_slice(key.as_bytes());
         // At most 2^52 ms (142,000 years), so that the scripts' arithmetic on
         // it (Lua numbers are doubles) stays exact.
-        let window = task.unique_for.map_or(0, crate::backend::millis).min(MAX_WINDOW);
+        let window = task.unique_for.map_or(0, millis).min(MAX_WINDOW);
         buf.extend_from_slice(&time(i64::try_from(window).unwrap_or(0)));
     }
     buf.extend_from_slice(&task.payload);
@@ -134,7 +140,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Record<'_>, String> {
         r.time("workflow run")?;
         r.array::<2>("workflow step")?;
     }
-    Ok(Record { priority, max_attempts, created, run_at, job, unique_key, step: flags & STEP != 0, payload: r.bytes })
+    Ok(Record { priority, max_attempts, created, run_at, job, unique_key, payload: r.bytes })
 }
 
 /// A decoded state value (see `common.lua`).
@@ -186,8 +192,6 @@ pub(crate) fn state(bytes: &[u8]) -> Result<State<'_>, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use errand_runtime::Timestamp;
 
     use super::*;
@@ -220,7 +224,6 @@ mod tests {
                     run_at: 1_700_000_000_123,
                     job: "resize",
                     unique_key: unique,
-                    step: false,
                     payload: b"{\"n\":1}",
                 }
             );

@@ -1,7 +1,28 @@
-//! Reading script replies and stored fields.
+//! Reading script replies and stored fields, and the errors of Redis calls.
 
+use errand_runtime::backend::stored::bad_data;
 use errand_runtime::{BackendError, Error, TaskId, TaskInfo, TaskState, Timestamp};
-use redis::Value;
+use redis::{RedisError, Value};
+
+use crate::record;
+
+/// The backend's name in messages.
+pub(crate) const NAME: &str = "redis";
+
+/// A failed Redis call while doing `operation`.
+pub(crate) fn failed(operation: impl Into<String>, error: RedisError) -> Error {
+    BackendError::new(NAME, operation, error).into()
+}
+
+/// A reply of an unexpected shape.
+pub(crate) fn unexpected(operation: impl Into<String>, value: &Value) -> Error {
+    BackendError::new(NAME, operation, format!("unexpected reply from Redis: {value:?}")).into()
+}
+
+/// A reply that is not what the script promises, described by `problem`.
+pub(crate) fn malformed(operation: impl Into<String>, problem: impl Into<String>) -> Error {
+    BackendError::new(NAME, operation, problem.into()).into()
+}
 
 /// An integer reply or an integer stored as a string.
 pub(crate) fn int(value: &Value) -> Option<i64> {
@@ -11,6 +32,24 @@ pub(crate) fn int(value: &Value) -> Option<i64> {
         Value::SimpleString(s) => s.parse().ok(),
         Value::Double(d) if d.fract() == 0.0 => Some(*d as i64),
         _ => None,
+    }
+}
+
+/// A count returned by a script while doing `operation`: a non-negative
+/// integer, else an error.
+pub(crate) fn count(value: &Value, operation: &str) -> Result<u64, Error> {
+    int(value).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| unexpected(operation, value))
+}
+
+/// A count stored in field `field` of `what` (nil: none yet, 0): a
+/// non-negative integer, else an error naming `what` and the field.
+pub(crate) fn stored_count(value: &Value, what: &str, field: &str) -> Result<i64, Error> {
+    match value {
+        Value::Nil => Ok(0),
+        other => int(other).ok_or_else(|| {
+            let shown = bytes(other.clone()).map(|b| String::from_utf8_lossy(&b).into_owned());
+            bad_data(NAME, what, format!("`{field}` is {}, not a count", shown.unwrap_or_else(|| format!("{other:?}"))))
+        }),
     }
 }
 
@@ -38,11 +77,6 @@ pub(crate) fn into_array(value: Value, operation: &str) -> Result<Vec<Value>, Er
     }
 }
 
-/// A reply of an unexpected shape.
-pub(crate) fn unexpected(operation: impl Into<String>, value: &Value) -> Error {
-    BackendError::new("redis", operation, format!("unexpected reply from Redis: {value:?}")).into()
-}
-
 /// A stored task, as the list script returns it: its record, its state
 /// value (nil for a task never claimed), its last error and, for a running
 /// task, its worker.
@@ -54,36 +88,34 @@ pub(crate) fn unexpected(operation: impl Into<String>, value: &Value) -> Error {
 pub(crate) fn task_info(
     id: TaskId,
     queue: &str,
-    record: Value,
+    stored: Value,
     state: Value,
     error: Value,
     worker: Value,
 ) -> Result<TaskInfo, Error> {
-    let bad = |detail: String| -> Error {
-        BackendError::new("redis", format!("read task {id} of queue `{queue}`"), detail).into()
-    };
-    let record = bytes(record).ok_or_else(|| bad("its record is missing".to_owned()))?;
-    let record = crate::record::read(&record).map_err(bad)?;
+    let bad = |detail: String| bad_data(NAME, &format!("task {id} of queue `{queue}`"), detail);
+    let stored = bytes(stored).ok_or_else(|| bad("its record is missing".to_owned()))?;
+    let stored = record::read(&stored).map_err(bad)?;
     let state_value = bytes(state);
     let state = match &state_value {
-        Some(value) => crate::record::state(value).map_err(bad)?,
-        None => crate::record::WAITING,
+        Some(value) => record::state(value).map_err(bad)?,
+        None => record::WAITING,
     };
     Ok(TaskInfo {
         id,
-        job: record.job.to_owned(),
+        job: stored.job.to_owned(),
         queue: queue.to_owned(),
         state: state.state,
         attempt: state.attempt,
-        max_attempts: record.max_attempts,
-        priority: record.priority,
-        run_at: Timestamp(state.run_at.unwrap_or(record.run_at)),
-        created_at: Timestamp(record.created),
+        max_attempts: stored.max_attempts,
+        priority: stored.priority,
+        run_at: Timestamp(state.run_at.unwrap_or(stored.run_at)),
+        created_at: Timestamp(stored.created),
         finished_at: state.finished.map(Timestamp).filter(|_| !state.state.is_live()),
-        unique_key: record.unique_key.map(str::to_owned),
+        unique_key: stored.unique_key.map(str::to_owned),
         last_error: string(error),
         worker: string(worker).filter(|_| state.state == TaskState::Running),
-        payload: record.payload.to_vec(),
+        payload: stored.payload.to_vec(),
         result: state.output.map(<[u8]>::to_vec).filter(|_| state.state == TaskState::Done),
     })
 }

@@ -44,7 +44,7 @@ impl Lua {
 }
 
 /// Whether `error` is Redis saying it does not know a script's SHA.
-pub(crate) fn is_noscript(error: &redis::RedisError) -> bool {
+fn is_noscript(error: &redis::RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
@@ -73,6 +73,7 @@ pub(crate) struct Scripts {
     pub(crate) list: Lua,
     pub(crate) unserved: Lua,
     pub(crate) bury: Lua,
+    pub(crate) unreadable: Lua,
     pub(crate) start: Lua,
     pub(crate) run: Lua,
 }
@@ -92,13 +93,14 @@ impl Scripts {
             list: Lua::new(with_common!("list.lua")),
             unserved: Lua::new(with_common!("unserved.lua")),
             bury: Lua::new(with_common!("bury.lua")),
+            unreadable: Lua::new(with_common!("unreadable.lua")),
             start: Lua::new(with_common!("start.lua")),
             run: Lua::new(with_common!("run.lua")),
         }
     }
 
     /// Every script, for loading them up front.
-    pub(crate) fn all(&self) -> [&Lua; 14] {
+    pub(crate) fn all(&self) -> [&Lua; 15] {
         [
             &self.register,
             &self.enqueue,
@@ -112,6 +114,7 @@ impl Scripts {
             &self.list,
             &self.unserved,
             &self.bury,
+            &self.unreadable,
             &self.start,
             &self.run,
         ]

@@ -6,17 +6,51 @@
 //! [`Notifier::notify`]. After every (re)subscription it wakes every queue,
 //! since messages sent while it was disconnected are lost.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use errand_runtime::Notifier;
+use errand_runtime::Codec;
+use errand_runtime::backend::{Notifier, WakeSignal};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::RedisBackend;
 
 const MIN_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
+impl<C: Codec> RedisBackend<C> {
+    /// A waiter for `queue`, fed by the listener (started by the first
+    /// waiter).
+    pub(crate) fn subscribe(&self, queue: &str) -> WakeSignal {
+        self.start_listener();
+        self.inner.notifier.subscribe(queue)
+    }
+
+    fn start_listener(&self) {
+        if self.inner.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(listen(
+                    self.inner.client.clone(),
+                    self.inner.channel.clone(),
+                    self.inner.notifier.clone(),
+                    self.inner.stop_listener.clone(),
+                ));
+            }
+            Err(_) => {
+                // Outside a runtime: try again on the next waiter; workers
+                // still poll every `poll_interval`.
+                self.inner.listening.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
 /// Listens until `stop` fires (when the last backend clone is dropped).
-pub(crate) async fn listen(client: redis::Client, channel: String, notifier: Notifier, stop: CancellationToken) {
+async fn listen(client: redis::Client, channel: String, notifier: Notifier, stop: CancellationToken) {
     let mut pause = MIN_PAUSE;
     loop {
         let session = async {

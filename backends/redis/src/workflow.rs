@@ -1,40 +1,44 @@
 //! `impl WorkflowStore for RedisBackend`: runs in hashes, advanced by the ack
 //! script itself (see "Workflows" in the crate docs).
 //!
-//! The ack script cannot call the codec, so everything codec-specific is
-//! done here, before the scripts run: `start_run` stores, for every step that
-//! has inputs, the bytes of its payload *around* its inputs (found by
-//! encoding the payload with sentinel inputs and cutting it where their
-//! encodings are), and `ack` passes each step's output already encoded as a
-//! payload element. The script then builds a ready step's payload by
-//! concatenation — the same bytes [`workflow::step_task`] would produce, which
-//! [`check_codec`] verifies once per codec.
+//! The runtime's planner ([`plan`]) decides how a run advances; the ack
+//! script applies the same rules to tables the planner's [`Graph`] gives
+//! (each step's inputs and dependents, the sinks, the failure messages), so
+//! that a step's ack and its run's advance are one atomic script.
+//!
+//! The script cannot call the codec, so everything codec-specific is done
+//! here, before the scripts run: `start_run` takes the entry steps' tasks
+//! from [`RunProgress::start`], and stores, for every step that has inputs,
+//! the bytes of its payload *around* its inputs — found by letting the
+//! planner encode the payload with recognisable sentinel inputs and cutting
+//! it where their encodings are; the ack passes each step's output already
+//! encoded as a payload element ([`Bytes`]). The script then builds a ready
+//! step's payload by concatenation: the same bytes the planner would
+//! encode, which [`check_codec`] verifies once per codec.
 
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use errand_runtime::workflow::{self, Bytes, NewRun, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
-use errand_runtime::{BackendError, Codec, Error, TaskId, TaskState, Timestamp};
+use errand_runtime::workflow::plan::{self, Graph, RunProgress, StepEnd};
+use errand_runtime::workflow::{Bytes, NewRun, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
+use errand_runtime::{Codec, CodecError, Error, TaskId, TaskState, Timestamp};
 use redis::Value;
 
-use crate::backend::{RedisBackend, failed, lock};
 use crate::keys::{SEQ_BITS, split_id, task_id};
-use crate::reply::{self, int};
+use crate::reply::{self, failed, int, malformed};
+use crate::{RedisBackend, lock};
+
+/// The length of a sentinel input.
+const SENTINEL_LEN: usize = 24;
 
 impl<C: Codec> WorkflowStore for RedisBackend<C> {
     async fn start_run(&self, run: NewRun) -> Result<RunId, Error> {
         check_codec::<C>()?;
         let queue = run.queue.as_str();
         let what = || format!("start a run of workflow `{}` on queue `{queue}`", run.workflow);
-        let n = run.steps.len();
-        if n == 0 || u16::try_from(n).is_err() {
-            return Err(Error::Config(format!("{}: a workflow has 1 to 65535 steps, not {n}", what())));
-        }
-        if let Some((i, _)) = run.steps.iter().enumerate().find(|(i, s)| s.after.iter().any(|a| usize::from(*a) >= *i))
-        {
-            return Err(Error::Config(format!("{}: step {i} is not in topological order", what())));
-        }
+        let graph = Graph::new(run.steps)
+            .map_err(|problem| Error::Config(format!("workflow `{}` cannot run: {problem}", run.workflow)))?;
         let number = self.queue_number(queue).await?;
         let base = self.inner.keys.base(queue);
         let seq: u64 = redis::cmd("INCR")
@@ -43,40 +47,16 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
             .await
             .map_err(|e| failed(what(), e))?;
         if seq >> SEQ_BITS != 0 {
-            return Err(Error::Config(format!("queue `{queue}` ran out of workflow run ids (2^40 per queue)")));
+            return Err(malformed(what(), "the queue ran out of workflow run ids (2^40 per queue)"));
         }
         let id = RunId(task_id(number, seq).0);
-
-        // The run's hash: its graph, and the payload parts of its later steps.
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, step) in run.steps.iter().enumerate() {
-            for a in &step.after {
-                dependents[usize::from(*a)].push(i);
-            }
-        }
-        let mut fields: Vec<(String, Vec<u8>)> = vec![("n".to_owned(), n.to_string().into_bytes())];
-        for (i, spec) in run.steps.iter().enumerate() {
-            let list = |items: &mut dyn Iterator<Item = usize>| -> Vec<u8> {
-                items.map(|x| x.to_string()).collect::<Vec<_>>().join(",").into_bytes()
-            };
-            fields.push((format!("nm{i}"), spec.name.clone().into_bytes()));
-            fields.push((format!("a{i}"), list(&mut spec.after.iter().map(|a| usize::from(*a)))));
-            fields.push((format!("x{i}"), list(&mut dependents[i].iter().copied())));
-            fields.push((format!("m{i}"), spec.max_attempts.to_string().into_bytes()));
-            fields.push((format!("p{i}"), spec.priority.to_string().into_bytes()));
-            fields.push((format!("f{i}"), workflow::step_failed(&spec.name, "").into_bytes()));
-            if !spec.after.is_empty() {
-                let step = u16::try_from(i).unwrap_or(u16::MAX);
-                for (j, part) in payload_parts::<C>(&run, id, step, spec)?.into_iter().enumerate() {
-                    fields.push((format!("k{i}.{j}"), part));
-                }
-            }
-        }
+        let fields = run_fields::<C>(id, &graph)?;
+        let (_, started) = RunProgress::start::<C>(id, graph, &run.input)?;
 
         let lua = &self.inner.scripts.start;
         let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}jobs")]);
         cmd.arg(&base)
-            .arg(Timestamp::now().as_millis())
+            .arg(self.now().as_millis())
             .arg(&self.inner.channel)
             .arg(queue)
             .arg(seq)
@@ -85,13 +65,10 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
         for (field, value) in &fields {
             cmd.arg(field).arg(value);
         }
-        for entry in workflow::entry_steps(&run.steps) {
-            let spec = &run.steps[usize::from(entry)];
-            let task = workflow::step_task::<C>(run.workflow, queue, id, entry, spec, vec![run.input.clone()])?;
-            cmd.arg(entry).arg(task.payload).arg(task.priority).arg(task.max_attempts);
+        for ready in &started.ready {
+            cmd.arg(ready.step).arg(&ready.payload).arg(ready.priority).arg(ready.max_attempts);
         }
         lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what(), e))?;
-        self.remember_workflow(run.workflow);
         self.inner.notifier.notify(queue);
         Ok(id)
     }
@@ -108,7 +85,7 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
         if value == Value::Nil {
             return Ok(None);
         }
-        let bad = |detail: &str| -> Error { BackendError::new("redis", what.as_str(), detail.to_owned()).into() };
+        let bad = |detail: &str| malformed(what.as_str(), detail.to_owned());
         let mut items = reply::into_array(value, &what)?.into_iter();
         let mut next = || items.next().unwrap_or(Value::Nil);
         let workflow = reply::string(next()).ok_or_else(|| bad("the run has no workflow name"))?;
@@ -136,17 +113,76 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
     }
 }
 
-/// A step's output as an element of a step payload: what the ack script
-/// splices between the parts.
-fn element<C: Codec>(bytes: &[u8]) -> Result<Vec<u8>, Error> {
-    Ok(C::encode(&Bytes(bytes.to_vec()), "a workflow step's output")?)
+/// The run hash's fields that describe run `id`'s graph (see "Workflows" in
+/// the crate docs): each step's tables, from the planner's [`Graph`], and
+/// the parts of its payload around its inputs.
+fn run_fields<C: Codec>(id: RunId, graph: &Graph) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let list =
+        |items: &[u16]| -> Vec<u8> { items.iter().map(u16::to_string).collect::<Vec<_>>().join(",").into_bytes() };
+    let parts = payload_parts::<C>(id, graph)?;
+    let mut fields: Vec<(String, Vec<u8>)> =
+        vec![("n".to_owned(), graph.len().to_string().into_bytes()), ("sk".to_owned(), list(graph.sinks()))];
+    for (i, spec) in graph.steps().iter().enumerate() {
+        let step = u16::try_from(i).map_err(|_| Error::Config(format!("step {i} is out of range")))?;
+        fields.push((format!("nm{i}"), spec.name.clone().into_bytes()));
+        fields.push((format!("a{i}"), list(graph.after(step))));
+        fields.push((format!("x{i}"), list(graph.dependents(step))));
+        fields.push((format!("m{i}"), spec.max_attempts.to_string().into_bytes()));
+        fields.push((format!("p{i}"), spec.priority.to_string().into_bytes()));
+        fields.push((format!("f{i}"), plan::step_failed(graph.name(step), "").into_bytes()));
+        if let Some(parts) = &parts[i] {
+            for (j, part) in parts.iter().enumerate() {
+                fields.push((format!("k{i}.{j}"), part.clone()));
+            }
+        }
+    }
+    Ok(fields)
 }
 
-/// Recognisable inputs, for finding where inputs go in an encoded payload.
-fn sentinel(i: usize, len: usize) -> Vec<u8> {
+/// A step's output as an element of a step payload: what the ack script
+/// splices between the parts.
+fn element<C: Codec>(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    C::encode(&Bytes(bytes.to_vec()), "a workflow step's output")
+}
+
+/// A recognisable output of step `step`, for finding where the inputs go in
+/// an encoded payload.
+fn sentinel(step: u16) -> Vec<u8> {
+    let step = usize::from(step);
     let mut bytes = vec![0xF5, 0x0E, b'r', b'r', b'a', b'n', b'd'];
-    bytes.extend((0..len).map(|j| ((j * 31 + i * 97 + 0x5A) % 251) as u8 ^ 0xC3));
+    bytes.extend((0..SENTINEL_LEN).map(|j| ((j * 31 + step * 97 + 0x5A) % 251) as u8 ^ 0xC3));
     bytes
+}
+
+/// The payload the planner encodes for each step of run `id` when every
+/// step `s` has output `output(s)`; `None` for the entry steps (their input
+/// is the run's).
+fn planned_payloads<C: Codec>(
+    id: RunId,
+    graph: &Graph,
+    output: impl Fn(u16) -> Vec<u8>,
+) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    let n = graph.len();
+    let mut started = vec![false; n];
+    for &entry in graph.entries() {
+        started[usize::from(entry)] = true;
+    }
+    let mut run = RunProgress::new(id, graph.clone(), RunState::Running, vec![None; n], started)
+        .map_err(|problem| Error::Config(format!("workflow run {id}: {problem}")))?;
+    // Sinks last: the run ends once they are all done, and ends after that
+    // would be ignored. Each other step is ready once its last input ends.
+    let steps = (0..n).filter_map(|i| u16::try_from(i).ok());
+    let (sinks, others): (Vec<u16>, Vec<u16>) = steps.partition(|s| graph.sinks().contains(s));
+    for step in others.into_iter().chain(sinks) {
+        run.end(step, StepEnd::Done(output(step)));
+    }
+    let mut payloads = vec![None; n];
+    for ready in run.take_plan::<C>()?.ready {
+        if let Some(slot) = payloads.get_mut(usize::from(ready.step)) {
+            *slot = Some(ready.payload);
+        }
+    }
+    Ok(payloads)
 }
 
 /// `payload` cut around `elements`, in order: `elements.len() + 1` parts.
@@ -162,12 +198,21 @@ fn cut(payload: &[u8], elements: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
     Some(parts)
 }
 
-/// The parts of step `step`'s payload around its inputs.
-fn payload_parts<C: Codec>(run: &NewRun, id: RunId, step: u16, spec: &StepSpec) -> Result<Vec<Vec<u8>>, Error> {
-    let inputs: Vec<Vec<u8>> = (0..spec.after.len()).map(|i| sentinel(i, 24)).collect();
-    let elements = inputs.iter().map(|i| element::<C>(i)).collect::<Result<Vec<_>, _>>()?;
-    let task = workflow::step_task::<C>(run.workflow, &run.queue, id, step, spec, inputs)?;
-    cut(&task.payload, &elements).ok_or_else(|| unsupported::<C>())
+/// For each step of run `id` that has inputs, the parts of its payload
+/// around them; `None` for the entry steps.
+fn payload_parts<C: Codec>(id: RunId, graph: &Graph) -> Result<Vec<Option<Vec<Vec<u8>>>>, Error> {
+    let payloads = planned_payloads::<C>(id, graph, sentinel)?;
+    let mut all = Vec::with_capacity(payloads.len());
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let Some(payload) = payload else {
+            all.push(None);
+            continue;
+        };
+        let after = graph.after(u16::try_from(i).unwrap_or(u16::MAX));
+        let elements = after.iter().map(|a| element::<C>(&sentinel(*a))).collect::<Result<Vec<_>, _>>()?;
+        all.push(Some(cut(&payload, &elements).ok_or_else(unsupported::<C>)?));
+    }
+    Ok(all)
 }
 
 fn unsupported<C: Codec>() -> Error {
@@ -178,8 +223,8 @@ fn unsupported<C: Codec>() -> Error {
     ))
 }
 
-/// Whether step payloads built by concatenation equal those encoded by the
-/// codec, and stored outputs decode back; checked once per codec.
+/// Whether step payloads built by concatenation equal those the planner
+/// encodes, and stored outputs decode back; checked once per codec.
 fn check_codec<C: Codec>() -> Result<(), Error> {
     static CHECKED: OnceLock<Mutex<HashMap<TypeId, bool>>> = OnceLock::new();
     let checked = CHECKED.get_or_init(Mutex::default);
@@ -192,34 +237,34 @@ fn check_codec<C: Codec>() -> Result<(), Error> {
 }
 
 fn concatenates<C: Codec>() -> bool {
-    let run = NewRun { workflow: "errand-codec-check", queue: "q".to_owned(), steps: Vec::new(), input: Vec::new() };
+    let spec = |name: String, after: Vec<u16>| StepSpec { name, after, max_attempts: 1, priority: 0 };
+    // Input lengths of the checked step (index 7, declared last), around
+    // the ends of the codecs' length encodings.
     let cases: [&[usize]; 4] = [&[0], &[3], &[300, 0], &[70_000, 5, 256]];
     cases.iter().enumerate().all(|(case, lengths)| {
-        let spec = StepSpec {
-            name: "check".to_owned(),
-            after: (0..lengths.len()).filter_map(|i| u16::try_from(i).ok()).collect(),
-            max_attempts: 1,
-            priority: 0,
-        };
+        let inputs = u16::try_from(lengths.len()).unwrap_or(0);
+        let mut steps: Vec<StepSpec> = (0..7).map(|i| spec(format!("in{i}"), Vec::new())).collect();
+        steps.push(spec("check".to_owned(), (0..inputs).collect()));
+        let Ok(graph) = Graph::new(steps) else { return false };
         let id = RunId(123_456_789_012 + case as u64);
-        let Ok(parts) = payload_parts::<C>(&run, id, 7, &spec) else { return false };
-        let inputs: Vec<Vec<u8>> = lengths.iter().map(|len| (0..*len).map(|j| (j % 256) as u8).collect()).collect();
-        let Ok(elements) = inputs.iter().map(|i| element::<C>(i)).collect::<Result<Vec<_>, _>>() else {
-            return false;
+        let Ok(parts) = payload_parts::<C>(id, &graph) else { return false };
+        let Some(Some(parts)) = parts.get(7) else { return false };
+        let input = |step: u16| -> Vec<u8> {
+            let len = lengths.get(usize::from(step)).copied().unwrap_or(0);
+            (0..len).map(|j| (j % 256) as u8).collect()
         };
-        let round_trips = inputs
-            .iter()
-            .zip(&elements)
-            .all(|(input, e)| C::decode::<Bytes>(e, "a check").is_ok_and(|b| b.0 == *input));
+        let Ok(direct) = planned_payloads::<C>(id, &graph, input) else { return false };
+        let Some(Some(direct)) = direct.get(7) else { return false };
         let mut built = parts[0].clone();
-        for (e, part) in elements.iter().zip(&parts[1..]) {
-            built.extend_from_slice(e);
+        for (step, part) in (0..inputs).zip(&parts[1..]) {
+            let Ok(element) = element::<C>(&input(step)) else { return false };
+            if !C::decode::<Bytes>(&element, "a check").is_ok_and(|b| b.0 == input(step)) {
+                return false;
+            }
+            built.extend_from_slice(&element);
             built.extend_from_slice(part);
         }
-        let Ok(direct) = workflow::step_task::<C>(run.workflow, &run.queue, id, 7, &spec, inputs) else {
-            return false;
-        };
-        round_trips && built == direct.payload
+        built == *direct
     })
 }
 
@@ -234,5 +279,44 @@ mod tests {
         assert!(concatenates::<JsonCodec>());
         assert!(concatenates::<MsgPackCodec>());
         assert!(concatenates::<BincodeCodec>());
+    }
+
+    fn spec(name: &str, after: &[u16]) -> StepSpec {
+        StepSpec { name: name.into(), after: after.to_vec(), max_attempts: 2, priority: 1 }
+    }
+
+    #[test]
+    fn the_tables_come_from_the_planner() {
+        // Declared out of order: `report` (0) runs after `mail` (2), which runs after `fetch` (1).
+        let graph = Graph::new(vec![spec("report", &[2]), spec("fetch", &[]), spec("mail", &[1, 1])])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let fields: HashMap<String, Vec<u8>> =
+            run_fields::<JsonCodec>(RunId(5), &graph).unwrap_or_else(|e| panic!("{e}")).into_iter().collect();
+        let field =
+            |name: &str| String::from_utf8_lossy(fields.get(name).map_or(&b"-"[..], Vec::as_slice)).into_owned();
+        assert_eq!((field("n"), field("sk")), ("3".to_owned(), "0".to_owned()));
+        assert_eq!((field("a0"), field("x0")), ("2".to_owned(), String::new()));
+        assert_eq!((field("a1"), field("x1")), (String::new(), "2".to_owned()));
+        assert_eq!((field("a2"), field("x2")), ("1,1".to_owned(), "0".to_owned()));
+        assert_eq!(field("f2"), "step `mail` failed: ");
+        assert!(fields.contains_key("k2.2") && !fields.contains_key("k2.3"), "two inputs, three parts");
+        assert!(!fields.contains_key("k1.0"), "an entry step takes the run's input");
+    }
+
+    #[test]
+    fn spliced_payloads_are_the_planners() {
+        let graph = Graph::new(vec![spec("report", &[2, 1]), spec("fetch", &[]), spec("mail", &[1])])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = RunId(77);
+        let parts = payload_parts::<JsonCodec>(id, &graph).unwrap_or_else(|e| panic!("{e}"));
+        let output = |step: u16| format!("out{step}").into_bytes();
+        let direct = planned_payloads::<JsonCodec>(id, &graph, output).unwrap_or_else(|e| panic!("{e}"));
+        let Some(parts) = &parts[0] else { panic!("report has inputs") };
+        let mut built = parts[0].clone();
+        for (a, part) in graph.after(0).iter().zip(&parts[1..]) {
+            built.extend(element::<JsonCodec>(&output(*a)).unwrap_or_else(|e| panic!("{e}")));
+            built.extend_from_slice(part);
+        }
+        assert_eq!(Some(built), direct[0]);
     }
 }

@@ -1,17 +1,17 @@
 //! Redis-specific behaviour: script reloading, large claims, unique keys,
 //! retention, configuration errors.
 //!
-//! Needs `ERRAND_REDIS_URL`; skipped without it unless
-//! `ERRAND_REQUIRE_SERVICES=1`.
+//! Needs `ERRAND_REDIS_URL`: without it the server tests are reported as
+//! ignored (and `ERRAND_REQUIRE_SERVICES=1` fails the build instead).
 
 mod common;
 
 use std::time::Duration;
 
 use errand_redis::RedisBackend;
+use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
 use errand_runtime::{
-    Ack, Backend, Enqueue, Error, Expose, Job, JobError, JsonCodec, Outcome, TaskCx, TaskSink, TaskState, Timestamp,
-    WorkerRegistration,
+    Backend, Enqueue, Error, Expose, Job, JobError, JsonCodec, TaskCx, TaskSink, TaskState, Timestamp,
 };
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -35,6 +35,7 @@ fn registration(id: &str) -> WorkerRegistration {
         job: Noop::NAME,
         concurrency: 16,
         started_at: Timestamp::now(),
+        workflow_steps: false,
     }
 }
 
@@ -58,8 +59,9 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
 /// After `SCRIPT FLUSH` every operation still works: scripts are loaded again
 /// on `NOSCRIPT`, for single calls and pipelined ones.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn scripts_are_reloaded_after_a_flush() {
-    let Some(url) = common::url() else { return };
+    let url = common::url();
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("flush-worker");
     let mut conn = raw(&url).await;
@@ -88,10 +90,8 @@ async fn scripts_are_reloaded_after_a_flush() {
 /// More than 10,000 delayed tasks falling due at once are claimed in bounded
 /// batches (no Lua `unpack` of the whole set), and all of them run.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn claims_with_over_ten_thousand_due_delayed_tasks() {
-    if common::url().is_none() {
-        return;
-    }
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("big-claim");
     let total = 12_000_u64;
@@ -127,10 +127,8 @@ async fn claims_with_over_ten_thousand_due_delayed_tasks() {
 /// Unique keys: a duplicate returns the live task's id, also inside one bulk
 /// enqueue; a finished task frees its key; a window keeps it.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn unique_keys() {
-    if common::url().is_none() {
-        return;
-    }
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("unique");
     let first = ok(backend.enqueue_with(Noop { n: 1 }, Enqueue::new().unique_key("k")).await, "enqueue").await;
@@ -165,9 +163,10 @@ async fn unique_keys() {
 /// done tasks disappear from reads at once, and the next ack (or rescue
 /// round) removes them from the queue's hashes, the done index and count.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn retention_prunes_done_tasks() {
-    let Some(url) = common::url() else { return };
-    let builder = common::builder().retention(Duration::from_millis(300));
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.retention(Duration::from_millis(300)));
     let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
     let worker = registration("retention");
     let ids = ok(backend.enqueue_bulk((0..3).map(|n| Noop { n })).await, "enqueue").await;
@@ -184,7 +183,7 @@ async fn retention_prunes_done_tasks() {
     assert_eq!(done.map(|t| (t.state, t.result)), Some((TaskState::Done, Some(b"0".to_vec()))));
 
     let mut conn = raw(&url).await;
-    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.prefix(), Noop::QUEUE);
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.namespace(), Noop::QUEUE);
     let seq = |id: errand_runtime::TaskId| id.0 & ((1 << 40) - 1);
     let stored = |conn: &mut redis::aio::MultiplexedConnection, id| {
         let cmd = redis::cmd("HEXISTS").arg(hash("t")).arg(seq(id)).clone();
@@ -245,7 +244,7 @@ async fn bad_configuration_is_a_clear_error() {
         }
         other => panic!("expected Error::Config, got {other:?}"),
     }
-    match RedisBackend::builder().prefix("a{b}:").connect("redis://127.0.0.1:1").await {
+    match RedisBackend::builder().namespace("a{b}:").connect("redis://127.0.0.1:1").await {
         Err(Error::Config(message)) => assert!(message.contains("must not contain"), "{message}"),
         other => panic!("expected Error::Config, got {other:?}"),
     }
@@ -259,15 +258,16 @@ async fn bad_configuration_is_a_clear_error() {
 }
 
 /// Malformed stored data is an error naming the task and what is wrong,
-/// never a panic; a claimed task whose record is malformed still reaches
-/// the worker (which sends it to `dead` as undecodable).
+/// never a panic; a claimed task whose record is malformed never reaches
+/// the worker: it goes `dead` with the read error, and claims go on.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn bad_stored_data_names_the_task() {
-    let Some(url) = common::url() else { return };
+    let url = common::url();
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let ids = ok(backend.enqueue_bulk((0..2).map(|n| Noop { n })).await, "enqueue").await;
     let mut conn = raw(&url).await;
-    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.prefix(), Noop::QUEUE);
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.namespace(), Noop::QUEUE);
     let seq = |id: errand_runtime::TaskId| id.0 & ((1 << 40) - 1);
     let _: i64 =
         redis::cmd("HSET").arg(hash("t")).arg(seq(ids[0])).arg("garbage").query_async(&mut conn).await.unwrap_or(0);
@@ -290,19 +290,76 @@ async fn bad_stored_data_names_the_task() {
 
     let worker = registration("bad-data");
     ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let fresh = ok(backend.enqueue(Noop { n: 3 }).await, "enqueue").await;
     let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
-    let bad = claimed.tasks.iter().find(|t| t.id == ids[0]);
-    assert!(bad.is_some_and(|t| t.payload.is_empty()), "{:?}", claimed.tasks);
+    assert_eq!(
+        claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![fresh],
+        "only readable tasks are handed out"
+    );
+    let state: String =
+        redis::cmd("HGET").arg(hash("s")).arg(seq(ids[0])).query_async(&mut conn).await.unwrap_or_default();
+    assert!(state.starts_with('x'), "the unreadable task is dead: state `{state}`");
+    let error: String =
+        redis::cmd("HGET").arg(hash("e")).arg(seq(ids[0])).query_async(&mut conn).await.unwrap_or_default();
+    assert!(
+        error.contains(&format!("task {}", ids[0])) && error.contains("shorter than its 25-byte header"),
+        "the read error is its last error: {error}"
+    );
+    let inflight: bool = redis::cmd("SISMEMBER")
+        .arg(hash(&format!("if:{}", worker.id)))
+        .arg(seq(ids[0]))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(true);
+    assert!(!inflight, "the unreadable task is not running for the worker any more");
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].running, counts[0].dead), (1, 1), "{counts:?}");
+    let dead = errand_runtime::TaskFilter { state: Some(TaskState::Dead), ..Default::default() };
+    match backend.tasks(&dead).await {
+        Err(error) => assert!(error.to_string().contains(&format!("task {}", ids[0])), "{error}"),
+        Ok(listed) => panic!("listed an unreadable task: {listed:?}"),
+    }
+    ok(backend.ack(&worker, &[Ack { id: fresh, outcome: Outcome::Done { result: b"3".to_vec() } }]).await, "ack").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim after burying").await;
+    assert!(claimed.tasks.is_empty(), "{:?}", claimed.tasks);
+    assert_eq!(ok(backend.task(fresh).await, "task").await.map(|t| t.state), Some(TaskState::Done));
+}
+
+/// Counts are read back checked: a stored count that is negative or not a
+/// number is an error naming the queue, never clamped to zero.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn bad_counts_are_errors_naming_the_queue() {
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
+    let mut conn = raw(&url).await;
+    let counts = format!("{}{{{}}}:n", backend.namespace(), Noop::QUEUE);
+    for (value, shown) in [("-3", "negative count -3"), ("lots", "`pending` is lots")] {
+        let _: i64 =
+            redis::cmd("HSET").arg(&counts).arg("pending").arg(value).query_async(&mut conn).await.unwrap_or(0);
+        match backend.counts().await {
+            Err(error) => {
+                let message = error.to_string();
+                assert!(message.contains(&format!("queue `{}`", Noop::QUEUE)) && message.contains(shown), "{message}");
+            }
+            Ok(counts) => panic!("a count of {value} was read as {counts:?}"),
+        }
+    }
+    let _: i64 = redis::cmd("HSET").arg(&counts).arg("pending").arg(1).query_async(&mut conn).await.unwrap_or(0);
+    assert_eq!(ok(backend.counts().await, "counts").await[0].pending, 1);
 }
 
 /// The done index is bitmaps of 100,000 seqs each: listing done tasks walks
 /// them in seq order across blocks, from a cursor, and filters by job.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn done_tasks_are_listed_across_bitmap_blocks() {
-    let Some(url) = common::url() else { return };
+    let url = common::url();
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let mut conn = raw(&url).await;
-    let key = format!("{}{{{}}}:seq", backend.prefix(), Noop::QUEUE);
+    let key = format!("{}{{{}}}:seq", backend.namespace(), Noop::QUEUE);
     let _: () = redis::cmd("SET").arg(&key).arg(99_997).query_async(&mut conn).await.unwrap_or(());
     let ids = ok(backend.enqueue_bulk((0..5).map(|n| Noop { n })).await, "enqueue").await;
     let seqs: Vec<u64> = ids.iter().map(|id| id.0 & ((1 << 40) - 1)).collect();
@@ -340,10 +397,8 @@ async fn done_tasks_are_listed_across_bitmap_blocks() {
 /// cancels: attempts, workers, errors, and tasks that went back to waiting
 /// are claimed and cancelled like fresh ones.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn states_read_back_through_claims_releases_and_cancels() {
-    if common::url().is_none() {
-        return;
-    }
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("states");
     let state = |id| {
@@ -410,10 +465,8 @@ async fn states_read_back_through_claims_releases_and_cancels() {
 /// before its first heartbeat, or was rescued meanwhile) cannot be reported
 /// to it; its ack is then ignored rather than counted twice.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn the_ack_of_a_task_cancelled_behind_its_workers_back_is_ignored() {
-    if common::url().is_none() {
-        return;
-    }
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("unregistered");
     let id = ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
@@ -430,10 +483,8 @@ async fn the_ack_of_a_task_cancelled_behind_its_workers_back_is_ignored() {
 /// A unique window of `Duration::MAX` is stored capped (the scripts compute
 /// with doubles): the task is acked and keeps its key.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn an_unbounded_unique_window_is_capped() {
-    if common::url().is_none() {
-        return;
-    }
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("forever");
     let forever = Enqueue::new().unique_key("f").unique_for(Duration::MAX);
@@ -444,4 +495,127 @@ async fn an_unbounded_unique_window_is_capped() {
     ok(backend.ack(&worker, &[Ack { id, outcome: Outcome::Done { result: Vec::new() } }]).await, "ack").await;
     assert_eq!(ok(backend.task(id).await, "task").await.map(|t| t.state), Some(TaskState::Done));
     assert_eq!(ok(backend.enqueue_with(Noop { n: 2 }, forever).await, "enqueue").await, id);
+}
+
+/// A job without arguments, stored with bincode: its payload is empty, so
+/// an empty payload would decode and "succeed".
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Tick;
+
+/// How many times [`Tick`] ran.
+#[derive(Debug, Clone, Default)]
+struct Ticks(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Ticks {
+    fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Job for Tick {
+    const NAME: &'static str = "tick";
+    const QUEUE: &'static str = "redis-unreadable";
+    type Output = ();
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        if let Some(ticks) = cx.data::<Ticks>() {
+            ticks.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// A claimed task whose record cannot be read — ready or falling due from
+/// the delayed set — goes `dead` with the read error and never runs (not
+/// even a job whose arguments decode from nothing); the worker goes on
+/// with the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn an_unreadable_record_goes_dead_without_running() {
+    use errand_runtime::testing::{Running, wait_for};
+    use errand_runtime::{BackendExt, BincodeCodec, Monitor, WorkerBuilder};
+
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<BincodeCodec>(common::builder()).await;
+    let ready = ok(backend.enqueue(Tick).await, "enqueue").await;
+    let delayed =
+        ok(backend.enqueue_with(Tick, Enqueue::new().delay(Duration::from_millis(300))).await, "enqueue").await;
+    let good = ok(backend.enqueue(Tick).await, "enqueue").await;
+    let mut conn = raw(&url).await;
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.namespace(), Tick::QUEUE);
+    let seq = |id: errand_runtime::TaskId| id.0 & ((1 << 40) - 1);
+    for (id, garbage) in [(ready, &b"garbage"[..]), (delayed, &[0x80; 40][..])] {
+        let _: i64 =
+            redis::cmd("HSET").arg(hash("t")).arg(seq(id)).arg(garbage).query_async(&mut conn).await.unwrap_or(0);
+    }
+
+    let ticks = Ticks::default();
+    let worker = WorkerBuilder::<Tick, _>::new(backend.clone()).data(ticks.clone()).concurrency(4);
+    let running = Running::start(Monitor::new().register(worker));
+    wait_for("the readable task to run and the others to go dead", || async {
+        backend.queue_counts(Tick::QUEUE).await.is_ok_and(|c| c.done == 1 && c.dead == 2)
+    })
+    .await;
+    // The worker goes on.
+    let after = ok(backend.enqueue(Tick).await, "enqueue").await;
+    wait_for("a task enqueued after the unreadable ones", || async {
+        backend.task(after).await.is_ok_and(|t| t.is_some_and(|t| t.state == TaskState::Done))
+    })
+    .await;
+    running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+
+    assert_eq!(ticks.get(), 2, "only the readable tasks ran");
+    assert_eq!(ok(backend.task(good).await, "task").await.map(|t| t.state), Some(TaskState::Done));
+    for (id, problem) in [(ready, "shorter than its 25-byte header"), (delayed, "unknown flags 0x80")] {
+        let state: String =
+            redis::cmd("HGET").arg(hash("s")).arg(seq(id)).query_async(&mut conn).await.unwrap_or_default();
+        assert!(state.starts_with("x1|"), "task {id} went dead on its first claim: state `{state}`");
+        let error: String =
+            redis::cmd("HGET").arg(hash("e")).arg(seq(id)).query_async(&mut conn).await.unwrap_or_default();
+        assert!(error.contains(&format!("read task {id}")) && error.contains(problem), "task {id}: {error}");
+    }
+    let counts = ok(backend.queue_counts(Tick::QUEUE).await, "counts").await;
+    assert_eq!((counts.pending, counts.running, counts.done, counts.dead), (0, 0, 2, 2), "{counts:?}");
+}
+
+/// A running task whose record became unreadable cannot be put back (its
+/// job is unknown): a release or a rescue sends it to `dead` saying why,
+/// puts the others back, and does not fail.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn running_tasks_with_unreadable_records_are_not_stranded() {
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.orphan_after(Duration::from_millis(200)));
+    let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
+    let mut conn = raw(&url).await;
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.namespace(), Noop::QUEUE);
+    let seq = |id: errand_runtime::TaskId| id.0 & ((1 << 40) - 1);
+    let ids = ok(backend.enqueue_bulk((0..4).map(|n| Noop { n })).await, "enqueue").await;
+
+    // Released by a graceful stop.
+    let worker = registration("releasing");
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    assert_eq!(ok(backend.claim(&worker, 2).await, "claim").await.tasks.len(), 2);
+    let _: i64 =
+        redis::cmd("HSET").arg(hash("t")).arg(seq(ids[0])).arg("garbage").query_async(&mut conn).await.unwrap_or(0);
+    assert_eq!(ok(backend.release(&worker).await, "release").await, 1, "the readable task is put back");
+    // Rescued from a worker that stopped beating.
+    let lost = registration("lost");
+    ok(backend.heartbeat(&lost).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&lost, 2).await, "claim").await;
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[1], ids[2]]);
+    let _: i64 =
+        redis::cmd("HSET").arg(hash("t")).arg(seq(ids[2])).arg("garbage").query_async(&mut conn).await.unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(ok(backend.rescue_orphans().await, "rescue").await, 2);
+
+    for (id, why) in [(ids[0], "released by worker `releasing`"), (ids[2], "worker `lost` stopped heartbeating")] {
+        let state: String =
+            redis::cmd("HGET").arg(hash("s")).arg(seq(id)).query_async(&mut conn).await.unwrap_or_default();
+        assert!(state.starts_with('x'), "task {id} is dead: state `{state}`");
+        let error: String =
+            redis::cmd("HGET").arg(hash("e")).arg(seq(id)).query_async(&mut conn).await.unwrap_or_default();
+        assert!(error.contains(why) && error.contains("record cannot be read"), "task {id}: {error}");
+    }
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].pending, counts[0].running, counts[0].dead), (2, 0, 2), "{counts:?}");
 }

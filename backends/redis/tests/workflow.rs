@@ -2,8 +2,8 @@
 //! are the codec's own, for every built-in codec; runs are kept for the
 //! retention once finished.
 //!
-//! Needs `ERRAND_REDIS_URL`; skipped without it unless
-//! `ERRAND_REQUIRE_SERVICES=1`.
+//! Needs `ERRAND_REDIS_URL`: without it the tests are reported as ignored
+//! (and `ERRAND_REQUIRE_SERVICES=1` fails the build instead).
 
 mod common;
 
@@ -13,12 +13,9 @@ use errand_redis::RedisBackend;
 use errand_runtime::testing::workflows::Diamond;
 use errand_runtime::testing::{Probe, Running};
 use errand_runtime::workflow::{RunState, StepTask, WorkflowExt, WorkflowStore};
-use errand_runtime::{BincodeCodec, Codec, JsonCodec, Monitor, MsgPackCodec, WorkerBuilder};
+use errand_runtime::{BincodeCodec, Codec, JsonCodec, Monitor, MsgPackCodec, WorkerBuilder, Workflow};
 
 async fn diamond<C: Codec>() {
-    if common::url().is_none() {
-        return;
-    }
     let (backend, _cleanup) = common::backend::<C>(common::builder()).await;
     let backend: RedisBackend<C> = backend;
     let probe = Probe::default();
@@ -35,16 +32,19 @@ async fn diamond<C: Codec>() {
 }
 
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn steps_built_by_the_ack_script_decode_with_json() {
     diamond::<JsonCodec>().await;
 }
 
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn steps_built_by_the_ack_script_decode_with_msgpack() {
     diamond::<MsgPackCodec>().await;
 }
 
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn steps_built_by_the_ack_script_decode_with_bincode() {
     diamond::<BincodeCodec>().await;
 }
@@ -52,9 +52,10 @@ async fn steps_built_by_the_ack_script_decode_with_bincode() {
 /// A finished run is kept for the retention, then expires; an unknown run
 /// is `None`.
 #[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn finished_runs_expire_after_the_retention() {
-    let Some(url) = common::url() else { return };
-    let builder = common::builder().retention(Duration::from_millis(400));
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.retention(Duration::from_millis(400)));
     let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
     let probe = Probe::default();
     let run = backend.start(Diamond(1)).await.unwrap_or_else(|e| panic!("start: {e}"));
@@ -65,9 +66,52 @@ async fn finished_runs_expire_after_the_retention() {
     assert!(matches!(output, Ok(Ok(_))), "the run finishes");
     let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}"));
-    let key = format!("{}{{{}}}:wr:{}", backend.prefix(), "conformance_wf", run.id().0 & ((1 << 40) - 1));
+    let key = format!("{}{{{}}}:wr:{}", backend.namespace(), "conformance_wf", run.id().0 & ((1 << 40) - 1));
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap_or(-3);
     assert!(ttl > 0 && ttl <= 400, "a finished run expires after the retention (PTTL {ttl} of {key})");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(backend.run_info(run.id()).await.unwrap_or_else(|e| panic!("run_info: {e}")).is_none());
+}
+
+/// A step task whose record cannot be read goes `dead` when claimed, without
+/// running, and fails its run like any dead step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn an_unreadable_step_fails_its_run() {
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let probe = Probe::default();
+    let run = backend.start(Diamond(3)).await.unwrap_or_else(|e| panic!("start: {e}"));
+    let status = backend.workflow(run).status().await.unwrap_or_else(|e| panic!("status: {e}"));
+    let entry = status.steps[0].task.unwrap_or_else(|| panic!("the entry step has a task: {status:?}"));
+    // An unknown flag: this version cannot read the record (the run and
+    // step it names stay readable for the script).
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let records = format!("{}{{{}}}:t", backend.namespace(), Diamond::QUEUE);
+    let seq = entry.0 & ((1 << 40) - 1);
+    let mut stored: Vec<u8> =
+        redis::cmd("HGET").arg(&records).arg(seq).query_async(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
+    stored[0] |= 0x80;
+    let _: i64 = redis::cmd("HSET").arg(&records).arg(seq).arg(stored).query_async(&mut conn).await.unwrap_or(0);
+
+    let worker = WorkerBuilder::<StepTask<Diamond, JsonCodec>, _>::new(backend.clone()).data(probe.clone());
+    let running = Running::start(Monitor::new().register(worker));
+    let output = tokio::time::timeout(Duration::from_secs(30), backend.workflow(run).wait()).await;
+    running.stop().await.unwrap_or_else(|e| panic!("stop: {e}"));
+    match output {
+        Ok(Err(errand_runtime::Error::RunFailed { error, .. })) => {
+            assert!(error.starts_with("step `fetch` failed: "), "{error}");
+            assert!(error.contains(&format!("read task {entry}")) && error.contains("unknown flags 0x82"), "{error}");
+        }
+        other => panic!("expected the run to fail, got {other:?}"),
+    }
+    assert_eq!(probe.total_runs(), 0, "the unreadable step never ran");
+    let status = backend.workflow(run).status().await.unwrap_or_else(|e| panic!("status: {e}"));
+    assert_eq!(status.state, RunState::Failed);
+    assert_eq!(status.steps[0].state, Some(errand_runtime::TaskState::Dead));
+    assert!(status.steps[1..].iter().all(|s| s.task.is_none()), "no later step was enqueued: {status:?}");
 }

@@ -10,4 +10,4 @@ WHERE id IN (
     ORDER BY priority DESC, run_at, id
     LIMIT ?5
 )
-RETURNING id, attempt, max_attempts, run_at, priority, payload, run_id
+RETURNING id, attempt, max_attempts, run_at, priority, payload

@@ -1,1 +1,2 @@
-SELECT id, workflow, queue, state, steps, error, created_at FROM errand_runs WHERE id = ?1
+-- Run ?1, for `run_info`.
+SELECT workflow, state, steps, error, created_at FROM errand_runs WHERE id = ?1

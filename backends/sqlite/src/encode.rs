@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use errand_runtime::NewTask;
+use errand_runtime::backend::NewTask;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

@@ -1,22 +1,25 @@
 //! `impl Expose for SqliteBackend`: counts, listings, workers, retry and cancel.
 
+use errand_runtime::backend::stored::{read_counts, read_task_info, read_worker_info};
+use errand_runtime::capability::CancelRunning;
+use errand_runtime::workflow::plan::StepEnd;
 use errand_runtime::{Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, Timestamp, WorkerInfo};
+use sqlx::Connection;
 
-use crate::rows::{self, query_error};
-use crate::{SqliteBackend, sql};
+use crate::rows::{Stored, query_error, raw_id, stored};
+use crate::workflow::{self, EndedStep};
+use crate::{NAME, SqliteBackend, sql};
 
 /// Tasks listed when [`TaskFilter::limit`] is 0.
 const DEFAULT_LIMIT: u32 = 100;
 
-fn raw_id(id: TaskId) -> i64 {
-    // No id beyond i64 exists, so the clamped value matches nothing.
-    i64::try_from(id.0).unwrap_or(i64::MAX)
-}
+/// Why a cancelled workflow step fails its run.
+const CANCELLED: &str = "its task was cancelled";
 
 impl<C: Codec> Expose for SqliteBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
         let rows = sqlx::query(sql::COUNTS).fetch_all(&self.inner.reader).await.map_err(query_error("count tasks"))?;
-        rows::counts(&rows)
+        read_counts(NAME, &stored(rows))
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -46,7 +49,7 @@ impl<C: Codec> Expose for SqliteBackend<C> {
         let limit = if filter.limit == 0 { DEFAULT_LIMIT } else { filter.limit };
         let rows =
             query.bind(i64::from(limit)).fetch_all(&self.inner.reader).await.map_err(query_error("list tasks"))?;
-        rows.iter().map(rows::task_info).collect()
+        rows.into_iter().map(|row| read_task_info(NAME, &Stored(row))).collect()
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<TaskInfo>, Error> {
@@ -55,23 +58,24 @@ impl<C: Codec> Expose for SqliteBackend<C> {
             .fetch_optional(&self.inner.reader)
             .await
             .map_err(query_error(format!("read task {id}")))?;
-        row.as_ref().map(rows::task_info).transpose()
+        row.map(|row| read_task_info(NAME, &Stored(row))).transpose()
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
-        let since = Timestamp::now().sub(self.orphan_after);
+        // Liveness by this machine's clock, as heartbeats record it.
+        let since = Timestamp::now().sub(self.tuning.orphan_after);
         let rows = sqlx::query(sql::WORKERS)
             .bind(since.as_millis())
             .fetch_all(&self.inner.reader)
             .await
             .map_err(query_error("list workers"))?;
-        rows.iter().map(rows::worker_info).collect()
+        rows.into_iter().map(|row| read_worker_info(NAME, &Stored(row))).collect()
     }
 
     async fn retry_task(&self, id: TaskId) -> Result<bool, Error> {
         let queue: Option<String> = sqlx::query_scalar(sql::RETRY_TASK)
             .bind(raw_id(id))
-            .bind(Timestamp::now().as_millis())
+            .bind(self.tuning.clock.now().as_millis())
             .fetch_optional(&self.inner.writer)
             .await
             .map_err(query_error(format!("retry task {id}")))?;
@@ -81,14 +85,31 @@ impl<C: Codec> Expose for SqliteBackend<C> {
         Ok(queue.is_some())
     }
 
-    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error> {
-        let cancelled = sqlx::query(sql::CANCEL_TASK)
+    /// Cancels the task; a workflow step's run fails (its other live steps
+    /// are cancelled too).
+    async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>
+    where
+        Self: CancelRunning,
+    {
+        let operation = || format!("cancel task {id}");
+        let now = self.tuning.clock.now();
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+        let row = sqlx::query(sql::CANCEL_TASK)
             .bind(raw_id(id))
-            .bind(Timestamp::now().as_millis())
-            .execute(&self.inner.writer)
+            .bind(now.as_millis())
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(query_error(format!("cancel task {id}")))?
-            .rows_affected();
-        Ok(cancelled > 0)
+            .map_err(query_error(operation()))?;
+        let cancelled = row.is_some();
+        let ended = match row.map(Stored) {
+            Some(row) => EndedStep::of(&row, || Ok(StepEnd::Failed(CANCELLED.to_owned())))?,
+            None => None,
+        };
+        let woken = workflow::end_steps::<C>(&mut tx, ended.into_iter().collect(), now).await?;
+        tx.commit().await.map_err(query_error(operation()))?;
+        drop(conn);
+        self.wake_all(&woken);
+        Ok(cancelled)
     }
 }

@@ -1,68 +1,103 @@
-//! A small versioned migration runner.
+//! Versioned migrations: `impl MigrationStore` for a SQLite transaction, and
+//! the entry point [`run`] behind `SqliteBackend::migrate` and the builder's
+//! `connect`.
 //!
 //! sqlx's own migrator records migrations in a fixed `_sqlx_migrations` table.
 //! errand's tables often live in the application's own database file (that is
-//! what makes [transactional enqueue](crate::SqliteBackend::enqueue_in)
+//! what makes [transactional enqueue](errand_runtime::capability::Transactional)
 //! possible), and an application that also uses `sqlx::migrate!` would then see
 //! errand's versions as its own ("migration 1 was previously applied but is
 //! missing"). So errand keeps its own record, `errand_migrations`, with the
 //! same guarantees: each migration runs once, in order, inside a transaction, and
-//! a migration changed after it was applied is reported instead of ignored.
+//! a migration changed after it was applied is reported instead of ignored (the
+//! runtime's [`migrate`](errand_runtime::backend::stored::migrate) runner).
 
-use errand_runtime::stored::{AppliedMigration, pending_migrations};
+use errand_runtime::backend::stored::{self, AppliedMigration, Migration, MigrationStore, StoredRow};
 use errand_runtime::{Error, Timestamp};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use crate::rows::{bad_data, query_error};
-use crate::sql::{MIGRATIONS, MIGRATIONS_TABLE};
+use crate::rows::{Stored, bad_data, query_error};
+use crate::sql;
 
-/// FNV-1a: a stable fingerprint of a migration's text (not a security measure).
-fn checksum(sql: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in sql.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+/// The record of applied migrations, read and written on one transaction.
+struct Record<'c> {
+    conn: &'c mut SqliteConnection,
+    location: &'c str,
 }
 
-/// Applies every migration not applied yet, all in one write
-/// transaction (`BEGIN IMMEDIATE`, so two processes starting at once migrate
-/// one after the other).
+impl MigrationStore for Record<'_> {
+    async fn applied(&mut self) -> Result<Vec<AppliedMigration>, Error> {
+        let operation = || format!("read the errand migrations of database `{}`", self.location);
+        sqlx::query(sql::MIGRATIONS_TABLE).execute(&mut *self.conn).await.map_err(query_error(operation()))?;
+        let rows =
+            sqlx::query(sql::MIGRATIONS_APPLIED).fetch_all(&mut *self.conn).await.map_err(query_error(operation()))?;
+        let what = format!("the migration record of database `{}`", self.location);
+        let mut applied = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().map(Stored) {
+            let column = |name: &str| format!("column `{name}`");
+            let int = |name: &str| match row.int(name) {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
+                Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
+            };
+            let text = |name: &str| match row.text(name) {
+                Ok(Some(s)) => Ok(s),
+                Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
+                Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
+            };
+            applied.push(AppliedMigration {
+                version: int("version")?,
+                description: text("description")?,
+                checksum: text("checksum")?,
+            });
+        }
+        Ok(applied)
+    }
+
+    async fn apply(&mut self, migration: &Migration, checksum: &str) -> Result<(), Error> {
+        let operation =
+            || format!("apply errand schema migration {} to database `{}`", migration.version, self.location);
+        sqlx::query(migration.sql)
+            .persistent(false)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(query_error(operation()))?;
+        sqlx::query(sql::MIGRATION_RECORD)
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(checksum)
+            .bind(Timestamp::now().as_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(query_error(operation()))?;
+        Ok(())
+    }
+}
+
+/// Applies every migration not applied yet, all in one write transaction
+/// (`BEGIN IMMEDIATE`, so two processes starting at once migrate one after
+/// the other). The checksum is the runtime's FNV-1a of the SQL, as errand-sqlite
+/// always recorded it, so existing databases keep validating.
 pub(crate) async fn run(pool: &SqlitePool, location: &str) -> Result<(), Error> {
     let operation = || format!("migrate database `{location}`");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
-    sqlx::query(MIGRATIONS_TABLE).execute(&mut *tx).await.map_err(query_error(operation()))?;
-    let applied = sqlx::query("SELECT version, description, checksum FROM errand_migrations ORDER BY version")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(query_error(operation()))?;
-
-    let what = format!("the migration record of `{location}`");
-    let mut recorded = Vec::with_capacity(applied.len());
-    for row in &applied {
-        recorded.push(AppliedMigration {
-            version: row.try_get(0).map_err(|e| bad_data(&what, e.to_string()))?,
-            description: row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?,
-            checksum: row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?,
-        });
-    }
-    let pending =
-        pending_migrations("errand-sqlite", &format!("database `{location}`"), MIGRATIONS, &recorded, checksum)?;
-
-    for migration in pending {
-        let operation = || format!("apply errand schema migration {} to `{location}`", migration.version);
-        sqlx::query(migration.sql).persistent(false).execute(&mut *tx).await.map_err(query_error(operation()))?;
-        sqlx::query(
-            "INSERT INTO errand_migrations (version, description, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(migration.version)
-        .bind(migration.description)
-        .bind(checksum(migration.sql))
-        .bind(Timestamp::now().as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(operation()))?;
-    }
+    let mut conn = pool.acquire().await.map_err(query_error(operation()))?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+    let place = format!("database `{location}`");
+    let mut record = Record { conn: &mut tx, location };
+    stored::migrate(&mut record, "errand-sqlite", &place, sql::MIGRATIONS, stored::checksum).await?;
     tx.commit().await.map_err(query_error(operation()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checksums that databases migrated by earlier releases recorded
+    /// (plain FNV-1a of the SQL): a change here would make every existing
+    /// database fail to open.
+    #[test]
+    fn checksums_match_what_existing_databases_recorded() {
+        let sums: Vec<(i64, String)> = sql::MIGRATIONS.iter().map(|m| (m.version, stored::checksum(m.sql))).collect();
+        assert_eq!(sums, [(1, "a2e44c5b677c078f".to_owned()), (2, "c14aa03bf9df6402".to_owned())]);
+    }
 }

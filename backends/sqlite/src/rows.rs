@@ -1,13 +1,39 @@
-//! Reading rows back, checking every value: a row that another program (or a
-//! newer errand) wrote in a shape this version does not understand becomes an
-//! error naming the task, never a panic.
+//! Reading rows back: [`StoredRow`] for SQLite rows, so the runtime's shared
+//! readers check every value (a row that another program or a newer errand
+//! wrote in a shape this version does not understand becomes an error naming
+//! the row, never a panic), and small helpers for ids and errors.
 
-use errand_runtime::stored;
-use errand_runtime::{BackendError, Error, QueueCounts, Task, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo};
+use errand_runtime::backend::stored::{self, StoredRow};
+use errand_runtime::workflow::RunId;
+use errand_runtime::{BackendError, Error, TaskId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::NAME;
+
+/// A SQLite row as the shared readers see it. (A newtype: neither the trait
+/// nor `SqliteRow` is this crate's, so the trait cannot be implemented for
+/// `SqliteRow` itself.)
+pub(crate) struct Stored(pub(crate) SqliteRow);
+
+impl StoredRow for Stored {
+    fn int(&self, column: &str) -> Result<Option<i64>, String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
+
+    fn text(&self, column: &str) -> Result<Option<String>, String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
+
+    fn bytes(&self, column: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
+}
+
+/// Rows as [`Stored`] rows, for the readers that take a slice.
+pub(crate) fn stored(rows: Vec<SqliteRow>) -> Vec<Stored> {
+    rows.into_iter().map(Stored).collect()
+}
 
 /// An error about stored data: `what` names the row (e.g. "task 42").
 pub(crate) fn bad_data(what: &str, problem: impl Into<String>) -> Error {
@@ -19,98 +45,55 @@ pub(crate) fn query_error(operation: impl Into<String>) -> impl FnOnce(sqlx::Err
     move |e| Error::Backend(BackendError::new(NAME, operation, e))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str, what: &str) -> Result<T, Error>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column).map_err(|e| bad_data(what, format!("column `{column}`: {e}")))
+/// A store reply that is not what the statement promises.
+pub(crate) fn wrong_reply(operation: impl Into<String>, problem: impl Into<String>) -> Error {
+    Error::Backend(BackendError::new(NAME, operation, problem.into()))
 }
 
-fn id_of(row: &SqliteRow) -> Result<TaskId, Error> {
-    let id: i64 = get(row, "id", "a task row")?;
-    u64::try_from(id).map(TaskId).map_err(|_| bad_data("a task row", format!("negative task id {id}")))
+/// A task id as stored. No id beyond `i64` exists, so the clamped value
+/// matches nothing.
+pub(crate) fn raw_id(id: TaskId) -> i64 {
+    i64::try_from(id.0).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn task_id(id: i64) -> Result<TaskId, Error> {
-    u64::try_from(id).map(TaskId).map_err(|_| bad_data("a new task's id", format!("negative task id {id}")))
+/// A run id as stored, clamped like [`raw_id`].
+pub(crate) fn raw_run(id: RunId) -> i64 {
+    i64::try_from(id.0).unwrap_or(i64::MAX)
 }
 
-fn count(row: &SqliteRow, column: &str, what: &str) -> Result<u32, Error> {
-    stored::to_u32(NAME, get(row, column, what)?, column, what)
+/// A run id read back.
+pub(crate) fn run_id(id: i64) -> Result<RunId, Error> {
+    u64::try_from(id).map(RunId).map_err(|_| bad_data("a workflow run row", format!("negative run id {id}")))
 }
 
-fn priority(row: &SqliteRow, what: &str) -> Result<i16, Error> {
-    stored::to_i16(NAME, get(row, "priority", what)?, "priority", what)
+/// A JSON array of integers, for `json_each(?)`.
+pub(crate) fn json_ints(ids: impl IntoIterator<Item = i64>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    format!("[{}]", ids.join(","))
 }
 
-fn state(row: &SqliteRow, what: &str) -> Result<TaskState, Error> {
-    let state: String = get(row, "state", what)?;
-    stored::to_state(NAME, &state, what)
+/// A workflow step task's `(task id, run id, step)` from columns `id`,
+/// `run_id` and `step`; `None` for a task that is no workflow step.
+pub(crate) fn step_of(row: &Stored) -> Result<Option<(i64, i64, u16)>, Error> {
+    let task = stored::read_id(NAME, row)?;
+    let what = format!("task {task}");
+    let column = |name: &str| row.int(name).map_err(|e| bad_data(&what, format!("column `{name}`: {e}")));
+    let (Some(run), Some(step)) = (column("run_id")?, column("step")?) else { return Ok(None) };
+    let step =
+        u16::try_from(step).map_err(|_| bad_data(&what, format!("column `step`: step {step} is out of range")))?;
+    Ok(Some((raw_id(task), run, step)))
 }
 
-/// The id of a claimed row, if readable at all, and the task or why it is unreadable.
-pub(crate) fn claimed_task(row: &SqliteRow) -> Result<Task, (Option<TaskId>, Error)> {
-    let id = id_of(row).map_err(|e| (None, e))?;
-    let what = format!("task {id}");
-    let read = || -> Result<Task, Error> {
-        Ok(Task {
-            id,
-            attempt: count(row, "attempt", &what)?,
-            max_attempts: count(row, "max_attempts", &what)?,
-            run_at: Timestamp(get(row, "run_at", &what)?),
-            priority: priority(row, &what)?,
-            payload: get(row, "payload", &what)?,
-        })
-    };
-    read().map_err(|e| (Some(id), e))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub(crate) fn task_info(row: &SqliteRow) -> Result<TaskInfo, Error> {
-    let id = id_of(row)?;
-    let what = format!("task {id}");
-    let what = what.as_str();
-    Ok(TaskInfo {
-        id,
-        job: get(row, "job", what)?,
-        queue: get(row, "queue", what)?,
-        state: state(row, what)?,
-        attempt: count(row, "attempt", what)?,
-        max_attempts: count(row, "max_attempts", what)?,
-        priority: priority(row, what)?,
-        run_at: Timestamp(get(row, "run_at", what)?),
-        created_at: Timestamp(get(row, "created_at", what)?),
-        finished_at: get::<Option<i64>>(row, "finished_at", what)?.map(Timestamp),
-        unique_key: get(row, "unique_key", what)?,
-        last_error: get(row, "last_error", what)?,
-        worker: get(row, "worker", what)?,
-        payload: get(row, "payload", what)?,
-        result: get(row, "result", what)?,
-    })
-}
-
-pub(crate) fn worker_info(row: &SqliteRow) -> Result<WorkerInfo, Error> {
-    let id: String = get(row, "id", "a worker row")?;
-    let what = format!("worker `{id}`");
-    let what = what.as_str();
-    Ok(WorkerInfo {
-        queue: get(row, "queue", what)?,
-        job: get(row, "job", what)?,
-        concurrency: count(row, "concurrency", what)?,
-        started_at: Timestamp(get(row, "started_at", what)?),
-        last_seen: Timestamp(get(row, "last_seen", what)?),
-        id,
-    })
-}
-
-/// Folds `(queue, state, count)` rows into one [`QueueCounts`] per queue, sorted by queue.
-pub(crate) fn counts(rows: &[SqliteRow]) -> Result<Vec<QueueCounts>, Error> {
-    let mut counts = stored::CountsBuilder::new(NAME);
-    for row in rows {
-        let queue: String = row.try_get(0).map_err(|e| bad_data("task counts", e.to_string()))?;
-        let what = format!("task counts of queue `{queue}`");
-        let state: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let n: i64 = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-        counts.add(queue, &state, n)?;
+    #[test]
+    fn ids_clamp_and_json_lists_parse() {
+        assert_eq!(raw_id(TaskId(u64::MAX)), i64::MAX);
+        assert_eq!(raw_id(TaskId(7)), 7);
+        assert_eq!(json_ints([3, -1, 20]), "[3,-1,20]");
+        assert_eq!(json_ints([]), "[]");
+        assert!(run_id(-4).is_err());
     }
-    Ok(counts.finish())
 }

@@ -1,9 +1,9 @@
 //! The SQL this backend runs, kept as files in `sql/` and `migrations/`.
 
-use errand_runtime::stored::Migration;
+use errand_runtime::backend::stored::Migration;
 
 /// Every migration, in version order. Append only: an applied migration must
-/// never change (its checksum is verified on every `setup`).
+/// never change (its checksum is verified on every `migrate`).
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -14,49 +14,54 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 ];
 
 pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
+pub(crate) const MIGRATIONS_APPLIED: &str = include_str!("../sql/migrations_applied.sql");
+pub(crate) const MIGRATION_RECORD: &str = include_str!("../sql/migration_record.sql");
 
 pub(crate) const PUSH: &str = include_str!("../sql/push.sql");
 pub(crate) const PUSH_UNIFORM: &str = include_str!("../sql/push_uniform.sql");
 pub(crate) const PUSH_ONE: &str = include_str!("../sql/push_one.sql");
 pub(crate) const FIND_UNIQUE: &str = include_str!("../sql/find_unique.sql");
+
 pub(crate) const CLAIM: &str = include_str!("../sql/claim.sql");
 pub(crate) const NEXT_DUE: &str = include_str!("../sql/next_due.sql");
 pub(crate) const MARK_DEAD: &str = include_str!("../sql/mark_dead.sql");
+pub(crate) const UNCLAIM: &str = include_str!("../sql/unclaim.sql");
+
 pub(crate) const ACK_DONE: &str = include_str!("../sql/ack_done.sql");
 pub(crate) const ACK_RETRY: &str = include_str!("../sql/ack_retry.sql");
 pub(crate) const ACK_DEAD: &str = include_str!("../sql/ack_dead.sql");
 pub(crate) const ACK_SNOOZE: &str = include_str!("../sql/ack_snooze.sql");
+pub(crate) const STEP_ACK_DONE_BATCH: &str = include_str!("../sql/step_ack_done_batch.sql");
+pub(crate) const STEP_ACK_DEAD_BATCH: &str = include_str!("../sql/step_ack_dead_batch.sql");
+pub(crate) const FORGET_CANCELLED: &str = include_str!("../sql/forget_cancelled.sql");
+
 pub(crate) const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
 pub(crate) const RESCUE: &str = include_str!("../sql/rescue.sql");
+pub(crate) const FORGET_LOST_CANCELLED: &str = include_str!("../sql/forget_lost_cancelled.sql");
 pub(crate) const DELETE_STALE_WORKERS: &str = include_str!("../sql/delete_stale_workers.sql");
 pub(crate) const RELEASE: &str = include_str!("../sql/release.sql");
+pub(crate) const DELETE_WORKER: &str = include_str!("../sql/delete_worker.sql");
 pub(crate) const CANCELLED_TASKS: &str = include_str!("../sql/cancelled_tasks.sql");
-pub(crate) const FORGET_CANCELLED: &str = include_str!("../sql/forget_cancelled.sql");
-pub(crate) const FORGET_LOST_CANCELLED: &str = include_str!("../sql/forget_lost_cancelled.sql");
 pub(crate) const UNSERVED: &str = include_str!("../sql/unserved.sql");
 pub(crate) const BURY_UNSERVED: &str = include_str!("../sql/bury_unserved.sql");
-pub(crate) const DELETE_WORKER: &str = include_str!("../sql/delete_worker.sql");
+pub(crate) const BURY_UNSERVED_STEPS: &str = include_str!("../sql/bury_unserved_steps.sql");
 
 pub(crate) const COUNTS: &str = include_str!("../sql/counts.sql");
 /// `SELECT <every column> FROM errand_tasks`, completed with a `WHERE` clause.
 pub(crate) const SELECT_TASK: &str = include_str!("../sql/select_task.sql");
+pub(crate) const TASK_BY_ID: &str = concat!(include_str!("../sql/select_task.sql"), "WHERE id = ?1");
 pub(crate) const WORKERS: &str = include_str!("../sql/workers.sql");
 pub(crate) const RETRY_TASK: &str = include_str!("../sql/retry_task.sql");
 pub(crate) const CANCEL_TASK: &str = include_str!("../sql/cancel_task.sql");
-pub(crate) const TASK_BY_ID: &str = concat!(include_str!("../sql/select_task.sql"), "WHERE id = ?1");
 
 pub(crate) const RUN_INSERT: &str = include_str!("../sql/run_insert.sql");
 pub(crate) const RUN_SELECT: &str = include_str!("../sql/run_select.sql");
 pub(crate) const RUN_STEPS: &str = include_str!("../sql/run_steps.sql");
-pub(crate) const RUN_STEP_TASK: &str = include_str!("../sql/run_step_task.sql");
-pub(crate) const RUN_FINISH: &str = include_str!("../sql/run_finish.sql");
-pub(crate) const RUN_CANCEL_STEPS: &str = include_str!("../sql/run_cancel_steps.sql");
-pub(crate) const STEP_TASK_INSERT: &str = include_str!("../sql/step_task_insert.sql");
-pub(crate) const STEP_ACK_DONE_BATCH: &str = include_str!("../sql/step_ack_done_batch.sql");
-pub(crate) const STEP_ACK_DEAD_BATCH: &str = include_str!("../sql/step_ack_dead_batch.sql");
-pub(crate) const RUN_OUTPUTS_INSERT_BATCH: &str = include_str!("../sql/run_outputs_insert_batch.sql");
 pub(crate) const RUNS_SELECT_BATCH: &str = include_str!("../sql/runs_select_batch.sql");
-pub(crate) const RUN_OUTPUTS_BATCH: &str = include_str!("../sql/run_outputs_batch.sql");
+pub(crate) const RUN_STEPS_BATCH: &str = include_str!("../sql/run_steps_batch.sql");
+pub(crate) const RUN_OUTPUTS_INSERT_BATCH: &str = include_str!("../sql/run_outputs_insert_batch.sql");
 pub(crate) const STEP_TASKS_INSERT_BATCH: &str = include_str!("../sql/step_tasks_insert_batch.sql");
 pub(crate) const RUN_STEP_TASKS_BATCH: &str = include_str!("../sql/run_step_tasks_batch.sql");
 pub(crate) const RUNS_DONE_BATCH: &str = include_str!("../sql/runs_done_batch.sql");
+pub(crate) const RUN_FAIL: &str = include_str!("../sql/run_fail.sql");
+pub(crate) const RUN_CANCEL_STEPS: &str = include_str!("../sql/run_cancel_steps.sql");

@@ -1,29 +1,59 @@
-//! `impl WorkflowStore for SqliteBackend`, and the ack path of step tasks.
+//! `impl WorkflowStore for SqliteBackend`, and advancing runs when their
+//! steps end: loading the runs, feeding the runtime's planner
+//! ([`errand_runtime::workflow::plan`]) and persisting its plans.
 //!
-//! A step's task row carries `run_id` and `step`. The claim returns `run_id`,
-//! so the process that claims a step (which is the one that acks it)
-//! remembers it; its ack is then applied row by row inside the ack's write
-//! transaction, together with storing the output and inserting the tasks of
-//! the steps that became ready (or failing the run and cancelling its other
-//! steps). Plain jobs never pay for any of this.
+//! A step's task row carries `run_id` and `step`; `errand_run_steps` has a
+//! row per step that has a task, with its output once done. Whatever ends a
+//! step task (an ack, a rescue on the last attempt, a burial, a cancel) gets
+//! back `(task, run, step)` from the statement that ended it — only rows it
+//! really changed — and calls [`end_steps`] on the same transaction: the
+//! runs are read (with which steps have tasks and their outputs), the ends
+//! fed to their [`RunProgress`], and each plan written in a fixed number of
+//! statements however many runs the batch touches. Nothing is remembered in
+//! memory between a claim and its ack, so an ack whose transaction fails is
+//! applied in full when it is sent again.
 
-use errand_runtime::stored::{self, RunInfoBuilder};
-use errand_runtime::workflow::{self, NewRun, RunId, RunInfo, RunState, StepSpec, WorkflowStore};
-use errand_runtime::{Ack, Codec, Error, Outcome, Timestamp};
-use sqlx::{Row, SqliteConnection};
+use std::collections::{BTreeMap, HashMap};
 
-use std::collections::HashMap;
+use errand_runtime::backend::stored::{StoredRow, bad_data};
+use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd};
+use errand_runtime::workflow::rows;
+use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, WorkflowStore};
+use errand_runtime::{BackendError, Codec, Error, Timestamp};
+use sqlx::{Connection, SqliteConnection};
 
 use crate::encode::JsonRows;
-use crate::rows::{bad_data, query_error};
+use crate::rows::{Stored, json_ints, query_error, raw_run, run_id, step_of, stored};
 use crate::{NAME, SqliteBackend, sql};
+
+/// A step task that ended: the task, its run and step, and how.
+#[derive(Debug)]
+pub(crate) struct EndedStep {
+    pub(crate) task: i64,
+    pub(crate) run: i64,
+    pub(crate) step: u16,
+    pub(crate) end: StepEnd,
+}
+
+impl EndedStep {
+    /// The step of a row with columns `id`, `run_id` and `step` that ended
+    /// with `end`; `None` for a task that is no workflow step.
+    pub(crate) fn of(row: &Stored, end: impl FnOnce() -> Result<StepEnd, Error>) -> Result<Option<Self>, Error> {
+        let Some((task, run, step)) = step_of(row)? else { return Ok(None) };
+        Ok(Some(Self { task, run, step, end: end()? }))
+    }
+}
 
 impl<C: Codec> WorkflowStore for SqliteBackend<C> {
     async fn start_run(&self, run: NewRun) -> Result<RunId, Error> {
-        let operation = || format!("start a run of workflow `{}`", run.workflow);
-        let steps = serde_json::to_string(&run.steps).map_err(|e| Error::Config(format!("{}: {e}", operation())))?;
-        let now = Timestamp::now();
-        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+        let operation = || format!("start a run of workflow `{}` on queue `{}`", run.workflow, run.queue);
+        let graph = Graph::new(run.steps.clone()).map_err(|problem| {
+            Error::Config(format!("{NAME} backend: workflow `{}` cannot run: {problem}", run.workflow))
+        })?;
+        let steps = serde_json::to_string(&run.steps).map_err(|e| BackendError::new(NAME, operation(), e))?;
+        let now = self.tuning.clock.now();
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
         let id: i64 = sqlx::query_scalar(sql::RUN_INSERT)
             .bind(run.workflow)
             .bind(&run.queue)
@@ -32,306 +62,263 @@ impl<C: Codec> WorkflowStore for SqliteBackend<C> {
             .fetch_one(&mut *tx)
             .await
             .map_err(query_error(operation()))?;
-        let run_id = run_id(id)?;
-        for entry in workflow::entry_steps(&run.steps) {
-            let spec = &run.steps[usize::from(entry)];
-            let task =
-                workflow::step_task::<C>(run.workflow, &run.queue, run_id, entry, spec, vec![run.input.clone()])?;
-            insert_step_task(&mut tx, &task, id, entry, now).await?;
-        }
+        let (_, plan) = RunProgress::start::<C>(run_id(id)?, graph, &run.input)?;
+        let mut writes = Writes::new();
+        writes.add(id, run.workflow, &run.queue, plan, &HashMap::new());
+        let woken = writes.apply(&mut tx, now).await?;
         tx.commit().await.map_err(query_error(operation()))?;
-        self.inner.notifier.notify(&run.queue);
-        Ok(run_id)
+        drop(conn);
+        self.wake_all(&woken);
+        run_id(id)
     }
 
     async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>, Error> {
         let operation = || format!("read workflow run {run}");
-        let raw = i64::try_from(run.0).map_err(|_| Error::Config(format!("run id {run} is out of range")))?;
         let mut conn = self.inner.reader.acquire().await.map_err(query_error(operation()))?;
         let Some(row) = sqlx::query(sql::RUN_SELECT)
-            .bind(raw)
+            .bind(raw_run(run))
             .fetch_optional(&mut *conn)
             .await
             .map_err(query_error(operation()))?
         else {
             return Ok(None);
         };
-        let what = format!("workflow run {run}");
-        let get_str = |i: usize| row.try_get::<String, _>(i).map_err(|e| bad_data(&what, e.to_string()));
-        let error: Option<String> = row.try_get(5).map_err(|e| bad_data(&what, e.to_string()))?;
-        let created_at: i64 = row.try_get(6).map_err(|e| bad_data(&what, e.to_string()))?;
-        let mut info = RunInfoBuilder::new(NAME, run, get_str(1)?, &get_str(3)?, &get_str(4)?, error, created_at)?;
-        let rows =
-            sqlx::query(sql::RUN_STEPS).bind(raw).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-        for row in &rows {
-            let read = |e: sqlx::Error| bad_data(&what, e.to_string());
-            let state: Option<String> = row.try_get(3).map_err(read)?;
-            info.step(
-                row.try_get(0).map_err(read)?,
-                row.try_get(1).map_err(read)?,
-                row.try_get(2).map_err(read)?,
-                state.as_deref(),
-                row.try_get(4).map_err(read)?,
-                row.try_get(5).map_err(read)?,
-            )?;
-        }
-        Ok(Some(info.finish()))
+        let steps = sqlx::query(sql::RUN_STEPS)
+            .bind(raw_run(run))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(query_error(operation()))?;
+        rows::read_run_info(NAME, run, &Stored(row), &stored(steps)).map(Some)
     }
 }
 
-fn run_id(id: i64) -> Result<RunId, Error> {
-    u64::try_from(id).map(RunId).map_err(|_| bad_data("a new run's id", format!("negative run id {id}")))
-}
-
-fn parse_steps(json: &str, what: &str) -> Result<Vec<StepSpec>, Error> {
-    stored::parse_steps(NAME, json, what)
-}
-
-async fn insert_step_task(
+/// Advances the runs of steps that ended, on `conn`'s transaction (the one
+/// that ended them): loads the runs still running, feeds each its ends in
+/// order, and writes the plans. Returns the queues that got new tasks.
+pub(crate) async fn end_steps<C: Codec>(
     conn: &mut SqliteConnection,
-    task: &errand_runtime::NewTask,
-    run: i64,
-    step: u16,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let operation = || format!("enqueue step {step} of workflow run {run}");
-    let id: i64 = sqlx::query_scalar(sql::STEP_TASK_INSERT)
-        .bind(task.queue.as_str())
-        .bind(task.job)
-        .bind(task.payload.as_slice())
-        .bind(i64::from(task.max_attempts))
-        .bind(task.priority)
-        .bind(now.as_millis())
-        .bind(run)
-        .bind(i64::from(step))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    sqlx::query(sql::RUN_STEP_TASK)
-        .bind(run)
-        .bind(i64::from(step))
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    Ok(())
-}
-
-/// Applies the acks of workflow step tasks inside the ack's transaction, in
-/// a fixed number of statements however many steps the batch holds: mark
-/// the tasks, store the outputs, read the affected runs and their outputs,
-/// insert every step that became ready, finish completed runs. Returns the
-/// queues that got new tasks. Retry and snooze acks are not step-specific
-/// and must go through the ordinary batch path.
-pub(crate) async fn ack_steps<C: Codec>(
-    conn: &mut SqliteConnection,
-    worker: &str,
-    acks: &[&Ack],
+    ended: Vec<EndedStep>,
     now: Timestamp,
 ) -> Result<Vec<String>, Error> {
-    let operation = || format!("acknowledge {} workflow step task(s) of worker `{worker}`", acks.len());
-    let mut done = JsonRows::with_capacity(acks.len() * 32);
-    let mut dead = JsonRows::with_capacity(0);
-    for ack in acks {
-        let Ok(id) = i64::try_from(ack.id.0) else { continue };
-        let _ = match &ack.outcome {
-            Outcome::Done { result } => done.row().int(id).hex(result),
-            Outcome::Dead { error } => dead.row().int(id).str(error),
-            Outcome::Retry { .. } | Outcome::Snooze { .. } => continue,
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
+    let operation = || format!("advance the workflow runs of {} ended step task(s)", ended.len());
+    let mut ids: Vec<i64> = ended.iter().map(|e| e.run).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let ids = json_ints(ids);
+    let run_rows =
+        sqlx::query(sql::RUNS_SELECT_BATCH).bind(&ids).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
+    let step_rows =
+        sqlx::query(sql::RUN_STEPS_BATCH).bind(&ids).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
+    let mut steps: HashMap<i64, Vec<Stored>> = HashMap::with_capacity(run_rows.len());
+    for row in step_rows.into_iter().map(Stored) {
+        let run = required(row.int("run_id"), "a workflow run's step row", "run_id")?;
+        steps.entry(run).or_default().push(row);
+    }
+
+    let tasks: HashMap<(i64, u16), i64> = ended.iter().map(|e| ((e.run, e.step), e.task)).collect();
+    // In id order, so that what a batch writes does not depend on hashing.
+    let mut runs: BTreeMap<i64, Loaded> = BTreeMap::new();
+    for row in run_rows.into_iter().map(Stored) {
+        let loaded = Loaded::read(&row, &steps)?;
+        runs.insert(loaded.id, loaded);
+    }
+    // Runs that are not loaded have ended (or are gone): their steps' ends
+    // change nothing, as the planner would decide.
+    for e in ended {
+        if let Some(Loaded { progress: Ok(progress), .. }) = runs.get_mut(&e.run) {
+            progress.end(e.step, e.end);
+        }
+    }
+    let mut writes = Writes::new();
+    for (id, loaded) in &mut runs {
+        let plan = match &mut loaded.progress {
+            Ok(progress) => match progress.take_plan::<C>() {
+                Ok(plan) => plan,
+                // A payload that cannot be encoded fails the run rather than hang it.
+                Err(error) => failed(progress.id(), error.to_string()),
+            },
+            // A run whose stored graph cannot be read cannot go on: it fails
+            // with the reason (the ack is not refused, so the worker goes on).
+            Err(error) => failed(RunId(u64::try_from(*id).unwrap_or_default()), error.to_string()),
         };
+        writes.add(*id, &loaded.workflow, &loaded.queue, plan, &tasks);
     }
-
-    // Steps that went dead fail their runs (rare: one run at a time).
-    if !dead.is_empty() {
-        let rows = sqlx::query(sql::STEP_ACK_DEAD_BATCH)
-            .bind(dead.finish())
-            .bind(now.as_millis())
-            .bind(worker)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(query_error(operation()))?;
-        for row in &rows {
-            let (_, run, step) = step_row(row)?;
-            let error: Option<String> = row.try_get(3).map_err(|e| bad_data("a step task", e.to_string()))?;
-            fail_run(conn, run, step, error.as_deref().unwrap_or("failed"), now).await?;
-        }
-    }
-    if done.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    // Mark the done steps; only those still running for this worker count.
-    let rows = sqlx::query(sql::STEP_ACK_DONE_BATCH)
-        .bind(done.finish())
-        .bind(now.as_millis())
-        .bind(worker)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    let mut completed: Vec<(i64, u16)> = Vec::with_capacity(rows.len());
-    let mut outputs_json = JsonRows::with_capacity(rows.len() * 32);
-    for row in &rows {
-        let (task, run, step) = step_row(row)?;
-        let output: Option<Vec<u8>> = row.try_get(3).map_err(|e| bad_data("a step task", e.to_string()))?;
-        let _ = outputs_json.row().int(run).int(step).int(task).hex(output.as_deref().unwrap_or_default());
-        completed.push((run, step));
-    }
-    if completed.is_empty() {
-        return Ok(Vec::new());
-    }
-    sqlx::query(sql::RUN_OUTPUTS_INSERT_BATCH)
-        .bind(outputs_json.finish())
-        .execute(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-
-    // The affected runs that still run, with every output stored so far.
-    let mut run_ids: Vec<i64> = completed.iter().map(|(run, _)| *run).collect();
-    run_ids.sort_unstable();
-    run_ids.dedup();
-    let ids_json = format!("[{}]", run_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
-    let run_rows = sqlx::query(sql::RUNS_SELECT_BATCH)
-        .bind(&ids_json)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    let mut runs: HashMap<i64, BatchRun> = HashMap::with_capacity(run_rows.len());
-    for row in &run_rows {
-        let id: i64 = row.try_get(0).map_err(|e| bad_data("a workflow run", e.to_string()))?;
-        let what = format!("workflow run {id}");
-        let workflow: String = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-        let queue: String = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-        let steps = parse_steps(&row.try_get::<String, _>(3).map_err(|e| bad_data(&what, e.to_string()))?, &what)?;
-        let outputs = vec![None; steps.len()];
-        runs.insert(id, BatchRun { workflow: stored::intern(&workflow), queue, steps, outputs, enqueued: Vec::new() });
-    }
-    let output_rows = sqlx::query(sql::RUN_OUTPUTS_BATCH)
-        .bind(&ids_json)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    for row in &output_rows {
-        let run: i64 = row.try_get(0).map_err(|e| bad_data("a step output", e.to_string()))?;
-        let step: i64 = row.try_get(1).map_err(|e| bad_data("a step output", e.to_string()))?;
-        let output: Option<Vec<u8>> = row.try_get(2).map_err(|e| bad_data("a step output", e.to_string()))?;
-        if let Some(slot) =
-            runs.get_mut(&run).and_then(|r| usize::try_from(step).ok().and_then(|i| r.outputs.get_mut(i)))
-        {
-            *slot = output;
-        }
-    }
-
-    // What became ready; a step two finished dependencies both unlock in
-    // this batch is enqueued once.
-    let mut new_tasks = JsonRows::with_capacity(completed.len() * 64);
-    let mut finished_runs: Vec<i64> = Vec::new();
-    let mut woken: Vec<String> = Vec::new();
-    for (run, step) in completed {
-        let Some(state) = runs.get_mut(&run) else { continue };
-        for (next, inputs) in workflow::advance(&state.steps, step, |i| state.outputs.get(usize::from(i))?.as_deref()) {
-            if state.enqueued.contains(&next) {
-                continue;
-            }
-            state.enqueued.push(next);
-            let spec = &state.steps[usize::from(next)];
-            let task = workflow::step_task::<C>(state.workflow, &state.queue, run_id(run)?, next, spec, inputs)?;
-            let _ = new_tasks
-                .row()
-                .str(&task.queue)
-                .str(task.job)
-                .hex(&task.payload)
-                .int(task.max_attempts)
-                .int(task.priority)
-                .int(run)
-                .int(next);
-            if !woken.contains(&state.queue) {
-                woken.push(state.queue.clone());
-            }
-        }
-        let sinks_done = workflow::sink_steps(&state.steps)
-            .iter()
-            .all(|i| state.outputs.get(usize::from(*i)).is_some_and(Option::is_some));
-        if sinks_done && !finished_runs.contains(&run) {
-            finished_runs.push(run);
-        }
-    }
-    if !new_tasks.is_empty() {
-        let inserted = sqlx::query(sql::STEP_TASKS_INSERT_BATCH)
-            .bind(new_tasks.finish())
-            .bind(now.as_millis())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(query_error(operation()))?;
-        let mut links = JsonRows::with_capacity(inserted.len() * 24);
-        for row in &inserted {
-            let (task, run, step) = step_row(row)?;
-            let _ = links.row().int(run).int(step).int(task);
-        }
-        sqlx::query(sql::RUN_STEP_TASKS_BATCH)
-            .bind(links.finish())
-            .execute(&mut *conn)
-            .await
-            .map_err(query_error(operation()))?;
-    }
-    if !finished_runs.is_empty() {
-        let ids = format!("[{}]", finished_runs.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
-        sqlx::query(sql::RUNS_DONE_BATCH)
-            .bind(ids)
-            .bind(now.as_millis())
-            .execute(&mut *conn)
-            .await
-            .map_err(query_error(operation()))?;
-    }
-    Ok(woken)
+    writes.apply(conn, now).await
 }
 
-/// A running run as one ack batch sees it.
-struct BatchRun {
-    workflow: &'static str,
+fn failed(run: RunId, error: String) -> RunPlan {
+    RunPlan { run, end: Some(RunEnd::Failed(error)), ..RunPlan::default() }
+}
+
+/// A running run as read back for the planner.
+struct Loaded {
+    id: i64,
+    workflow: String,
     queue: String,
-    steps: Vec<StepSpec>,
-    outputs: Vec<Option<Vec<u8>>>,
-    /// Steps this batch already enqueued.
-    enqueued: Vec<u16>,
+    /// Its progress, or why its stored graph or steps cannot be read.
+    progress: Result<RunProgress, Error>,
 }
 
-/// `(task id, run id, step)` of a row returned by the step statements.
-fn step_row(row: &sqlx::sqlite::SqliteRow) -> Result<(i64, i64, u16), Error> {
-    let task: i64 = row.try_get(0).map_err(|e| bad_data("a step task", e.to_string()))?;
-    let what = format!("task {task}");
-    let run: Option<i64> = row.try_get(1).map_err(|e| bad_data(&what, e.to_string()))?;
-    let step: Option<i64> = row.try_get(2).map_err(|e| bad_data(&what, e.to_string()))?;
-    let (Some(run), Some(step)) = (run, step) else {
-        return Err(bad_data(&what, "a workflow step task without its run or step"));
-    };
-    let step = u16::try_from(step).map_err(|_| bad_data(&what, format!("step {step} is out of range")))?;
-    Ok((task, run, step))
+impl Loaded {
+    /// The run of `row` (columns `id`, `workflow`, `queue`, `steps`) with
+    /// its steps from `steps`, by run (columns `step`, `output`).
+    fn read(row: &Stored, steps: &HashMap<i64, Vec<Stored>>) -> Result<Self, Error> {
+        let id = required(row.int("id"), "a workflow run row", "id")?;
+        let what = format!("workflow run {id}");
+        let workflow = required(row.text("workflow"), &what, "workflow")?;
+        let queue = required(row.text("queue"), &what, "queue")?;
+        let progress = required(row.text("steps"), &what, "steps").and_then(|json| {
+            let graph = rows::read_graph(NAME, &json, &what)?;
+            let mut outputs = vec![None; graph.len()];
+            let mut started = vec![false; graph.len()];
+            for step_row in steps.get(&id).map_or(&[][..], Vec::as_slice) {
+                let step = required(step_row.int("step"), &what, "step")?;
+                let Some(index) = usize::try_from(step).ok().filter(|i| *i < graph.len()) else {
+                    return Err(bad_data(NAME, &what, format!("step {step} is not in the workflow's graph")));
+                };
+                started[index] = true;
+                outputs[index] = step_row.bytes("output").map_err(|e| column(&what, "output", e))?;
+            }
+            RunProgress::new(run_id(id)?, graph, RunState::Running, outputs, started)
+                .map_err(|problem| bad_data(NAME, &what, problem))
+        });
+        Ok(Self { id, workflow, queue, progress })
+    }
 }
 
-/// Step `step` went dead: the run fails and its other live steps are cancelled.
-async fn fail_run(conn: &mut SqliteConnection, run: i64, step: u16, error: &str, now: Timestamp) -> Result<(), Error> {
-    let operation = || format!("fail workflow run {run} after step {step}");
-    let what = format!("workflow run {run}");
-    let Some(row) =
-        sqlx::query(sql::RUN_SELECT).bind(run).fetch_optional(&mut *conn).await.map_err(query_error(operation()))?
-    else {
-        return Err(bad_data(&what, "its run row is missing"));
-    };
-    let steps = parse_steps(&row.try_get::<String, _>(4).map_err(|e| bad_data(&what, e.to_string()))?, &what)?;
-    let name = steps.get(usize::from(step)).map_or("?", |s| s.name.as_str());
-    sqlx::query(sql::RUN_FINISH)
-        .bind(run)
-        .bind(RunState::Failed.as_str())
-        .bind(workflow::step_failed(name, error))
-        .bind(now.as_millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    sqlx::query(sql::RUN_CANCEL_STEPS)
-        .bind(run)
-        .bind(now.as_millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    Ok(())
+/// What the plans of one batch write, gathered so that each kind of write
+/// is one statement however many runs there are.
+struct Writes {
+    /// `[run_id, step, task_id, output_hex]`.
+    outputs: JsonRows,
+    /// `[queue, job, payload_hex, max_attempts, priority, run_id, step]`.
+    ready: JsonRows,
+    done: Vec<i64>,
+    failed: Vec<(i64, String)>,
+    woken: Vec<String>,
+    /// The runs with something to write, for messages.
+    runs: Vec<i64>,
+}
+
+impl Writes {
+    fn new() -> Self {
+        Self {
+            outputs: JsonRows::with_capacity(0),
+            ready: JsonRows::with_capacity(0),
+            done: Vec::new(),
+            failed: Vec::new(),
+            woken: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Adds run `run`'s plan. Its ready steps are tasks of job `workflow`
+    /// on `queue`; `tasks` gives the task of each step that ended.
+    fn add(&mut self, run: i64, workflow: &str, queue: &str, plan: RunPlan, tasks: &HashMap<(i64, u16), i64>) {
+        if !plan.is_empty() {
+            self.runs.push(run);
+        }
+        for (step, output) in &plan.outputs {
+            if let Some(task) = tasks.get(&(run, *step)) {
+                let _ = self.outputs.row().int(run).int(*step).int(*task).hex(output);
+            }
+        }
+        for ready in &plan.ready {
+            let _ = self
+                .ready
+                .row()
+                .str(queue)
+                .str(workflow)
+                .hex(&ready.payload)
+                .int(ready.max_attempts)
+                .int(ready.priority)
+                .int(run)
+                .int(ready.step);
+        }
+        if !plan.ready.is_empty() && !self.woken.iter().any(|q| q == queue) {
+            self.woken.push(queue.to_owned());
+        }
+        match plan.end {
+            Some(RunEnd::Done) => self.done.push(run),
+            Some(RunEnd::Failed(error)) => self.failed.push((run, error)),
+            None => {}
+        }
+    }
+
+    /// Writes everything on `conn`; returns the queues that got new tasks.
+    async fn apply(self, conn: &mut SqliteConnection, now: Timestamp) -> Result<Vec<String>, Error> {
+        let Self { outputs, ready, done, failed, woken, runs } = self;
+        let runs = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        if !outputs.is_empty() {
+            sqlx::query(sql::RUN_OUTPUTS_INSERT_BATCH)
+                .bind(outputs.finish())
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error(format!("store the step outputs of workflow run(s) {runs}")))?;
+        }
+        if !ready.is_empty() {
+            let count = ready.len();
+            let operation = || format!("enqueue {count} ready step(s) of workflow run(s) {runs}");
+            let inserted = sqlx::query(sql::STEP_TASKS_INSERT_BATCH)
+                .bind(ready.finish())
+                .bind(now.as_millis())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(query_error(operation()))?;
+            let mut links = JsonRows::with_capacity(inserted.len() * 24);
+            for row in inserted.into_iter().map(Stored) {
+                if let Some((task, run, step)) = step_of(&row)? {
+                    let _ = links.row().int(run).int(step).int(task);
+                }
+            }
+            if !links.is_empty() {
+                sqlx::query(sql::RUN_STEP_TASKS_BATCH)
+                    .bind(links.finish())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(query_error(operation()))?;
+            }
+        }
+        if !done.is_empty() {
+            sqlx::query(sql::RUNS_DONE_BATCH)
+                .bind(json_ints(done))
+                .bind(now.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error(format!("finish workflow run(s) {runs}")))?;
+        }
+        // Failures are rare: one run at a time.
+        for (run, error) in failed {
+            let operation = || format!("fail workflow run {run}");
+            sqlx::query(sql::RUN_FAIL)
+                .bind(run)
+                .bind(&error)
+                .bind(now.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error(operation()))?;
+            sqlx::query(sql::RUN_CANCEL_STEPS)
+                .bind(run)
+                .bind(now.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error(operation()))?;
+        }
+        Ok(woken)
+    }
+}
+
+fn column(what: &str, column: &str, problem: impl std::fmt::Display) -> Error {
+    bad_data(NAME, what, format!("column `{column}`: {problem}"))
+}
+
+fn required<T>(value: Result<Option<T>, String>, what: &str, name: &str) -> Result<T, Error> {
+    match value {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(column(what, name, "is NULL")),
+        Err(problem) => Err(column(what, name, problem)),
+    }
 }

@@ -18,21 +18,16 @@ impl BackendFactory for SqliteFactory {
     type Backend<C: Codec> = SqliteBackend<C>;
 
     async fn create<C: Codec>(&self, settings: TestSettings) -> SqliteBackend<C> {
-        let dir = match tempfile::tempdir() {
-            Ok(dir) => dir,
-            Err(e) => panic!("cannot create a temporary directory: {e}"),
-        };
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
         let url = format!("sqlite://{}", dir.path().join("errand.db").display());
         self.dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir);
-        match SqliteBackend::connect(&url).await {
-            Ok(backend) => {
-                backend.orphan_after(settings.orphan_after).poll_interval(settings.poll_interval).with_codec::<C>()
-            }
-            Err(e) => panic!("cannot open {url}: {e}"),
-        }
+        let backend = SqliteBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).connect(&url).await;
+        backend.unwrap_or_else(|e| panic!("cannot open {url}: {e}"))
     }
 }
 
-errand_runtime::conformance_tests!(SqliteFactory::default());
-
-errand_runtime::workflow_conformance_tests!(SqliteFactory::default());
+errand_runtime::conformance_tests! {
+    factory: SqliteFactory::default(),
+    backend: SqliteBackend,
+    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+}

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use errand_runtime::backend::{Ack, NewTask, Outcome, WorkerRegistration};
+use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, StepSpec, WorkflowStore};
 use errand_runtime::{
-    Ack, Backend, Enqueue, Error, Expose, Job, JobError, NewTask, Outcome, TaskCx, TaskFilter, TaskId, TaskState,
-    Timestamp, WorkerRegistration,
+    Backend, Enqueue, Error, Expose, Job, JobError, TaskCx, TaskFilter, TaskId, TaskInfo, TaskSink, TaskState,
+    Timestamp,
 };
 use errand_sqlite::SqliteBackend;
+use errand_sqlite::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use errand_sqlite::sqlx::{self, Connection, Row};
 use tempfile::TempDir;
 
@@ -58,6 +61,7 @@ fn worker(id: &str) -> WorkerRegistration {
         job: "job",
         concurrency: 4,
         started_at: Timestamp::now(),
+        workflow_steps: false,
     }
 }
 
@@ -87,7 +91,7 @@ impl Job for Signup {
 async fn migrations_are_idempotent_and_data_survives_reconnects() {
     let db = Db::new().await;
     let id = push_one(&db.backend, task("kept")).await;
-    db.backend.setup().await.expect("setup again");
+    db.backend.migrate().await.expect("migrate again");
 
     let again = SqliteBackend::connect(&db.url()).await.expect("connect a second time");
     let info = again.task(id).await.expect("read").expect("task survives");
@@ -108,7 +112,7 @@ async fn a_database_from_a_newer_errand_is_refused() {
     .await;
     let err = SqliteBackend::connect(&db.url()).await.expect_err("newer schema");
     let message = err.to_string();
-    assert!(matches!(err, Error::Config(_)), "{message}");
+    assert!(matches!(err, Error::Schema(_)), "{message}");
     assert!(message.contains("999") && message.contains("upgrade errand"), "{message}");
 }
 
@@ -396,7 +400,11 @@ async fn mixed_acks_apply_each_outcome() {
 #[tokio::test]
 async fn a_dead_workers_tasks_are_rescued_and_dead_on_their_last_attempt() {
     let db = Db::new().await;
-    let backend = db.backend.clone().orphan_after(Duration::from_millis(200));
+    let backend = SqliteBackend::builder()
+        .tuning(|t| t.orphan_after(Duration::from_millis(200)))
+        .connect(&db.url())
+        .await
+        .expect("connect with a short orphan_after");
     let last = NewTask { max_attempts: 1, ..task("last attempt") };
     let ids = backend.push(vec![task("more attempts"), last]).await.expect("push");
     let lost = worker("lost-worker");
@@ -501,4 +509,220 @@ async fn expose_counts_listings_retry_and_cancel() {
     assert!(db.backend.retry_task(ids[3]).await.expect("retry cancelled"));
     assert!(!db.backend.retry_task(ids[0]).await.expect("retry done"), "only dead or cancelled tasks");
     assert!(!db.backend.retry_task(TaskId(9_999)).await.expect("retry missing"));
+}
+
+// Workflow steps, driven through the backend contract directly.
+
+const WORKFLOW: &str = "sqlite_test_workflow";
+
+fn spec(name: &str, after: &[u16], max_attempts: u32) -> StepSpec {
+    StepSpec { name: name.to_owned(), after: after.to_vec(), max_attempts, priority: 0 }
+}
+
+/// `first`, then `second` with `first`'s output.
+fn chain() -> Vec<StepSpec> {
+    vec![spec("first", &[], 3), spec("second", &[0], 3)]
+}
+
+fn step_worker(id: &str) -> WorkerRegistration {
+    WorkerRegistration { job: WORKFLOW, workflow_steps: true, ..worker(id) }
+}
+
+async fn start(backend: &SqliteBackend, steps: Vec<StepSpec>) -> RunId {
+    let run = NewRun { workflow: WORKFLOW, queue: "q".to_owned(), steps, input: b"1".to_vec() };
+    backend.start_run(run).await.expect("start a run")
+}
+
+async fn run_info(backend: &SqliteBackend, run: RunId) -> RunInfo {
+    backend.run_info(run).await.expect("read the run").expect("the run exists")
+}
+
+/// Claims exactly one step task for `w`.
+async fn claim_step(backend: &SqliteBackend, w: &WorkerRegistration) -> TaskId {
+    let claimed = backend.claim(w, 10).await.expect("claim");
+    assert_eq!(claimed.tasks.len(), 1, "one step is ready");
+    claimed.tasks[0].id
+}
+
+fn done(id: TaskId, output: &[u8]) -> [Ack; 1] {
+    [Ack { id, outcome: Outcome::Done { result: output.to_vec() } }]
+}
+
+/// The first step's ack failed (in a way `fail` sets up and `heal` undoes)
+/// and is sent again: its output is stored, the second step enqueued once,
+/// and the run ends with the second step's ack.
+async fn a_failed_step_ack_is_applied_in_full_when_retried<F, H>(backend: &SqliteBackend, fail: F, heal: H)
+where
+    F: AsyncFnOnce(),
+    H: AsyncFnOnce(),
+{
+    let run = start(backend, chain()).await;
+    let w = step_worker("w");
+    backend.heartbeat(&w).await.expect("beat");
+    let first = claim_step(backend, &w).await;
+
+    fail().await;
+    let err = backend.ack(&w, &done(first, b"\"out\"")).await.expect_err("the ack's transaction fails");
+    assert!(err.to_string().contains("sqlite backend"), "{err}");
+    // Nothing of it was applied.
+    let info = backend.task(first).await.expect("read").expect("exists");
+    assert_eq!((info.state, info.worker.as_deref()), (TaskState::Running, Some("w")));
+    let status = run_info(backend, run).await;
+    assert_eq!(
+        (status.state, status.steps[0].output.as_deref(), status.steps[1].task),
+        (RunState::Running, None, None)
+    );
+
+    // The worker sends the same ack again, and this time it lands.
+    heal().await;
+    backend.ack(&w, &done(first, b"\"out\"")).await.expect("the retried ack");
+    let status = run_info(backend, run).await;
+    assert_eq!(status.steps[0].state, Some(TaskState::Done));
+    assert_eq!(status.steps[0].output.as_deref(), Some(&b"\"out\""[..]), "the output is stored");
+    assert_eq!(status.steps[1].state, Some(TaskState::Pending), "the next step is enqueued");
+    assert_eq!(status.state, RunState::Running);
+    let steps: Vec<TaskInfo> =
+        backend.tasks(&TaskFilter { job: Some(WORKFLOW.into()), ..TaskFilter::default() }).await.expect("list");
+    assert_eq!(steps.len(), 2, "each step has one task");
+
+    let second = claim_step(backend, &w).await;
+    assert_eq!(Some(second), status.steps[1].task);
+    backend.ack(&w, &done(second, b"2")).await.expect("ack the second step");
+    let status = run_info(backend, run).await;
+    assert_eq!(status.state, RunState::Done, "the run finishes");
+    assert_eq!(status.steps[1].output.as_deref(), Some(&b"2"[..]));
+}
+
+#[tokio::test]
+async fn a_step_ack_whose_transaction_fails_midway_is_applied_in_full_when_retried() {
+    // The step's own row is updated, then inserting the next step fails: the
+    // whole transaction rolls back.
+    let db = Db::new().await;
+    let fail = async || {
+        db.exec(
+            "CREATE TRIGGER refuse_steps BEFORE INSERT ON errand_tasks WHEN NEW.run_id IS NOT NULL \
+             BEGIN SELECT RAISE(ABORT, 'simulated failure'); END",
+        )
+        .await;
+    };
+    let heal = async || db.exec("DROP TRIGGER refuse_steps").await;
+    a_failed_step_ack_is_applied_in_full_when_retried(&db.backend, fail, heal).await;
+}
+
+#[tokio::test]
+async fn a_step_ack_that_finds_the_database_locked_is_applied_in_full_when_retried() {
+    // Another connection holds the write lock longer than the busy timeout.
+    let db = Db::new().await;
+    let options = db.url().parse::<SqliteConnectOptions>().expect("options");
+    let impatient = options.clone().journal_mode(SqliteJournalMode::Wal).busy_timeout(Duration::from_millis(100));
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(impatient).await.expect("pool");
+    let backend = SqliteBackend::builder().from_pool(pool);
+    backend.migrate().await.expect("migrate");
+    let locker = tokio::sync::Mutex::new(sqlx::SqliteConnection::connect_with(&options).await.expect("connect"));
+    let fail = async || {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *locker.lock().await).await.expect("take the write lock");
+    };
+    let heal = async || {
+        sqlx::query("COMMIT").execute(&mut *locker.lock().await).await.expect("let go of the write lock");
+    };
+    a_failed_step_ack_is_applied_in_full_when_retried(&backend, fail, heal).await;
+}
+
+#[tokio::test]
+async fn a_claimed_task_whose_row_cannot_be_read_goes_dead_with_the_reason() {
+    let db = Db::new().await;
+    let ids = db.backend.push(vec![task("unreadable"), task("fine")]).await.expect("push");
+    db.exec(&format!("UPDATE errand_tasks SET priority = 99999 WHERE id = {}", ids[0])).await;
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+
+    // Burying fails: the claim is put back as it was, and the claim fails.
+    db.exec(
+        "CREATE TRIGGER refuse_burials BEFORE UPDATE OF state ON errand_tasks WHEN NEW.state = 'dead' \
+         BEGIN SELECT RAISE(ABORT, 'simulated failure'); END",
+    )
+    .await;
+    let err = db.backend.claim(&w, 10).await.expect_err("burying failed");
+    assert!(err.to_string().contains(&format!("task {}", ids[0])), "{err}");
+    for id in &ids {
+        let row: (String, i64, Option<String>) =
+            sqlx::query_as("SELECT state, attempt, worker FROM errand_tasks WHERE id = ?")
+                .bind(i64::try_from(id.0).expect("id"))
+                .fetch_one(db.backend.pool())
+                .await
+                .expect("read the raw row");
+        assert_eq!(row, ("pending".to_owned(), 0, None), "task {id} is put back");
+    }
+    db.exec("DROP TRIGGER refuse_burials").await;
+
+    // It goes dead with the read error; the worker gets the readable task.
+    let claimed = db.backend.claim(&w, 10).await.expect("claim keeps going");
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[1]]);
+    let row: (String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT state, last_error, worker FROM errand_tasks WHERE id = ?")
+            .bind(i64::try_from(ids[0].0).expect("id"))
+            .fetch_one(db.backend.pool())
+            .await
+            .expect("read the raw row");
+    let (state, error, owner) = row;
+    let error = error.unwrap_or_default();
+    assert_eq!((state.as_str(), owner), ("dead", None));
+    assert!(
+        error.contains(&format!("task {}", ids[0])) && error.contains("priority") && error.contains("99999"),
+        "{error}"
+    );
+
+    // A workflow step's unreadable row fails its run with the reason.
+    let run = start(&db.backend, chain()).await;
+    let step = run_info(&db.backend, run).await.steps[0].task.expect("the first step has a task");
+    db.exec(&format!("UPDATE errand_tasks SET max_attempts = -1 WHERE id = {step}")).await;
+    let sw = step_worker("s");
+    let claimed = db.backend.claim(&sw, 10).await.expect("claim keeps going");
+    assert!(claimed.tasks.is_empty());
+    let status = run_info(&db.backend, run).await;
+    assert_eq!(status.state, RunState::Failed);
+    let error = status.error.unwrap_or_default();
+    assert!(error.contains("step `first` failed") && error.contains("max_attempts"), "{error}");
+}
+
+#[tokio::test]
+async fn a_step_task_that_ends_without_an_ack_fails_its_run() {
+    let db = Db::new().await;
+    let backend = SqliteBackend::builder()
+        .tuning(|t| t.orphan_after(Duration::from_millis(200)))
+        .connect(&db.url())
+        .await
+        .expect("connect with a short orphan_after");
+    let parallel = || vec![spec("left", &[], 1), spec("right", &[], 1), spec("join", &[0, 1], 1)];
+
+    // Cancelled: the run fails and its other live step is cancelled.
+    let cancelled = start(&backend, parallel()).await;
+    let status = run_info(&backend, cancelled).await;
+    let (left, right) = (status.steps[0].task.expect("left"), status.steps[1].task.expect("right"));
+    assert!(backend.cancel_task(left).await.expect("cancel"));
+    let status = run_info(&backend, cancelled).await;
+    assert_eq!(status.state, RunState::Failed);
+    assert!(status.error.unwrap_or_default().contains("step `left` failed"));
+    assert_eq!(backend.task(right).await.expect("read").map(|i| i.state), Some(TaskState::Cancelled));
+
+    // Rescued on its last attempt.
+    let rescued = start(&backend, parallel()).await;
+    let lost = step_worker("lost");
+    backend.heartbeat(&lost).await.expect("beat");
+    assert_eq!(backend.claim(&lost, 1).await.expect("claim").tasks.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(backend.rescue_orphans().await.expect("rescue"), 1);
+    let status = run_info(&backend, rescued).await;
+    assert_eq!(status.state, RunState::Failed);
+    assert!(status.error.unwrap_or_default().contains("stopped heartbeating"));
+    assert!(status.steps[..2].iter().all(|s| matches!(s.state, Some(TaskState::Dead | TaskState::Cancelled))));
+
+    // Buried as unserved.
+    let buried = start(&backend, parallel()).await;
+    let reason = "no worker serves it";
+    assert_eq!(backend.bury_unserved("q", WORKFLOW, Timestamp::now(), reason).await.expect("bury"), 2);
+    let status = run_info(&backend, buried).await;
+    assert_eq!(status.state, RunState::Failed);
+    assert!(status.error.unwrap_or_default().contains(reason));
+    assert_eq!(status.steps[2].task, None, "the join never starts");
 }

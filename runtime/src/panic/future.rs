@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::job::JobError;
+use crate::job_error::JobError;
 
 /// A handler panicked; the message is the panic's, when it was a string.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -13,8 +13,8 @@ use tower::Service;
 
 pub use self::future::{Panicked, ResponseFuture};
 pub use self::layer::CatchPanicLayer;
-use crate::job::JobError;
-use crate::worker::Request;
+use crate::job_error::JobError;
+use crate::request::Request;
 
 /// Catches panics of the inner service; see the [module docs](self).
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::RetryPolicy;
-use crate::job::{Decision, JobError};
+use super::{RetryPolicy, decide};
+use crate::job_error::JobError;
 
 pin_project! {
     /// The future of [`Retry`](super::Retry).
@@ -34,15 +34,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        Poll::Ready(match ready!(this.inner.poll(cx)) {
-            Err(error) if error.is_retry() && error.decision().is_none() => {
-                let decision = match this.policy.retry_after(*this.attempt, *this.max_attempts, &error) {
-                    Some(delay) => Decision::RetryAfter(delay),
-                    None => Decision::GiveUp,
-                };
-                Err(error.with_decision(decision))
-            }
-            other => other,
-        })
+        Poll::Ready(
+            ready!(this.inner.poll(cx))
+                .map_err(|error| decide(error, *this.attempt, *this.max_attempts, &*this.policy)),
+        )
     }
 }

@@ -16,8 +16,9 @@ use tower::Service;
 pub use self::future::ResponseFuture;
 pub use self::layer::RetryLayer;
 pub use self::policy::RetryPolicy;
-use crate::job::JobError;
-use crate::worker::Request;
+pub(crate) use self::policy::decide;
+use crate::job_error::JobError;
+use crate::request::Request;
 
 /// Decides whether failed runs are retried; see the [module docs](self).
 #[derive(Debug, Clone)]

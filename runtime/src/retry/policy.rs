@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
-use crate::job::JobError;
+use crate::job_error::{Decision, JobError};
 
 /// Decides whether a failed run is retried, and after how long.
 ///
@@ -33,4 +33,19 @@ impl RetryPolicy for Backoff {
     fn retry_after(&self, attempt: u32, max_attempts: u32, _error: &JobError) -> Option<Duration> {
         (attempt < max_attempts).then(|| self.delay(attempt))
     }
+}
+
+/// The one retry decision, used by the retry layer, by workflow steps (with
+/// their own backoff) and by the worker when no retry layer decided: a
+/// retryable `error` of attempt `attempt` of `max_attempts` gets `policy`'s
+/// decision; other errors, and errors already decided, pass unchanged.
+pub(crate) fn decide(error: JobError, attempt: u32, max_attempts: u32, policy: &impl RetryPolicy) -> JobError {
+    if !error.is_retry() || error.decision().is_some() {
+        return error;
+    }
+    let decision = match policy.retry_after(attempt, max_attempts, &error) {
+        Some(delay) => Decision::RetryAfter(delay),
+        None => Decision::GiveUp,
+    };
+    error.with_decision(decision)
 }

@@ -9,10 +9,13 @@ use super::jobs::{
 };
 use super::support::{Flaky, Running, wait_for};
 use super::{BackendFactory, TestSettings};
-use crate::backend::{Backend, BackendExt, Enqueue, Expose, TaskSink};
+use crate::backend::Backend;
+use crate::capability::{CancelRunning, Delays, Priorities, UniqueKeys};
 use crate::codec::{Codec, JsonCodec};
+use crate::expose::{BackendExt, Expose};
 use crate::job::Job;
 use crate::monitor::Monitor;
+use crate::sink::{Enqueue, TaskSink};
 use crate::task::{TaskFilter, TaskId, TaskInfo, TaskState};
 use crate::worker::WorkerBuilder;
 
@@ -97,7 +100,7 @@ pub async fn roundtrip_bincode<F: BackendFactory>(factory: &F) {
 /// once it misses heartbeats for `orphan_after`, a live worker puts them back
 /// and they complete: at-least-once.
 pub async fn orphaned_tasks_are_rescued<F: BackendFactory>(factory: &F) {
-    let settings = TestSettings { orphan_after: Duration::from_millis(800), ..TestSettings::default() };
+    let settings = TestSettings::orphan_after(Duration::from_millis(800));
     let backend = factory.create::<JsonCodec>(settings).await;
     let probe = Probe::default();
     let tasks: Vec<Sleeper> = (0..3).map(|key| Sleeper { key, millis: 1, hang_on: vec![1] }).collect();
@@ -201,7 +204,10 @@ pub async fn panics_are_retried<F: BackendFactory>(factory: &F) {
 
 /// A delayed task does not start before its `run_at`, even with an idle
 /// worker waiting.
-pub async fn delayed_tasks_never_start_early<F: BackendFactory>(factory: &F) {
+pub async fn delayed_tasks_never_start_early<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: Delays,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)));
@@ -221,7 +227,10 @@ pub async fn delayed_tasks_never_start_early<F: BackendFactory>(factory: &F) {
 }
 
 /// Higher priority first, then earlier `run_at`.
-pub async fn priority_order<F: BackendFactory>(factory: &F) {
+pub async fn priority_order<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: Priorities,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let mut expected_high = HashSet::new();
@@ -258,7 +267,10 @@ pub async fn priority_order<F: BackendFactory>(factory: &F) {
 
 /// A unique key is not enqueued twice while its task is live; after it
 /// finished, the key is free again.
-pub async fn unique_keys_dedupe<F: BackendFactory>(factory: &F) {
+pub async fn unique_keys_dedupe<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: UniqueKeys + CancelRunning,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let job = |key| Echo { key, text: "welcome".into() };
@@ -285,7 +297,10 @@ pub async fn unique_keys_dedupe<F: BackendFactory>(factory: &F) {
 }
 
 /// With `unique_for`, a key also matches finished tasks created in the window.
-pub async fn unique_window_covers_finished_tasks<F: BackendFactory>(factory: &F) {
+pub async fn unique_window_covers_finished_tasks<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: UniqueKeys,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let opts = || Enqueue::new().unique_key("daily-report").unique_for(Duration::from_secs(3600));
@@ -505,7 +520,10 @@ pub async fn a_requeue_whose_reply_was_lost_is_not_applied_twice<F: BackendFacto
 
 /// `Expose` reports what happened: counts per state, listings by state, live
 /// workers, and retrying a dead task.
-pub async fn expose_counts_match<F: BackendFactory>(factory: &F) {
+pub async fn expose_counts_match<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: Delays + CancelRunning,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let dead = must(backend.enqueue(Aborter { key: 1 }).await, "enqueue").await;
@@ -597,7 +615,10 @@ pub async fn missing_data_fails_before_claiming<F: BackendFactory>(factory: &F) 
 }
 
 /// A cancelled task never starts.
-pub async fn cancelled_tasks_never_start<F: BackendFactory>(factory: &F) {
+pub async fn cancelled_tasks_never_start<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: CancelRunning,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let doomed = must(backend.enqueue(Echo { key: 1, text: String::new() }).await, "enqueue").await;
@@ -613,7 +634,10 @@ pub async fn cancelled_tasks_never_start<F: BackendFactory>(factory: &F) {
 
 /// Cancelling a running task fires its `TaskCx::cancellation` token (the
 /// worker learns of it with its next heartbeat), and its result is discarded.
-pub async fn cancelling_a_running_task_fires_its_token<F: BackendFactory>(factory: &F) {
+pub async fn cancelling_a_running_task_fires_its_token<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: CancelRunning,
+{
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
     let probe = Probe::default();
     let id = must(backend.enqueue(Cancellable { key: 1 }).await, "enqueue").await;
@@ -629,8 +653,15 @@ pub async fn cancelling_a_running_task_fires_its_token<F: BackendFactory>(factor
     );
 }
 
+pub use super::faults::{
+    a_buried_step_fails_its_run, a_cancelled_step_fails_its_run, a_refused_ack_holds_up_nothing,
+    a_step_lost_on_its_last_attempt_fails_its_run, an_outage_longer_than_orphan_after_runs_nothing_twice,
+    killed_at_random_moments_nothing_is_lost, oversized_payloads_are_refused,
+    panics_in_codecs_and_callbacks_are_contained, poison_errors_are_recorded_cleaned,
+};
 pub use super::workflows::{
-    workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in, workflow_survives_a_killed_worker,
+    workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in, workflow_step_acked_through_an_outage,
+    workflow_steps_declared_out_of_order, workflow_survives_a_killed_worker,
 };
 
 /// Waiting tasks of a job that no worker of the monitor serves on their

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
-use crate::context::TaskCx;
-use crate::job::{Job, JobError, JobOptions, Requirements};
+use crate::context::{Requirements, TaskCx};
+use crate::job::{Job, JobOptions};
+use crate::job_error::JobError;
 
 /// What the suite's jobs observed, shared with them as `Data<Probe>`.
 /// Clones share one record.
@@ -316,5 +317,87 @@ impl Job for Cancellable {
             probe.end();
         }
         Ok(())
+    }
+}
+
+/// Fails for good with an error no store takes as it is: NUL bytes
+/// (PostgreSQL text refuses them) and a megabyte of text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Poison {
+    /// Identifies the task in the probe.
+    pub key: u64,
+}
+
+impl Job for Poison {
+    const NAME: &'static str = "conformance_poison";
+    const QUEUE: &'static str = "conformance";
+    type Output = ();
+    needs_probe!();
+
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        let probe = probe(&cx)?;
+        probe.start(self.key, &cx);
+        probe.end();
+        Err(JobError::abort(format!("poison\0value {}", "x".repeat(1 << 20))))
+    }
+}
+
+/// Its arguments' `Deserialize` panics when `boom` is set; its output's
+/// `Serialize` panics when `boom_out` is set.
+#[derive(Debug, Clone, Serialize)]
+pub struct PanicsInCodec {
+    /// Identifies the task in the probe.
+    pub key: u64,
+    /// Decoding these arguments panics.
+    pub boom: bool,
+    /// Encoding the output panics.
+    pub boom_out: bool,
+}
+
+impl<'de> Deserialize<'de> for PanicsInCodec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Plain {
+            key: u64,
+            boom: bool,
+            boom_out: bool,
+        }
+        let plain = Plain::deserialize(deserializer)?;
+        assert!(!plain.boom, "a Deserialize impl that panics (conformance)");
+        Ok(Self { key: plain.key, boom: plain.boom, boom_out: plain.boom_out })
+    }
+}
+
+/// An output whose `Serialize` panics when `boom` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchyOutput {
+    /// Encoding this value panics.
+    pub boom: bool,
+}
+
+impl<'de> Deserialize<'de> for TouchyOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        bool::deserialize(deserializer).map(|boom| Self { boom })
+    }
+}
+
+impl Serialize for TouchyOutput {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        assert!(!self.boom, "a Serialize impl that panics (conformance)");
+        serializer.serialize_bool(self.boom)
+    }
+}
+
+impl Job for PanicsInCodec {
+    const NAME: &'static str = "conformance_panics_in_codec";
+    const QUEUE: &'static str = "conformance";
+    type Output = TouchyOutput;
+    needs_probe!();
+
+    async fn run(self, cx: TaskCx) -> Result<TouchyOutput, JobError> {
+        let probe = probe(&cx)?;
+        probe.start(self.key, &cx);
+        probe.end();
+        Ok(TouchyOutput { boom: self.boom_out })
     }
 }

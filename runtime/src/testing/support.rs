@@ -9,10 +9,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::backend::Backend;
+use crate::backend::{Ack, Backend, Claimed, NewTask, Tuning, Unserved, WorkerRegistration};
 use crate::error::{BackendError, Error};
+use crate::memory::MemoryBackend;
 use crate::monitor::Monitor;
-use crate::task::{Ack, Claimed, NewTask, TaskId, Unserved, WorkerRegistration};
+use crate::task::TaskId;
 use crate::time::Timestamp;
 
 /// How long a case waits for something before it fails.
@@ -77,12 +78,21 @@ pub struct Flaky<B> {
     lost_replies: Arc<AtomicU32>,
     /// Acks still to refuse after those, without applying them.
     refused_acks: Arc<AtomicU32>,
+    /// A task whose `done` ack the store refuses (as a result too large for
+    /// it): every ack call carrying it fails, the others are unaffected.
+    refused_result: Arc<std::sync::Mutex<Option<TaskId>>>,
 }
 
 impl<B> Flaky<B> {
     /// Wraps `inner`, initially up.
     pub fn new(inner: B) -> Self {
-        Self { inner, down: Arc::default(), lost_replies: Arc::default(), refused_acks: Arc::default() }
+        Self {
+            inner,
+            down: Arc::default(),
+            lost_replies: Arc::default(),
+            refused_acks: Arc::default(),
+            refused_result: Arc::default(),
+        }
     }
 
     /// The next `lost` acks are applied but reported as failed, as when the
@@ -91,6 +101,12 @@ impl<B> Flaky<B> {
     pub fn lose_ack_replies(&self, lost: u32, refused: u32) {
         self.lost_replies.store(lost, Ordering::SeqCst);
         self.refused_acks.store(refused, Ordering::SeqCst);
+    }
+
+    /// Every ack call that carries a `done` outcome of task `id` fails
+    /// without being applied, as when the store refuses its result.
+    pub fn refuse_result_of(&self, id: TaskId) {
+        *self.refused_result.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id);
     }
 
     fn take(count: &AtomicU32) -> bool {
@@ -111,11 +127,13 @@ impl<B> Flaky<B> {
 }
 
 impl<B: Backend> Backend for Flaky<B> {
+    const NAME: &'static str = B::NAME;
     type Codec = B::Codec;
     type Waiter = B::Waiter;
 
-    fn name(&self) -> &'static str {
-        self.inner.name()
+    /// The inner backend's, whole: no setting is lost through the wrapper.
+    fn tuning(&self) -> &Tuning {
+        self.inner.tuning()
     }
 
     async fn push(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
@@ -137,6 +155,14 @@ impl<B: Backend> Backend for Flaky<B> {
         }
         if Self::take(&self.refused_acks) {
             return Err(lost.into());
+        }
+        let refused = *self.refused_result.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(id) = refused
+            && acks.iter().any(|a| a.id == id && matches!(a.outcome, crate::backend::Outcome::Done { .. }))
+        {
+            return Err(
+                BackendError::new("flaky", "ack", format!("the result of task {id} is too large (simulated)")).into()
+            );
         }
         self.inner.ack(worker, acks).await
     }
@@ -172,16 +198,60 @@ impl<B: Backend> Backend for Flaky<B> {
     fn waiter(&self, queue: &str) -> Self::Waiter {
         self.inner.waiter(queue)
     }
+}
 
-    fn poll_interval(&self) -> Duration {
-        self.inner.poll_interval()
+/// A backend with no [capability](crate::capability) at all: the in-memory
+/// backend behind only the [`Backend`] contract. It stands for a store that
+/// can do nothing optional, in compile-fail tests of the capability errors.
+#[derive(Debug, Clone, Default)]
+pub struct Bare(pub MemoryBackend);
+
+impl Backend for Bare {
+    const NAME: &'static str = "bare";
+    type Codec = crate::codec::JsonCodec;
+    type Waiter = crate::backend::WakeSignal;
+
+    fn tuning(&self) -> &Tuning {
+        self.0.tuning()
     }
 
-    fn parallel_claims(&self) -> usize {
-        self.inner.parallel_claims()
+    async fn push(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
+        self.0.push(tasks).await
     }
 
-    fn orphan_after(&self) -> Duration {
-        self.inner.orphan_after()
+    async fn claim(&self, worker: &WorkerRegistration, max: usize) -> Result<Claimed, Error> {
+        self.0.claim(worker, max).await
+    }
+
+    async fn ack(&self, worker: &WorkerRegistration, acks: &[Ack]) -> Result<(), Error> {
+        self.0.ack(worker, acks).await
+    }
+
+    async fn heartbeat(&self, worker: &WorkerRegistration) -> Result<(), Error> {
+        self.0.heartbeat(worker).await
+    }
+
+    async fn rescue_orphans(&self) -> Result<u64, Error> {
+        self.0.rescue_orphans().await
+    }
+
+    async fn release(&self, worker: &WorkerRegistration) -> Result<u64, Error> {
+        self.0.release(worker).await
+    }
+
+    async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
+        self.0.cancelled_tasks(worker).await
+    }
+
+    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+        self.0.unserved(queue, served).await
+    }
+
+    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
+        self.0.bury_unserved(queue, job, due_before, reason).await
+    }
+
+    fn waiter(&self, queue: &str) -> Self::Waiter {
+        self.0.waiter(queue)
     }
 }

@@ -1,5 +1,6 @@
 //! Workflow cases of the conformance suite, for backends that implement
-//! [`WorkflowStore`]: see [`workflow_conformance_tests!`](crate::workflow_conformance_tests).
+//! [`WorkflowStore`] (the `workflows` capability of
+//! [`conformance_tests!`](crate::conformance_tests)).
 
 use std::time::Duration;
 
@@ -7,18 +8,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::jobs::Probe;
-use super::support::{Running, wait_for};
+use super::support::{Flaky, Running, wait_for};
 use super::{BackendFactory, TestSettings};
 use crate::Backoff;
 use crate::backend::Backend;
 use crate::codec::{Codec, JsonCodec};
-use crate::context::TaskCx;
-use crate::error::CodecError;
-use crate::job::{JobError, JobOptions, Requirements};
+use crate::context::{Requirements, TaskCx};
+use crate::error::{CodecError, Error};
+use crate::job::JobOptions;
+use crate::job_error::JobError;
 use crate::monitor::Monitor;
 use crate::task::TaskState;
 use crate::worker::WorkerBuilder;
-use crate::workflow::{Bytes, RunState, StepSpec, StepTask, Workflow, WorkflowError, WorkflowExt, WorkflowStore};
+use crate::workflow::{Bytes, RunState, StepSpec, StepTask, Workflow, WorkflowExt, WorkflowStore};
 
 fn spec(name: &str, after: &[u16], retries: u32) -> StepSpec {
     StepSpec { name: name.into(), after: after.to_vec(), max_attempts: retries + 1, priority: 0 }
@@ -141,6 +143,91 @@ impl Workflow for Fragile {
     }
 }
 
+/// report(left, fetch) ← left(fetch) ← fetch(n), declared in that order:
+/// every step before the steps it runs after.
+#[derive(Debug)]
+pub struct Backwards(pub u64);
+
+impl Workflow for Backwards {
+    const NAME: &'static str = "conformance_backwards";
+    const QUEUE: &'static str = "conformance_wf";
+    type Input = u64;
+    type Output = u64;
+
+    fn steps() -> Vec<StepSpec> {
+        vec![spec("report", &[1, 2], 1), spec("left", &[2], 1), spec("fetch", &[], 1)]
+    }
+
+    fn into_input(self) -> u64 {
+        self.0
+    }
+
+    fn step_options(_step: u16) -> JobOptions {
+        JobOptions { retries: 1, backoff: Backoff::fixed(Duration::from_millis(20)), ..JobOptions::DEFAULT }
+    }
+
+    fn requirements(r: &mut Requirements) {
+        r.data::<Probe>();
+    }
+
+    async fn run_step<C: Codec>(step: u16, inputs: Vec<Bytes>, cx: TaskCx) -> Result<Vec<u8>, JobError> {
+        let probe = probe(&cx)?;
+        probe.start(u64::from(step), &cx);
+        let out = match step {
+            0 => output::<C, _>(&(input::<C, u64>(&inputs, 0)? * 1000 + input::<C, u64>(&inputs, 1)?)),
+            1 => output::<C, _>(&(input::<C, u64>(&inputs, 0)? * 2)),
+            2 => output::<C, _>(&(input::<C, u64>(&inputs, 0)? + 1)),
+            _ => Err(JobError::abort("no such step")),
+        };
+        probe.end();
+        out
+    }
+
+    fn decode_output<C: Codec>(sinks: Vec<Vec<u8>>) -> Result<u64, CodecError> {
+        C::decode(sinks.first().map_or(&[][..], |b| b), "the output of conformance_backwards")
+    }
+}
+
+/// hang → after: `hang` has a single attempt and never finishes it (until
+/// its worker is killed).
+#[derive(Debug)]
+pub struct LastChance;
+
+impl Workflow for LastChance {
+    const NAME: &'static str = "conformance_last_chance";
+    const QUEUE: &'static str = "conformance_wf";
+    type Input = ();
+    type Output = u64;
+
+    fn steps() -> Vec<StepSpec> {
+        vec![spec("hang", &[], 0), spec("after", &[0], 0)]
+    }
+
+    fn into_input(self) {}
+
+    fn step_options(_step: u16) -> JobOptions {
+        JobOptions { retries: 0, ..JobOptions::DEFAULT }
+    }
+
+    fn requirements(r: &mut Requirements) {
+        r.data::<Probe>();
+    }
+
+    async fn run_step<C: Codec>(step: u16, _inputs: Vec<Bytes>, cx: TaskCx) -> Result<Vec<u8>, JobError> {
+        let probe = probe(&cx)?;
+        probe.start(u64::from(step), &cx);
+        if step == 0 {
+            std::future::pending::<()>().await;
+        }
+        probe.end();
+        output::<C, _>(&u64::from(step))
+    }
+
+    fn decode_output<C: Codec>(sinks: Vec<Vec<u8>>) -> Result<u64, CodecError> {
+        C::decode(sinks.first().map_or(&[][..], |b| b), "the output of conformance_last_chance")
+    }
+}
+
 fn worker<W: Workflow, B: Backend>(backend: &B, probe: &Probe) -> WorkerBuilder<StepTask<W, B::Codec>, B> {
     WorkerBuilder::<StepTask<W, B::Codec>, B>::new(backend.clone())
         .data(probe.clone())
@@ -200,7 +287,7 @@ where
     .await;
     must(running.stop().await, "graceful stop");
     match must(result.map_err(|_| "timed out"), "waiting") {
-        Err(WorkflowError::Failed { error, .. }) => {
+        Err(Error::RunFailed { error, .. }) => {
             assert!(error.contains("boom") && error.contains("account is locked"), "{error}");
         }
         other => panic!("expected the run to fail, got {other:?}"),
@@ -220,7 +307,7 @@ pub async fn workflow_survives_a_killed_worker<F: BackendFactory>(factory: &F)
 where
     F::Backend<JsonCodec>: WorkflowStore,
 {
-    let settings = TestSettings { orphan_after: Duration::from_millis(800), ..TestSettings::default() };
+    let settings = TestSettings::orphan_after(Duration::from_millis(800));
     let backend = factory.create::<JsonCodec>(settings).await;
     let probe = Probe::default();
     let run = must(backend.start(Diamond(99)).await, "start");
@@ -236,13 +323,44 @@ where
     assert_eq!(probe.runs(3).len(), 1, "the join ran exactly once");
 }
 
-/// Expands to the workflow cases, for a [`BackendFactory`] whose backends
-/// implement [`WorkflowStore`].
-#[macro_export]
-macro_rules! workflow_conformance_tests {
-    ($factory:expr) => {
-        $crate::conformance_tests!(@cases $factory;
-            workflow_fan_out_and_fan_in, workflow_failure_cancels_the_rest, workflow_survives_a_killed_worker
-        );
-    };
+/// Steps may be declared before the steps they run after: the run still
+/// starts at its entry step and ends at its sink, each step once.
+pub async fn workflow_steps_declared_out_of_order<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: WorkflowStore,
+{
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let run = must(backend.start(Backwards(4)).await, "start");
+    let running = Running::start(Monitor::new().register(worker::<Backwards, _>(&backend, &probe)));
+    let output = tokio::time::timeout(Duration::from_secs(30), backend.workflow(run).wait()).await;
+    must(running.stop().await, "graceful stop");
+    // fetch: 5, left: 10, report: 10 * 1000 + 5.
+    assert_eq!(must(must(output.map_err(|_| "timed out"), "waiting"), "the run"), 10_005);
+    assert_eq!(probe.order(), vec![2, 1, 0], "fetch, then left, then report");
+}
+
+/// The acks of workflow steps fail for a while (refused, then applied with
+/// the reply lost) and are sent again: every step still runs once, its
+/// output is stored and its dependents enqueued exactly once, and the run
+/// ends with the right output.
+pub async fn workflow_step_acked_through_an_outage<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: WorkflowStore,
+{
+    let inner = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let backend = Flaky::new(inner.clone());
+    let probe = Probe::default();
+    for (n, lost, refused) in [(7, 0, 3), (8, 1, 2)] {
+        backend.lose_ack_replies(lost, refused);
+        let run = must(inner.start(Diamond(n)).await, "start");
+        let running = Running::start(Monitor::new().register(worker::<Diamond, _>(&backend, &probe)));
+        let output = tokio::time::timeout(Duration::from_secs(30), inner.workflow(run).wait()).await;
+        must(running.stop().await, "graceful stop");
+        let output = must(must(output.map_err(|_| "timed out: the run never ended"), "waiting"), "the run");
+        assert_eq!(output, ((n + 1) * 2, format!("n={}", n + 1)));
+    }
+    for step in 0..4 {
+        assert_eq!(probe.runs(step).len(), 2, "step {step} must run once per run");
+    }
 }

@@ -7,7 +7,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::Elapsed;
-use crate::job::JobError;
+use crate::job_error::JobError;
 
 pin_project! {
     /// The future of [`Timeout`](super::Timeout).

@@ -15,8 +15,8 @@ use tower::Service;
 pub use self::error::Elapsed;
 pub use self::future::ResponseFuture;
 pub use self::layer::TimeoutLayer;
-use crate::job::JobError;
-use crate::worker::Request;
+use crate::job_error::JobError;
+use crate::request::Request;
 
 /// Fails runs that take longer than a limit; see the [module docs](self).
 #[derive(Debug, Clone)]

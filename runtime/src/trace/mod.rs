@@ -6,8 +6,8 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
-use crate::job::JobError;
-use crate::worker::Request;
+use crate::job_error::JobError;
+use crate::request::Request;
 
 /// Runs each task inside a span; see the [module docs](self).
 #[derive(Debug, Clone)]

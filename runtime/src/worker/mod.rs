@@ -1,6 +1,8 @@
 //! Workers: claim tasks of one job from a backend and run them through a
 //! Tower stack, at most `concurrency` at once.
 
+mod beat;
+mod flush;
 mod run;
 
 use std::fmt;
@@ -17,23 +19,16 @@ use tower::{Layer, Service};
 
 use crate::Backoff;
 use crate::backend::Backend;
-use crate::context::{DataMap, TaskCx};
-use crate::job::{Job, JobError, Requirements};
+use crate::context::DataMap;
+use crate::context::Requirements;
+use crate::job::Job;
+use crate::job_error::JobError;
 use crate::panic::{CatchPanic, CatchPanicLayer};
+use crate::request::Request;
 use crate::retry::{Retry, RetryLayer};
 use crate::task::TaskId;
 use crate::timeout::{Timeout, TimeoutLayer};
 use crate::trace::{Trace, TraceLayer};
-
-/// What flows through a worker's Tower stack: the decoded arguments and the
-/// task's context.
-#[derive(Debug)]
-pub struct Request<J> {
-    /// The decoded arguments.
-    pub args: J,
-    /// The task's context.
-    pub cx: TaskCx,
-}
 
 /// The innermost service: calls [`Job::run`].
 pub struct JobService<J> {
@@ -308,9 +303,11 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
         self
     }
 
-    /// Runs at most `n` tasks at once (16 by default; at least 1).
+    /// Runs at most `n` tasks at once (16 by default; at least 1, at most
+    /// [`MAX_CONCURRENCY`]: a larger value makes the worker fail to start
+    /// with a configuration error).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self.concurrency = n.max(1);
         self
     }
 
@@ -328,12 +325,14 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
     /// back to the queue (in their place, the attempt not counted), so slow
     /// jobs are never held back from other workers. `0` turns it off.
     pub fn buffer(mut self, n: usize) -> Self {
-        self.buffer = Some(n.min(tokio::sync::Semaphore::MAX_PERMITS / 2));
+        self.buffer = Some(n.min(MAX_CONCURRENCY * 64));
         self
     }
 
     /// How often the worker tells the backend it is alive (5 s by default).
-    /// Keep it well under the backend's `orphan_after`.
+    /// Keep it well under the backend's `orphan_after` (a third or less): a
+    /// worker whose heartbeat is not shorter than `orphan_after` fails to
+    /// start with a configuration error.
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = interval.max(Duration::from_millis(10));
         self
@@ -395,6 +394,9 @@ impl<J, B: fmt::Debug, L: fmt::Debug> fmt::Debug for WorkerBuilder<J, B, L> {
     }
 }
 
+/// The most tasks one worker runs at once.
+pub const MAX_CONCURRENCY: usize = 100_000;
+
 /// A built worker; run it with a [`Monitor`](crate::Monitor).
 pub struct Worker<J, B, S> {
     service: S,
@@ -429,12 +431,34 @@ impl<J: Job, B, S> Worker<J, B, S> {
         &self.queue
     }
 
-    /// Checks that every `Data<T>` the job declares was provided.
+    /// Checks that the worker can start: every `Data<T>` the job declares
+    /// was provided, its concurrency is at most [`MAX_CONCURRENCY`], and its
+    /// heartbeat is shorter than the backend's `orphan_after`.
     ///
     /// # Errors
     ///
-    /// [`Error::MissingData`](crate::Error::MissingData) naming the job and the type.
-    pub fn check(&self) -> Result<(), crate::Error> {
+    /// [`Error::MissingData`](crate::Error::MissingData) naming the job and
+    /// the type; [`Error::Config`](crate::Error::Config) for the settings.
+    pub fn check(&self) -> Result<(), crate::Error>
+    where
+        B: Backend,
+    {
+        if self.concurrency > MAX_CONCURRENCY {
+            return Err(crate::Error::Config(format!(
+                "worker for job `{}`: concurrency {} is more than errand supports ({MAX_CONCURRENCY})",
+                J::NAME,
+                self.concurrency
+            )));
+        }
+        let orphan_after = self.backend.tuning().orphan_after;
+        if self.heartbeat >= orphan_after {
+            return Err(crate::Error::Config(format!(
+                "worker for job `{}`: its heartbeat ({:?}) must be shorter than the {} backend's orphan_after                  ({orphan_after:?}), or live workers' tasks would be rescued; a third of it or less is safest",
+                J::NAME,
+                self.heartbeat,
+                B::NAME
+            )));
+        }
         let mut requirements = Requirements::default();
         J::requirements(&mut requirements);
         for (id, type_name) in requirements.iter() {

@@ -23,15 +23,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use super::beat::{Liveness, beat_loop, housekeeping_loop, register};
+use super::flush::flush_loop;
 use super::{Event, EventHandler, Request, UnservedCheck, Worker};
 use crate::Backoff;
-use crate::backend::{Backend, Waiter};
+use crate::backend::{Ack, Backend, Claimed, Outcome, Task, Waiter, WorkerRegistration};
 use crate::codec::Codec;
 use crate::context::{CancelRegistry, TaskCx, WorkerCx};
-use crate::error::Error;
-use crate::job::{Decision, Job, JobError};
-use crate::task::{Ack, Claimed, Outcome, Task, TaskId, WorkerRegistration};
+use crate::error::{CodecError, Error};
+use crate::job::Job;
+use crate::job_error::{Decision, JobError};
+use crate::retry::decide;
+use crate::task::TaskId;
 use crate::time::Timestamp;
+use crate::workflow::StepOutput;
 
 /// How long a worker on a busy queue waits to gather free slots for a claim.
 const GATHER: Duration = Duration::from_millis(2);
@@ -39,21 +44,24 @@ const GATHER: Duration = Duration::from_millis(2);
 /// its slots finish in this long, at the recent pace.
 const BUFFER_HORIZON: Duration = Duration::from_millis(5);
 /// Acks flushed per backend call at most.
-const ACK_BATCH: usize = 1024;
+pub(super) const ACK_BATCH: usize = 1024;
 /// Longest pause after repeated backend errors.
-const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(5);
-const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(5);
+pub(super) const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-struct Shared<B> {
-    backend: B,
-    registration: WorkerRegistration,
+/// What the worker's tasks share.
+pub(super) struct Shared<B> {
+    pub(super) backend: B,
+    pub(super) registration: WorkerRegistration,
     worker_cx: WorkerCx,
     /// Fires when in-flight runs must stop (the shutdown deadline passed).
     abort: CancellationToken,
     events: Option<EventHandler>,
     fallback_backoff: Backoff,
-    cancels: Arc<CancelRegistry>,
-    unserved: Option<UnservedCheck>,
+    pub(super) cancels: Arc<CancelRegistry>,
+    pub(super) unserved: Option<UnservedCheck>,
+    /// What the heartbeats tell of the connection.
+    pub(super) liveness: Liveness,
     /// With a buffer: the run slots (`concurrency`) that claimed tasks wait
     /// for, and how long runs took lately.
     buffered: Option<Buffered>,
@@ -100,7 +108,7 @@ impl<B> Shared<B> {
     }
 
     /// Before a flush: the batch's requeue acks are unconfirmed until it succeeds.
-    fn flushing(&self, batch: &[Ack]) {
+    pub(super) fn flushing(&self, batch: &[Ack]) {
         if !batch.iter().any(|a| requeue_at(&a.outcome).is_some()) {
             return;
         }
@@ -113,7 +121,7 @@ impl<B> Shared<B> {
     }
 
     /// After a successful flush: its requeue acks have landed.
-    fn flushed(&self, batch: &[Ack]) {
+    pub(super) fn flushed(&self, batch: &[Ack]) {
         if !batch.iter().any(|a| requeue_at(&a.outcome).is_some()) {
             return;
         }
@@ -203,9 +211,15 @@ impl Buffered {
 }
 
 impl<B> Shared<B> {
-    fn emit(&self, event: impl FnOnce() -> Event) {
+    /// Calls the `on_event` handler. A handler that panics is logged and
+    /// ignored: it must not take the worker's loops down with it.
+    pub(super) fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(handler) = &self.events {
-            handler(&event());
+            let event = event();
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&event))) {
+                let message = crate::panic::Panicked::from_payload(panic.as_ref());
+                tracing::error!(worker = %self.registration.id, ?event, %message, "the `on_event` handler panicked; ignored");
+            }
         }
     }
 }
@@ -231,14 +245,19 @@ where
     /// Backend failures are retried with backoff, never returned.
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), Error> {
         self.check()?;
+        // This worker's own stop, also fired when one of its loops dies.
+        let shutdown = shutdown.child_token();
         let Worker { service, backend, data, concurrency, buffer, heartbeat, id, queue, events, unserved, .. } = self;
-        let buffer = buffer.unwrap_or_else(|| backend.buffer(concurrency)).min(Semaphore::MAX_PERMITS - concurrency);
+        let buffer = buffer
+            .unwrap_or_else(|| backend.tuning().buffer.size(concurrency))
+            .min(Semaphore::MAX_PERMITS - concurrency);
         let registration = WorkerRegistration {
             id: Arc::clone(&id),
             queue: Arc::clone(&queue),
             job: J::NAME,
             concurrency,
             started_at: Timestamp::now(),
+            workflow_steps: is_workflow_step::<J>(),
         };
         // Dropping this future (a crash, a killed monitor) cancels `kill`,
         // which stops every task this worker spawned.
@@ -255,6 +274,7 @@ where
             fallback_backoff: J::options().backoff,
             cancels: Arc::default(),
             unserved,
+            liveness: Liveness::default(),
             buffered: (buffer > 0).then(|| Buffered {
                 size: buffer,
                 runs: Arc::new(Semaphore::new(concurrency)),
@@ -270,18 +290,34 @@ where
             return Ok(());
         }
         shared.emit(|| Event::Started { worker: Arc::clone(&id) });
-        rescue(&shared).await;
-        check_unserved(&shared).await;
 
-        let beat = tokio::spawn(beat_loop(Arc::clone(&shared), heartbeat, kill.clone()));
-        let (ack_tx, ack_rx) = mpsc::channel::<Ack>(ACK_BATCH.max(concurrency * 2));
+        // The loops beside the claim loop; if one of them ends (it can only
+        // panic), the worker stops claiming, releases its tasks and reports it.
+        let mut beat = tokio::spawn(beat_loop(Arc::clone(&shared), heartbeat, kill.clone()));
+        let mut housekeeping = tokio::spawn(housekeeping_loop(Arc::clone(&shared), heartbeat, kill.clone()));
+        let (ack_tx, ack_rx) = mpsc::channel::<Ack>(ACK_BATCH.max(concurrency.saturating_mul(2)));
         let stop_flusher = CancellationToken::new();
-        let flusher = tokio::spawn(flush_loop(Arc::clone(&shared), ack_rx, stop_flusher.clone(), kill.clone()));
+        let mut flusher = tokio::spawn(flush_loop(Arc::clone(&shared), ack_rx, stop_flusher.clone(), kill.clone()));
         // One permit per claimed task until its run ends (or, buffered, until
         // shutdown drops it unstarted).
         let slots = Arc::new(Semaphore::new(concurrency + buffer));
 
-        claim_loop::<J, B, S>(&shared, &service, &slots, &ack_tx, &shutdown).await;
+        let mut crashed: Option<String> = None;
+        let mut flusher_ended = false;
+        tokio::select! {
+            () = claim_loop::<J, B, S>(&shared, &service, &slots, &ack_tx, &shutdown) => {}
+            ended = &mut beat => crashed = Some(loop_ended("heartbeat", ended)),
+            ended = &mut housekeeping => crashed = Some(loop_ended("housekeeping", ended)),
+            ended = &mut flusher => {
+                flusher_ended = true;
+                crashed = Some(loop_ended("ack flusher", ended));
+            }
+        }
+        if let Some(message) = &crashed {
+            tracing::error!(worker = %id, %message, "a worker loop ended; the worker stops and releases its tasks");
+            // Buffered tasks never start; running ones get the grace below.
+            shutdown.cancel();
+        }
 
         // Graceful stop: let in-flight runs finish until the deadline.
         let all = u32::try_from(concurrency + buffer).unwrap_or(u32::MAX);
@@ -294,10 +330,11 @@ where
         }
         drop(ack_tx);
         stop_flusher.cancel();
-        if flusher.await.is_err() {
-            tracing::error!(worker = %id, "the ack flusher ended abnormally");
+        if !flusher_ended && let Err(error) = flusher.await {
+            tracing::error!(worker = %id, %error, "the ack flusher ended abnormally");
         }
         beat.abort();
+        housekeeping.abort();
         let released = match shared.backend.release(&shared.registration).await {
             Ok(n) => n,
             Err(error) => {
@@ -307,114 +344,22 @@ where
             }
         };
         shared.emit(|| Event::Stopped { worker: Arc::clone(&id), released });
-        Ok(())
-    }
-}
-
-/// Beats until the backend accepts it; false if shutdown came first.
-async fn register<B: Backend>(shared: &Shared<B>, shutdown: &CancellationToken) -> bool {
-    let mut pause = MIN_ERROR_BACKOFF;
-    loop {
-        match shared.backend.heartbeat(&shared.registration).await {
-            Ok(()) => return true,
-            Err(error) => {
-                tracing::warn!(worker = %shared.registration.id, %error, "could not register the worker; retrying");
-                shared.emit(|| Event::BackendError { error: error.to_string() });
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return false,
-            () = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(MAX_ERROR_BACKOFF);
-    }
-}
-
-async fn rescue<B: Backend>(shared: &Shared<B>) {
-    match shared.backend.rescue_orphans().await {
-        Ok(0) => {}
-        Ok(count) => {
-            tracing::info!(count, "rescued the tasks of workers that stopped heartbeating");
-            shared.emit(|| Event::Rescued { count });
-        }
-        Err(error) => {
-            tracing::warn!(%error, "could not rescue orphaned tasks");
-            shared.emit(|| Event::BackendError { error: error.to_string() });
+        match crashed {
+            Some(message) => Err(Error::WorkerCrashed { worker: id.to_string(), message }),
+            None => Ok(()),
         }
     }
 }
 
-/// Warns about waiting tasks of jobs no worker of this monitor serves, and
-/// buries those that waited longer than the grace period.
-async fn check_unserved<B: Backend>(shared: &Shared<B>) {
-    let Some(check) = &shared.unserved else { return };
-    let queue = &shared.registration.queue;
-    let unserved = match shared.backend.unserved(queue, &check.served).await {
-        Ok(unserved) => unserved,
-        Err(error) => {
-            tracing::warn!(%error, queue = %queue, "could not look for unserved jobs");
-            return;
+/// Why a worker loop that should run until the worker stops ended early.
+fn loop_ended(name: &str, ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(()) => format!("its {name} loop ended"),
+        Err(join) if join.is_panic() => {
+            let panic = join.into_panic();
+            format!("its {name} loop panicked: {}", crate::panic::Panicked::from_payload(panic.as_ref()))
         }
-    };
-    let now = Timestamp::now();
-    for found in unserved {
-        tracing::warn!(
-            queue = %queue,
-            job = %found.job,
-            count = found.count,
-            served = ?check.served,
-            "queue `{queue}` holds {} waiting task(s) of job `{}`, which no worker of this process serves \
-             (it serves {:?}); register a worker for it, or they go dead after the grace period",
-            found.count,
-            found.job,
-            check.served,
-        );
-        shared.emit(|| Event::Unserved { queue: Arc::clone(queue), job: found.job.clone(), count: found.count });
-        let Some(grace) = check.grace else { continue };
-        let due_before = now.sub(grace);
-        if found.oldest > due_before {
-            continue;
-        }
-        let reason = format!(
-            "no worker serves job `{}` on queue `{queue}` (workers there serve {:?}); the task waited more than {grace:?}. \
-             Retry it once a worker for `{}` runs",
-            found.job, check.served, found.job
-        );
-        match shared.backend.bury_unserved(queue, &found.job, due_before, &reason).await {
-            Ok(0) => {}
-            Ok(count) => {
-                tracing::warn!(queue = %queue, job = %found.job, count, "unserved tasks went dead");
-                shared.emit(|| Event::Buried { queue: Arc::clone(queue), job: found.job.clone(), count });
-            }
-            Err(error) => tracing::warn!(%error, queue = %queue, "could not bury unserved tasks"),
-        }
-    }
-}
-
-/// How often the unserved-job check runs, in heartbeats at most this long.
-const UNSERVED_EVERY: Duration = Duration::from_secs(60);
-
-async fn beat_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill: CancellationToken) {
-    let mut since_check = Duration::ZERO;
-    loop {
-        tokio::select! {
-            () = kill.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        if let Err(error) = shared.backend.heartbeat(&shared.registration).await {
-            tracing::warn!(worker = %shared.registration.id, %error, "heartbeat failed");
-            shared.emit(|| Event::BackendError { error: error.to_string() });
-        }
-        match shared.backend.cancelled_tasks(&shared.registration).await {
-            Ok(ids) => shared.cancels.cancel(ids),
-            Err(error) => tracing::warn!(%error, "could not read cancelled tasks"),
-        }
-        rescue(&shared).await;
-        since_check += interval;
-        if since_check >= UNSERVED_EVERY {
-            since_check = Duration::ZERO;
-            check_unserved(&shared).await;
-        }
+        Err(join) => format!("its {name} loop was cancelled: {join}"),
     }
 }
 
@@ -435,13 +380,13 @@ async fn claim_loop<J, B, S>(
     // holds the slots it asks for, so `concurrency` still bounds the runs.
     let concurrency = shared.registration.concurrency;
     let capacity = concurrency + shared.buffered.as_ref().map_or(0, |b| b.size);
-    let parallel = shared.backend.parallel_claims().clamp(1, 8).min((capacity / 4).max(1));
+    let parallel = shared.backend.tuning().parallel_claims.clamp(1, 8).min((capacity / 4).max(1));
     let mut claims: JoinSet<ClaimDone> = JoinSet::new();
     let mut waiter = shared.backend.waiter(&shared.registration.queue);
     let mut state = ClaimState { error_pause: MIN_ERROR_BACKOFF, starving: false, saturated: false, next_due: None };
     loop {
         if state.starving && claims.is_empty() {
-            let mut idle = shared.backend.poll_interval();
+            let mut idle = shared.backend.tuning().poll_interval;
             if let Some(due) = state.next_due.take() {
                 idle = idle.min(due.until(Timestamp::now()));
             }
@@ -601,8 +546,10 @@ where
         }
     };
     state.saturated = claimed.tasks.len() >= permits.num_permits();
+    // A claim that found work ends a starving spell that a parallel claim's
+    // empty answer began: there is work waiting, so don't idle.
+    state.starving = claimed.tasks.is_empty();
     if claimed.tasks.is_empty() {
-        state.starving = true;
         state.next_due = match (state.next_due, claimed.next_due) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -693,12 +640,20 @@ where
 {
     let id = task.id;
     let attempt = task.attempt;
-    let args = match <B::Codec as Codec>::decode::<J>(&task.payload, J::NAME) {
-        Ok(args) => args,
-        Err(error) => {
-            let error = format!("could not decode the arguments of task {id} (job `{}`): {error}", J::NAME);
-            shared.emit(|| Event::Dead { id, attempt, error: error.clone() });
-            return Ack { id, outcome: Outcome::Dead { error } };
+    // A codec's `Deserialize`/`Serialize` is user code too: a panic in it
+    // makes the task dead with the message, never a task left `running`.
+    let decoded = catch(|| <B::Codec as Codec>::decode::<J>(&task.payload, J::NAME));
+    let args = match decoded {
+        Ok(Ok(args)) => args,
+        Ok(Err(error)) => {
+            let outcome =
+                Outcome::dead(format!("could not decode the arguments of task {id} (job `{}`): {error}", J::NAME));
+            return dead_on_arrival(shared, id, attempt, outcome);
+        }
+        Err(panic) => {
+            let outcome =
+                Outcome::dead(format!("decoding the arguments of task {id} (job `{}`) panicked: {panic}", J::NAME));
+            return dead_on_arrival(shared, id, attempt, outcome);
         }
     };
     let cx = TaskCx::new(&task, shared.worker_cx.clone(), shared.abort.clone(), Some(Arc::clone(&shared.cancels)));
@@ -707,16 +662,28 @@ where
         Err(error) => Err(error),
     };
     let outcome = match result {
-        Ok(output) => match J::__encode_output::<B::Codec>(&output) {
-            Ok(result) => {
+        Ok(output) => match catch(|| encode_output::<J, B::Codec>(&output)) {
+            Ok(Ok(result)) if result.len() > shared.backend.tuning().max_payload => Outcome::dead(format!(
+                "task {id} (job `{}`) succeeded but its output is {} bytes encoded, more than the backend's \
+                 max_payload of {} bytes",
+                J::NAME,
+                result.len(),
+                shared.backend.tuning().max_payload
+            )),
+            Ok(Ok(result)) => {
                 shared.emit(|| Event::Completed { id, attempt });
                 return Ack { id, outcome: Outcome::Done { result } };
             }
-            Err(error) => Outcome::Dead {
-                error: format!("task {id} (job `{}`) succeeded but its output could not be encoded: {error}", J::NAME),
-            },
+            Ok(Err(error)) => Outcome::dead(format!(
+                "task {id} (job `{}`) succeeded but its output could not be encoded: {error}",
+                J::NAME
+            )),
+            Err(panic) => Outcome::dead(format!(
+                "task {id} (job `{}`) succeeded but encoding its output panicked: {panic}",
+                J::NAME
+            )),
         },
-        Err(error) => outcome_of(&error, &task, &shared.fallback_backoff),
+        Err(error) => outcome_of(error, &task, &shared.fallback_backoff),
     };
     match &outcome {
         Outcome::Retry { at, error } => {
@@ -733,79 +700,51 @@ where
     Ack { id, outcome }
 }
 
+/// Runs `f`, turning a panic into its message.
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, crate::panic::Panicked> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|panic| crate::panic::Panicked::from_payload(panic.as_ref()))
+}
+
+/// The ack of a task that could not even start.
+fn dead_on_arrival<B>(shared: &Shared<B>, id: TaskId, attempt: u32, outcome: Outcome) -> Ack {
+    if let Outcome::Dead { error } = &outcome {
+        tracing::warn!(%id, attempt, %error, "task is dead");
+        shared.emit(|| Event::Dead { id, attempt, error: error.clone() });
+    }
+    Ack { id, outcome }
+}
+
+/// Whether `J` is the job of a workflow's steps (its output arrives encoded).
+fn is_workflow_step<J: Job>() -> bool {
+    std::any::TypeId::of::<J::Output>() == std::any::TypeId::of::<StepOutput>()
+}
+
+/// A run's output as stored: encoded with the backend's codec, except a
+/// workflow step's, which is already encoded and stored as it is.
+fn encode_output<J: Job, C: Codec>(output: &J::Output) -> Result<Vec<u8>, CodecError> {
+    match (output as &dyn std::any::Any).downcast_ref::<StepOutput>() {
+        Some(step) => Ok(step.0.0.clone()),
+        None => C::encode(output, J::NAME),
+    }
+}
+
 /// What a failed run leads to. The retry layer's decision wins; without one
 /// (a stack without `RetryLayer`) the job's backoff and the task's attempts
 /// decide, so a retryable error is never lost.
-fn outcome_of(error: &JobError, task: &Task, fallback: &Backoff) -> Outcome {
+fn outcome_of(error: JobError, task: &Task, fallback: &Backoff) -> Outcome {
     let now = Timestamp::now();
     if let Some(delay) = error.snooze_delay() {
         return Outcome::Snooze { at: now.add(delay) };
     }
     let message = error.to_string();
     if error.is_abort() {
-        return Outcome::Dead { error: format!("aborted: {message}") };
+        return Outcome::dead(format!("aborted: {message}"));
     }
-    let retry_after = match error.decision() {
-        Some(Decision::RetryAfter(delay)) => Some(*delay),
-        Some(Decision::GiveUp) => None,
-        None => (task.attempt < task.max_attempts).then(|| fallback.delay(task.attempt)),
-    };
-    match retry_after {
-        Some(delay) => Outcome::Retry { at: now.add(delay), error: message },
-        None => Outcome::Dead {
-            error: format!("{message} (gave up after attempt {} of {})", task.attempt, task.max_attempts),
-        },
-    }
-}
-
-/// Writes acks in batches until told to stop, then drains what is queued.
-/// A failed flush is retried (the batch is kept) until it succeeds or the
-/// worker is killed; unacked tasks are then rescued as orphans.
-async fn flush_loop<B: Backend>(
-    shared: Arc<Shared<B>>,
-    mut rx: mpsc::Receiver<Ack>,
-    stop: CancellationToken,
-    kill: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(ACK_BATCH);
-    loop {
-        let received = tokio::select! {
-            n = rx.recv_many(&mut batch, ACK_BATCH) => n,
-            () = stop.cancelled() => {
-                rx.close();
-                while rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
-                    flush(&shared, &mut batch, &kill).await;
-                }
-                return;
-            }
-        };
-        if received == 0 {
-            return;
-        }
-        flush(&shared, &mut batch, &kill).await;
-    }
-}
-
-async fn flush<B: Backend>(shared: &Shared<B>, batch: &mut Vec<Ack>, kill: &CancellationToken) {
-    let mut pause = MIN_ERROR_BACKOFF;
-    loop {
-        shared.flushing(batch);
-        match shared.backend.ack(&shared.registration, batch).await {
-            Ok(()) => {
-                shared.flushed(batch);
-                batch.clear();
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(worker = %shared.registration.id, %error, acks = batch.len(), "ack failed; retrying");
-                shared.emit(|| Event::BackendError { error: error.to_string() });
-            }
-        }
-        tokio::select! {
-            () = kill.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(MAX_ERROR_BACKOFF);
+    let error = decide(error, task.attempt, task.max_attempts, fallback);
+    match error.decision() {
+        Some(Decision::RetryAfter(delay)) => Outcome::retry(now.add(*delay), message),
+        _ => Outcome::dead(format!("{message} (gave up after attempt {} of {})", task.attempt, task.max_attempts)),
     }
 }
 

@@ -9,13 +9,16 @@
 //!   the encoded outputs of the steps it depends on;
 //! - when a step's task is acknowledged `done`, the backend stores its output
 //!   and enqueues the dependents whose inputs are now all there **in the same
-//!   atomic operation as the ack** ([`advance`] decides which), so a crash
-//!   between the two never loses or duplicates a step, and no task waits or
-//!   polls for its inputs;
-//! - a step that goes `dead` fails the run; its other pending steps are
-//!   cancelled and never start;
+//!   atomic operation as the ack** (the [`plan`]ner decides which), so a
+//!   crash between the two never loses or duplicates a step, and no task
+//!   waits or polls for its inputs;
+//! - a step that fails for good fails the run; its other live steps are
+//!   cancelled and never start (or, running, see their cancellation token
+//!   fire);
 //! - [`WorkflowExt::workflow`] reports each step and waits for the typed output.
 
+pub mod plan;
+pub mod rows;
 mod step;
 
 use std::fmt;
@@ -26,25 +29,16 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use self::step::{Bytes, StepPayload, StepTask};
+pub use self::step::{Bytes, StepOutput, StepPayload, StepTask};
 use crate::backend::Backend;
 use crate::codec::Codec;
-use crate::context::TaskCx;
+use crate::context::{Requirements, TaskCx};
 use crate::error::{CodecError, Error};
-use crate::job::{JobError, JobOptions, Requirements};
+use crate::job::JobOptions;
+use crate::job_error::JobError;
+pub use crate::task::RunId;
 use crate::task::{TaskId, TaskState};
 use crate::time::Timestamp;
-
-/// A workflow run's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RunId(pub u64);
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// One step of a workflow's graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,78 +172,19 @@ pub struct RunInfo {
 }
 
 /// A backend that can run workflows: writes runs and, in its `ack`, advances
-/// them atomically (see the [module docs](self)).
+/// them atomically through the [`plan`]ner (see the [module docs](self)). A
+/// [capability](crate::capability).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run workflows",
+    label = "workflows need a backend that stores runs and advances them atomically with step acks",
+    note = "backends with workflows: MemoryBackend, SqliteBackend, PostgresBackend, MysqlBackend, RedisBackend"
+)]
 pub trait WorkflowStore: Backend {
     /// Writes the run and the tasks of its entry steps, atomically.
     fn start_run(&self, run: NewRun) -> impl Future<Output = Result<RunId, Error>> + Send;
 
     /// A run and its steps.
     fn run_info(&self, run: RunId) -> impl Future<Output = Result<Option<RunInfo>, Error>> + Send;
-}
-
-/// Indices of the steps of `steps` that have no dependencies.
-pub fn entry_steps(steps: &[StepSpec]) -> Vec<u16> {
-    (0..steps.len()).filter(|i| steps[*i].after.is_empty()).filter_map(|i| u16::try_from(i).ok()).collect()
-}
-
-/// Indices of the steps nothing depends on, in declaration order.
-pub fn sink_steps(steps: &[StepSpec]) -> Vec<u16> {
-    (0..steps.len())
-        .filter(|i| !steps.iter().any(|s| s.after.iter().any(|a| usize::from(*a) == *i)))
-        .filter_map(|i| u16::try_from(i).ok())
-        .collect()
-}
-
-/// After step `completed` finished: the dependents that are now ready, each
-/// with its inputs (the outputs of its `after` steps, in order). `output`
-/// returns a finished step's stored output, `None` if it has not finished.
-pub fn advance<'a>(
-    steps: &[StepSpec],
-    completed: u16,
-    mut output: impl FnMut(u16) -> Option<&'a [u8]>,
-) -> Vec<(u16, Vec<Vec<u8>>)> {
-    let mut ready = Vec::new();
-    for (index, step) in steps.iter().enumerate() {
-        if !step.after.contains(&completed) {
-            continue;
-        }
-        let inputs: Option<Vec<Vec<u8>>> = step.after.iter().map(|dep| output(*dep).map(<[u8]>::to_vec)).collect();
-        if let (Some(inputs), Ok(index)) = (inputs, u16::try_from(index)) {
-            ready.push((index, inputs));
-        }
-    }
-    ready
-}
-
-/// Builds the stored task of step `step` of `run`.
-///
-/// # Errors
-///
-/// When the payload cannot be encoded.
-pub fn step_task<C: Codec>(
-    workflow: &'static str,
-    queue: &str,
-    run: RunId,
-    step: u16,
-    spec: &StepSpec,
-    inputs: Vec<Vec<u8>>,
-) -> Result<crate::task::NewTask, Error> {
-    let payload = StepPayload { run, step, inputs: inputs.into_iter().map(Bytes).collect() };
-    Ok(crate::task::NewTask {
-        job: workflow,
-        queue: queue.to_owned(),
-        payload: C::encode(&payload, workflow)?,
-        run_at: Timestamp::now(),
-        priority: spec.priority,
-        max_attempts: spec.max_attempts,
-        unique_key: None,
-        unique_for: None,
-    })
-}
-
-/// The error of a run that failed because step `name` went dead.
-pub fn step_failed(name: &str, error: &str) -> String {
-    format!("step `{name}` failed: {error}")
 }
 
 /// A started run of workflow `W`, returned by [`WorkflowExt::start`].
@@ -284,55 +219,47 @@ impl<W> fmt::Debug for Run<W> {
     }
 }
 
-/// Why [`WorkflowHandle::wait`] returned no output.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WorkflowError {
-    /// A step failed for good.
-    #[error("workflow `{workflow}` run {run} failed: {error}")]
-    Failed {
-        /// The workflow.
-        workflow: &'static str,
-        /// The run.
-        run: RunId,
-        /// The failed step and its error.
-        error: String,
-    },
-    /// No such run.
-    #[error("workflow `{workflow}` has no run {run}")]
-    NotFound {
-        /// The workflow.
-        workflow: &'static str,
-        /// The run.
-        run: RunId,
-    },
-    /// The backend failed, or the output did not decode.
-    #[error(transparent)]
-    Backend(#[from] Error),
-}
-
-/// Starting and watching workflows, for every [`WorkflowStore`].
-pub trait WorkflowExt: WorkflowStore {
-    /// Starts a run: writes it and enqueues its entry steps.
+/// Starting and watching workflows, for every backend that is a
+/// [`WorkflowStore`].
+pub trait WorkflowExt: Backend {
+    /// Starts a run: writes it and enqueues its entry steps. Needs
+    /// [`WorkflowStore`].
     ///
     /// # Errors
     ///
     /// When the input cannot be encoded or the backend fails.
-    fn start<W: Workflow>(&self, workflow: W) -> impl Future<Output = Result<Run<W>, Error>> + Send {
-        let input = <Self::Codec as Codec>::encode(&workflow.into_input(), W::NAME);
+    fn start<W: Workflow>(&self, workflow: W) -> impl Future<Output = Result<Run<W>, Error>> + Send
+    where
+        Self: WorkflowStore,
+    {
+        let limit = self.tuning().max_payload;
+        let input =
+            <Self::Codec as Codec>::encode(&workflow.into_input(), W::NAME).map_err(Error::from).and_then(|input| {
+                if input.len() > limit {
+                    return Err(Error::PayloadTooLarge {
+                        what: format!("the input of workflow `{}`", W::NAME),
+                        size: input.len(),
+                        limit,
+                    });
+                }
+                Ok(input)
+            });
         async move {
             let run = NewRun { workflow: W::NAME, queue: W::QUEUE.to_owned(), steps: W::steps(), input: input? };
             Ok(Run::from_id(self.start_run(run).await?))
         }
     }
 
-    /// A handle to watch `run`.
-    fn workflow<W: Workflow>(&self, run: Run<W>) -> WorkflowHandle<'_, Self, W> {
+    /// A handle to watch `run`. Needs [`WorkflowStore`].
+    fn workflow<W: Workflow>(&self, run: Run<W>) -> WorkflowHandle<'_, Self, W>
+    where
+        Self: WorkflowStore,
+    {
         WorkflowHandle { backend: self, run }
     }
 }
 
-impl<B: WorkflowStore> WorkflowExt for B {}
+impl<B: Backend> WorkflowExt for B {}
 
 /// Watches one run; see [`WorkflowExt::workflow`].
 pub struct WorkflowHandle<'a, B, W> {
@@ -351,33 +278,28 @@ impl<B: WorkflowStore, W: Workflow> WorkflowHandle<'_, B, W> {
     ///
     /// # Errors
     ///
-    /// When the run does not exist or the backend fails.
-    pub async fn status(&self) -> Result<RunInfo, WorkflowError> {
-        self.backend.run_info(self.run.id).await?.ok_or(WorkflowError::NotFound { workflow: W::NAME, run: self.run.id })
+    /// [`Error::RunNotFound`] when the run does not exist, or a backend error.
+    pub async fn status(&self) -> Result<RunInfo, Error> {
+        self.backend.run_info(self.run.id).await?.ok_or(Error::RunNotFound { workflow: W::NAME, run: self.run.id })
     }
 
     /// Waits until the run finishes; its typed output, or why it failed.
+    /// Every run ends (a step whose task ends other than `done`, however it
+    /// ends, fails it), but one may wait long for its steps' retries: see
+    /// [`wait_timeout`](Self::wait_timeout) to bound the wait.
     ///
     /// # Errors
     ///
-    /// [`WorkflowError::Failed`] with the failed step's error, or a backend error.
-    pub async fn wait(&self) -> Result<W::Output, WorkflowError> {
+    /// [`Error::RunFailed`] with the failed step's error, [`Error::RunNotFound`],
+    /// or a backend or codec error.
+    pub async fn wait(&self) -> Result<W::Output, Error> {
         let mut pause = Duration::from_millis(1);
         loop {
             let info = self.status().await?;
             match info.state {
-                RunState::Done => {
-                    let outputs: Vec<Vec<u8>> =
-                        info.steps.iter().map(|s| s.output.clone()).collect::<Option<_>>().unwrap_or_default();
-                    let specs = W::steps();
-                    let sinks = sink_steps(&specs)
-                        .into_iter()
-                        .map(|i| outputs.get(usize::from(i)).cloned().unwrap_or_default())
-                        .collect();
-                    return W::decode_output::<B::Codec>(sinks).map_err(|e| WorkflowError::Backend(e.into()));
-                }
+                RunState::Done => return self.output(info),
                 RunState::Failed => {
-                    return Err(WorkflowError::Failed {
+                    return Err(Error::RunFailed {
                         workflow: W::NAME,
                         run: self.run.id,
                         error: info.error.unwrap_or_default(),
@@ -390,31 +312,31 @@ impl<B: WorkflowStore, W: Workflow> WorkflowHandle<'_, B, W> {
             }
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(name: &str, after: &[u16]) -> StepSpec {
-        StepSpec { name: name.into(), after: after.to_vec(), max_attempts: 1, priority: 0 }
+    /// [`wait`](Self::wait), for at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Self::wait), and [`Error::RunTimedOut`] when the run has
+    /// not finished within `limit` (it goes on; wait again or look at its
+    /// [`status`](Self::status)).
+    pub async fn wait_timeout(&self, limit: Duration) -> Result<W::Output, Error> {
+        match tokio::time::timeout(limit, self.wait()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::RunTimedOut { workflow: W::NAME, run: self.run.id, waited: limit }),
+        }
     }
 
-    #[test]
-    fn a_diamond_advances_only_when_both_branches_are_done() {
-        let steps = vec![spec("fetch", &[]), spec("mail", &[0]), spec("provision", &[0]), spec("report", &[1, 2])];
-        assert_eq!(entry_steps(&steps), vec![0]);
-        assert_eq!(sink_steps(&steps), vec![3]);
-        let outputs: Vec<Option<Vec<u8>>> = vec![Some(b"u".to_vec()), None, None, None];
-        let ready = advance(&steps, 0, |i| outputs[usize::from(i)].as_deref());
-        assert_eq!(ready.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
-        let outputs: Vec<Option<Vec<u8>>> = vec![Some(b"u".to_vec()), Some(b"m".to_vec()), None, None];
-        assert!(
-            advance(&steps, 1, |i| outputs[usize::from(i)].as_deref()).is_empty(),
-            "report still waits for provision"
-        );
-        let outputs: Vec<Option<Vec<u8>>> = vec![Some(b"u".to_vec()), Some(b"m".to_vec()), Some(b"a".to_vec()), None];
-        let ready = advance(&steps, 2, |i| outputs[usize::from(i)].as_deref());
-        assert_eq!(ready, vec![(3, vec![b"m".to_vec(), b"a".to_vec()])], "inputs in `after` order");
+    fn output(&self, info: RunInfo) -> Result<W::Output, Error> {
+        let graph = plan::Graph::new(W::steps()).map_err(|problem| {
+            Error::Config(format!("workflow `{}` has a graph errand cannot run: {problem}", W::NAME))
+        })?;
+        let mut outputs: Vec<Option<Vec<u8>>> = info.steps.into_iter().map(|s| s.output).collect();
+        let sinks = graph
+            .sinks()
+            .iter()
+            .map(|i| outputs.get_mut(usize::from(*i)).and_then(Option::take).unwrap_or_default())
+            .collect();
+        Ok(W::decode_output::<B::Codec>(sinks)?)
     }
 }

@@ -7,10 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{RunId, Workflow};
 use crate::codec::Codec;
-use crate::context::TaskCx;
-use crate::error::CodecError;
-use crate::job::{Decision, Job, JobError, JobOptions, Requirements};
-use crate::timeout::Elapsed;
+use crate::context::{Requirements, TaskCx};
+use crate::job::{Job, JobOptions};
+use crate::job_error::JobError;
+use crate::retry::decide;
 
 /// Encoded bytes inside a payload: stored as a byte string by codecs that
 /// have one (MessagePack, bincode), as an array by JSON.
@@ -94,7 +94,8 @@ impl<'de, W, C> Deserialize<'de> for StepTask<W, C> {
     }
 }
 
-/// A step's encoded output: stored as it is, not re-encoded.
+/// A step's encoded output: the worker stores these bytes as they are,
+/// without encoding them again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepOutput(pub Bytes);
 
@@ -112,33 +113,15 @@ impl<W: Workflow, C: Codec> Job for StepTask<W, C> {
         W::requirements(requirements);
     }
 
-    #[doc(hidden)]
-    fn __encode_output<C2: Codec>(output: &StepOutput) -> Result<Vec<u8>, CodecError> {
-        Ok(output.0.0.clone())
-    }
-
     async fn run(self, cx: TaskCx) -> Result<StepOutput, JobError> {
+        // Each step has its own retries, backoff and timeout: the same
+        // timeout future and retry decision as the worker's layers, per step.
         let step = self.payload.step;
         let options = W::step_options(step);
         let run = W::run_step::<C>(step, self.payload.inputs, cx.clone());
-        let result = match options.timeout {
-            Some(limit) => match tokio::time::timeout(limit, run).await {
-                Ok(result) => result,
-                Err(_) => Err(JobError::retry(Elapsed { limit })),
-            },
-            None => run.await,
-        };
-        match result {
+        match crate::timeout::ResponseFuture::new(run, options.timeout).await {
             Ok(bytes) => Ok(StepOutput(Bytes(bytes))),
-            Err(error) if error.is_retry() && error.decision().is_none() => {
-                let decision = if cx.attempt() < cx.max_attempts() {
-                    Decision::RetryAfter(options.backoff.delay(cx.attempt()))
-                } else {
-                    Decision::GiveUp
-                };
-                Err(error.with_decision(decision))
-            }
-            Err(error) => Err(error),
+            Err(error) => Err(decide(error, cx.attempt(), cx.max_attempts(), &options.backoff)),
         }
     }
 }

@@ -1,4 +1,7 @@
-//! Shared by the PostgreSQL tests: the server URL (or a skip), fresh schemas.
+//! Shared by the PostgreSQL tests: the server URL, fresh schemas, and
+//! dropping them. Every test that needs the server is gated by the crate's
+//! build script (`#[cfg_attr(errand_skip, ignore = …)]`): without
+//! `ERRAND_POSTGRES_URL` it is reported as ignored.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -7,15 +10,15 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use errand_postgres::PostgresBackend;
 use errand_postgres::sqlx::{self, Connection, PgPool};
+use errand_postgres::{PostgresBackend, PostgresBuilder};
+use errand_runtime::Codec;
 
 /// Test schemas older than this are leftovers of crashed runs: dropped.
 const STALE_SECS: u64 = 3600;
 
-/// `ERRAND_POSTGRES_URL`, or `None` (the test is skipped; it fails instead
-/// under `ERRAND_REQUIRE_SERVICES=1`).
-pub fn url() -> Option<String> {
+/// `ERRAND_POSTGRES_URL` (the tests that call this are ignored without it).
+pub fn url() -> String {
     errand_runtime::testing::service_url("ERRAND_POSTGRES_URL")
 }
 
@@ -55,18 +58,51 @@ pub async fn drop_stale_schemas(pool: &PgPool) {
     }
 }
 
-/// A migrated backend in a fresh schema.
+/// A migrated backend in a fresh schema, with the default settings.
 pub async fn backend(url: &str) -> PostgresBackend {
+    backend_with(url, |b| b).await
+}
+
+/// A migrated backend in a fresh schema, with the settings `configure`
+/// makes (the schema is set afterwards).
+pub async fn backend_with<C: Codec>(
+    url: &str,
+    configure: impl FnOnce(PostgresBuilder) -> PostgresBuilder<C>,
+) -> PostgresBackend<C> {
+    backend_in(url, &fresh_schema(), configure).await
+}
+
+/// A migrated backend in schema `schema`, with the settings `configure`
+/// makes (the schema is set afterwards).
+pub async fn backend_in<C: Codec>(
+    url: &str,
+    schema: &str,
+    configure: impl FnOnce(PostgresBuilder) -> PostgresBuilder<C>,
+) -> PostgresBackend<C> {
     let pool = pool(url).await;
     drop_stale_schemas(&pool).await;
-    let backend = PostgresBackend::from_pool(pool).schema(&fresh_schema()).unwrap_or_else(|e| panic!("{e}"));
-    backend.setup().await.unwrap_or_else(|e| panic!("setup failed: {e}"));
+    let backend =
+        configure(PostgresBackend::builder()).namespace(schema).from_pool(pool).unwrap_or_else(|e| panic!("{e}"));
+    backend.migrate().await.unwrap_or_else(|e| panic!("migrate failed: {e}"));
     backend
 }
 
+/// Another backend value on `backend`'s schema, with a pool of its own (as
+/// another process would have) and the settings `configure` makes.
+pub async fn attach<C: Codec, D: Codec>(
+    url: &str,
+    backend: &PostgresBackend<C>,
+    configure: impl FnOnce(PostgresBuilder) -> PostgresBuilder<D>,
+) -> PostgresBackend<D> {
+    configure(PostgresBackend::builder())
+        .namespace(backend.namespace())
+        .from_pool(pool(url).await)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Drops the backend's schema.
-pub async fn drop_schema<C: errand_runtime::Codec>(backend: &PostgresBackend<C>) {
-    let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", backend.schema_name());
+pub async fn drop_schema<C: Codec>(backend: &PostgresBackend<C>) {
+    let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", backend.namespace());
     let _ = sqlx::query(&sql).execute(backend.pool()).await;
 }
 
@@ -76,6 +112,13 @@ pub async fn drop_schema<C: errand_runtime::Codec>(backend: &PostgresBackend<C>)
 pub struct DropSchema {
     pub url: String,
     pub schema: String,
+}
+
+impl DropSchema {
+    /// A guard for `backend`'s schema.
+    pub fn of<C: Codec>(url: &str, backend: &PostgresBackend<C>) -> Self {
+        Self { url: url.to_owned(), schema: backend.namespace().to_owned() }
+    }
 }
 
 impl Drop for DropSchema {

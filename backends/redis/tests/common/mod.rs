@@ -1,5 +1,8 @@
 //! Shared helpers of the Redis tests: a backend with a random key prefix
 //! whose keys are deleted when the test ends.
+//!
+//! The tests that use a server are gated by the build script: without
+//! `ERRAND_REDIS_URL` they are reported as ignored.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -9,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use errand_redis::{RedisBackend, RedisBuilder};
 use errand_runtime::Codec;
 
-/// The test server's URL, or `None` (after printing that the test is skipped).
-pub fn url() -> Option<String> {
+/// The test server's URL (the build script ignores the tests that call
+/// this when it is unset).
+pub fn url() -> String {
     errand_runtime::testing::service_url("ERRAND_REDIS_URL")
 }
 
@@ -22,41 +26,58 @@ pub fn random_prefix() -> String {
     format!("errand-test:{}:{nanos:x}:{n}:", std::process::id())
 }
 
-/// A builder with a random prefix.
+/// A builder with a random namespace.
 pub fn builder() -> RedisBuilder {
-    RedisBackend::builder().prefix(random_prefix())
+    RedisBackend::builder().namespace(random_prefix())
 }
 
-/// Deletes every key under `prefix` (SCAN + UNLINK).
-pub async fn delete_keys(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
-    let pattern = format!("{}*", prefix.replace('*', "\\*").replace('?', "\\?").replace('[', "\\["));
+/// `prefix` as a `SCAN MATCH` pattern of every key that starts with it.
+fn pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
+}
+
+/// Deletes every key that starts with `prefix` (`SCAN` + `UNLINK`, never a
+/// flush: the server is shared) and returns how many it deleted.
+///
+/// # Errors
+///
+/// When Redis fails; keys deleted before the failure stay deleted.
+pub async fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<u64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let pattern = pattern(prefix);
     let mut cursor: u64 = 0;
+    let mut deleted = 0;
     loop {
-        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg(&pattern)
             .arg("COUNT")
             .arg(1000)
             .query_async(&mut conn)
-            .await
-        else {
-            return;
-        };
+            .await?;
         if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+            let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
+            deleted += n;
         }
         if next == 0 {
-            return;
+            return Ok(deleted);
         }
         cursor = next;
     }
 }
 
-/// Deletes a backend's keys when dropped (in a spawned task, or a fresh
-/// runtime when none is running).
+/// Deletes a backend's keys when dropped (on a thread with a runtime of its
+/// own: the test's may be shutting down).
 #[derive(Debug)]
 pub struct Cleanup {
     pub url: String,
@@ -67,18 +88,19 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let (url, prefix) = (self.url.clone(), self.prefix.clone());
         errand_runtime::testing::clean_up_blocking(Duration::from_secs(10), move || async move {
-            delete_keys(&url, &prefix).await;
+            let _ = delete_keys(&url, &prefix).await;
         });
     }
 }
 
-/// A backend with a random prefix, and the guard that deletes its keys.
+/// A backend built by `builder` (with a random namespace, see [`builder`])
+/// with codec `C`, and the guard that deletes its keys.
 pub async fn backend<C: Codec>(builder: RedisBuilder) -> (RedisBackend<C>, Cleanup) {
-    let url = url().unwrap_or_default();
+    let url = url();
     let backend = match builder.codec::<C>().connect(&url).await {
         Ok(backend) => backend,
         Err(error) => panic!("cannot connect to the test Redis at {url}: {error}"),
     };
-    let cleanup = Cleanup { url, prefix: backend.prefix().to_owned() };
+    let cleanup = Cleanup { url, prefix: backend.namespace().to_owned() };
     (backend, cleanup)
 }

@@ -1,4 +1,4 @@
-// The example of DESIGN §1, as a user writes it: it must compile unchanged.
+// The README's first example, as a user writes it: it must compile unchanged.
 use errand::prelude::*;
 use errand::sqlite::SqliteBackend;
 
@@ -35,7 +35,7 @@ async fn design_main() -> Result<(), errand::Error> {
 
     Monitor::new()
         .register(SendEmail::worker(&backend).data(Mailer::new()).concurrency(8))
-        .run_until(tokio::signal::ctrl_c()) // graceful: stop fetching, finish or release in-flight
+        .run() // until Ctrl-C or SIGTERM; then graceful: stop fetching, finish or release in-flight
         .await
 }
 

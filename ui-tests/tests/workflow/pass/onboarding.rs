@@ -1,4 +1,4 @@
-//! The DESIGN §2 example: a diamond with fan-out, fan-in and injected data.
+//! The README's workflow example: a diamond with fan-out, fan-in and injected data.
 
 use errand::prelude::*;
 use errand::workflow::Workflow;

@@ -1,0 +1,1 @@
+SELECT version, description, checksum FROM errand_migrations ORDER BY version

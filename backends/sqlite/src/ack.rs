@@ -1,0 +1,168 @@
+//! Acknowledging finished runs: one transaction with at most one statement
+//! per outcome kind. The `done` and `dead` acks of a workflow step worker
+//! return the steps they really ended, and their runs advance in the same
+//! transaction (see [`crate::workflow`]).
+
+use std::collections::HashMap;
+
+use errand_runtime::backend::stored::StoredRow;
+use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
+use errand_runtime::workflow::plan::StepEnd;
+use errand_runtime::{Codec, Error, Timestamp};
+use sqlx::{Connection, SqliteConnection};
+
+use crate::encode::JsonRows;
+use crate::rows::{Stored, bad_data, query_error};
+use crate::workflow::{self, EndedStep};
+use crate::{SqliteBackend, sql};
+
+/// The outcome kinds, one statement each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Done,
+    Retry,
+    Dead,
+    Snooze,
+}
+
+impl Kind {
+    fn statement(self, steps: bool) -> &'static str {
+        match (self, steps) {
+            (Kind::Done, false) => sql::ACK_DONE,
+            (Kind::Done, true) => sql::STEP_ACK_DONE_BATCH,
+            (Kind::Dead, false) => sql::ACK_DEAD,
+            (Kind::Dead, true) => sql::STEP_ACK_DEAD_BATCH,
+            (Kind::Retry, _) => sql::ACK_RETRY,
+            (Kind::Snooze, _) => sql::ACK_SNOOZE,
+        }
+    }
+
+    /// Whether the statement ends a workflow step (and returns it).
+    fn ends_step(self) -> bool {
+        matches!(self, Kind::Done | Kind::Dead)
+    }
+}
+
+impl<C: Codec> SqliteBackend<C> {
+    pub(crate) async fn ack(&self, worker: &WorkerRegistration, acks: &[Ack]) -> Result<(), Error> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let mut done = JsonRows::with_capacity(acks.len() * 24);
+        let mut retry = JsonRows::with_capacity(0);
+        let mut dead = JsonRows::with_capacity(0);
+        let mut snooze = JsonRows::with_capacity(0);
+        for ack in acks {
+            // An id beyond i64 was never handed out by this backend.
+            let Ok(id) = i64::try_from(ack.id.0) else { continue };
+            let _ = match &ack.outcome {
+                Outcome::Done { result } => done.row().int(id).hex(result),
+                Outcome::Retry { at, error } => retry.row().int(id).int(at.as_millis()).str(error),
+                Outcome::Dead { error } => dead.row().int(id).str(error),
+                Outcome::Snooze { at } => snooze.row().int(id).int(at.as_millis()),
+            };
+        }
+        let wake = !retry.is_empty() || !snooze.is_empty();
+        let batches: Vec<(Kind, String)> =
+            [(Kind::Done, done), (Kind::Retry, retry), (Kind::Dead, dead), (Kind::Snooze, snooze)]
+                .into_iter()
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|(kind, rows)| (kind, rows.finish()))
+                .collect();
+
+        let operation = || format!("acknowledge {} task(s) of worker `{}`", acks.len(), worker.id);
+        let now = self.tuning.clock.now();
+        let steps = worker.workflow_steps;
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let (updated, woken) = match batches.as_slice() {
+            [(kind, json)] if !(steps && kind.ends_step()) => {
+                let updated = ack_batch(&mut conn, *kind, json, now, &worker.id).await;
+                (updated.map_err(query_error(operation()))?, Vec::new())
+            }
+            _ => {
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+                let mut updated = 0;
+                let mut ended = Vec::new();
+                for (kind, json) in &batches {
+                    if steps && kind.ends_step() {
+                        let rows = sqlx::query(kind.statement(true))
+                            .bind(json)
+                            .bind(now.as_millis())
+                            .bind(&*worker.id)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(query_error(operation()))?;
+                        updated += rows.len() as u64;
+                        for row in rows.into_iter().map(Stored) {
+                            if let Some(step) = EndedStep::of(&row, || step_end(*kind, &row))? {
+                                ended.push(step);
+                            }
+                        }
+                    } else {
+                        let batch = ack_batch(&mut tx, *kind, json, now, &worker.id).await;
+                        updated += batch.map_err(query_error(operation()))?;
+                    }
+                }
+                // The runs advance in ack order (RETURNING has none).
+                if ended.len() > 1 {
+                    let order: HashMap<u64, usize> = acks.iter().enumerate().map(|(i, a)| (a.id.0, i)).collect();
+                    ended.sort_by_key(|e| u64::try_from(e.task).ok().and_then(|t| order.get(&t).copied()));
+                }
+                let woken = workflow::end_steps::<C>(&mut tx, ended, now).await?;
+                tx.commit().await.map_err(query_error(operation()))?;
+                (updated, woken)
+            }
+        };
+        if updated < acks.len() as u64 {
+            // Some runs were cancelled (or rescued) meanwhile: the cancelled
+            // ones are over now, so stop reporting them to this worker.
+            sqlx::query(sql::FORGET_CANCELLED)
+                .bind(&*worker.id)
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error(operation()))?;
+        }
+        drop(conn);
+        self.wake_all(&woken);
+        if updated < acks.len() as u64 {
+            tracing::debug!(
+                worker = %worker.id,
+                ignored = acks.len() as u64 - updated,
+                "ignored acks of tasks no longer running for this worker (rescued, released or cancelled)"
+            );
+        }
+        if wake {
+            self.inner.notifier.notify(&worker.queue);
+        }
+        Ok(())
+    }
+}
+
+/// How the step of a row returned by `sql/step_ack_*_batch.sql` ended.
+fn step_end(kind: Kind, row: &Stored) -> Result<StepEnd, Error> {
+    let what = || "a workflow step task just acknowledged".to_owned();
+    match kind {
+        Kind::Done => {
+            let result = row.bytes("result").map_err(|e| bad_data(&what(), format!("column `result`: {e}")))?;
+            Ok(StepEnd::Done(result.unwrap_or_default()))
+        }
+        _ => {
+            let error = row.text("last_error").map_err(|e| bad_data(&what(), format!("column `last_error`: {e}")))?;
+            Ok(StepEnd::Failed(error.unwrap_or_default()))
+        }
+    }
+}
+
+/// Runs one plain `sql/ack_*.sql` statement; returns how many tasks it updated.
+async fn ack_batch(
+    conn: &mut SqliteConnection,
+    kind: Kind,
+    json: &str,
+    now: Timestamp,
+    worker: &str,
+) -> Result<u64, sqlx::Error> {
+    let query = sqlx::query(kind.statement(false)).bind(json);
+    // done and dead record when they finished; retry and snooze do not.
+    let query = if kind.ends_step() { query.bind(now.as_millis()).bind(worker) } else { query.bind(worker) };
+    Ok(query.execute(&mut *conn).await?.rows_affected())
+}

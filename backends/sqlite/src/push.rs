@@ -1,0 +1,192 @@
+//! Writing new tasks: `push`, and `impl Transactional` (the same writes on
+//! the caller's connection, inside its transaction).
+
+use errand_runtime::backend::NewTask;
+use errand_runtime::capability::Transactional;
+use errand_runtime::{Codec, Error, TaskId, Timestamp};
+use sqlx::{Connection, SqliteConnection};
+
+use crate::encode::{payload_batches, push_batches, uniform};
+use crate::rows::{query_error, wrong_reply};
+use crate::{SqliteBackend, sql};
+
+/// What a push is doing, for messages.
+fn operation(tasks: &[NewTask]) -> String {
+    match tasks {
+        [task] => format!("enqueue a task of job `{}` on queue `{}`", task.job, task.queue),
+        _ => format!("enqueue {} tasks", tasks.len()),
+    }
+}
+
+impl<C: Codec> SqliteBackend<C> {
+    /// Writes `tasks` on the writer connection, in one transaction when it
+    /// takes more than one statement; wakes their queues.
+    pub(crate) async fn push(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let writes = Writes::new(&tasks);
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation(&tasks)))?;
+        let ids = if writes.one_statement() {
+            writes.run(&mut conn, self.tuning.clock.now()).await?
+        } else {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation(&tasks)))?;
+            let ids = writes.run(&mut tx, self.tuning.clock.now()).await?;
+            tx.commit().await.map_err(query_error(operation(&tasks)))?;
+            ids
+        };
+        drop(conn);
+        self.wake(&tasks);
+        Ok(ids)
+    }
+
+    fn wake(&self, tasks: &[NewTask]) {
+        let mut notified: Vec<&str> = Vec::new();
+        for task in tasks {
+            if !notified.contains(&task.queue.as_str()) {
+                notified.push(&task.queue);
+                self.inner.notifier.notify(&task.queue);
+            }
+        }
+    }
+}
+
+impl<C: Codec> Transactional for SqliteBackend<C> {
+    type Connection = SqliteConnection;
+
+    /// Writes `tasks` on `conn` (a transaction of the application's, on the
+    /// same database file), as `push` does. Workers of this process are woken
+    /// at once and find the tasks once the transaction commits; others see
+    /// them at their next poll.
+    async fn push_in(&self, conn: &mut SqliteConnection, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let writes = Writes::new(&tasks);
+        let ids = if writes.one_statement() {
+            writes.run(conn, self.tuning.clock.now()).await?
+        } else {
+            // A savepoint inside the caller's transaction (or a transaction of
+            // its own on a bare connection): all the statements or none.
+            let mut tx = conn.begin().await.map_err(query_error(operation(&tasks)))?;
+            let ids = writes.run(&mut tx, self.tuning.clock.now()).await?;
+            tx.commit().await.map_err(query_error(operation(&tasks)))?;
+            ids
+        };
+        self.wake(&tasks);
+        Ok(ids)
+    }
+}
+
+/// How a batch of new tasks is written.
+struct Writes<'a> {
+    tasks: &'a [NewTask],
+    /// JSON batches, and the settings every task shares if they all do;
+    /// `None` when any task has a unique key: then row by row, so each task
+    /// sees the ones before it.
+    batches: Option<(Option<&'a NewTask>, Vec<String>)>,
+}
+
+impl<'a> Writes<'a> {
+    fn new(tasks: &'a [NewTask]) -> Self {
+        if tasks.iter().any(|t| t.unique_key.is_some()) {
+            return Self { tasks, batches: None };
+        }
+        // The usual bulk enqueue (one job, same options) sends payloads only.
+        let shared = uniform(tasks).then(|| &tasks[0]);
+        let batches = if shared.is_some() { payload_batches(tasks) } else { push_batches(tasks) };
+        Self { tasks, batches: Some((shared, batches)) }
+    }
+
+    /// Whether it is one statement (no transaction needed).
+    fn one_statement(&self) -> bool {
+        self.batches.as_ref().is_some_and(|(_, batches)| batches.len() == 1)
+    }
+
+    /// Writes the tasks on `conn`; their ids, in input order.
+    async fn run(&self, conn: &mut SqliteConnection, now: Timestamp) -> Result<Vec<TaskId>, Error> {
+        let tasks = self.tasks;
+        let mut ids = Vec::with_capacity(tasks.len());
+        match &self.batches {
+            None => {
+                for task in tasks {
+                    ids.push(insert_one(conn, task, now).await?);
+                }
+            }
+            Some((shared, batches)) => {
+                for batch in batches {
+                    let batch = insert_batch(conn, batch, *shared, now).await;
+                    ids.extend(batch.map_err(query_error(operation(tasks)))?);
+                }
+            }
+        }
+        if ids.len() != tasks.len() {
+            let problem = format!("{} tasks were inserted but {} ids came back", tasks.len(), ids.len());
+            return Err(wrong_reply(operation(tasks), problem));
+        }
+        Ok(ids)
+    }
+}
+
+/// Inserts one task unless its unique key matches a live task of the same
+/// job (or, with `unique_for`, one created within the window): then that
+/// task's id.
+async fn insert_one(conn: &mut SqliteConnection, task: &NewTask, now: Timestamp) -> Result<TaskId, Error> {
+    let operation = || operation(std::slice::from_ref(task));
+    if let Some(key) = &task.unique_key {
+        let since = task.unique_for.map_or(i64::MAX, |window| now.sub(window).as_millis());
+        let existing: Option<i64> = sqlx::query_scalar(sql::FIND_UNIQUE)
+            .bind(key.as_str())
+            .bind(since)
+            .bind(task.job)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(query_error(operation()))?;
+        if let Some(id) = existing {
+            return new_id(id, operation);
+        }
+    }
+    let id: i64 = sqlx::query_scalar(sql::PUSH_ONE)
+        .bind(task.queue.as_str())
+        .bind(task.job)
+        .bind(task.payload.as_slice())
+        .bind(i64::from(task.max_attempts))
+        .bind(task.priority)
+        .bind(task.run_at.as_millis())
+        .bind(now.as_millis())
+        .bind(task.unique_key.as_deref())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    new_id(id, operation)
+}
+
+fn new_id(id: i64, operation: impl FnOnce() -> String) -> Result<TaskId, Error> {
+    u64::try_from(id).map(TaskId).map_err(|_| wrong_reply(operation(), format!("the new task's id is {id}")))
+}
+
+/// Runs `sql/push.sql` for one JSON batch — or `sql/push_uniform.sql` when
+/// every task shares `shared`'s settings; returns the ids in input order.
+async fn insert_batch(
+    conn: &mut SqliteConnection,
+    json: &str,
+    shared: Option<&NewTask>,
+    now: Timestamp,
+) -> Result<Vec<TaskId>, sqlx::Error> {
+    let query = match shared {
+        Some(t) => sqlx::query_scalar(sql::PUSH_UNIFORM)
+            .bind(json)
+            .bind(t.queue.as_str())
+            .bind(t.job)
+            .bind(i64::from(t.max_attempts))
+            .bind(t.priority)
+            .bind(t.run_at.as_millis())
+            .bind(now.as_millis()),
+        None => sqlx::query_scalar(sql::PUSH).bind(json).bind(now.as_millis()),
+    };
+    let mut ids: Vec<i64> = query.fetch_all(&mut *conn).await?;
+    // Rows are inserted in array order and get ascending ids; RETURNING
+    // yields them in no particular order.
+    ids.sort_unstable();
+    Ok(ids.into_iter().filter_map(|id| u64::try_from(id).ok().map(TaskId)).collect())
+}

@@ -1,0 +1,168 @@
+//! Workers' lifecycle and housekeeping: heartbeat, rescue of lost workers'
+//! tasks, release, cancelled runs, and tasks no worker serves.
+
+use errand_runtime::backend::stored::{StoredRow, read_unserved, task_id};
+use errand_runtime::backend::{Unserved, WorkerRegistration};
+use errand_runtime::workflow::plan::StepEnd;
+use errand_runtime::{Codec, Error, TaskId, Timestamp};
+use sqlx::Connection;
+
+use crate::rows::{Stored, bad_data, query_error, stored};
+use crate::workflow::{self, EndedStep};
+use crate::{NAME, SqliteBackend, sql};
+
+impl<C: Codec> SqliteBackend<C> {
+    pub(crate) async fn heartbeat(&self, worker: &WorkerRegistration) -> Result<(), Error> {
+        sqlx::query(sql::HEARTBEAT)
+            .bind(&*worker.id)
+            .bind(&*worker.queue)
+            .bind(worker.job)
+            .bind(i64::try_from(worker.concurrency).unwrap_or(i64::MAX))
+            .bind(worker.started_at.as_millis())
+            // Liveness by this machine's clock (SQLite has no server clock).
+            .bind(Timestamp::now().as_millis())
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("record a heartbeat of worker `{}`", worker.id)))?;
+        Ok(())
+    }
+
+    pub(crate) async fn rescue_orphans(&self) -> Result<u64, Error> {
+        let operation = || "rescue the tasks of lost workers".to_owned();
+        let now = self.tuning.clock.now();
+        // Liveness by this machine's clock, as heartbeats record it.
+        let cutoff = Timestamp::now().sub(self.tuning.orphan_after);
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+        let rescued = sqlx::query(sql::RESCUE)
+            .bind(now.as_millis())
+            .bind(cutoff.as_millis())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?;
+        let rescued = stored(rescued);
+        // A step that went dead on its last attempt fails its run.
+        let mut ended = Vec::new();
+        let mut requeued: Vec<String> = Vec::new();
+        for row in &rescued {
+            let what = "a rescued task";
+            let state = row.text("state").map_err(|e| bad_data(what, format!("column `state`: {e}")))?;
+            if state.as_deref() == Some("dead") {
+                let end = || {
+                    let error = row.text("last_error").map_err(|e| bad_data(what, format!("column `last_error`: {e}")));
+                    Ok(StepEnd::Failed(error?.unwrap_or_default()))
+                };
+                ended.extend(EndedStep::of(row, end)?);
+            } else if let Ok(Some(queue)) = row.text("queue")
+                && !requeued.contains(&queue)
+            {
+                requeued.push(queue);
+            }
+        }
+        let mut woken = workflow::end_steps::<C>(&mut tx, ended, now).await?;
+        sqlx::query(sql::FORGET_LOST_CANCELLED)
+            .bind(cutoff.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?;
+        sqlx::query(sql::DELETE_STALE_WORKERS)
+            .bind(cutoff.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?;
+        tx.commit().await.map_err(query_error(operation()))?;
+        drop(conn);
+
+        woken.extend(requeued);
+        self.wake_all(&woken);
+        if !rescued.is_empty() {
+            tracing::info!(tasks = rescued.len(), "rescued the running tasks of workers that stopped heartbeating");
+        }
+        Ok(rescued.len() as u64)
+    }
+
+    pub(crate) async fn release(&self, worker: &WorkerRegistration) -> Result<u64, Error> {
+        let operation = || format!("release the tasks of worker `{}`", worker.id);
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+        let released = sqlx::query(sql::RELEASE)
+            .bind(&*worker.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?
+            .rows_affected();
+        sqlx::query(sql::FORGET_CANCELLED)
+            .bind(&*worker.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?;
+        sqlx::query(sql::DELETE_WORKER).bind(&*worker.id).execute(&mut *tx).await.map_err(query_error(operation()))?;
+        tx.commit().await.map_err(query_error(operation()))?;
+        drop(conn);
+        if released > 0 {
+            self.inner.notifier.notify(&worker.queue);
+        }
+        Ok(released)
+    }
+
+    pub(crate) async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
+        let ids: Vec<i64> = sqlx::query_scalar(sql::CANCELLED_TASKS)
+            .bind(&*worker.id)
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(query_error(format!("list the cancelled runs of worker `{}`", worker.id)))?;
+        ids.into_iter().map(|id| task_id(NAME, id)).collect()
+    }
+
+    pub(crate) async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+        let rows = sqlx::query(sql::UNSERVED)
+            .bind(queue)
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(query_error(format!("count the waiting tasks of queue `{queue}`")))?;
+        read_unserved(NAME, &stored(rows), served, queue)
+    }
+
+    pub(crate) async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        let operation = || format!("bury the unserved tasks of job `{job}` on queue `{queue}`");
+        let now = self.tuning.clock.now();
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
+        let plain = sqlx::query(sql::BURY_UNSERVED)
+            .bind(queue)
+            .bind(job)
+            .bind(due_before.as_millis())
+            .bind(reason)
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?
+            .rows_affected();
+        // Workflow steps among them fail their runs.
+        let steps = sqlx::query(sql::BURY_UNSERVED_STEPS)
+            .bind(queue)
+            .bind(job)
+            .bind(due_before.as_millis())
+            .bind(reason)
+            .bind(now.as_millis())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?;
+        let buried = plain + steps.len() as u64;
+        let mut ended = Vec::with_capacity(steps.len());
+        for row in steps.into_iter().map(Stored) {
+            ended.extend(EndedStep::of(&row, || Ok(StepEnd::Failed(reason.to_owned())))?);
+        }
+        let woken = workflow::end_steps::<C>(&mut tx, ended, now).await?;
+        tx.commit().await.map_err(query_error(operation()))?;
+        drop(conn);
+        self.wake_all(&woken);
+        Ok(buried)
+    }
+}

@@ -1,0 +1,238 @@
+//! A worker's liveness: heartbeats on their own task, and housekeeping
+//! (cancelled runs, orphan rescue, unserved jobs) on another, so a slow
+//! housekeeping call never delays a beat.
+//!
+//! A worker rescues other workers' tasks only once its own heartbeats have
+//! gone through without a break for `orphan_after`. After an outage longer
+//! than `orphan_after` every worker's last beat is stale; a worker that
+//! reconnects first must not take that for the others' death: by the time
+//! it has been connected for `orphan_after`, every live worker has beaten
+//! again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Event;
+use super::run::{MAX_ERROR_BACKOFF, MIN_ERROR_BACKOFF, Shared};
+use crate::backend::Backend;
+use crate::time::Timestamp;
+
+/// How often the unserved-job check runs at most.
+const UNSERVED_EVERY: Duration = Duration::from_secs(60);
+
+/// What the heartbeat task knows of the connection, for the other tasks.
+#[derive(Debug, Default)]
+pub(super) struct Liveness {
+    /// Since when heartbeats have gone through without a failure (ms since
+    /// `epoch`, plus one; 0 while the last heartbeat failed).
+    connected_since: AtomicU64,
+    /// Backend calls of this worker that succeeded (heartbeats and acks):
+    /// proof that the backend answers, for the ack flusher.
+    successes: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Liveness {
+    fn epoch(&self) -> Instant {
+        *self.epoch.get_or_init(Instant::now)
+    }
+
+    fn beat_ok(&self) {
+        let since = u64::try_from(self.epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let _ = self.connected_since.compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire);
+        self.succeeded();
+    }
+
+    fn beat_failed(&self) {
+        self.connected_since.store(0, Ordering::Release);
+    }
+
+    /// Records a successful backend call.
+    pub(super) fn succeeded(&self) {
+        self.successes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many backend calls succeeded so far.
+    pub(super) fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Acquire)
+    }
+
+    /// Whether heartbeats have gone through without a break for `span`.
+    fn connected_for(&self, span: Duration) -> bool {
+        match self.connected_since.load(Ordering::Acquire) {
+            0 => false,
+            since => {
+                let since = Duration::from_millis(since - 1);
+                self.epoch().elapsed().saturating_sub(since) >= span
+            }
+        }
+    }
+}
+
+/// How long one heartbeat or housekeeping call may take before it counts as
+/// failed: a third of `orphan_after`, and at most the beat interval.
+fn call_limit<B: Backend>(shared: &Shared<B>, interval: Duration) -> Duration {
+    (shared.backend.tuning().orphan_after / 3).min(interval).max(Duration::from_millis(10))
+}
+
+/// Beats until the backend accepts it; false if shutdown came first.
+pub(super) async fn register<B: Backend>(shared: &Shared<B>, shutdown: &CancellationToken) -> bool {
+    let mut pause = MIN_ERROR_BACKOFF;
+    loop {
+        match shared.backend.heartbeat(&shared.registration).await {
+            Ok(()) => {
+                shared.liveness.beat_ok();
+                return true;
+            }
+            Err(error) => {
+                tracing::warn!(worker = %shared.registration.id, %error, "could not register the worker; retrying");
+                shared.emit(|| Event::BackendError { error: error.to_string() });
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_ERROR_BACKOFF);
+    }
+}
+
+/// Beats every `interval`, each beat bounded by its own deadline, until
+/// `kill` fires. Nothing else runs on this task.
+pub(super) async fn beat_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill: CancellationToken) {
+    let limit = call_limit(&shared, interval);
+    loop {
+        tokio::select! {
+            () = kill.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match tokio::time::timeout(limit, shared.backend.heartbeat(&shared.registration)).await {
+            Ok(Ok(())) => shared.liveness.beat_ok(),
+            Ok(Err(error)) => {
+                shared.liveness.beat_failed();
+                tracing::warn!(worker = %shared.registration.id, %error, "heartbeat failed");
+                shared.emit(|| Event::BackendError { error: error.to_string() });
+            }
+            Err(_) => {
+                shared.liveness.beat_failed();
+                tracing::warn!(worker = %shared.registration.id, ?limit, "heartbeat timed out");
+                shared.emit(|| Event::BackendError { error: format!("heartbeat timed out after {limit:?}") });
+            }
+        }
+    }
+}
+
+/// Every `interval`: reports cancelled runs to their tokens, rescues the
+/// tasks of dead workers (once this worker has been connected for
+/// `orphan_after`), and now and then looks for unserved jobs.
+pub(super) async fn housekeeping_loop<B: Backend>(shared: Arc<Shared<B>>, interval: Duration, kill: CancellationToken) {
+    let limit = call_limit(&shared, interval);
+    let orphan_after = shared.backend.tuning().orphan_after;
+    let mut last_unserved_check: Option<Instant> = None;
+    loop {
+        match tokio::time::timeout(limit, shared.backend.cancelled_tasks(&shared.registration)).await {
+            Ok(Ok(ids)) => shared.cancels.cancel(ids),
+            Ok(Err(error)) => tracing::warn!(%error, "could not read cancelled tasks"),
+            Err(_) => tracing::warn!(?limit, "reading cancelled tasks timed out"),
+        }
+        if shared.liveness.connected_for(orphan_after) {
+            rescue(&shared, orphan_after).await;
+        }
+        if last_unserved_check.is_none_or(|t| t.elapsed() >= UNSERVED_EVERY) {
+            last_unserved_check = Some(Instant::now());
+            check_unserved(&shared).await;
+        }
+        tokio::select! {
+            () = kill.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn rescue<B: Backend>(shared: &Shared<B>, limit: Duration) {
+    match tokio::time::timeout(limit, shared.backend.rescue_orphans()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(count)) => {
+            tracing::info!(count, "rescued the tasks of workers that stopped heartbeating");
+            shared.emit(|| Event::Rescued { count });
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not rescue orphaned tasks");
+            shared.emit(|| Event::BackendError { error: error.to_string() });
+        }
+        Err(_) => tracing::warn!(?limit, "orphan rescue timed out"),
+    }
+}
+
+/// Warns about waiting tasks of jobs no worker of this monitor serves, and
+/// buries those that waited longer than the grace period.
+async fn check_unserved<B: Backend>(shared: &Shared<B>) {
+    let Some(check) = &shared.unserved else { return };
+    let queue = &shared.registration.queue;
+    let unserved = match shared.backend.unserved(queue, &check.served).await {
+        Ok(unserved) => unserved,
+        Err(error) => {
+            tracing::warn!(%error, queue = %queue, "could not look for unserved jobs");
+            return;
+        }
+    };
+    let now = Timestamp::now();
+    for found in unserved {
+        tracing::warn!(
+            queue = %queue,
+            job = %found.job,
+            count = found.count,
+            served = ?check.served,
+            "queue `{queue}` holds {} waiting task(s) of job `{}`, which no worker of this process serves \
+             (it serves {:?}); register a worker for it, or they go dead after the grace period",
+            found.count,
+            found.job,
+            check.served,
+        );
+        shared.emit(|| Event::Unserved { queue: Arc::clone(queue), job: found.job.clone(), count: found.count });
+        let Some(grace) = check.grace else { continue };
+        let due_before = now.sub(grace);
+        if found.oldest > due_before {
+            continue;
+        }
+        let reason = format!(
+            "no worker serves job `{}` on queue `{queue}` (workers there serve {:?}); the task waited more than {grace:?}. \
+             Retry it once a worker for `{}` runs",
+            found.job, check.served, found.job
+        );
+        match shared.backend.bury_unserved(queue, &found.job, due_before, &reason).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::warn!(queue = %queue, job = %found.job, count, "unserved tasks went dead");
+                shared.emit(|| Event::Buried { queue: Arc::clone(queue), job: found.job.clone(), count });
+            }
+            Err(error) => tracing::warn!(%error, queue = %queue, "could not bury unserved tasks"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rescue_waits_for_an_unbroken_connection() {
+        let live = Liveness::default();
+        assert!(!live.connected_for(Duration::ZERO), "never connected");
+        live.beat_ok();
+        assert!(live.connected_for(Duration::ZERO));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        live.beat_ok();
+        assert!(!live.connected_for(Duration::from_secs(30)), "connected for 20 s only");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(live.connected_for(Duration::from_secs(30)));
+        live.beat_failed();
+        live.beat_ok();
+        assert!(!live.connected_for(Duration::from_secs(1)), "a failed beat starts the count again");
+        assert_eq!(live.successes(), 3);
+    }
+}
