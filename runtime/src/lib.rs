@@ -61,11 +61,11 @@
 //!
 //! - **Routing.** A worker is built for one job and claims only that job's
 //!   tasks on its queue, so several jobs can share a queue without stealing
-//!   each other's work. Tasks of a job that no worker of a monitor serves on
-//!   that queue (a job type a deploy removed, a name typed wrong) are
-//!   reported at once and, after [`Monitor::unserved_grace`] (1 h), go
-//!   `dead` with a reason naming the job and the queue; they are kept and
-//!   can be retried.
+//!   each other's work. Waiting tasks of a job that no worker of any process
+//!   serves on that queue (a job type a deploy removed, a name typed wrong,
+//!   a service that is down) are reported; with
+//!   [`Monitor::bury_unserved_after`] they go `dead` once unserved for that
+//!   long, with a reason naming the job and the queue (kept, retryable).
 //! - **Delivery is at least once.** A worker that dies mid-run stops
 //!   heartbeating; after the backend's `orphan_after` (30 s) any live worker
 //!   puts its tasks back (or, on their last attempt, sends them `dead`).

@@ -5,11 +5,15 @@
 //! time heap of delayed ones per queue and job; every operation takes one
 //! short lock and never awaits while holding it.
 //!
-//! Finished tasks are kept (for results and [`Expose`]) until
-//! [`MemoryBackend::purge_finished`] removes their payloads.
+//! Finished tasks are kept (for results and [`Expose`]) for the
+//! [`Tuning::retention`] (24 h), then removed with their runs; dead and
+//! cancelled tasks are kept. Times a handle stores come from its
+//! [`Tuning::clock`]; liveness (heartbeats, rescue) uses the system clock,
+//! the store's own. Counts and listings walk every task kept: this backend
+//! is for tests, examples and work that may be lost with the process.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -91,6 +95,13 @@ impl<C: Codec> MemoryBuilder<C> {
     pub fn build(self) -> MemoryBackend<C> {
         MemoryBackend { shared: Arc::default(), tuning: self.tuning, _codec: PhantomData }
     }
+
+    /// Another handle on `other`'s store, with this builder's tuning: what a
+    /// second process opening the same server store would be (for tests of
+    /// several processes, e.g. with clocks that disagree).
+    pub fn share(self, other: &MemoryBackend<C>) -> MemoryBackend<C> {
+        MemoryBackend { shared: Arc::clone(&other.shared), tuning: self.tuning, _codec: PhantomData }
+    }
 }
 
 #[derive(Default)]
@@ -99,10 +110,68 @@ struct Shared {
     notifier: Notifier,
 }
 
+/// Records by id (1, 2, …): ids are never reused; a removed record leaves a
+/// gap, and gaps at the front are given back, so memory follows what is kept.
+struct Slots<T> {
+    items: VecDeque<Option<T>>,
+    /// The id of the first item, minus one.
+    base: u64,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Self { items: VecDeque::new(), base: 0 }
+    }
+}
+
+impl<T> Slots<T> {
+    fn next_id(&self) -> u64 {
+        self.base + self.items.len() as u64 + 1
+    }
+
+    fn push(&mut self, item: T) -> u64 {
+        let id = self.next_id();
+        self.items.push_back(Some(item));
+        id
+    }
+
+    fn index(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.base + 1).and_then(|i| usize::try_from(i).ok())
+    }
+
+    fn get(&self, id: u64) -> Option<&T> {
+        self.items.get(self.index(id)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        let index = self.index(id)?;
+        self.items.get_mut(index)?.as_mut()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<T> {
+        let index = self.index(id)?;
+        let item = self.items.get_mut(index)?.take();
+        while matches!(self.items.front(), Some(None)) {
+            self.items.pop_front();
+            self.base += 1;
+        }
+        item
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        let base = self.base;
+        self.items.iter().zip(1..).filter_map(move |(item, i)| item.as_ref().map(|item| (base + i, item)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut T)> {
+        let base = self.base;
+        self.items.iter_mut().zip(1..).filter_map(move |(item, i)| item.as_mut().map(|item| (base + i, item)))
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// Task `id` lives at index `id - 1`.
-    tasks: Vec<Record>,
+    tasks: Slots<Record>,
     lanes: HashMap<String, HashMap<&'static str, Lane>>,
     running: BTreeSet<u64>,
     /// `(job, unique key)` → the latest task with them: keys are scoped to the job.
@@ -110,8 +179,9 @@ struct State {
     workers: HashMap<Arc<str>, WorkerRow>,
     /// Running tasks cancelled meanwhile, by the worker that runs them.
     cancelled_running: HashMap<Arc<str>, Vec<TaskId>>,
-    /// Run `id` lives at index `id - 1`.
-    runs: Vec<RunRecord>,
+    runs: Slots<RunRecord>,
+    /// When a worker of each `(queue, job)` last beat: what "served" means.
+    served: HashMap<(Arc<str>, &'static str), i64>,
 }
 
 struct Record {
@@ -129,8 +199,8 @@ struct Record {
     last_error: Option<String>,
     worker: Option<Arc<str>>,
     result: Option<Vec<u8>>,
-    /// For a workflow step's task: its run (index into `runs`) and step.
-    step: Option<(usize, u16)>,
+    /// For a workflow step's task: its run and step.
+    step: Option<(u64, u16)>,
 }
 
 struct RunRecord {
@@ -140,6 +210,7 @@ struct RunRecord {
     tasks: Vec<Option<u64>>,
     error: Option<String>,
     created_at: i64,
+    finished_at: Option<i64>,
 }
 
 struct WorkerRow {
@@ -189,11 +260,11 @@ impl Lane {
 
 impl State {
     fn record(&self, id: u64) -> Option<&Record> {
-        usize::try_from(id).ok().and_then(|i| i.checked_sub(1)).and_then(|i| self.tasks.get(i))
+        self.tasks.get(id)
     }
 
     fn record_mut(&mut self, id: u64) -> Option<&mut Record> {
-        usize::try_from(id).ok().and_then(|i| i.checked_sub(1)).and_then(|i| self.tasks.get_mut(i))
+        self.tasks.get_mut(id)
     }
 
     fn lane(&mut self, queue: &str, job: &'static str) -> &mut Lane {
@@ -210,8 +281,8 @@ impl State {
         self.lane(&queue, job).schedule(id, run_at, priority, now);
     }
 
-    fn insert(&mut self, task: NewTask, step: Option<(usize, u16)>, now: i64) -> u64 {
-        let id = self.tasks.len() as u64 + 1;
+    fn insert(&mut self, task: NewTask, step: Option<(u64, u16)>, now: i64) -> u64 {
+        let id = self.tasks.next_id();
         self.lane(&task.queue, task.job).schedule(id, task.run_at.as_millis(), task.priority, now);
         if let Some(key) = &task.unique_key {
             self.unique.insert((task.job, key.clone()), id);
@@ -240,7 +311,7 @@ impl State {
     /// Cancels a live task; a running one is reported to its worker.
     /// Returns whether it did, and the workflow step the task was, if any
     /// (the caller ends the step, which fails its run).
-    fn cancel(&mut self, id: u64, now: i64) -> (bool, Option<(usize, u16)>) {
+    fn cancel(&mut self, id: u64, now: i64) -> (bool, Option<(u64, u16)>) {
         let Some(r) = self.record_mut(id) else { return (false, None) };
         if !r.state.is_live() {
             return (false, None);
@@ -257,7 +328,7 @@ impl State {
 
     /// Task `id` ended other than `done` (dead, cancelled): if it was a
     /// workflow step, its run fails. Returns the queue to wake, if any.
-    fn step_failed<C: Codec>(&mut self, step: Option<(usize, u16)>, why: &str, now: i64) -> Option<String> {
+    fn step_failed<C: Codec>(&mut self, step: Option<(u64, u16)>, why: &str, now: i64) -> Option<String> {
         let (run, step) = step?;
         self.step_ended::<C>(run, step, StepEnd::Failed(why.to_owned()), now)
     }
@@ -265,7 +336,7 @@ impl State {
     /// Step `step` of run `run` ended: the planner decides, and its plan is
     /// applied here, under the same lock as the ack. Returns the queue to
     /// wake when step tasks were enqueued.
-    fn step_ended<C: Codec>(&mut self, run: usize, step: u16, end: StepEnd, now: i64) -> Option<String> {
+    fn step_ended<C: Codec>(&mut self, run: u64, step: u16, end: StepEnd, now: i64) -> Option<String> {
         let record = self.runs.get_mut(run)?;
         record.progress.end(step, end);
         let plan = match record.progress.take_plan::<C>() {
@@ -281,7 +352,7 @@ impl State {
 
     /// Persists a run's plan: new step tasks, the run's end, and on failure
     /// the cancellation of its other live steps.
-    fn apply_plan(&mut self, run: usize, plan: RunPlan, now: i64) -> Option<String> {
+    fn apply_plan(&mut self, run: u64, plan: RunPlan, now: i64) -> Option<String> {
         let record = self.runs.get_mut(run)?;
         let (workflow, queue) = (record.workflow, record.queue.clone());
         let woke = !plan.ready.is_empty();
@@ -297,17 +368,31 @@ impl State {
                 unique_for: None,
             };
             let id = self.insert(task, Some((run, ready.step)), now);
-            if let Some(slot) = self.runs[run].tasks.get_mut(usize::from(ready.step)) {
+            if let Some(slot) = self.runs.get_mut(run).and_then(|r| r.tasks.get_mut(usize::from(ready.step))) {
                 *slot = Some(id);
             }
         }
-        if let Some(RunEnd::Failed(error)) = plan.end {
-            self.runs[run].error = Some(error);
-            let tasks: Vec<u64> = self.runs[run].tasks.iter().flatten().copied().collect();
-            for id in tasks {
-                // The run has failed already: ending these steps changes nothing more.
-                let _ = self.cancel(id, now);
+        match plan.end {
+            Some(RunEnd::Failed(error)) => {
+                let tasks: Vec<u64> = match self.runs.get_mut(run) {
+                    Some(record) => {
+                        record.error = Some(error);
+                        record.finished_at = Some(now);
+                        record.tasks.iter().flatten().copied().collect()
+                    }
+                    None => Vec::new(),
+                };
+                for id in tasks {
+                    // The run has failed already: ending these steps changes nothing more.
+                    let _ = self.cancel(id, now);
+                }
             }
+            Some(RunEnd::Done) => {
+                if let Some(record) = self.runs.get_mut(run) {
+                    record.finished_at = Some(now);
+                }
+            }
+            None => {}
         }
         woke.then_some(queue)
     }
@@ -340,6 +425,11 @@ impl State {
         })
     }
 
+    /// Whether a worker of `job` on `queue` beat at or after `since`.
+    fn served_since(&self, queue: &Arc<str>, job: &'static str, since: Timestamp) -> bool {
+        self.served.get(&(Arc::clone(queue), job)).is_some_and(|seen| *seen >= since.as_millis())
+    }
+
     fn live_workers(&self, cutoff: i64) -> impl Iterator<Item = &WorkerRow> {
         self.workers.values().filter(move |w| w.last_seen >= cutoff)
     }
@@ -364,17 +454,6 @@ impl Default for MemoryBackend<JsonCodec> {
 }
 
 impl<C: Codec> MemoryBackend<C> {
-    /// Drops the payloads and results of finished tasks (their counts stay).
-    pub fn purge_finished(&self) {
-        let mut state = self.lock();
-        for record in &mut state.tasks {
-            if !record.state.is_live() && record.state != TaskState::Dead {
-                record.payload = Vec::new();
-                record.result = None;
-            }
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated
         // in a way that matters more than losing the backend: keep going.
@@ -392,7 +471,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
     }
 
     async fn push(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, Error> {
-        let now = Timestamp::now();
+        let now = self.tuning.clock.now();
         let mut ids = Vec::with_capacity(tasks.len());
         let mut queues: Vec<String> = Vec::new();
         {
@@ -417,7 +496,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
     }
 
     async fn claim(&self, worker: &WorkerRegistration, max: usize) -> Result<Claimed, Error> {
-        let now = Timestamp::now().as_millis();
+        let now = self.tuning.clock.now().as_millis();
         let mut state = self.lock();
         let state = &mut *state;
         let Some(lane) = state.lanes.get_mut(&*worker.queue).and_then(|jobs| jobs.get_mut(worker.job)) else {
@@ -428,8 +507,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
                 break;
             }
             lane.delayed.pop();
-            let index = usize::try_from(id - 1).unwrap_or(usize::MAX);
-            if let Some(r) = state.tasks.get(index)
+            if let Some(r) = state.tasks.get(id)
                 && matches!(r.state, TaskState::Pending | TaskState::Retry)
                 && r.run_at == at
             {
@@ -439,8 +517,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         let mut tasks = Vec::with_capacity(max.min(lane.ready.len()));
         while tasks.len() < max {
             let Some(entry) = lane.ready.pop() else { break };
-            let index = usize::try_from(entry.id - 1).unwrap_or(usize::MAX);
-            let Some(r) = state.tasks.get_mut(index) else { continue };
+            let Some(r) = state.tasks.get_mut(entry.id) else { continue };
             if !matches!(r.state, TaskState::Pending | TaskState::Retry) || r.run_at != entry.run_at {
                 continue; // stale heap entry: cancelled or rescheduled meanwhile
             }
@@ -462,7 +539,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
     }
 
     async fn ack(&self, worker: &WorkerRegistration, acks: &[Ack]) -> Result<(), Error> {
-        let now = Timestamp::now().as_millis();
+        let now = self.tuning.clock.now().as_millis();
         let mut requeued = false;
         let mut woken: Vec<String> = Vec::new();
         let mut state = self.lock();
@@ -532,6 +609,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             .entry(Arc::clone(&worker.id))
             .and_modify(|w| w.last_seen = now)
             .or_insert_with(|| WorkerRow { registration: worker.clone(), last_seen: now });
+        state.served.insert((Arc::clone(&worker.queue), worker.job), now);
         Ok(())
     }
 
@@ -606,12 +684,12 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         Ok(mine.len() as u64)
     }
 
-    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+    async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
         let state = self.lock();
         let mut found: Vec<Unserved> = Vec::new();
-        for r in &state.tasks {
+        for (_, r) in state.tasks.iter() {
             let waiting = matches!(r.state, TaskState::Pending | TaskState::Retry);
-            if !waiting || *r.queue != *queue || served.contains(&r.job) {
+            if !waiting || *r.queue != *queue || state.served_since(&r.queue, r.job, since) {
                 continue;
             }
             match found.iter_mut().find(|u| u.job == r.job) {
@@ -625,13 +703,24 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         Ok(found)
     }
 
-    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
+    async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
         let now = Timestamp::now().as_millis();
         let mut state = self.lock();
+        let queue: Arc<str> = Arc::from(queue);
+        if state.served.iter().any(|((q, j), seen)| *q == queue && *j == job && *seen >= since.as_millis()) {
+            return Ok(0);
+        }
         let mut steps = Vec::new();
-        for r in &mut state.tasks {
+        for (_, r) in state.tasks.iter_mut() {
             let waiting = matches!(r.state, TaskState::Pending | TaskState::Retry);
-            if waiting && *r.queue == *queue && r.job == job && r.run_at <= due_before.as_millis() {
+            if waiting && r.queue == queue && r.job == job && r.run_at <= due_before.as_millis() {
                 r.state = TaskState::Dead;
                 r.finished_at = Some(now);
                 r.last_error = Some(reason.to_owned());
@@ -642,6 +731,31 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             state.step_failed::<C>(*step, reason, now);
         }
         Ok(steps.len() as u64)
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        let cutoff = Timestamp::now().sub(self.tuning.retention).as_millis();
+        let mut state = self.lock();
+        let expired: Vec<u64> = state
+            .tasks
+            .iter()
+            .filter(|(_, r)| r.state == TaskState::Done && r.finished_at.is_some_and(|f| f < cutoff))
+            .map(|(id, _)| id)
+            .collect();
+        for id in &expired {
+            if let Some(r) = state.tasks.remove(*id)
+                && let Some(key) = &r.unique_key
+                && state.unique.get(&(r.job, key.clone())) == Some(id)
+            {
+                state.unique.remove(&(r.job, key.clone()));
+            }
+        }
+        let runs: Vec<u64> =
+            state.runs.iter().filter(|(_, r)| r.finished_at.is_some_and(|f| f < cutoff)).map(|(id, _)| id).collect();
+        for run in runs {
+            state.runs.remove(run);
+        }
+        Ok(expired.len() as u64)
     }
 
     async fn cancelled_tasks(&self, worker: &WorkerRegistration) -> Result<Vec<TaskId>, Error> {
@@ -663,7 +777,7 @@ impl<C: Codec> Expose for MemoryBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
         let state = self.lock();
         let mut counts: HashMap<&str, QueueCounts> = HashMap::new();
-        for r in &state.tasks {
+        for (_, r) in state.tasks.iter() {
             let entry = counts
                 .entry(&r.queue)
                 .or_insert_with(|| QueueCounts { queue: r.queue.to_string(), ..QueueCounts::default() });
@@ -677,19 +791,18 @@ impl<C: Codec> Expose for MemoryBackend<C> {
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
         let state = self.lock();
         let limit = if filter.limit == 0 { 100 } else { filter.limit as usize };
-        let start = filter.after.map_or(0, |a| usize::try_from(a.0).unwrap_or(usize::MAX));
+        let after = filter.after.map_or(0, |a| a.0);
         Ok(state
             .tasks
             .iter()
-            .enumerate()
-            .skip(start)
-            .filter(|(_, r)| {
-                filter.queue.as_deref().is_none_or(|q| *r.queue == *q)
+            .filter(|(id, r)| {
+                *id > after
+                    && filter.queue.as_deref().is_none_or(|q| *r.queue == *q)
                     && filter.job.as_deref().is_none_or(|j| r.job == j)
                     && filter.state.is_none_or(|s| r.state == s)
             })
             .take(limit)
-            .filter_map(|(i, _)| state.info(i as u64 + 1))
+            .filter_map(|(id, _)| state.info(id))
             .collect())
     }
 
@@ -751,8 +864,7 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
         let graph = Graph::new(run.steps)
             .map_err(|problem| Error::Config(format!("workflow `{}` cannot run: {problem}", run.workflow)))?;
         let mut state = self.lock();
-        let index = state.runs.len();
-        let id = RunId(index as u64 + 1);
+        let id = RunId(state.runs.next_id());
         let (progress, plan) = RunProgress::start::<C>(id, graph, &run.input)?;
         let steps = progress.graph().len();
         state.runs.push(RunRecord {
@@ -762,8 +874,9 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
             tasks: vec![None; steps],
             error: None,
             created_at: now,
+            finished_at: None,
         });
-        state.apply_plan(index, plan, now);
+        state.apply_plan(id.0, plan, now);
         drop(state);
         self.shared.notifier.notify(&run.queue);
         Ok(id)
@@ -771,8 +884,7 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
 
     async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>, Error> {
         let state = self.lock();
-        let Some(record) = usize::try_from(run.0).ok().and_then(|i| i.checked_sub(1)).and_then(|i| state.runs.get(i))
-        else {
+        let Some(record) = state.runs.get(run.0) else {
             return Ok(None);
         };
         let outputs = record.progress.outputs();

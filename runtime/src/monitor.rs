@@ -33,7 +33,7 @@ pub(crate) trait IntoWorker {
     /// The job it runs.
     fn job(&self) -> &'static str;
     /// Makes this worker check its queue for tasks of jobs outside `served`.
-    fn watch_unserved(&mut self, served: Vec<&'static str>, grace: Option<Duration>);
+    fn watch_unserved(&mut self, served: Vec<&'static str>, bury_after: Option<Duration>);
     /// Runs it until `shutdown`, then stops within `grace`.
     fn into_run(self: Box<Self>, shutdown: CancellationToken, grace: Duration) -> RunFuture;
 }
@@ -61,8 +61,8 @@ where
         J::NAME
     }
 
-    fn watch_unserved(&mut self, served: Vec<&'static str>, grace: Option<Duration>) {
-        self.unserved = Some(crate::worker::UnservedCheck { served, grace });
+    fn watch_unserved(&mut self, served: Vec<&'static str>, bury_after: Option<Duration>) {
+        self.unserved = Some(crate::worker::UnservedCheck { served, bury_after });
     }
 
     fn into_run(self: Box<Self>, shutdown: CancellationToken, grace: Duration) -> RunFuture {
@@ -96,7 +96,7 @@ where
 pub struct Monitor {
     workers: Vec<Monitored>,
     shutdown_timeout: Duration,
-    unserved_grace: Option<Duration>,
+    bury_unserved_after: Option<Duration>,
 }
 
 impl Default for Monitor {
@@ -108,11 +108,7 @@ impl Default for Monitor {
 impl Monitor {
     /// A monitor with no workers.
     pub fn new() -> Self {
-        Self {
-            workers: Vec::new(),
-            shutdown_timeout: Duration::from_secs(30),
-            unserved_grace: Some(Duration::from_secs(3600)),
-        }
+        Self { workers: Vec::new(), shutdown_timeout: Duration::from_secs(30), bury_unserved_after: None }
     }
 
     /// Adds a worker (a [`WorkerBuilder`] or a built [`Worker`]).
@@ -127,18 +123,19 @@ impl Monitor {
         self
     }
 
-    /// What happens to waiting tasks of a job that none of this monitor's
-    /// workers serve on their queue — a job type a deploy removed, or a name
-    /// typed wrong. They are reported at once (a warning and
-    /// [`Event::Unserved`](crate::Event::Unserved)), and once they have waited
-    /// longer than `grace` (1 h by default) they go `dead` with a reason
-    /// naming the job and the queue: kept, and retryable. `None` only reports.
+    /// What happens to waiting tasks of a job that no worker of any
+    /// process serves on their queue — a job type a deploy removed, a name
+    /// typed wrong, or a service that is down. They are always reported (a
+    /// warning and [`Event::Unserved`](crate::Event::Unserved)). With
+    /// `Some(grace)`, those that waited longer than `grace` while no worker
+    /// anywhere served their job go `dead` with a reason naming the job and
+    /// the queue (kept, and retryable); `None`, the default, never buries.
     ///
-    /// Another process serving that job on the same queue claims its tasks
-    /// long before the grace period ends, so it is safe to run different
-    /// jobs on one queue in different processes.
-    pub fn unserved_grace(mut self, grace: Option<Duration>) -> Self {
-        self.unserved_grace = grace;
+    /// "Served" means by any process: a worker of the job in another service
+    /// sharing the queue, seen within the grace period, keeps its backlog
+    /// alive, however long it is.
+    pub fn bury_unserved_after(mut self, grace: Option<Duration>) -> Self {
+        self.bury_unserved_after = grace;
         self
     }
 
@@ -177,7 +174,7 @@ impl Monitor {
         let mut workers: Vec<Box<dyn IntoWorker + Send>> = self.workers.into_iter().map(|m| m.0).collect();
         for worker in &mut workers {
             if let Some(jobs) = served.remove(&worker.queue()) {
-                worker.watch_unserved(jobs, self.unserved_grace);
+                worker.watch_unserved(jobs, self.bury_unserved_after);
             }
         }
         let shutdown = CancellationToken::new();

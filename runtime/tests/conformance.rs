@@ -12,6 +12,10 @@ impl BackendFactory for Memory {
     async fn create<C: Codec>(&self, settings: TestSettings) -> MemoryBackend<C> {
         MemoryBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).build()
     }
+
+    async fn reopen<C: Codec>(&self, backend: &MemoryBackend<C>, settings: TestSettings) -> MemoryBackend<C> {
+        MemoryBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).share(backend)
+    }
 }
 
 errand_runtime::conformance_tests! {

@@ -6,10 +6,12 @@
 -- Returns one row per task actually changed (still running for $1): `id`,
 -- `run_id` and `step` (NULL for a task that is no workflow step) and
 -- `outcome`: 'done', 'dead', or 'requeued' (retried or snoozed). The outputs
--- are not stored here: the workflow planner decides which to store.
+-- are not stored here: the workflow planner decides which to store, in
+-- `run_steps`; a step's task keeps no `result` of its own, so each output is
+-- stored once (a task of a plain job in the batch keeps its result).
 WITH done AS (
     UPDATE __SCHEMA__.tasks AS t
-    SET state = 'done', result = a.result, finished_at = $2, worker = NULL
+    SET state = 'done', result = CASE WHEN t.run_id IS NULL THEN a.result END, finished_at = $2, worker = NULL
     FROM UNNEST($3::bigint[], $4::bytea[]) AS a(id, result)
     WHERE t.id = a.id AND t.state = 'running' AND t.worker = $1
       AND set_config('synchronous_commit', 'off', true) IS NOT NULL

@@ -1,6 +1,10 @@
--- Waiting tasks of queue $1 whose job is not in $2, counted by job, with the
--- earliest run_at. The jobs are found with a loose index scan of tasks_claim,
--- so this stays cheap however many tasks of served jobs wait.
+-- Waiting tasks of queue $1 whose job no worker has served on that queue
+-- within the last $2 ms by the server's clock (`served_jobs`, written by
+-- heartbeat.sql), counted back from when the statement arrived, counted by
+-- job, with the earliest run_at. The caller turns its `since` (a time by its
+-- own clock) into that age, so the two clocks are never compared. The jobs are found with a loose index scan of
+-- tasks_claim, and only the unserved ones are counted, so this stays cheap
+-- however many tasks of served jobs wait.
 WITH RECURSIVE jobs AS (
     (SELECT job FROM __SCHEMA__.tasks
      WHERE queue = $1 AND state IN ('pending', 'retry')
@@ -11,11 +15,16 @@ WITH RECURSIVE jobs AS (
             ORDER BY t.job LIMIT 1)
     FROM jobs AS j
     WHERE j.job IS NOT NULL
+), unserved AS MATERIALIZED (
+    SELECT j.job FROM jobs AS j
+    WHERE j.job IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM __SCHEMA__.served_jobs AS s
+        WHERE s.queue = $1 AND s.job = j.job
+          AND s.last_seen >= (extract(epoch FROM statement_timestamp()) * 1000)::bigint - $2::bigint)
 )
-SELECT j.job, c.n, c.oldest
-FROM jobs AS j
+SELECT u.job, c.n, c.oldest
+FROM unserved AS u
 CROSS JOIN LATERAL (
     SELECT count(*) AS n, min(t.run_at) AS oldest FROM __SCHEMA__.tasks AS t
-    WHERE t.queue = $1 AND t.job = j.job AND t.state IN ('pending', 'retry')
+    WHERE t.queue = $1 AND t.job = u.job AND t.state IN ('pending', 'retry')
 ) AS c
-WHERE j.job IS NOT NULL AND NOT (j.job = ANY($2::text[]))

@@ -5,7 +5,7 @@ use errand_runtime::backend::{Ack, Claimed, NewTask, Unserved, WakeSignal, Worke
 use errand_runtime::{Backend, Codec, Error, TaskId, Timestamp, Tuning};
 
 use crate::listener::Listener;
-use crate::{NAME, PostgresBackend, ack, claim, push, workers};
+use crate::{NAME, PostgresBackend, ack, claim, push, retention, workers};
 
 impl<C: Codec> Backend for PostgresBackend<C> {
     const NAME: &'static str = NAME;
@@ -45,12 +45,23 @@ impl<C: Codec> Backend for PostgresBackend<C> {
         workers::cancelled_tasks(&self.inner, worker).await
     }
 
-    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
-        workers::unserved(&self.inner, queue, served).await
+    async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
+        workers::unserved(&self.inner, queue, since).await
     }
 
-    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
-        workers::bury_unserved(self, queue, job, due_before, reason).await
+    async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        workers::bury_unserved(self, queue, job, due_before, since, reason).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        retention::purge_expired(&self.inner).await
     }
 
     /// Starts the backend value's `LISTEN` connection on first use (see the

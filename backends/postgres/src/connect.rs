@@ -6,13 +6,12 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use errand_runtime::backend::{Every, Notifier, redact_url};
+use errand_runtime::backend::{Notifier, redact_url};
 use errand_runtime::{BackendError, Codec, Error};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::sql::Queries;
-use crate::workers::CLEANUP_EVERY;
 use crate::{Inner, NAME, PostgresBackend, PostgresBuilder};
 
 /// Connections of a pool opened by [`PostgresBuilder::connect`].
@@ -99,7 +98,7 @@ impl<C: Codec> PostgresBuilder<C> {
             vacuum_every: self.vacuum_every,
             notifier: Notifier::new(),
             listener: OnceLock::new(),
-            cleanup_due: Every::new(CLEANUP_EVERY),
+            purge_due: crate::retention::pace(self.tuning.retention),
             location,
             doubts: crate::doubt::Doubts::default(),
             announcer: crate::announce::Announcer::default(),

@@ -87,7 +87,8 @@
 //!
 //! - `tasks`: `id` (bigint identity, never reused), `job`, `queue`, `state`
 //!   (`pending`, `running`, `retry`, `done`, `dead`, `cancelled`), `payload`
-//!   and `result` (bytea encoded with the backend's [`Codec`]), `attempt`,
+//!   and `result` (bytea encoded with the backend's [`Codec`]; a workflow
+//!   step's output is stored in `run_steps` instead), `attempt`,
 //!   `max_attempts`, `priority` (smallint), `run_at`, `created_at`,
 //!   `started_at`, `finished_at` (bigint milliseconds since the Unix epoch),
 //!   `unique_key`, `last_error`, `worker`, and `claim`, the token of the claim
@@ -105,19 +106,32 @@
 //!   an index over all rows took all three versions of every task.
 //!   A test (`src/plans.rs`) runs every statement on 300,000 tasks and fails
 //!   if one scans the table or touches more than a few rows' worth of it.
-//!   Two reads are as big as what they ask for: counts read every task, and
-//!   a listing by job *and state* without a queue walks that state's tasks of
-//!   every queue until it has found enough (give the queue on big tables).
+//!   Three reads are as big as what they ask for: counts read every task, a
+//!   listing by job *and state* without a queue walks that state's tasks of
+//!   every queue until it has found enough (give the queue on big tables),
+//!   and the unserved check counts the waiting tasks of each job it finds
+//!   unserved (those of served jobs it does not read).
 //!   An ack walks its worker's running tasks, which its concurrency and
 //!   buffer bound.
 //! - `workers`: one row per live worker (`id`, `queue`, `job`, `concurrency`,
 //!   `started_at`, `last_seen`), written by heartbeats.
+//! - `served_jobs` (migration 5): one row per `(queue, job)` ever served,
+//!   with `last_seen`, the server's time of the latest heartbeat of a worker
+//!   of that job on that queue, from any process. Heartbeats write it in the
+//!   same statement as their `workers` row, and it outlives that row (release
+//!   and orphan rescue delete workers, not this): it is what "served" means
+//!   (see *Unserved jobs*). It holds as many rows as the application has jobs
+//!   and queues (a burial's check adds one, `last_seen` NULL, for a job never
+//!   served), and is never purged.
 //! - Workflows (migration 2): the task of a workflow step has `run_id` and
 //!   `step` set (partial index on `run_id`); `runs` holds one row per run
 //!   (`id`, `workflow`, `queue`, `state` — `running`, `done`, `failed` —,
 //!   `steps`, the graph as `jsonb`, `error`, `created_at`, `finished_at`);
 //!   `run_steps` one row per `(run_id, step)` once the step has a task
-//!   (`task_id`), with its `output` (bytea) once it is done.
+//!   (`task_id`), with its `output` (bytea) once it is done. A step's output
+//!   is stored there only: the step's task keeps no `result`. Finished runs
+//!   are found for retention through a partial index on `finished_at`
+//!   (migration 5).
 //!
 //! # Behaviour and defaults
 //!
@@ -173,10 +187,29 @@
 //!   [`Tuning::orphan_after`] (30 s by default) goes back to `pending` (its
 //!   attempt stays used), or to `dead` if that was its last attempt, with a
 //!   `last_error` naming the lost worker. Any live worker of any queue
-//!   rescues them. Liveness is judged by the server's clock (heartbeats
-//!   record its time, rescue compares with it), so hosts whose clocks
-//!   disagree never rescue each other's live tasks; the times stored with
-//!   tasks (`run_at`, `created_at`, …) are read from [`Tuning::clock`].
+//!   rescues them (the runtime lets a worker rescue only once its own
+//!   heartbeats have gone through for `orphan_after` without a break). Rescue
+//!   is one statement, plus one transaction when workflow steps were lost on
+//!   their last attempt; it does no retention work.
+//! - Clocks: liveness is judged by the server's clock alone. Heartbeats
+//!   record the server's time (`clock_timestamp()`, in ms) in `workers` and
+//!   `served_jobs`, and rescue, [`Expose::workers`](errand_runtime::Expose)
+//!   and the unserved checks compare with the server's time, so hosts whose
+//!   clocks disagree never rescue each other's live tasks. The times stored
+//!   with tasks (`run_at`, `created_at`, `started_at`, `finished_at`) and
+//!   runs are read from [`Tuning::clock`] (the process's clock), and so are
+//!   due checks and the retention's cutoff.
+//! - Unserved jobs: `unserved(queue, since)` lists the waiting tasks of the
+//!   queue's jobs that no worker beat for since `since` (their `served_jobs`
+//!   row is missing or older),
+//!   and `bury_unserved` buries a job's waiting tasks only after checking the
+//!   same thing on that row, locked, in its own transaction (a heartbeat of
+//!   the job waits for it, so no worker starts serving the job in between).
+//!   `since` is a time by the caller's clock; it is turned into an age by the
+//!   same clock (`tuning.clock.now() - since`) and the statement compares
+//!   `last_seen` with the server's time when the statement arrived minus that
+//!   age, so the two clocks are never compared with each other (the error is
+//!   the time the statement takes to reach the server).
 //! - Outages: while the server is unreachable, workers log the failed
 //!   claims, acks and heartbeats, back off (up to 5 s) and resume when it
 //!   returns; acks are retried until they land. A claim whose connection
@@ -187,9 +220,13 @@
 //!   and heartbeats put back what such a claim took, without using an
 //!   attempt. Tests cut every connection through a proxy six times during a
 //!   drain, and four times while workflows run: each task and each step
-//!   still runs exactly once. An enqueue that fails with a connection error
-//!   may still have committed, as any database write: where a duplicate
-//!   matters, give the task a unique key before retrying.
+//!   still runs exactly once. They also cut three workers off for longer than
+//!   `orphan_after`, restart the server as a client sees it (every connection
+//!   cut and refused for 3 s) while workflows drain, and cut for a second
+//!   during claims and acks: nothing is lost, nothing runs twice. An enqueue
+//!   that fails with a connection error may still have committed, as any
+//!   database write: where a duplicate matters, give the task a unique key
+//!   before retrying.
 //! - Vacuum: every claim leaves a dead entry at the head of the claim index
 //!   that later claims walk past until a VACUUM removes it, and autovacuum
 //!   looks at a table once a minute at most (or never, where it is off). So
@@ -198,11 +235,16 @@
 //!   by default), one at a time per backend value: a drain of a million
 //!   tasks runs as fast as one of two thousand (without it, ~1k/s by the
 //!   end).
-//! - Retention: `done` tasks are deleted [`Tuning::retention`] after they
-//!   finished (24 h by default; `Duration::MAX` keeps them), in bounded
-//!   batches piggy-backed on orphan rescue (at most every 10 s per backend
-//!   value), or now with [`cleanup`](PostgresBackend::cleanup). `dead` and
-//!   `cancelled` tasks are kept.
+//! - Retention: `done` tasks and finished workflow runs (`done` or `failed`,
+//!   with their `run_steps` rows) are deleted [`Tuning::retention`] after
+//!   they finished (24 h by default; `Duration::MAX` keeps them), by
+//!   [`Backend::purge_expired`](errand_runtime::Backend::purge_expired),
+//!   which workers call about every 10 s: it works at most once per 10 s (or
+//!   per `retention`, if shorter) per backend value, in batches (the oldest
+//!   5,000 `done` tasks of each queue, 1,000 runs) for about a second at
+//!   most. [`cleanup`](PostgresBackend::cleanup) does it now. `dead` and
+//!   `cancelled` tasks are kept until retried or deleted by hand, a deleted
+//!   run's step tasks in those states too.
 //! - Connections: [`connect`](PostgresBuilder::connect) opens a pool of up to
 //!   16 connections (claims, acks, heartbeats and enqueues of every worker
 //!   share it) plus the one listener connection. Its connections are pinged
@@ -213,7 +255,15 @@
 //! - A stored row that this version cannot read (an unknown state, a negative
 //!   attempt or count) is reported as an error naming the row; a claimed task
 //!   whose row cannot be read goes `dead` with that error instead of running
-//!   or stopping the worker (if that fails too, the claim is put back).
+//!   or stopping the worker (if that fails too, the claim is put back), and
+//!   if it is a workflow step its run fails with it. A row with a state this
+//!   version does not know is never claimed: claims take `pending` and
+//!   `retry` rows only, so it holds up nothing.
+//! - Errors in outcomes come cleaned by the runtime (NUL bytes, which a
+//!   `text` column refuses, replaced; cut to 64 KiB), and outputs larger
+//!   than [`Tuning::max_payload`] never reach an ack, so no realistic
+//!   outcome is refused by the server; an ack it refuses all the same is
+//!   isolated and recorded in a smaller form by the runtime.
 //!
 //! # Workflows
 //!
@@ -259,8 +309,9 @@
 //!   unaffected: still one statement; so is an orphan rescue that finds no
 //!   step on its last attempt.
 //! - [`run_info`](WorkflowStore::run_info) reads a run and each step's task
-//!   (state, attempt, last error) and output; a `done` step task deleted by
-//!   retention still reads as `done`.
+//!   (state, attempt, last error) and its output, from `run_steps`; a `done`
+//!   step task deleted by retention still reads as `done`. Once the run
+//!   itself is past the retention it is deleted, and reads as not found.
 //!
 //! # Limitations
 //!
@@ -271,11 +322,30 @@
 //!   on a connection outside a transaction, two racing enqueues of one key
 //!   may both be inserted; under `REPEATABLE READ` the check sees the
 //!   transaction's snapshot.
-//! - `runs` and `run_steps` rows are never deleted. A step task deleted by
-//!   hand from `tasks` leaves its run `running`.
+//! - A step task deleted by hand from `tasks` leaves its run `running`, and
+//!   a `running` run is never deleted by retention.
 //! - Retention looks at the oldest 5,000 `done` tasks (by id) of each queue
 //!   per batch: a `done` task with a small id that finished recently delays
 //!   the deletion of newer ones behind it until it is old enough itself.
+//!
+//! # Tests
+//!
+//! The crate's tests run against a server named by `ERRAND_POSTGRES_URL`
+//! (without it they are reported as ignored), each in a schema of its own
+//! that it drops: the shared conformance suite, this backend's own cases
+//! (`tests/postgres.rs`), connection cuts and a simulated server restart
+//! through a proxy (`tests/outage.rs`), every statement's plan on 300,000
+//! tasks (`src/plans.rs`), and a load of 4 worker processes × 20,000 tasks
+//! with one process SIGKILLed part-way (`tests/load.rs`: nothing
+//! lost, duplicates at most the tasks the killed process was running; it
+//! prints `load [postgres]: processes N, tasks M, lost 0, duplicates D`).
+//! The full-size load:
+//!
+//! ```text
+//! ERRAND_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//! ERRAND_LOAD_PROCESSES=10 ERRAND_LOAD_TASKS=100000 \
+//!     cargo test -p errand-postgres --release --test load -- --nocapture
+//! ```
 //!
 //! The shape this crate shares with the other backends (one file per role)
 //! is described in the project's `docs/architecture.md`.
@@ -307,6 +377,7 @@ mod migrate;
 #[cfg(test)]
 mod plans;
 mod push;
+mod retention;
 mod rows;
 mod sql;
 mod vacuum;
@@ -321,7 +392,7 @@ pub(crate) const NAME: &str = "postgres";
 pub const DEFAULT_SCHEMA: &str = "errand";
 
 /// This backend's defaults: rescue after 30 s, poll every second, keep `done`
-/// tasks 24 h, 4 claims in flight per worker, and room for 1,024 claimed
+/// tasks and finished runs 24 h, 4 claims in flight per worker, and room for 1,024 claimed
 /// tasks per worker (four claims of 256: see the crate docs).
 const DEFAULT_TUNING: Tuning = Tuning::new().parallel_claims(4).buffer(Buffer::Room(1024));
 
@@ -352,8 +423,9 @@ pub(crate) struct Inner {
     pub(crate) notifier: Notifier,
     /// Started by the first `waiter()`; `None` outside a Tokio runtime.
     pub(crate) listener: OnceLock<Option<listener::Listener>>,
-    /// Paces the retention cleanup that orphan rescue runs.
-    pub(crate) cleanup_due: Every,
+    /// Paces [`Backend::purge_expired`](errand_runtime::Backend::purge_expired)
+    /// (see the `retention` module).
+    pub(crate) purge_due: Every,
     /// The server and database, without password, for messages.
     pub(crate) location: String,
     /// Claims that broke off after reaching the server, to be put back.
@@ -447,8 +519,8 @@ impl<C: Codec> PostgresBuilder<C> {
     }
 
     /// Changes the [`Tuning`], starting from this backend's defaults: rescue
-    /// after 30 s, poll every second, keep `done` tasks 24 h, 4 claims in
-    /// flight per worker, [`Buffer::Room`]`(1024)`.
+    /// after 30 s, poll every second, keep `done` tasks and finished runs
+    /// 24 h, 4 claims in flight per worker, [`Buffer::Room`]`(1024)`.
     pub fn tuning(mut self, tune: impl FnOnce(Tuning) -> Tuning) -> Self {
         self.tuning = tune(self.tuning);
         self
@@ -527,15 +599,18 @@ impl<C: Codec> PostgresBackend<C> {
         migrate::run(&self.inner).await
     }
 
-    /// Deletes `done` tasks finished more than [`Tuning::retention`] ago,
-    /// now, in bounded batches; returns how many. Orphan rescue runs this at
-    /// most every 10 s.
+    /// Retention, now: deletes `done` tasks and finished workflow runs (with
+    /// their `run_steps` rows) that finished more than [`Tuning::retention`]
+    /// ago, in bounded batches, whenever it was last done; returns how many
+    /// tasks. [`Backend::purge_expired`](errand_runtime::Backend::purge_expired),
+    /// which workers call, does the same at most every 10 s (or every
+    /// `retention`, if shorter) per backend value.
     ///
     /// # Errors
     ///
-    /// When the delete fails.
+    /// When a delete fails.
     pub async fn cleanup(&self) -> Result<u64, Error> {
-        workers::cleanup(&self.inner).await
+        retention::cleanup(&self.inner).await
     }
 }
 

@@ -37,6 +37,8 @@ struct Store<'a> {
     queries: &'a Queries,
     /// The schema and server, for messages.
     place: &'a str,
+    /// When, by the backend's clock, for the record.
+    now: Timestamp,
 }
 
 impl MigrationStore for Store<'_> {
@@ -68,7 +70,7 @@ impl MigrationStore for Store<'_> {
             .bind(migration.version)
             .bind(migration.description)
             .bind(checksum)
-            .bind(Timestamp::now().as_millis())
+            .bind(self.now.as_millis())
             .execute(&mut *self.conn)
             .await
             .map_err(query_error(operation()))?;
@@ -89,7 +91,7 @@ pub(crate) async fn run(inner: &Inner) -> Result<(), Error> {
         .map_err(query_error(operation()))?;
     let create = format!("CREATE SCHEMA IF NOT EXISTS {}", inner.queries.schema);
     tx.execute(create.as_str()).await.map_err(query_error(operation()))?;
-    let mut store = Store { conn: &mut tx, queries: &inner.queries, place: &place };
+    let mut store = Store { conn: &mut tx, queries: &inner.queries, place: &place, now: inner.now() };
     stored::migrate(&mut store, "errand-postgres", &place, MIGRATIONS, checksum).await?;
     tx.commit().await.map_err(query_error(operation()))
 }

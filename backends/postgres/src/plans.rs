@@ -1,8 +1,8 @@
 //! The statements' plans on a big table: what keeps claims, acks and the
 //! dashboard fast however many tasks wait or are done.
 //!
-//! Each statement the backend runs per claim, ack, enqueue, heartbeat or
-//! dashboard view is executed by `EXPLAIN (ANALYZE, BUFFERS)` against 300,000
+//! Each statement the backend runs per claim, ack, enqueue, heartbeat,
+//! rescue, burial, retention batch or dashboard view is executed by `EXPLAIN (ANALYZE, BUFFERS)` against 300,000
 //! tasks, with PostgreSQL's generic plan (what a cached prepared statement
 //! runs after its fifth execution) and with a custom one, then rolled back.
 //! The buffers it touched must stay far below the table's size, and none may
@@ -201,6 +201,14 @@ async fn statements_touch_few_buffers_on_a_big_table() {
         q.schema
     );
     sqlx::raw_sql(&worker).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
+    // Jobs 1 and 5 (all of queue q1's) are served on q1, and job 2 on q2;
+    // job 6 of q2 is not.
+    let served = format!(
+        "INSERT INTO {}.served_jobs (queue, job, last_seen) \
+         VALUES ('q1', 'job1', 9000000000000), ('q1', 'job5', 9000000000000), ('q2', 'job2', 9000000000000)",
+        q.schema
+    );
+    sqlx::raw_sql(&served).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
     let mut cases = vec![
         Case::new("claim", &q.claim, "text, bigint, text, text, bigint, bigint", "'w1', 5000, 'q1', 'job1', 10, 1"),
         Case::new(
@@ -265,8 +273,14 @@ async fn statements_touch_few_buffers_on_a_big_table() {
         Case::new("release failed claims", &q.release_claims, "text, bigint[], text", "'w7', '{1,2}', 'chan'")
             .reads(Bound::Running),
         Case::new("cancelled tasks", &q.cancelled_tasks, "text", "'w7'"),
-        Case::new("unserved jobs", &q.unserved, "text, text[]", "'q1', '{job1,job5}'"),
+        Case::new("heartbeat", &q.heartbeat, "text, text, text, integer, bigint", "'w7', 'q3', 'job7', 64, 1"),
+        Case::new("unserved jobs, every job served", &q.unserved, "text, bigint", "'q1', 1000"),
+        // Counts the ~17,000 waiting tasks of the unserved job, and no more:
+        // an index-only scan of their part of tasks_claim.
+        Case::new("unserved jobs, one unserved", &q.unserved, "text, bigint", "'q2', 1000"),
+        Case::new("check that a job is served", &q.served_check, "text, text, bigint", "'q1', 'job1', 1000"),
         Case::new("retention", &q.cleanup, "bigint, bigint", "3000, 10"),
+        Case::new("retention of runs", &q.purge_runs, "bigint, bigint", "3000, 10"),
         Case::new("counts", &q.counts, "", "").reads(Bound::Unbounded),
         Case::new("a task by id", &q.task_by_id, "bigint", "150000"),
         Case::new("retry a dead task", &q.retry_task, "bigint, bigint, text", "150018, 1, 'chan'"),

@@ -46,6 +46,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0003_finished_index.sql"),
     },
     Migration { version: 4, description: "claim tokens", sql: include_str!("../migrations/0004_claim_token.sql") },
+    Migration {
+        version: 5,
+        description: "served jobs, finished runs index",
+        sql: include_str!("../migrations/0005_served_jobs.sql"),
+    },
 ];
 
 /// Every statement, rendered for one schema.
@@ -71,8 +76,10 @@ pub(crate) struct Queries {
     pub(crate) release_claims: String,
     pub(crate) cancelled_tasks: String,
     pub(crate) unserved: String,
+    pub(crate) served_check: String,
     pub(crate) bury_unserved: String,
     pub(crate) cleanup: String,
+    pub(crate) purge_runs: String,
     pub(crate) counts: String,
     /// `SELECT <every column> FROM tasks`, completed with a `WHERE` clause.
     pub(crate) select_task: String,
@@ -126,8 +133,10 @@ impl Queries {
             release_claims: render(include_str!("../sql/release_claims.sql")),
             cancelled_tasks: render(include_str!("../sql/cancelled_tasks.sql")),
             unserved: render(include_str!("../sql/unserved.sql")),
+            served_check: render(include_str!("../sql/served_check.sql")),
             bury_unserved: render(include_str!("../sql/bury_unserved.sql")),
             cleanup: render(include_str!("../sql/cleanup.sql")),
+            purge_runs: render(include_str!("../sql/purge_runs.sql")),
             counts: render(include_str!("../sql/counts.sql")),
             task_by_id: format!("{select_task}WHERE id = $1"),
             select_task,

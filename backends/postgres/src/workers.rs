@@ -1,8 +1,17 @@
-//! Workers' upkeep: heartbeats, orphan rescue (with the retention cleanup
-//! piggy-backed on it), graceful release, cancelled running tasks, and
-//! unserved jobs. Liveness is judged by the server's clock: heartbeats
-//! record its time, and rescue compares with it, so the clocks of the
-//! workers' hosts do not matter for it.
+//! Workers' upkeep: heartbeats, orphan rescue, graceful release, cancelled
+//! running tasks, and unserved jobs. Liveness is judged by the server's
+//! clock: heartbeats record its time (in `workers` and `served_jobs`), and
+//! rescue and the unserved checks compare with it, so the clocks of the
+//! workers' hosts do not matter for it. Retention is not done here (see the
+//! `retention` module): rescue stays one quick statement.
+//!
+//! `unserved` and `bury_unserved` get `since` as a time by this handle's
+//! clock ([`Tuning::clock`](errand_runtime::Tuning)). It is turned into an
+//! age first, `tuning.clock.now() - since`, and the statements ask whether
+//! a beat was recorded within that age of the statement's arrival, by the
+//! server's clock (`statement_timestamp()`): a host whose clock is off by a
+//! minute asks the same question as one whose clock is right (up to the
+//! time the statement takes to reach the server).
 
 use std::time::Duration;
 
@@ -15,15 +24,10 @@ use sqlx::Row;
 use crate::rows::{self, query_error, wrong_reply};
 use crate::{Inner, NAME, PostgresBackend, claim, workflow};
 
-/// `done` tasks looked at per queue by one cleanup statement.
-const CLEANUP_BATCH: i64 = 5_000;
-/// Cleanup statements per cleanup run at most.
-const CLEANUP_ROUNDS: usize = 20;
-/// How often `rescue_orphans` also runs the retention cleanup, per backend value.
-pub(crate) const CLEANUP_EVERY: Duration = Duration::from_secs(10);
-
-/// [`Backend::heartbeat`](errand_runtime::Backend::heartbeat); also puts
-/// back what the worker's failed claims may have taken.
+/// [`Backend::heartbeat`](errand_runtime::Backend::heartbeat), which also
+/// records that the worker's job is served on its queue (`served_jobs`, one
+/// statement); also puts back what the worker's failed claims may have
+/// taken.
 pub(crate) async fn heartbeat(inner: &Inner, worker: &WorkerRegistration) -> Result<(), Error> {
     claim::release_doubtful_claims(inner, worker).await;
     sqlx::query(&inner.queries.heartbeat)
@@ -41,7 +45,7 @@ pub(crate) async fn heartbeat(inner: &Inner, worker: &WorkerRegistration) -> Res
 /// [`Backend::rescue_orphans`](errand_runtime::Backend::rescue_orphans):
 /// one statement (`rescue.sql`), and, when workflow steps were lost on their
 /// last attempt, a transaction that sends them dead and fails their runs
-/// (see the `workflow` module); then the retention cleanup if it is due.
+/// (see the `workflow` module).
 pub(crate) async fn rescue_orphans<C: Codec>(backend: &PostgresBackend<C>) -> Result<u64, Error> {
     let inner = &*backend.inner;
     let now = inner.now();
@@ -58,7 +62,6 @@ pub(crate) async fn rescue_orphans<C: Codec>(backend: &PostgresBackend<C>) -> Re
     if count(&row, 2, operation)? > 0 {
         rescued += rescue_steps::<C>(inner, now, orphan_after).await?;
     }
-    cleanup_if_due(inner).await;
     Ok(rescued)
 }
 
@@ -119,31 +122,54 @@ pub(crate) async fn cancelled_tasks(inner: &Inner, worker: &WorkerRegistration) 
     ids.into_iter().map(rows::task_id).collect()
 }
 
-/// [`Backend::unserved`](errand_runtime::Backend::unserved).
-pub(crate) async fn unserved(inner: &Inner, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+/// How long before this handle's clock's now `since` is, in ms, for the
+/// statements that compare it with the server's clock (see the module docs).
+/// A `since` in the future is an age of 0: only a beat from now on counts.
+fn age(inner: &Inner, since: Timestamp) -> i64 {
+    inner.now().as_millis().saturating_sub(since.as_millis()).max(0)
+}
+
+/// [`Backend::unserved`](errand_runtime::Backend::unserved): one statement
+/// (`unserved.sql`).
+pub(crate) async fn unserved(inner: &Inner, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
     let found = sqlx::query(&inner.queries.unserved)
         .bind(queue)
-        .bind(served)
+        .bind(age(inner, since))
         .fetch_all(&inner.pool)
         .await
         .map_err(query_error(format!("look for unserved jobs on queue `{queue}`")))?;
-    read_unserved(NAME, &rows::stored(found), served, queue)
+    read_unserved(NAME, &rows::stored(found), &[], queue)
 }
 
 /// [`Backend::bury_unserved`](errand_runtime::Backend::bury_unserved): one
-/// transaction that locks the runs of the workflow steps among the tasks
-/// first, then buries the tasks and fails those runs.
+/// transaction that locks the job's `served_jobs` row and checks that no
+/// worker served the job since `since` (`served_check.sql`; a heartbeat of
+/// the job waits for the lock, so none can slip in between), then locks the
+/// runs of the workflow steps among the tasks, buries the tasks and fails
+/// those runs.
 pub(crate) async fn bury_unserved<C: Codec>(
     backend: &PostgresBackend<C>,
     queue: &str,
     job: &str,
     due_before: Timestamp,
+    since: Timestamp,
     reason: &str,
 ) -> Result<u64, Error> {
     let inner = &*backend.inner;
     let operation = format!("bury the unserved tasks of job `{job}` on queue `{queue}`");
     let now = inner.now();
     let mut tx = inner.pool.begin().await.map_err(query_error(&operation))?;
+    let served: bool = sqlx::query_scalar(&inner.queries.served_check)
+        .bind(queue)
+        .bind(job)
+        .bind(age(inner, since))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error(&operation))?;
+    if served {
+        tx.rollback().await.map_err(query_error(&operation))?;
+        return Ok(0);
+    }
     let lock = sqlx::query(&inner.queries.run_lock_waiting).bind(queue).bind(job).bind(due_before.as_millis());
     let runs = workflow::lock_runs(&mut tx, lock, &operation).await?;
     let found = sqlx::query(&inner.queries.bury_unserved)
@@ -163,37 +189,4 @@ pub(crate) async fn bury_unserved<C: Codec>(
     workflow::advance::<C>(&mut tx, inner, runs, ended, None, now, &operation).await?;
     tx.commit().await.map_err(query_error(&operation))?;
     Ok(buried)
-}
-
-/// Deletes `done` tasks past the retention, in bounded batches; returns how
-/// many ([`PostgresBackend::cleanup`](crate::PostgresBackend::cleanup)).
-pub(crate) async fn cleanup(inner: &Inner) -> Result<u64, Error> {
-    let cutoff = inner.now().sub(inner.tuning.retention).as_millis();
-    let mut total = 0;
-    for _ in 0..CLEANUP_ROUNDS {
-        let deleted = sqlx::query(&inner.queries.cleanup)
-            .bind(cutoff)
-            .bind(CLEANUP_BATCH)
-            .execute(&inner.pool)
-            .await
-            .map_err(query_error(format!("delete done tasks of schema `{}` past their retention", inner.schema)))?
-            .rows_affected();
-        total += deleted;
-        if deleted < u64::try_from(CLEANUP_BATCH).unwrap_or(u64::MAX) {
-            break;
-        }
-    }
-    Ok(total)
-}
-
-/// Runs [`cleanup`] if it has not run for [`CLEANUP_EVERY`] in this backend value.
-async fn cleanup_if_due(inner: &Inner) {
-    if !inner.cleanup_due.due(Timestamp::now()) {
-        return;
-    }
-    match cleanup(inner).await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(deleted = n, "postgres: deleted done tasks past their retention"),
-        Err(error) => tracing::warn!(%error, "postgres: retention cleanup failed"),
-    }
 }

@@ -34,6 +34,12 @@ impl BackendFactory for Postgres {
         self.schemas.lock().unwrap_or_else(PoisonError::into_inner).push(guard);
         common::backend_in(&url, &schema, |b| b.codec::<C>().tuning(|t| settings.apply(t))).await
     }
+
+    /// Another backend value on the same schema, with a pool of its own (as
+    /// another process would have) and `settings`.
+    async fn reopen<C: Codec>(&self, backend: &PostgresBackend<C>, settings: TestSettings) -> PostgresBackend<C> {
+        common::attach(&common::url(), backend, |b| b.codec::<C>().tuning(|t| settings.apply(t))).await
+    }
 }
 
 errand_runtime::conformance_tests! {

@@ -20,7 +20,7 @@ use errand_runtime::testing::{Proxy, Running, wait_for};
 use errand_runtime::workflow::{Bytes, Run, RunState, StepSpec, StepTask, Workflow, WorkflowExt};
 use errand_runtime::{
     Codec, CodecError, Event, Expose, Job, JobError, JobOptions, JsonCodec, Monitor, Requirements, TaskCx, TaskSink,
-    TaskState, WorkerBuilder,
+    TaskState, Tuning, WorkerBuilder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -59,22 +59,94 @@ impl Job for Tick {
     }
 }
 
+/// Takes 300 ms and counts its runs per task in `Data<Runs>`, so that many
+/// are running when the connections are cut.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Nap {
+    n: usize,
+}
+
+impl Job for Nap {
+    const NAME: &'static str = "nap";
+    const QUEUE: &'static str = "naps";
+    type Output = ();
+
+    fn requirements(r: &mut Requirements) {
+        r.data::<Runs>();
+    }
+
+    async fn run(self, cx: TaskCx) -> Result<(), JobError> {
+        if let Some(runs) = cx.data::<Runs>() {
+            runs.0[self.n].fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    }
+}
+
 /// A proxy in front of the server of `url`, and a backend value on
 /// `direct`'s schema whose connections all go through it (its listener's
 /// too), polling every 500 ms.
 async fn proxied(url: &str, direct: &PostgresBackend) -> (Proxy, PostgresBackend) {
+    let proxy = Proxy::start(upstream(url)).await;
+    let backend = through(&proxy, url, direct, |t| t).await;
+    (proxy, backend)
+}
+
+/// The `host:port` of the server of `url`.
+fn upstream(url: &str) -> String {
     let options = PgConnectOptions::from_str(url).unwrap_or_else(|e| panic!("{e}"));
-    let proxy = Proxy::start(format!("{}:{}", options.get_host(), options.get_port())).await;
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// Another backend value on `direct`'s schema, with a pool of its own (as
+/// another process would have) whose connections go through `proxy`,
+/// polling every 500 ms, with the tuning `tune` makes.
+async fn through(
+    proxy: &Proxy,
+    url: &str,
+    direct: &PostgresBackend,
+    tune: impl FnOnce(Tuning) -> Tuning,
+) -> PostgresBackend {
+    let options = PgConnectOptions::from_str(url).unwrap_or_else(|e| panic!("{e}"));
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy_with(options.host("127.0.0.1").port(proxy.addr().port()));
-    let backend = PostgresBackend::builder()
+    PostgresBackend::builder()
         .namespace(direct.namespace())
-        .tuning(|t| t.poll_interval(Duration::from_millis(500)))
+        .tuning(|t| tune(t.poll_interval(Duration::from_millis(500))))
         .from_pool(pool)
-        .unwrap_or_else(|e| panic!("{e}"));
-    (proxy, backend)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Asserts that task `n` of `runs` ran exactly once, for every `n`.
+fn each_ran_once(runs: &Runs) {
+    let wrong: Vec<(usize, u32)> =
+        (0..runs.0.len()).map(|n| (n, runs.0[n].load(Ordering::SeqCst))).filter(|(_, r)| *r != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} tasks did not run exactly once (task, runs), e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+}
+
+/// Waits until every task of `direct`'s schema is done: none lost.
+async fn all_done(direct: &PostgresBackend, tasks: usize) {
+    let count_done = format!("SELECT count(*) FROM \"{}\".tasks WHERE state = 'done'", direct.namespace());
+    wait_for("every task to be done", || async {
+        let done = sqlx::query_scalar::<_, i64>(&count_done).fetch_one(direct.pool()).await;
+        done.is_ok_and(|n| n == i64::try_from(tasks).unwrap_or(i64::MAX))
+    })
+    .await;
+}
+
+/// The tasks of `direct`'s schema whose attempt is not 1: each was rescued
+/// or retried (a claim whose reply was lost gives its attempt back).
+async fn attempts_beyond_the_first(direct: &PostgresBackend) -> i64 {
+    let sql = format!("SELECT count(*) FROM \"{}\".tasks WHERE attempt <> 1", direct.namespace());
+    sqlx::query_scalar(&sql).fetch_one(direct.pool()).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,4 +336,136 @@ async fn workflow_step_acks_survive_connection_cuts() {
         );
     }
     common::drop_schema(&direct).await;
+}
+
+/// Three workers, each with a pool of its own (three processes), are cut off
+/// from the server for longer than `orphan_after` while they run tasks, then
+/// the connections come back: no worker takes the others for dead (the
+/// runtime rescues only after its own heartbeats went through for
+/// `orphan_after`, and the server's clock judges liveness), so nothing runs
+/// twice, and every task is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn three_workers_cut_off_longer_than_orphan_after_run_nothing_twice() {
+    const TASKS: usize = 150;
+    let url = common::url();
+    let direct = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &direct);
+    let proxy = Proxy::start(upstream(&url)).await;
+    direct.enqueue_bulk((0..TASKS).map(|n| Nap { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    let runs = Runs(Arc::new((0..TASKS).map(|_| AtomicU32::new(0)).collect()));
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let backend = through(&proxy, &url, &direct, |t| t.orphan_after(Duration::from_secs(2))).await;
+        let worker = WorkerBuilder::<Nap, _>::new(backend)
+            .data(runs.clone())
+            .concurrency(4)
+            .heartbeat(Duration::from_millis(200));
+        workers.push(Running::start(Monitor::new().register(worker)));
+    }
+    wait_for("the workers to get going", || async { runs.total() >= 24 }).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(runs.total() < u32::try_from(TASKS).unwrap_or(u32::MAX), "the outage came too late to test anything");
+    proxy.restore().await;
+    all_done(&direct, TASKS).await;
+    for running in workers {
+        running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+    }
+    each_ran_once(&runs);
+    assert_eq!(attempts_beyond_the_first(&direct).await, 0, "tasks were rescued from live workers");
+}
+
+/// One-second cuts of every connection, three times, while three workers
+/// (three pools) claim and acknowledge short tasks: claims whose reply was
+/// lost are put back, acks are sent again, and each task runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn one_second_cuts_during_claims_and_acks_lose_and_repeat_nothing() {
+    const TASKS: usize = 6_000;
+    let url = common::url();
+    let direct = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &direct);
+    let proxy = Proxy::start(upstream(&url)).await;
+    direct.enqueue_bulk((0..TASKS).map(|n| Tick { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    let runs = Runs(Arc::new((0..TASKS).map(|_| AtomicU32::new(0)).collect()));
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let backend = through(&proxy, &url, &direct, |t| t).await;
+        let worker = WorkerBuilder::<Tick, _>::new(backend)
+            .data(runs.clone())
+            .concurrency(16)
+            .heartbeat(Duration::from_millis(200));
+        workers.push(Running::start(Monitor::new().register(worker)));
+    }
+    for at in (1..=3).map(|k| TASKS * k / 4) {
+        let at = u32::try_from(at).unwrap_or(u32::MAX);
+        wait_for("the workers to get going", || async { runs.total() >= at }).await;
+        proxy.cut();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(runs.total() < u32::try_from(TASKS).unwrap_or(u32::MAX), "the cut came too late to test anything");
+        proxy.restore().await;
+    }
+    all_done(&direct, TASKS).await;
+    for running in workers {
+        running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+    }
+    each_ran_once(&runs);
+    assert_eq!(attempts_beyond_the_first(&direct).await, 0, "tasks were run again");
+}
+
+/// The server restarts, as its clients see it (every connection cut, new
+/// ones refused for 3 s), while plain tasks and workflows drain: everything
+/// finishes, each task and each step once, each run with its right output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn a_server_restart_during_a_workflow_drain_loses_and_repeats_nothing() {
+    const TASKS: usize = 2_000;
+    const RUNS: u64 = 150;
+    const STEPS: u32 = 4 * RUNS as u32;
+    let url = common::url();
+    let direct = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &direct);
+    let proxy = Proxy::start(upstream(&url)).await;
+    direct.enqueue_bulk((0..TASKS).map(|n| Tick { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut started = Vec::new();
+    for n in 1..=RUNS {
+        started.push((n, direct.start(Relay(n)).await.unwrap_or_else(|e| panic!("start: {e}"))));
+    }
+    let runs = Runs(Arc::new((0..TASKS).map(|_| AtomicU32::new(0)).collect()));
+    let step_runs = StepRuns::default();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let backend = through(&proxy, &url, &direct, |t| t).await;
+        let ticks =
+            WorkerBuilder::<Tick, _>::new(backend.clone()).data(runs.clone()).heartbeat(Duration::from_millis(200));
+        let steps = WorkerBuilder::<StepTask<Relay, JsonCodec>, _>::new(backend)
+            .data(step_runs.clone())
+            .concurrency(8)
+            .heartbeat(Duration::from_millis(200));
+        workers.push(Running::start(Monitor::new().register(ticks).register(steps)));
+    }
+    wait_for("the steps to get going", || async { step_runs.total() >= STEPS / 3 }).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(step_runs.total() < STEPS, "the restart came too late to test anything");
+    proxy.restore().await;
+    for (n, run) in &started {
+        let output = direct
+            .workflow(*run)
+            .wait_timeout(Duration::from_secs(90))
+            .await
+            .unwrap_or_else(|e| panic!("run {n} (input {n}): {e}"));
+        assert_eq!(output, (n * 2, format!("n={n}")), "run of input {n}");
+    }
+    all_done(&direct, TASKS + STEPS as usize).await;
+    for running in workers {
+        running.stop().await.unwrap_or_else(|e| panic!("graceful stop: {e}"));
+    }
+    each_ran_once(&runs);
+    let counts = step_runs.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let twice: Vec<(&u64, &u32)> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "step tasks that did not run exactly once (task, runs): {twice:?}");
+    assert_eq!(counts.len(), STEPS as usize, "every step of every run ran");
+    assert_eq!(attempts_beyond_the_first(&direct).await, 0, "tasks or steps were run again");
 }

@@ -87,7 +87,7 @@ async fn concurrent_migrations_are_safe() {
         .fetch_one(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, 4, "each migration is recorded once");
+    assert_eq!(versions, 5, "each migration is recorded once");
     backend.migrate().await.unwrap_or_else(|e| panic!("migrate again: {e}"));
     common::drop_schema(&backend).await;
 }
@@ -236,6 +236,7 @@ async fn lone_and_concurrent_enqueues_both_notify() {
 async fn retention_deletes_old_done_tasks_only() {
     let url = common::url();
     let backend = common::backend_with(&url, |b| b.tuning(|t| t.retention(Duration::from_millis(1)))).await;
+    let _drop = common::DropSchema::of(&url, &backend);
     let ids = backend.enqueue_bulk((0..30).map(|n| Note { n })).await.unwrap_or_else(|e| panic!("{e}"));
     let reg = registration("retention-worker");
     backend.heartbeat(&reg).await.unwrap_or_else(|e| panic!("{e}"));
@@ -256,25 +257,31 @@ async fn retention_deletes_old_done_tasks_only() {
         .collect();
     backend.ack(&reg, &acks).await.unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // A fresh backend value: its cleanup is due at once, piggy-backed on rescue.
+    // Orphan rescue does no retention work (it must stay quick)…
+    backend.rescue_orphans().await.unwrap_or_else(|e| panic!("{e}"));
+    let counts = backend.queue_counts(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((counts.done, counts.dead), (20, 10), "rescue deleted finished tasks: {counts:?}");
+    // …`purge_expired` does, on a fresh backend value at once.
     let other = PostgresBackend::builder()
         .namespace(backend.namespace())
         .tuning(|t| t.retention(Duration::from_millis(1)))
         .from_pool(backend.pool().clone())
         .unwrap_or_else(|e| panic!("{e}"));
-    other.rescue_orphans().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.purge_expired().await.unwrap_or_else(|e| panic!("{e}")), 20);
     let counts = backend.queue_counts(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((counts.done, counts.dead), (0, 10), "{counts:?}");
     assert!(backend.task(ids[0]).await.unwrap_or_else(|e| panic!("{e}")).is_none() || counts.done == 0);
 
     // With the default retention nothing young is deleted.
     let keep = common::backend(&url).await;
+    let _drop_keep = common::DropSchema::of(&url, &keep);
     let id = keep.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
     let claimed = keep.claim(&reg, 1).await.unwrap_or_else(|e| panic!("{e}"));
     keep.heartbeat(&reg).await.unwrap_or_else(|e| panic!("{e}"));
     let done = [Ack { id: claimed.tasks[0].id, outcome: Outcome::Done { result: b"2".to_vec() } }];
     keep.ack(&reg, &done).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(keep.cleanup().await.unwrap_or_else(|e| panic!("{e}")), 0);
+    assert_eq!(keep.purge_expired().await.unwrap_or_else(|e| panic!("{e}")), 0);
     assert_eq!(state(&keep, id).await, Some(TaskState::Done));
     common::drop_schema(&backend).await;
     common::drop_schema(&keep).await;
@@ -693,34 +700,241 @@ async fn step_acks_advance_runs_from_any_backend_value() {
     common::drop_schema(&a).await;
 }
 
-/// A claimed task whose row cannot be read goes dead with the read error;
-/// the claim still delivers the others.
+/// Claimed tasks whose rows cannot be read (written by hand with SQL: a
+/// negative `max_attempts`, a negative `attempt`) go dead with the read
+/// error; a row with a state this version does not know is never claimed;
+/// the claim still delivers the others, and the next claims go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
 async fn unreadable_claimed_rows_go_dead() {
     let url = common::url();
     let backend = common::backend(&url).await;
     let _drop = common::DropSchema::of(&url, &backend);
+    let schema = backend.namespace().to_owned();
     let bad = backend.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
     let good = backend.enqueue(Note { n: 2 }).await.unwrap_or_else(|e| panic!("{e}"));
-    let sql = format!("UPDATE \"{}\".tasks SET max_attempts = -1 WHERE id = $1", backend.namespace());
+    let negative = backend.enqueue(Note { n: 3 }).await.unwrap_or_else(|e| panic!("{e}"));
+    let zombie = backend.enqueue(Note { n: 4 }).await.unwrap_or_else(|e| panic!("{e}"));
+    let later = backend.enqueue(Note { n: 5 }).await.unwrap_or_else(|e| panic!("{e}"));
+    let raw = |id: errand_runtime::TaskId| i64::try_from(id.0).unwrap_or(i64::MAX);
+    for (sql, id) in [
+        (format!("UPDATE \"{schema}\".tasks SET max_attempts = -1 WHERE id = $1"), bad),
+        (format!("UPDATE \"{schema}\".tasks SET attempt = -5 WHERE id = $1"), negative),
+        (format!("UPDATE \"{schema}\".tasks SET state = 'zombie' WHERE id = $1"), zombie),
+    ] {
+        sqlx::query(&sql).bind(raw(id)).execute(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let worker = registration("reader");
+    let claimed = backend.claim(&worker, 2).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![good]);
+    let claimed = backend.claim(&worker, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![later], "claims go on");
+    // The rows stay unreadable (for `Expose` too): look at them with SQL.
+    let sql = format!("SELECT state, last_error FROM \"{schema}\".tasks WHERE id = $1");
+    for (id, column) in [(bad, "max_attempts"), (negative, "attempt")] {
+        let (state, error): (String, Option<String>) =
+            sqlx::query_as(&sql).bind(raw(id)).fetch_one(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state, "dead", "task {id}");
+        let error = error.unwrap_or_default();
+        assert!(error.contains(&format!("task {id}")) && error.contains(column), "{error}");
+    }
+    let (state, error): (String, Option<String>) =
+        sqlx::query_as(&sql).bind(raw(zombie)).fetch_one(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((state.as_str(), error), ("zombie", None), "a row of an unknown state is left alone");
+    let read = backend.task(zombie).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(read.contains(&format!("task {zombie}")) && read.contains("zombie"), "{read}");
+}
+
+/// A workflow step whose row cannot be read is buried at its claim, and its
+/// run fails with the read error in the same transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn an_unreadable_step_fails_its_run() {
+    let url = common::url();
+    let backend = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &backend);
+    let run = backend.start(Racing(3)).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = backend.workflow(run).status().await.unwrap_or_else(|e| panic!("{e}"));
+    let entry = status.steps[0].task.unwrap_or_else(|| panic!("no entry task: {status:?}"));
+    let sql = format!("UPDATE \"{}\".tasks SET attempt = -5 WHERE id = $1", backend.namespace());
     sqlx::query(&sql)
-        .bind(i64::try_from(bad.0).unwrap_or(i64::MAX))
+        .bind(i64::try_from(entry.0).unwrap_or(i64::MAX))
         .execute(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let worker = registration("reader");
-    let claimed = backend.claim(&worker, 10).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![good]);
-    // The row stays unreadable (for `Expose` too): look at it with SQL.
-    let sql = format!("SELECT state, last_error FROM \"{}\".tasks WHERE id = $1", backend.namespace());
-    let (state, error): (String, Option<String>) = sqlx::query_as(&sql)
-        .bind(i64::try_from(bad.0).unwrap_or(i64::MAX))
-        .fetch_one(backend.pool())
+    let claimed = claim_steps(&backend, &step_worker("step-reader"), 10).await;
+    assert!(claimed.is_empty(), "an unreadable step was delivered: {claimed:?}");
+    let status = backend.workflow(run).status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.state, RunState::Failed);
+    let error = status.error.unwrap_or_default();
+    assert!(error.contains("split") && error.contains("attempt"), "{error}");
+}
+
+/// `served_jobs` records when each job was last served on each queue, by the
+/// server's clock, past the workers' own rows: handles whose clocks are a
+/// minute ahead or behind agree with a correct one on which jobs are served,
+/// a burial through any of them leaves a served job alone, and a job stays
+/// served after its worker's release until `since` passes its last beat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn served_jobs_are_judged_by_the_server_clock() {
+    use errand_runtime::backend::Clock;
+    let url = common::url();
+    let right = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &right);
+    let ahead = common::attach(&url, &right, |b| b.tuning(|t| t.clock(Clock::system().skewed(60_000)))).await;
+    let behind = common::attach(&url, &right, |b| b.tuning(|t| t.clock(Clock::system().skewed(-60_000)))).await;
+    let handles = [("right", &right), ("ahead", &ahead), ("behind", &behind)];
+    let waiting = right.enqueue_bulk((0..3).map(|n| Note { n })).await.unwrap_or_else(|e| panic!("{e}"));
+    let stray =
+        right.enqueue_with(Note { n: 9 }, Enqueue::new().queue("elsewhere")).await.unwrap_or_else(|e| panic!("{e}"));
+    let worker = registration("served-worker");
+    right.heartbeat(&worker).await.unwrap_or_else(|e| panic!("{e}"));
+
+    for (name, handle) in handles {
+        let now = handle.tuning().clock.now();
+        let since = now.sub(Duration::from_secs(5));
+        let unserved = handle.unserved(Note::QUEUE, since).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(unserved.is_empty(), "{name}: a job that beat just now is unserved: {unserved:?}");
+        // The same job on a queue where no worker of it ever beat is unserved.
+        let other = handle.unserved("elsewhere", since).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(other.iter().map(|u| (u.job.as_str(), u.count)).collect::<Vec<_>>(), [(Note::NAME, 1)], "{name}");
+        let due = now.add(Duration::from_secs(120));
+        let buried = handle.bury_unserved(Note::QUEUE, Note::NAME, due, since, "gone").await;
+        assert_eq!(buried.unwrap_or_else(|e| panic!("{e}")), 0, "{name}: a served job was buried");
+    }
+    for id in &waiting {
+        assert_eq!(state(&right, *id).await, Some(TaskState::Pending));
+    }
+
+    // Released, the worker is gone, but its job was served until now.
+    right.release(&worker).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(right.workers().await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    let since = right.tuning().clock.now().sub(Duration::from_secs(5));
+    assert!(right.unserved(Note::QUEUE, since).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+
+    // Once `since` is after its last beat, the job is unserved for every handle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (name, handle) in handles {
+        let since = handle.tuning().clock.now().sub(Duration::from_millis(100));
+        let unserved = handle.unserved(Note::QUEUE, since).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            unserved.iter().map(|u| (u.job.as_str(), u.count)).collect::<Vec<_>>(),
+            [(Note::NAME, 3)],
+            "{name}: the job has not beaten for 300 ms"
+        );
+    }
+    // A burial through the handle whose clock is behind buries them.
+    let now = behind.tuning().clock.now();
+    let buried = behind
+        .bury_unserved(
+            Note::QUEUE,
+            Note::NAME,
+            now.add(Duration::from_secs(120)),
+            now.sub(Duration::from_millis(100)),
+            "gone",
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(state, "dead");
-    let error = error.unwrap_or_default();
-    assert!(error.contains(&format!("task {bad}")) && error.contains("max_attempts"), "{error}");
-    common::drop_schema(&backend).await;
+    assert_eq!(buried, 3);
+    for id in &waiting {
+        let task = right.task(*id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is gone"));
+        assert_eq!((task.state, task.last_error.as_deref()), (TaskState::Dead, Some("gone")));
+    }
+    assert_eq!(state(&right, stray).await, Some(TaskState::Pending), "another queue's task was buried");
+}
+
+/// A burial waits for a heartbeat of the job in flight (the heartbeat holds
+/// the job's `served_jobs` row), then sees it and buries nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn a_burial_sees_a_heartbeat_that_commits_meanwhile() {
+    let url = common::url();
+    let backend = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &backend);
+    let id = backend.enqueue(Note { n: 1 }).await.unwrap_or_else(|e| panic!("{e}"));
+    let worker = registration("late-worker");
+    backend.heartbeat(&worker).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A beat of the job, in a transaction that has not committed yet.
+    let mut beat = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    let sql = format!(
+        "UPDATE \"{}\".served_jobs SET last_seen = (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+         WHERE queue = $1 AND job = $2",
+        backend.namespace()
+    );
+    sqlx::query(&sql).bind(Note::QUEUE).bind(Note::NAME).execute(&mut *beat).await.unwrap_or_else(|e| panic!("{e}"));
+    let now = backend.tuning().clock.now();
+    let since = now.sub(Duration::from_millis(100));
+    let burial = {
+        let backend = backend.clone();
+        tokio::spawn(async move {
+            backend.bury_unserved(Note::QUEUE, Note::NAME, now.add(Duration::from_secs(60)), since, "gone").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!burial.is_finished(), "the burial did not wait for the heartbeat's row lock");
+    beat.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let buried = burial.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(buried, 0, "a job that beat while the burial waited was buried");
+    assert_eq!(state(&backend, id).await, Some(TaskState::Pending));
+}
+
+/// Retention of runs: finished runs (done or failed) past the retention go
+/// with their `run_steps` rows, `done` step tasks with the tasks' own
+/// retention; a dead step task is kept, and a running run is never deleted.
+/// Each step's output is stored once, in `run_steps`: not again as its task's
+/// result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn finished_runs_go_with_their_steps_and_outputs_are_stored_once() {
+    let url = common::url();
+    let a = common::backend_with(&url, |b| b.tuning(|t| t.retention(Duration::from_millis(200)))).await;
+    let _drop = common::DropSchema::of(&url, &a);
+    let schema = a.namespace().to_owned();
+    let w = step_worker("retention-step-worker");
+
+    // A run that succeeds.
+    let done_run = a.start(Racing(7)).await.unwrap_or_else(|e| panic!("{e}"));
+    let split = claim_steps(&a, &w, 10).await;
+    a.ack(&w, &[done(split[0].1, 7)]).await.unwrap_or_else(|e| panic!("{e}"));
+    let branches = claim_steps(&a, &w, 10).await;
+    let acks: Vec<Ack> = branches.iter().map(|(step, id)| done(*id, 70 + u64::from(*step))).collect();
+    a.ack(&w, &acks).await.unwrap_or_else(|e| panic!("{e}"));
+    let join = claim_steps(&a, &w, 10).await;
+    a.ack(&w, &[done(join[0].1, 143)]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.workflow(done_run).wait_timeout(Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}")), 143);
+    let status = a.workflow(done_run).status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.steps[0].output.as_deref(), Some(&b"7"[..]), "outputs are read from run_steps");
+    assert_eq!(status.steps[3].output.as_deref(), Some(&b"143"[..]));
+    let sql = format!("SELECT count(*) FROM \"{schema}\".tasks WHERE run_id IS NOT NULL AND result IS NOT NULL");
+    let stored_twice: i64 = sqlx::query_scalar(&sql).fetch_one(a.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored_twice, 0, "step outputs were stored again as their tasks' results");
+
+    // A run that fails: its entry step dies.
+    let failed_run = a.start(Racing(8)).await.unwrap_or_else(|e| panic!("{e}"));
+    let split = claim_steps(&a, &w, 10).await;
+    let dead_step = split[0].1;
+    a.ack(&w, &[Ack { id: dead_step, outcome: Outcome::Dead { error: "no".into() } }])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A run still running.
+    let live_run = a.start(Racing(9)).await.unwrap_or_else(|e| panic!("{e}"));
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let purged = a.cleanup().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(purged, 4, "the done run's four step tasks");
+    for run in [done_run, failed_run] {
+        match a.workflow(run).status().await {
+            Err(errand_runtime::Error::RunNotFound { .. }) => {}
+            other => panic!("a finished run outlived its retention: {other:?}"),
+        }
+    }
+    let sql = format!("SELECT count(*) FROM \"{schema}\".run_steps WHERE run_id <> $1");
+    let live = i64::try_from(live_run.id().0).unwrap_or(i64::MAX);
+    let left: i64 = sqlx::query_scalar(&sql).bind(live).fetch_one(a.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left, 0, "the run_steps rows of deleted runs are left");
+    assert_eq!(state(&a, dead_step).await, Some(TaskState::Dead), "a dead step task is kept");
+    let status = a.workflow(live_run).status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.state, RunState::Running, "a running run is kept");
 }

@@ -1,10 +1,21 @@
 -- Sends waiting tasks of one job due at or before a time to dead, a bounded
--- batch per call. KEYS[1] counts, KEYS[2] dead index.
+-- batch per call — if, checked here, no worker has served the job since a
+-- time (given as an age, compared on the server's clock as the heartbeats
+-- store it; see unserved.lua). A workflow step buried fails its run.
+-- KEYS[1] counts, KEYS[2] dead index, KEYS[3] when each job was last served.
 -- ARGV: base, now, job, due_before, reason, ready offset, batch, retention
--- in ms (a workflow run failed here is kept that long).
+-- in ms (-1: kept; a workflow run failed here is kept that long), age in ms.
 -- Returns {buried, more (0/1), next ready offset}.
 local now, job, due_before, reason = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local offset, batch = tonumber(ARGV[6]), tonumber(ARGV[7])
+retention = tonumber(ARGV[8])
+local time = redis.call('TIME')
+local since = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(ARGV[9])
+local seen = tonumber(redis.call('HGET', KEYS[3], job) or '')
+if seen and seen >= since then
+  -- Served meanwhile: nothing is buried.
+  return { 0, 0, offset }
+end
 local ready, delayed = base .. 'r:' .. job, base .. 'd:' .. job
 local buried = 0
 
@@ -20,11 +31,11 @@ local function bury(seq)
     count('dead', 1)
     buried = buried + 1
     -- An unreadable record is buried all the same.
-    local ok, t = pcall(record, rec)
-    if ok then
+    local t = try_record(rec)
+    if t then
       release_unique(t, seq, now)
       if t.run then
-        fail_run(t.run, t.step, reason, now, now + tonumber(ARGV[8]))
+        fail_run(t.run, t.step, reason, now)
       end
     end
   end
@@ -41,8 +52,9 @@ end
 local members = redis.call('ZRANGE', ready, offset, offset + batch - 1)
 local removed = {}
 for _, m in ipairs(members) do
-  if tonumber(string.sub(m, 1, 13)) <= due_before then
-    bury(seq_of(m))
+  local at, seq = tonumber(string.sub(m, 1, 13)), seq_of(m)
+  if at and seq and at <= due_before then
+    bury(seq)
     removed[#removed + 1] = m
   end
 end

@@ -42,8 +42,9 @@ while i <= #ARGV do
         local held = redis.call('HGET', T, existing)
         if held then
           local state = parse_state(redis.call('HGET', S, existing))
-          local created_at = select(4, struct.unpack(RECORD, held))
-          if is_live(state) or (ufor > 0 and created_at >= now - ufor) then
+          -- A holder whose record cannot be read counts while it is live.
+          local t = try_record(held)
+          if is_live(state) or (t and ufor > 0 and t.created >= now - ufor) then
             dup = existing
           end
         end
@@ -64,7 +65,11 @@ while i <= #ARGV do
       if due then
         local b = #batch
         batch[b + 1] = score
-        batch[b + 2] = run_at .. string.sub(ZEROS .. id, -12)
+        if #id <= 12 then
+          batch[b + 2] = run_at .. string.sub(ZEROS .. id, -12)
+        else
+          batch[b + 2] = run_at .. id -- seqs of 13 digits (see `seq_of`)
+        end
       else
         redis.call('ZADD', base .. 'd:' .. job, run_at, id)
       end

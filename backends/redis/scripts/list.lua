@@ -1,8 +1,10 @@
 -- Lists tasks of one queue by ascending seq (read only).
 -- KEYS[1] jobs, KEYS[2] workers. ARGV: base, state ('' for any, '=' for the
 -- one task whose seq is `after`), job ('' for any), after (seq), limit.
--- Returns 5 per task: seq, record, state value (nil: never claimed), last
--- error, worker (for a running task).
+-- Returns 6 per task: seq, record, state value (nil: never claimed), last
+-- error, worker (for a running task), and for a done workflow step its
+-- output as its run keeps it (encoded as a payload element; a step's done
+-- state does not repeat it).
 local state, job, after, limit = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local workers = {} -- seq -> worker, for the running tasks found
 
@@ -158,14 +160,29 @@ else
   table.sort(seqs)
 end
 
+-- A done workflow step's output, from its run.
+local function step_output(rec, v)
+  local flags = rec and string.byte(rec, 1)
+  if not flags or flags % 4 < 2 or not v or string.sub(v, 1, 1) ~= 'd' then
+    return false
+  end
+  local t = try_record(rec)
+  if not t or not t.run then
+    return false
+  end
+  return redis.call('HGET', base .. 'wr:' .. int(t.run), 'o' .. t.step)
+end
+
 local out = {}
 for i = 1, math.min(#seqs, limit) do
   local seq = seqs[i]
   local o = #out
+  local rec, v = redis.call('HGET', T, seq), redis.call('HGET', S, seq)
   out[o + 1] = seq
-  out[o + 2] = redis.call('HGET', T, seq)
-  out[o + 3] = redis.call('HGET', S, seq)
+  out[o + 2] = rec
+  out[o + 3] = v
   out[o + 4] = redis.call('HGET', E, seq)
   out[o + 5] = workers[seq] or false
+  out[o + 6] = step_output(rec, v)
 end
 return out

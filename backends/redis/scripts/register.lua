@@ -5,10 +5,11 @@ local n = redis.call('HGET', KEYS[1], ARGV[1])
 if n then
   return tonumber(n)
 end
-n = redis.call('INCR', KEYS[3])
-if n > 16777215 then
+-- Checked before the first write.
+if (tonumber(redis.call('GET', KEYS[3]) or '0') or 0) >= 16777215 then
   return redis.error_reply('ERR errand: more than 16777215 queues under this prefix')
 end
+n = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], ARGV[1], n)
 redis.call('HSET', KEYS[2], n, ARGV[1])
 return n

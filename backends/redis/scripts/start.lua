@@ -16,7 +16,8 @@ redis.call('HSET', rk, 'w', job, 's', 'running', 'c', now)
 local out = {}
 for i = last + 1, #ARGV, 4 do
   local step = ARGV[i]
-  local seq = new_task(job, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], now, run, step)
+  local seq = new_task(job, ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), now, tonumber(run),
+    tonumber(step))
   redis.call('HSET', rk, 't' .. step, seq)
   out[#out + 1] = seq
 end

@@ -4,11 +4,11 @@
 -- names the run).
 -- KEYS[1] the worker's in-flight set, KEYS[2] counts, KEYS[3] dead index
 -- (`base .. 'dead'`).
--- ARGV: base, now, worker, retention in ms (a workflow run failed here is
--- kept that long), then 2 per task: seq, error.
+-- ARGV: base, now, worker, retention in ms (-1: kept; a workflow run failed
+-- here is kept that long), then 2 per task: seq, error.
 -- Returns how many it sent to dead.
 local now, worker = tonumber(ARGV[2]), ARGV[3]
-local keep = now + tonumber(ARGV[4])
+retention = tonumber(ARGV[4])
 local buried = 0
 for i = 5, #ARGV, 2 do
   local seq, err = ARGV[i], ARGV[i + 1]
@@ -20,14 +20,11 @@ for i = 5, #ARGV, 2 do
     buried = buried + 1
     -- The record may still be readable here (the backend refuses more than
     -- Lua's `struct` does): then free its unique key and fail its run.
-    local rec = redis.call('HGET', T, seq)
-    if rec then
-      local ok, t = pcall(record, rec)
-      if ok then
-        release_unique(t, seq, now)
-        if t.run then
-          fail_run(t.run, t.step, err, now, keep)
-        end
+    local t = try_record(redis.call('HGET', T, seq))
+    if t then
+      release_unique(t, seq, now)
+      if t.run then
+        fail_run(t.run, t.step, err, now)
       end
     end
   end

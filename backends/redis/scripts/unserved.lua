@@ -1,14 +1,16 @@
--- Waiting (pending or retry) tasks of jobs not in the served list (read only).
--- KEYS[1] jobs. ARGV: base, then the served job names.
+-- Waiting (pending or retry) tasks of the jobs that no worker has served
+-- (heartbeaten for) since a time (read only). The time comes as an age, so
+-- that it is compared on the server's clock, which the heartbeats store:
+-- "since" is the server's `TIME` minus the age.
+-- KEYS[1] jobs, KEYS[2] when each job was last served. ARGV: base, age in ms.
 -- Returns 3 per job: name, count, earliest run_at (that of the first ready
 -- task and of the first delayed one: with mixed priorities, an upper bound).
-local served = {}
-for i = 2, #ARGV do
-  served[ARGV[i]] = true
-end
+local time = redis.call('TIME')
+local since = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(ARGV[2])
 local out = {}
 for _, job in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if not served[job] then
+  local seen = tonumber(redis.call('HGET', KEYS[2], job) or '')
+  if not seen or seen < since then
     local ready, delayed = base .. 'r:' .. job, base .. 'd:' .. job
     local n = redis.call('ZCARD', ready) + redis.call('ZCARD', delayed)
     if n > 0 then
@@ -23,7 +25,7 @@ for _, job in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       end
       out[#out + 1] = job
       out[#out + 1] = n
-      out[#out + 1] = oldest
+      out[#out + 1] = oldest or 0
     end
   end
 end

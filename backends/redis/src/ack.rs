@@ -1,9 +1,11 @@
 //! Recording outcomes: one ack script call per chunk of acks, pipelined.
 //!
 //! The `done` acks of a worker that runs a workflow's steps carry the output
-//! a second time, encoded as a payload element: the ack script stores it in
-//! the run and splices it into the payloads of the steps it makes ready
-//! (see `workflow.rs` and "Workflows" in the crate docs).
+//! encoded as a payload element instead of the raw result: the ack script
+//! stores it once, in the run, and splices it into the payloads of the steps
+//! it makes ready (see `workflow.rs` and "Workflows" in the crate docs).
+//! Retention is not the ack's business: done tasks get an expiry entry that
+//! `purge.rs` acts on.
 
 use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
 use errand_runtime::workflow::Bytes;
@@ -13,13 +15,11 @@ use redis::Value;
 use crate::RedisBackend;
 use crate::keys::split_id;
 use crate::pipeline::run_many;
-use crate::record::millis;
+use crate::record::retention_ms;
 use crate::reply::{count, unexpected};
 
 /// Acks recorded per ack script call.
 const ACK_CHUNK: usize = 512;
-/// Expiry entries (each the done tasks of one ack call) pruned per ack call.
-const PRUNE_PER_ACK: usize = 2;
 
 impl<C: Codec> RedisBackend<C> {
     /// [`Backend::ack`](errand_runtime::Backend::ack).
@@ -41,10 +41,9 @@ impl<C: Codec> RedisBackend<C> {
             cmd.arg(&base)
                 .arg(now)
                 .arg(&*worker.id)
-                .arg(millis(self.inner.tuning.retention))
+                .arg(retention_ms(self.inner.tuning.retention))
                 .arg(&self.inner.channel)
                 .arg(queue)
-                .arg(PRUNE_PER_ACK)
                 .arg(worker.job);
             for ack in chunk {
                 let (q, seq) = split_id(ack.id);
@@ -55,9 +54,10 @@ impl<C: Codec> RedisBackend<C> {
                 match &ack.outcome {
                     Outcome::Done { result } if worker.workflow_steps => {
                         // What the ack script stores in the run and splices
-                        // into the payloads of the next steps.
+                        // into the payloads of the next steps; the raw
+                        // result is not sent (it would be stored twice).
                         let element = C::encode(&Bytes(result.clone()), "a workflow step's output")?;
-                        cmd.arg("W").arg(0).arg(result).arg(element)
+                        cmd.arg("W").arg(0).arg("").arg(element)
                     }
                     Outcome::Done { result } => cmd.arg("D").arg(0).arg(result),
                     Outcome::Retry { at, error } => {

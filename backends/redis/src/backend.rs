@@ -43,12 +43,23 @@ impl<C: Codec> Backend for RedisBackend<C> {
         self.cancelled_of(worker).await
     }
 
-    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
-        self.unserved_jobs(queue, served).await
+    async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
+        self.unserved_jobs(queue, since).await
     }
 
-    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
-        self.bury_waiting(queue, job, due_before, reason).await
+    async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        self.bury_waiting(queue, job, due_before, since, reason).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        self.purge().await
     }
 
     fn waiter(&self, queue: &str) -> WakeSignal {

@@ -1,12 +1,22 @@
 //! Claiming tasks: the claim script, redelivering claims whose reply was
-//! lost, and burying claimed tasks whose record cannot be read.
+//! lost, and burying claimed tasks whose record or state cannot be read.
 //!
-//! Every claim carries a token, and the script records the last claim of
-//! each worker (`lc:<worker>`: the token and the seqs). When a claim's call
+//! Every claim carries a token (ascending per backend handle), and the
+//! script keeps, per worker, the tasks each claim handed out until the
+//! worker confirms it received them (`cl:<worker>`). When a claim's call
 //! fails, the script may have run and only its reply been lost: the token is
-//! remembered, and the worker's next claim sends it along so that the script
-//! hands those tasks (still running for the worker) out again.
+//! remembered as lost, and the worker's next claim sends it along so that
+//! the script hands those tasks (still running for the worker) out again.
+//!
+//! A lost claim may also not have run *yet*: queued behind a connection
+//! that broke, it can run after a later claim of the same worker. Each
+//! claim therefore also sends the worker's *floor*, the lowest token it
+//! still waits for an answer to; the script keeps the highest floor it saw
+//! and refuses (takes nothing, writes nothing) a claim below it. A lost
+//! token is forgotten once a claim sent with a floor above it was answered:
+//! from then on it can no longer take anything.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -16,17 +26,59 @@ use errand_runtime::{Codec, Error, TaskId, Timestamp};
 use redis::Value;
 
 use crate::keys::task_id;
-use crate::record::{self, millis};
+use crate::record::{self, retention_ms};
 use crate::reply::{self, NAME, count, failed, int, malformed};
-use crate::{RedisBackend, lock};
+use crate::{Inner, RedisBackend, lock};
 
 /// Due delayed tasks moved to the ready set per claim, at most (also the
 /// batch of `bury_unserved`).
 pub(crate) const MOVE_BATCH: usize = 1000;
-/// Lost claim tokens remembered per worker, at most.
-const MAX_LOST_CLAIMS: usize = 256;
+/// Lost and confirmed claim tokens remembered per worker, at most.
+const MAX_TOKENS: usize = 256;
 /// Values per task in a claim reply.
 const CLAIM_STRIDE: usize = 4;
+
+/// One worker's claims, for redelivering those whose reply was lost.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimBook {
+    /// Claims sent and not answered yet.
+    in_flight: BTreeSet<u64>,
+    /// Claims whose call failed: their script may have run, or may run later.
+    lost: Vec<u64>,
+    /// Claims that handed out tasks and were answered: their entries in
+    /// `cl:<worker>` can go.
+    confirmed: Vec<u64>,
+}
+
+/// Per worker id, its claim book.
+pub(crate) type ClaimBooks = HashMap<Arc<str>, ClaimBook>;
+
+fn remember(tokens: &mut Vec<u64>, token: u64) {
+    if tokens.len() >= MAX_TOKENS {
+        tokens.remove(0);
+    }
+    tokens.push(token);
+}
+
+/// A claim that was sent: unless it is marked answered, dropping it (the
+/// call failed, or the claiming future was dropped) records its token as lost.
+struct Sent<'a> {
+    inner: &'a Inner,
+    worker: &'a Arc<str>,
+    token: u64,
+    answered: bool,
+}
+
+impl Drop for Sent<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let mut books = lock(&self.inner.claims);
+            let book = books.entry(Arc::clone(self.worker)).or_default();
+            book.in_flight.remove(&self.token);
+            remember(&mut book.lost, self.token);
+        }
+    }
+}
 
 /// A claimed task that cannot be run because its stored data cannot be read.
 struct Unreadable {
@@ -43,36 +95,45 @@ struct ClaimReply {
 
 impl<C: Codec> RedisBackend<C> {
     /// [`Backend::claim`](errand_runtime::Backend::claim): one claim script
-    /// call, then, if some claimed records cannot be read, one call that
-    /// sends those tasks to `dead`.
+    /// call, then, if some claimed tasks cannot be read, one call that sends
+    /// those tasks to `dead`.
     pub(crate) async fn claim_tasks(&self, worker: &WorkerRegistration, max: usize) -> Result<Claimed, Error> {
         let queue = &*worker.queue;
         let number = self.queue_number(queue).await?;
         let base = self.inner.keys.base(queue);
-        let token = self.inner.claim_tokens.fetch_add(1, Ordering::Relaxed) + 1;
-        let lost = self.lost_claims(&worker.id);
+        let (token, floor, lost, confirmed) = {
+            let mut books = lock(&self.inner.claims);
+            let book = books.entry(Arc::clone(&worker.id)).or_default();
+            let token = self.inner.claim_tokens.fetch_add(1, Ordering::Relaxed) + 1;
+            book.in_flight.insert(token);
+            let floor = book.in_flight.first().copied().unwrap_or(token);
+            (token, floor, book.lost.clone(), book.confirmed.clone())
+        };
+        let mut sent = Sent { inner: &self.inner, worker: &worker.id, token, answered: false };
         let lua = &self.inner.scripts.claim;
         let mut cmd = lua.call(&[
             &format!("{base}r:{}", worker.job),
             &format!("{base}d:{}", worker.job),
             &format!("{base}if:{}", worker.id),
             &format!("{base}n"),
-            &format!("{base}lc:{}", worker.id),
+            &format!("{base}cl:{}", worker.id),
         ]);
-        cmd.arg(&base).arg(self.now().as_millis()).arg(max).arg(&*worker.id).arg(MOVE_BATCH).arg(token).arg(&lost);
+        cmd.arg(&base)
+            .arg(self.now().as_millis())
+            .arg(max)
+            .arg(&*worker.id)
+            .arg(MOVE_BATCH)
+            .arg(token)
+            .arg(floor)
+            .arg(lost.len())
+            .arg(&lost)
+            .arg(&confirmed);
         let what = || format!("claim tasks of job `{}` from queue `{queue}`", worker.job);
-        let value = match lua.run(&mut self.conn(), &cmd).await {
-            Ok(value) => value,
-            Err(error) => {
-                // The script may have run and only the reply been lost: its
-                // tasks are redelivered by this worker's next claim.
-                self.claim_lost(&worker.id, token);
-                return Err(failed(what(), error));
-            }
-        };
-        if !lost.is_empty() {
-            self.claims_redelivered(&worker.id, &lost);
-        }
+        // On failure `sent` is dropped unanswered: the script may have run
+        // and only its reply been lost, and the next claim redelivers.
+        let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what(), e))?;
+        sent.answered = true;
+        self.claim_answered(&worker.id, token, floor, &lost, &confirmed);
         let reply = match read_claim(number, queue, value, &what()) {
             Ok(reply) => reply,
             Err(error) => {
@@ -89,6 +150,10 @@ impl<C: Codec> RedisBackend<C> {
             self.claim_lost(&worker.id, token);
             return Err(error);
         }
+        if !reply.claimed.tasks.is_empty() || !reply.unreadable.is_empty() {
+            let mut books = lock(&self.inner.claims);
+            remember(&mut books.entry(Arc::clone(&worker.id)).or_default().confirmed, token);
+        }
         Ok(reply.claimed)
     }
 
@@ -103,7 +168,7 @@ impl<C: Codec> RedisBackend<C> {
     ) -> Result<(), Error> {
         let lua = &self.inner.scripts.unreadable;
         let mut cmd = lua.call(&[&format!("{base}if:{}", worker.id), &format!("{base}n"), &format!("{base}dead")]);
-        cmd.arg(base).arg(self.now().as_millis()).arg(&*worker.id).arg(millis(self.inner.tuning.retention));
+        cmd.arg(base).arg(self.now().as_millis()).arg(&*worker.id).arg(retention_ms(self.inner.tuning.retention));
         for task in tasks {
             cmd.arg(task.seq).arg(&task.error);
         }
@@ -113,35 +178,27 @@ impl<C: Codec> RedisBackend<C> {
         Ok(())
     }
 
-    fn lost_claims(&self, worker: &Arc<str>) -> Vec<u64> {
-        lock(&self.inner.lost_claims).get(worker).cloned().unwrap_or_default()
+    /// The claim with `token`, sent with `floor`, `lost` and `confirmed`,
+    /// was answered: the confirmed entries are gone, and the lost tokens
+    /// below the floor can no longer take anything (the others are sent
+    /// again, in case their claim runs late).
+    fn claim_answered(&self, worker: &Arc<str>, token: u64, floor: u64, lost: &[u64], confirmed: &[u64]) {
+        let mut books = lock(&self.inner.claims);
+        let book = books.entry(Arc::clone(worker)).or_default();
+        book.in_flight.remove(&token);
+        book.lost.retain(|t| !(lost.contains(t) && *t < floor));
+        book.confirmed.retain(|t| !confirmed.contains(t));
     }
 
-    /// The claim with `token` may have run without its reply arriving.
+    /// The claim with `token` ran, but its tasks did not reach the worker.
     fn claim_lost(&self, worker: &Arc<str>, token: u64) {
-        let mut lost = lock(&self.inner.lost_claims);
-        let tokens = lost.entry(Arc::clone(worker)).or_default();
-        if tokens.len() >= MAX_LOST_CLAIMS {
-            tokens.remove(0);
-        }
-        tokens.push(token);
+        let mut books = lock(&self.inner.claims);
+        remember(&mut books.entry(Arc::clone(worker)).or_default().lost, token);
     }
 
-    /// The claims with `tokens` were redelivered (or had nothing left to
-    /// redeliver).
-    fn claims_redelivered(&self, worker: &Arc<str>, tokens: &[u64]) {
-        let mut lost = lock(&self.inner.lost_claims);
-        if let Some(left) = lost.get_mut(worker) {
-            left.retain(|t| !tokens.contains(t));
-            if left.is_empty() {
-                lost.remove(worker);
-            }
-        }
-    }
-
-    /// Forgets the lost claims of a worker that stopped.
-    pub(crate) fn forget_lost_claims(&self, worker: &Arc<str>) {
-        lock(&self.inner.lost_claims).remove(worker);
+    /// Forgets the claims of a worker that stopped.
+    pub(crate) fn forget_claims(&self, worker: &Arc<str>) {
+        lock(&self.inner.claims).remove(worker);
     }
 }
 
@@ -166,7 +223,15 @@ fn read_claim(queue: u32, queue_name: &str, value: Value, what: &str) -> Result<
         let Value::BulkString(stored) = stored else {
             return Err(malformed(what, format!("the claim script returned no record for task {id}")));
         };
-        match read_task(id, &attempt, run_at, stored) {
+        let read = match attempt {
+            // The script found the task's state value malformed (it is
+            // the third value): the task goes dead saying so.
+            Value::Nil => Err(reply::bytes(run_at)
+                .and_then(|state| record::state(&state).err())
+                .unwrap_or_else(|| "its state is malformed".to_owned())),
+            attempt => read_task(id, &attempt, run_at, stored),
+        };
+        match read {
             Ok(task) => tasks.push(task),
             Err(problem) => {
                 let error = bad_data(NAME, &format!("task {id} of queue `{queue_name}`"), problem);

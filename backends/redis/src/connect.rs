@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use errand_runtime::backend::{Notifier, redact_url};
+use errand_runtime::backend::{Every, Notifier, redact_url};
 use errand_runtime::{Codec, Error};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::keys::Keys;
+use crate::purge::purge_period;
 use crate::queues::Queues;
 use crate::reply::failed;
 use crate::scripts::Scripts;
@@ -77,8 +78,10 @@ impl<C: Codec> RedisBuilder<C> {
                 notifier: Notifier::new(),
                 listening: AtomicBool::new(false),
                 stop_listener: CancellationToken::new(),
-                lost_claims: Mutex::new(HashMap::new()),
+                claims: Mutex::new(HashMap::new()),
                 claim_tokens: AtomicU64::new(0),
+                purge_every: Every::new(purge_period(self.tuning.retention)),
+                purge_more: AtomicBool::new(false),
             }),
             _codec: PhantomData,
         })

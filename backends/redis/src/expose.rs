@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use errand_runtime::backend::stored::{CountsBuilder, bad_data, to_u32};
 use errand_runtime::capability::CancelRunning;
+use errand_runtime::workflow::Bytes;
 use errand_runtime::{
     Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, Timestamp, WorkerInfo,
 };
@@ -11,7 +12,7 @@ use redis::Value;
 
 use crate::RedisBackend;
 use crate::keys::{split_id, task_id};
-use crate::record::millis;
+use crate::record::{millis, retention_ms};
 use crate::reply::{self, NAME, failed, int, stored_count, unexpected};
 
 impl<C: Codec> RedisBackend<C> {
@@ -34,7 +35,7 @@ impl<C: Codec> RedisBackend<C> {
         if retry {
             cmd.arg(&self.inner.channel).arg(&queue);
         } else {
-            cmd.arg(millis(self.inner.tuning.retention));
+            cmd.arg(retention_ms(self.inner.tuning.retention));
         }
         let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
         let changed = int(&value).ok_or_else(|| unexpected(what, &value))? == 1;
@@ -46,7 +47,7 @@ impl<C: Codec> RedisBackend<C> {
 
     /// Runs the list script on one queue (`state` `=` reads the task whose
     /// seq is `after`). Done tasks past the retention are left out even
-    /// before they are pruned.
+    /// before they are purged.
     async fn list(
         &self,
         queue: &str,
@@ -68,8 +69,17 @@ impl<C: Codec> RedisBackend<C> {
         while let Some(seq) = items.next() {
             let seq = int(&seq).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(what.as_str(), &seq))?;
             let mut field = || items.next().unwrap_or(Value::Nil);
-            let (record, state, error, worker) = (field(), field(), field(), field());
-            let info = reply::task_info(task_id(number, seq), queue, record, state, error, worker)?;
+            let (record, state, error, worker, output) = (field(), field(), field(), field(), field());
+            let id = task_id(number, seq);
+            let mut info = reply::task_info(id, queue, record, state, error, worker)?;
+            if info.state == TaskState::Done
+                && info.result.is_none()
+                && let Some(element) = reply::bytes(output)
+            {
+                // A workflow step's output, kept once, in its run.
+                let what = format!("the output of task {id} of queue `{queue}`, kept in its workflow run");
+                info.result = Some(C::decode::<Bytes>(&element, &what)?.0);
+            }
             if info.state == TaskState::Done && info.finished_at.is_some_and(|f| f <= expired_before) {
                 continue;
             }
@@ -149,30 +159,40 @@ impl<C: Codec> Expose for RedisBackend<C> {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
-        let cutoff = self.now().sub(self.inner.tuning.orphan_after).as_millis();
+        // Live: beaten within orphan_after by the server's clock, which the
+        // heartbeats store (its `TIME`, read in the same round trip).
         let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
         for (queue, _) in &queues {
             let base = self.inner.keys.base(queue);
-            pipe.cmd("ZRANGEBYSCORE").arg(format!("{base}w")).arg(cutoff).arg("+inf").arg("WITHSCORES");
+            pipe.cmd("ZRANGE").arg(format!("{base}w")).arg(0).arg(-1).arg("WITHSCORES");
             pipe.cmd("HGETALL").arg(format!("{base}wi"));
         }
         type Row = (Vec<(String, f64)>, HashMap<String, String>);
-        let rows: Vec<Row> = {
+        let read = |e: redis::ParsingError| failed("read the live workers", e.into());
+        let (server_now, rows): (i64, Vec<Row>) = {
             let values: Vec<Value> =
                 pipe.query_async(&mut self.conn()).await.map_err(|e| failed("read the live workers", e))?;
-            let mut rows = Vec::with_capacity(queues.len());
             let mut values = values.into_iter();
+            let (secs, micros): (i64, i64) =
+                redis::from_redis_value(values.next().unwrap_or(Value::Nil)).map_err(read)?;
+            let mut rows = Vec::with_capacity(queues.len());
             while let (Some(seen), Some(details)) = (values.next(), values.next()) {
-                let seen = redis::from_redis_value(seen).map_err(|e| failed("read the live workers", e.into()))?;
-                let details =
-                    redis::from_redis_value(details).map_err(|e| failed("read the live workers", e.into()))?;
-                rows.push((seen, details));
+                rows.push((
+                    redis::from_redis_value(seen).map_err(read)?,
+                    redis::from_redis_value(details).map_err(read)?,
+                ));
             }
-            rows
+            (secs.saturating_mul(1000).saturating_add(micros / 1000), rows)
         };
+        let cutoff =
+            server_now.saturating_sub(i64::try_from(millis(self.inner.tuning.orphan_after)).unwrap_or(i64::MAX));
         let mut workers = Vec::new();
         for ((queue, _), (seen, details)) in queues.into_iter().zip(rows) {
             for (id, last_seen) in seen {
+                if last_seen < cutoff as f64 {
+                    continue; // not seen within orphan_after: not live
+                }
                 let what = format!("worker `{id}` of queue `{queue}`");
                 let bad = |problem: &str| bad_data(NAME, &what, problem);
                 let detail = details.get(&id).ok_or_else(|| bad("its details are missing"))?;

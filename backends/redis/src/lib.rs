@@ -47,21 +47,22 @@
 //! |---|---|---|
 //! | `P{q}:seq` | string | the queue's task counter (one `INCRBY` per enqueue call) |
 //! | `P{q}:t` | hash | field `<seq>` → the task's record, written once at enqueue: flags, priority, max attempts, created and run_at (ms), job, then, if set, unique key and window, workflow run and step, then the payload (binary, big-endian; the scripts read it with Lua's `struct`) |
-//! | `P{q}:s` | hash | field `<seq>` → the task's state once first claimed: a letter (`p`ending, `r`unning, `y` retry, `d`one, `x` dead, `c`ancelled), the attempt, `\|` run_at if it changed; for a finished task `\|` finished (ms), for a done one then `\|` its output. No field: pending, attempt 0 |
+//! | `P{q}:s` | hash | field `<seq>` → the task's state once first claimed: a letter (`p`ending, `r`unning, `y` retry, `d`one, `x` dead, `c`ancelled), the attempt, `\|` run_at if it changed; for a finished task `\|` finished (ms), for a done one then `\|` its output (not for a workflow step: its output is kept once, in its run). No field: pending, attempt 0 |
 //! | `P{q}:e` | hash | field `<seq>` → the task's last error |
-//! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits)`seq`(12 digits), so the first by rank are the highest priority, then the earliest `run_at`, then the oldest |
+//! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits, clamped to 1970–2286)`seq`(12 digits, or 13 above 10¹²), so the first by rank are the highest priority, then the earliest `run_at`, then the oldest |
 //! | `P{q}:d:<job>` | sorted set | delayed tasks (pending in the future, and retries) by `run_at` in ms |
 //! | `P{q}:done:<block>` | string (bitmap) | done tasks: bit `seq % 100000` of block `seq / 100000` (for listings; one `BITFIELD` per block and ack call sets them) |
 //! | `P{q}:db` | sorted set | the blocks that hold done tasks, scored by block (an emptied block is deleted) |
 //! | `P{q}:dead`, `:cancelled` | sorted sets | dead and cancelled tasks by seq (for listings) |
-//! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry, so pruning costs one entry per ack call, not one per task |
+//! | `P{q}:x` | sorted set | when done tasks expire: a member lists the seqs (comma separated) of the tasks one ack call finished, scored by their expiry (finished + the acking handle's retention, or the end of a longer `unique_for` window), so the purge costs one entry per ack call, not one per task |
 //! | `P{q}:n` | hash | task counts per state |
 //! | `P{q}:jobs` | set | job names seen on the queue |
 //! | `P{q}:u:<job>:<key>` | string | unique key (scoped to the job) → seq of the task holding it |
-//! | `P{q}:w`, `P{q}:wi` | sorted set, hash | workers by last heartbeat; their job, concurrency and start |
+//! | `P{q}:w`, `P{q}:wi` | sorted set, hash | workers by last heartbeat (the server's `TIME`, ms); their job, concurrency and start |
 //! | `P{q}:hb:<worker>` | string with TTL `orphan_after` | the worker's heartbeat |
+//! | `P{q}:sv` | hash | job → when a worker of it last beat on the queue (the server's `TIME`, ms); kept after the workers are gone: what "served" means |
 //! | `P{q}:if:<worker>` | set | the worker's in-flight tasks |
-//! | `P{q}:lc:<worker>` | string | the worker's last claim: its token and seqs, comma separated (redelivered if its reply was lost) |
+//! | `P{q}:cl:<worker>` | hash | the worker's claims: `floor` (claims with a lower token take nothing), `top` (the highest token that ran), `rescued` (set by a rescue until the worker beats again), and per claim that handed out tasks, its token → their seqs (comma separated) until the worker confirms it received them; kept a day after the worker's last claim, release or rescue; see [Guarantees](#guarantees-and-limitations) |
 //! | `P{q}:sp:<worker>` | set | the worker's running tasks whose ack reads their record (workflow steps, unique keys) |
 //! | `P{q}:cx:<worker>` | set | the worker's running tasks cancelled meanwhile (read by `cancelled_tasks`) |
 //! | `P{q}:wseq` | string | the queue's workflow run counter |
@@ -95,8 +96,8 @@
 //! [`RunProgress::start`](errand_runtime::workflow::plan::RunProgress::start))
 //! in one script. The run hash `P{q}:wr:<run>` holds `w` workflow, `s` state
 //! (`running`, `done`, `failed`), `c` created, `e` error, `fin` finished,
-//! `n` steps, `sk` the sink steps, and per step `i`: `nm<i>` name, `a<i>`/`x<i>` the steps
-//! it takes and the steps that take it (the graph's `after` and
+//! `n` steps, `sk` the sink steps, and per step `i`: `nm<i>` name,
+//! `a<i>`/`x<i>` the steps it takes and the steps that take it (the graph's `after` and
 //! `dependents`), `m<i>`/`p<i>` max attempts and priority, `f<i>` the start
 //! of its failure message (`step `name` failed: `), `k<i>.<j>` the bytes of
 //! its payload around its inputs, `t<i>` its task once enqueued, `o<i>` its
@@ -114,9 +115,12 @@
 //!   the parts `k<i>.<j>` around the inputs;
 //! - a `done` ack of a worker that runs a workflow's steps
 //!   ([`WorkerRegistration::workflow_steps`](errand_runtime::backend::WorkerRegistration::workflow_steps))
-//!   carries, besides the raw result, the result encoded as a payload
+//!   carries, instead of the raw result, the result encoded as a payload
 //!   element ([`Bytes`](errand_runtime::workflow::Bytes)), which is what is
-//!   stored in `o<i>` and spliced between the parts.
+//!   stored in `o<i>` and spliced between the parts. The output is stored
+//!   once: the step task's `done` state keeps no copy, and reading the task
+//!   ([`Expose::task`](errand_runtime::Expose::task), `result`) gives the
+//!   run's while the run is kept.
 //!
 //! The script's concatenation is byte for byte what the planner would
 //! encode for every codec whose encoding of a value is the concatenation of
@@ -137,46 +141,128 @@
 //! A step task that ends other than `done` — acked dead, rescued on its last
 //! attempt, buried as unserved, claimed with an unreadable record, or
 //! cancelled — fails the run in the same script with `step `name` failed:
-//! <error>`, and cancels the run's other live steps; running ones are reported through
-//! `cancelled_tasks`, so their cancellation token fires. No step is
-//! enqueued for a failed run.
+//! <error>`, and cancels the run's other live steps; running ones are
+//! reported through `cancelled_tasks`, so their cancellation token fires. No step is
+//! enqueued for a failed run. The ack script reads and checks everything a
+//! step's advance needs before it writes any of it: a run hash it cannot
+//! read fails the run (`its workflow run cannot be read: …`) instead of
+//! advancing it.
 //!
-//! Workflow limitations: a finished run (and its outputs) expires the
-//! retention after it finished; its step tasks are pruned like any done
-//! task, so `run_info` of an old but still running run can show a step whose
-//! task is gone without a state (its output stays in the run). Retrying a
-//! dead or cancelled step does not revive a failed run. Outputs are stored encoded as payload elements: with
-//! JSON, an array of numbers, about 3.5 times the output's size.
+//! Workflow limitations: a finished run (and its outputs) expires by itself
+//! the retention after it finished (`PEXPIRE`, by the server's clock); its
+//! step tasks are purged like any done task, so `run_info` of an old but
+//! still running run can show a step whose task is gone without a state
+//! (its output stays in the run). Retrying a dead or cancelled step does not
+//! revive a failed run. A step task whose own record cannot be read at all
+//! cannot name its run: it goes dead, and its run is failed only if the
+//! record still shows the run (the scripts read records more leniently than
+//! the backend, which refuses unknown flags). Outputs are stored encoded as
+//! payload elements: with JSON, an array of numbers, about 3.5 times the
+//! output's size.
 //!
 //! # Guarantees and limitations
 //!
 //! - At-least-once: a claim, an ack, a heartbeat, a rescue, a release, a
-//!   cancel and a retry are each one Lua script, so a crash never leaves a
-//!   task half-moved. A claim whose reply is lost (the connection dropped
-//!   after the script ran) is redelivered by the same worker's next claim.
-//! - A claimed task whose record this version cannot read goes `dead` with
-//!   the read error (a second script, right after the claim, guarded by
-//!   "still running for this worker") and never runs; the worker goes on.
-//!   If that script fails, the whole claim is redelivered by the worker's
-//!   next claim, which tries again. A due delayed task whose record cannot
-//!   be read is made ready at once so that a claim buries it, and a running
-//!   one that a release or a rescue cannot put back (its job is unknown)
-//!   goes `dead` saying so.
-//! - Stored data is read back checked: a malformed record or state value,
-//!   or a count that is not a non-negative integer, is an error naming the
-//!   task or the queue.
-//! - Run times use the clocks of the processes that enqueue and claim:
-//!   keep them in sync (NTP). Heartbeat expiry uses the server's clock.
+//!   cancel, a retry, a burial and a purge are each one Lua script, so a
+//!   crash never leaves a task half-moved.
+//! - **Scripts never stop half-way.** Redis does not undo the writes of a
+//!   script that raises an error, so no script raises after its first write
+//!   (see `scripts/common.lua`): stored data is read through helpers that
+//!   report what they cannot read instead of raising, and every value a
+//!   script hands to a command was checked first. A record it cannot
+//!   decode, a malformed state value, a ready-set entry this version did not
+//!   write, a workflow run hash with missing fields, a count that is not an
+//!   integer are handled (the task goes dead with the read error, the entry
+//!   is dropped, the run fails, the count is left as it is). The only error
+//!   replies come before any write: retrying a task whose record cannot be
+//!   read, and a full queue registry. Redis itself does not stop a script
+//!   that has written: an out-of-memory server refuses a script's first
+//!   write, not a later one. The scripts trust the types of their keys: a
+//!   key of the wrong type (written by something else) fails the call.
+//! - **Lost claims.** Every claim carries a token, ascending per backend
+//!   handle, and the claim script keeps the tasks it handed out under that
+//!   token in `cl:<worker>` until a later claim of the worker confirms they
+//!   arrived. A claim whose call failed may have run with only its reply
+//!   lost: the worker's next claims send its token, and the script hands
+//!   its tasks (those still running for the worker) out again. It may also
+//!   not have run *yet*: queued behind a connection that broke, it can
+//!   reach the server after a later claim. So every claim also sends the
+//!   worker's floor, the lowest token it still awaits an answer to; the
+//!   script keeps the highest floor it saw, and a claim below it takes
+//!   nothing and writes nothing. A release raises the floor above every
+//!   token the handle gave out, and a rescue above the highest that ran
+//!   and marks the worker rescued: until it beats again, none of its claims
+//!   takes anything. A claim the worker gave up can never leave tasks
+//!   `running` for a worker that will not hear of them.
+//! - **Unreadable data never blocks a queue.** A claimed task whose record
+//!   or state value this version cannot read goes `dead` with the read
+//!   error (a second script, right after the claim, guarded by "still
+//!   running for this worker") and never runs; the worker goes on. If that
+//!   script fails, the whole claim is redelivered by the worker's next
+//!   claim, which tries again. A due delayed task whose record cannot be
+//!   read is made ready at once so that a claim buries it. An ack whose
+//!   task's state value, or record (read for workflow steps and tasks with
+//!   a unique key), cannot be read sends that task `dead` with the read
+//!   error and records the rest of its batch. A running task that a release
+//!   or a rescue cannot put back (its record or state value cannot be read)
+//!   goes `dead` saying so. A waiting task buried because its state value
+//!   was corrupted leaves the count of the state its letter names (pending
+//!   for an unknown letter).
+//! - Reads are checked: a malformed record or state value, or a count that
+//!   is not a non-negative integer, is an error naming the task or the
+//!   queue.
+//! - **Clocks.** Liveness is the server's: a heartbeat stores Redis's
+//!   `TIME` (in `w` and `sv`) and sets `hb:<worker>`, which expires after
+//!   `orphan_after` by the server's clock; rescue compares with `TIME` and
+//!   needs that key gone; [`Expose::workers`](errand_runtime::Expose::workers)
+//!   lists the workers that beat within `orphan_after` of `TIME`, with the
+//!   server's time as their `last_seen`. No host's clock is compared with
+//!   another's for liveness: workers on a host whose clock is off are not
+//!   taken for dead. The times stored for tasks (`created_at`, `run_at`,
+//!   when a task finished, when a done task expires) come from each
+//!   process's [`Tuning::clock`]: a delayed task is due once the claiming
+//!   process's clock reaches its `run_at`, so keep the hosts' clocks in sync
+//!   (NTP) for delays and retention to be exact.
+//! - **Served jobs.** Every heartbeat records in `sv` when the job of its
+//!   worker was last served on the queue, by the server's clock; the record
+//!   outlives the worker (a release or a rescue leaves it).
+//!   `unserved(queue, since)` and `bury_unserved` send `since` as an age by
+//!   this process's clock, which the script subtracts from `TIME`, so hosts
+//!   whose clocks disagree judge "served since" alike. Each call of the
+//!   bury script (one bounded batch) checks first that the job is still
+//!   unserved, in the same script as the burial.
+//! - **Retention.** `done` tasks are kept for the retention of the handle
+//!   that acked them (a `unique_for` window keeps one longer), then
+//!   `purge_expired` deletes them from the queue's hashes, the done bitmaps
+//!   and the `done` count: one script per queue, pipelined, about 5,000
+//!   tasks per queue and call. A handle purges at most every 10 s (or every
+//!   quarter of a shorter retention) unless its last purge left expired
+//!   tasks behind; acks and rescue rounds never purge. Reads leave a done
+//!   task out once the reader's retention has passed since it finished;
+//!   counts include it until it is purged. A finished workflow run expires
+//!   by itself (see [Workflows](#workflows)). `dead` and `cancelled` tasks
+//!   are kept until retried, whatever the retention. A retention of 2^52 ms
+//!   (142,000 years) or more, e.g. `Duration::MAX`, keeps finished work:
+//!   nothing gets an expiry.
+//! - **Failures.** A Redis call that fails (a cut connection, a timeout
+//!   after [`RedisBuilder::response_timeout`]) is an error for that call;
+//!   the connection is re-established by the next calls, and the runtime
+//!   retries with backoff. What a failed call may have done is made safe: a
+//!   lost claim is redelivered or refused (above), a repeated ack applies
+//!   only to tasks still running for the worker, a failed purge runs again
+//!   on the next call. Scripts are loaded again after `NOSCRIPT` (a server
+//!   restarted, a `SCRIPT FLUSH`); what a restarted server kept depends on
+//!   its persistence (AOF, RDB). This crate's tests cut the connections
+//!   through a proxy for 1 s during claims and acks, for longer than
+//!   `orphan_after` under three workers, and for 3 s during a drain with
+//!   workflows, and run several worker processes with one killed part-way;
+//!   the full-size run of that last one is
+//!   `ERRAND_LOAD_PROCESSES=10 ERRAND_LOAD_TASKS=100000 cargo test --release -p errand-redis --test load`
+//!   (4 processes × 20,000 tasks by default).
 //! - Unique keys are scoped to the job within its queue (as on every backend:
 //!   to the job), not to the whole namespace. A `unique_for`
 //!   window keeps the finished task (and its key) at least that long.
 //!   Retrying a dead task does not take its unique key back.
-//! - `done` tasks are kept for the retention (a `unique_for` window keeps
-//!   one longer), then pruned from the queue's hashes, the done bitmaps and
-//!   the `done` count by the next ack calls (two `x` entries per call) and
-//!   rescue rounds (twenty per queue); reads leave them out as soon as the
-//!   retention has passed, the count may briefly include them.
-//!   `dead` and `cancelled` tasks are kept until retried.
 //! - Listing `pending`, `retry` or `running` tasks reads every waiting or
 //!   in-flight task of the queue (counts are O(1)); listing finished tasks
 //!   walks their index.
@@ -186,11 +272,11 @@
 //!   500 tasks is one `HSET` of their records and one `ZADD` to the ready
 //!   set (a task with a unique key adds a `GET`, a `SET` and its own
 //!   `HSET`); a claim is `ZRANGE` and `ZREMRANGEBYRANK`, an `HMGET` of the
-//!   records and one of the states, an `HSET` of the new states and an
-//!   `SADD` to the in-flight set;
+//!   records and one of the states, an `HSET` of the new states, an `SADD`
+//!   to the in-flight set and an `HSET` of its token in `cl:<worker>`;
 //!   a `done` ack is an `SMISMEMBER` of the in-flight set, an `HMGET` and an
-//!   `HSET` of the states, a `BITFIELD` of the done bitmap and one `x`
-//!   entry.
+//!   `HSET` of the states, an `SREM` from the in-flight set, a `BITFIELD` of
+//!   the done bitmap and one `x` entry.
 //!   Only workflow steps and tasks with a unique key (listed in
 //!   `sp:<worker>` by the claim) have their record read by the ack.
 //!   Throughput is bound by Redis running these scripts on one core; see
@@ -214,6 +300,7 @@ mod connect;
 mod expose;
 mod keys;
 mod pipeline;
+mod purge;
 mod push;
 mod queues;
 mod record;
@@ -223,19 +310,19 @@ mod wake;
 mod workers;
 mod workflow;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use errand_runtime::backend::Notifier;
+use errand_runtime::backend::{Every, Notifier};
 use errand_runtime::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
 use errand_runtime::{Buffer, Codec, Error, JsonCodec, Timestamp, Tuning};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
+use crate::claim::ClaimBooks;
 use crate::keys::Keys;
 use crate::queues::Queues;
 use crate::scripts::Scripts;
@@ -297,10 +384,15 @@ struct Inner {
     /// Whether the wake-up listener was started.
     listening: AtomicBool,
     stop_listener: CancellationToken,
-    /// Per worker: tokens of claims whose reply was lost (the script may
-    /// have run), so the next claim redelivers their tasks.
-    lost_claims: Mutex<HashMap<Arc<str>, Vec<u64>>>,
+    /// Per worker: its claims in flight, lost and confirmed (see `claim.rs`).
+    claims: Mutex<ClaimBooks>,
+    /// The claim token counter: tokens ascend per backend handle.
     claim_tokens: AtomicU64,
+    /// Paces retention (see `purge.rs`).
+    purge_every: Every,
+    /// Whether the last retention pass left expired tasks behind: the next
+    /// one runs at once.
+    purge_more: AtomicBool,
 }
 
 impl Drop for Inner {

@@ -15,6 +15,8 @@ use crate::reply::{self, int, malformed, unexpected};
 
 /// Tasks written per enqueue script call.
 const ENQUEUE_CHUNK: usize = 500;
+/// The latest run_at a ready-set member holds (13 digits).
+const MAX_READY_AT: i64 = 9_999_999_999_999;
 
 impl<C: Codec> RedisBackend<C> {
     /// [`Backend::push`](errand_runtime::Backend::push): the tasks of each
@@ -93,8 +95,9 @@ impl<C: Codec> RedisBackend<C> {
                 record::write(&mut stored, task, now)
                     .map_err(|e| Error::Config(format!("cannot enqueue a task of job `{}`: {e}", task.job)))?;
                 run_at.clear();
-                // 13 digits: the start of the ready-set member (see the crate docs).
-                let _ = write!(run_at, "{:013}", task.run_at.as_millis());
+                // 13 digits: the start of the ready-set member (see the crate
+                // docs); a time before 1970 or after 2286 is clamped.
+                let _ = write!(run_at, "{:013}", task.run_at.as_millis().clamp(0, MAX_READY_AT));
                 cmd.arg(&stored).arg(run_at.as_str());
             }
         }

@@ -37,6 +37,18 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The longest retention the scripts count with, in ms (2^52, 142,000
+/// years): a longer one keeps finished work.
+const MAX_RETENTION: u64 = 1 << 52;
+
+/// A retention as the scripts take it: whole milliseconds, or -1 to keep
+/// finished work (a retention of 142,000 years or more, e.g.
+/// `Duration::MAX`).
+pub(crate) fn retention_ms(retention: Duration) -> i64 {
+    let ms = millis(retention);
+    if ms >= MAX_RETENTION { -1 } else { i64::try_from(ms).unwrap_or(-1) }
+}
+
 /// A timestamp as the scripts store it: a double (exact below 2^53 ms).
 fn time(ms: i64) -> [u8; 8] {
     (ms as f64).to_be_bytes()
@@ -243,6 +255,15 @@ mod tests {
         let mut flags = buf.clone();
         flags[0] = 0x80;
         assert!(read(&flags).is_err_and(|e| e.contains("unknown flags")));
+    }
+
+    #[test]
+    fn retentions_as_the_scripts_take_them() {
+        assert_eq!(retention_ms(Duration::from_secs(86_400)), 86_400_000);
+        assert_eq!(retention_ms(Duration::ZERO), 0);
+        assert_eq!(retention_ms(Duration::MAX), -1, "kept");
+        assert_eq!(retention_ms(Duration::from_millis(MAX_RETENTION)), -1);
+        assert_eq!(retention_ms(Duration::from_millis(MAX_RETENTION - 1)), (1 << 52) - 1);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The Lua scripts, kept as files under `scripts/` and run by SHA.
 //!
-//! Every state change is one script, so it is atomic. Scripts are invoked
+//! Every state change is one script, so it is atomic, and no script raises
+//! an error after its first write (see `scripts/common.lua`): Redis does not
+//! undo the writes of a script that fails part-way. Scripts are invoked
 //! with `EVALSHA`; after a `NOSCRIPT` reply (a restarted server, a
 //! `SCRIPT FLUSH`) the script is loaded again and the call repeated.
 
@@ -74,6 +76,7 @@ pub(crate) struct Scripts {
     pub(crate) unserved: Lua,
     pub(crate) bury: Lua,
     pub(crate) unreadable: Lua,
+    pub(crate) purge: Lua,
     pub(crate) start: Lua,
     pub(crate) run: Lua,
 }
@@ -94,13 +97,14 @@ impl Scripts {
             unserved: Lua::new(with_common!("unserved.lua")),
             bury: Lua::new(with_common!("bury.lua")),
             unreadable: Lua::new(with_common!("unreadable.lua")),
+            purge: Lua::new(with_common!("purge.lua")),
             start: Lua::new(with_common!("start.lua")),
             run: Lua::new(with_common!("run.lua")),
         }
     }
 
     /// Every script, for loading them up front.
-    pub(crate) fn all(&self) -> [&Lua; 15] {
+    pub(crate) fn all(&self) -> [&Lua; 16] {
         [
             &self.register,
             &self.enqueue,
@@ -115,6 +119,7 @@ impl Scripts {
             &self.unserved,
             &self.bury,
             &self.unreadable,
+            &self.purge,
             &self.start,
             &self.run,
         ]

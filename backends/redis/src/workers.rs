@@ -1,6 +1,16 @@
 //! Workers' lives and what no worker serves: heartbeats, rescuing the tasks
 //! of dead workers, releasing on a graceful stop, cancelled running tasks,
 //! and unserved jobs.
+//!
+//! Liveness is judged by the server's clock alone: a heartbeat stores
+//! Redis's `TIME` (the worker's last beat, and when its job was last served
+//! on the queue) and sets a key that expires after `orphan_after`; rescue
+//! compares with `TIME` and needs that key gone. "Since" times of unserved
+//! jobs are sent as ages (this process's clock minus the time) and turned
+//! into the server's clock there, so two hosts whose clocks disagree judge
+//! alike.
+
+use std::sync::atomic::Ordering;
 
 use errand_runtime::backend::{Unserved, WorkerRegistration};
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
@@ -10,28 +20,26 @@ use crate::RedisBackend;
 use crate::claim::MOVE_BATCH;
 use crate::keys::task_id;
 use crate::pipeline::run_many;
-use crate::record::millis;
+use crate::record::{millis, retention_ms};
 use crate::reply::{self, count, failed, int, malformed};
-
-/// Expiry entries pruned per queue and rescue round.
-const PRUNE_PER_RESCUE: usize = 20;
 
 impl<C: Codec> RedisBackend<C> {
     /// [`Backend::heartbeat`](errand_runtime::Backend::heartbeat): registers
     /// the queue (so that a worker's first beat makes its queue known) and
-    /// the worker.
+    /// the worker, and records that its job is served on the queue.
     pub(crate) async fn beat(&self, worker: &WorkerRegistration) -> Result<(), Error> {
         let queue = &*worker.queue;
         self.queue_number(queue).await?;
         let base = self.inner.keys.base(queue);
         let lua = &self.inner.scripts.heartbeat;
-        let mut cmd = lua.call(&[&format!("{base}hb:{}", worker.id), &format!("{base}w"), &format!("{base}wi")]);
+        let mut cmd = lua.call(&[
+            &format!("{base}hb:{}", worker.id),
+            &format!("{base}w"),
+            &format!("{base}wi"),
+            &format!("{base}sv"),
+        ]);
         let details = format!("{}\t{}\t{}", worker.job, worker.concurrency, worker.started_at.as_millis());
-        cmd.arg(&base)
-            .arg(self.now().as_millis())
-            .arg(&*worker.id)
-            .arg(millis(self.inner.tuning.orphan_after).max(1))
-            .arg(details);
+        cmd.arg(&base).arg(&*worker.id).arg(millis(self.inner.tuning.orphan_after).max(1)).arg(details).arg(worker.job);
         lua.run(&mut self.conn(), &cmd)
             .await
             .map_err(|e| failed(format!("heartbeat of worker `{}` on queue `{queue}`", worker.id), e))?;
@@ -39,8 +47,7 @@ impl<C: Codec> RedisBackend<C> {
     }
 
     /// [`Backend::rescue_orphans`](errand_runtime::Backend::rescue_orphans):
-    /// one rescue script call per queue, pipelined; each also prunes expired
-    /// `done` tasks.
+    /// one rescue script call per queue, pipelined.
     pub(crate) async fn rescue(&self) -> Result<u64, Error> {
         let queues = self.all_queues().await?;
         let lua = &self.inner.scripts.rescue;
@@ -56,8 +63,7 @@ impl<C: Codec> RedisBackend<C> {
                     .arg(millis(self.inner.tuning.orphan_after))
                     .arg(&self.inner.channel)
                     .arg(queue)
-                    .arg(PRUNE_PER_RESCUE)
-                    .arg(millis(self.inner.tuning.retention));
+                    .arg(retention_ms(self.inner.tuning.retention));
                 cmd
             })
             .collect();
@@ -85,12 +91,15 @@ impl<C: Codec> RedisBackend<C> {
             &format!("{base}wi"),
             &format!("{base}n"),
             &format!("{base}hb:{id}"),
-            &format!("{base}lc:{id}"),
+            &format!("{base}cl:{id}"),
         ]);
-        cmd.arg(&base).arg(self.now().as_millis()).arg(id).arg(&self.inner.channel).arg(queue);
+        // Claims this handle gave out before (one of them may still be
+        // queued somewhere) are refused from now on.
+        let floor = self.inner.claim_tokens.load(Ordering::Relaxed) + 1;
+        cmd.arg(&base).arg(self.now().as_millis()).arg(id).arg(&self.inner.channel).arg(queue).arg(floor);
         let what = format!("release the tasks of worker `{id}` on queue `{queue}`");
         let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
-        self.forget_lost_claims(&worker.id);
+        self.forget_claims(&worker.id);
         let released = count(&value, &what)?;
         if released > 0 {
             self.inner.notifier.notify(queue);
@@ -111,12 +120,13 @@ impl<C: Codec> RedisBackend<C> {
         Ok(seqs.into_iter().map(|seq| task_id(number, seq)).collect())
     }
 
-    /// [`Backend::unserved`](errand_runtime::Backend::unserved).
-    pub(crate) async fn unserved_jobs(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+    /// [`Backend::unserved`](errand_runtime::Backend::unserved): `since`
+    /// goes to the script as an age, compared on the server's clock.
+    pub(crate) async fn unserved_jobs(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
         let base = self.inner.keys.base(queue);
         let lua = &self.inner.scripts.unserved;
-        let mut cmd = lua.call(&[&format!("{base}jobs")]);
-        cmd.arg(&base).arg(served);
+        let mut cmd = lua.call(&[&format!("{base}jobs"), &format!("{base}sv")]);
+        cmd.arg(&base).arg(self.age(since));
         let what = format!("look for unserved jobs on queue `{queue}`");
         let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
         let items = reply::into_array(value, &what)?;
@@ -138,13 +148,21 @@ impl<C: Codec> RedisBackend<C> {
         Ok(found)
     }
 
+    /// How long ago `since` was by this process's clock, in ms (negative
+    /// for a time ahead): what the scripts subtract from the server's `TIME`.
+    fn age(&self, since: Timestamp) -> i64 {
+        self.now().as_millis().saturating_sub(since.as_millis())
+    }
+
     /// [`Backend::bury_unserved`](errand_runtime::Backend::bury_unserved):
-    /// bury script calls of [`MOVE_BATCH`] tasks until none is left.
+    /// bury script calls of [`MOVE_BATCH`] tasks until none is left; each
+    /// call checks first that the job is still unserved since `since`.
     pub(crate) async fn bury_waiting(
         &self,
         queue: &str,
         job: &str,
         due_before: Timestamp,
+        since: Timestamp,
         reason: &str,
     ) -> Result<u64, Error> {
         let base = self.inner.keys.base(queue);
@@ -153,7 +171,7 @@ impl<C: Codec> RedisBackend<C> {
         let mut buried = 0;
         let mut offset: u64 = 0;
         loop {
-            let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}dead")]);
+            let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}dead"), &format!("{base}sv")]);
             cmd.arg(&base)
                 .arg(self.now().as_millis())
                 .arg(job)
@@ -161,7 +179,8 @@ impl<C: Codec> RedisBackend<C> {
                 .arg(reason)
                 .arg(offset)
                 .arg(MOVE_BATCH)
-                .arg(millis(self.inner.tuning.retention));
+                .arg(retention_ms(self.inner.tuning.retention))
+                .arg(self.age(since));
             let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
             let items = reply::into_array(value, &what)?;
             let [n, more, next] = items.as_slice() else {

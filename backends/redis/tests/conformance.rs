@@ -35,6 +35,18 @@ impl BackendFactory for Redis {
         self.guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(cleanup);
         backend
     }
+
+    /// Another handle on the same key prefix, with its own connection and
+    /// settings, as a second process would open it (its keys are the first
+    /// handle's: that guard deletes them).
+    async fn reopen<C: Codec>(&self, backend: &RedisBackend<C>, settings: TestSettings) -> RedisBackend<C> {
+        let builder = RedisBackend::builder().namespace(backend.namespace()).tuning(|t| settings.apply(t));
+        let url = common::url();
+        match builder.codec::<C>().connect(&url).await {
+            Ok(backend) => backend,
+            Err(error) => panic!("cannot connect to the test Redis at {url}: {error}"),
+        }
+    }
 }
 
 errand_runtime::conformance_tests! {

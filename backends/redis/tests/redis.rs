@@ -160,8 +160,9 @@ async fn unique_keys() {
 }
 
 /// Done tasks are kept for the retention, dead ones until retried: expired
-/// done tasks disappear from reads at once, and the next ack (or rescue
-/// round) removes them from the queue's hashes, the done index and count.
+/// done tasks disappear from reads at once, and `purge_expired` (never an
+/// ack or a rescue round) removes them from the queue's hashes, the done
+/// index and count.
 #[tokio::test]
 #[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn retention_prunes_done_tasks() {
@@ -197,11 +198,13 @@ async fn retention_prunes_done_tasks() {
     assert_eq!(ok(backend.task(ids[2]).await, "task").await.map(|t| t.state), Some(TaskState::Dead));
     assert!(stored(&mut conn, ids[0]).await, "not pruned yet: nothing has run since");
 
-    // The next ack prunes.
+    // Acks leave retention alone; the purge prunes.
     let fresh = ok(backend.enqueue(Noop { n: 9 }).await, "enqueue").await;
     let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
     assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![fresh]);
     ok(backend.ack(&worker, &[Ack { id: fresh, outcome: Outcome::Done { result: Vec::new() } }]).await, "ack").await;
+    assert!(stored(&mut conn, ids[0]).await, "an ack does not prune");
+    assert_eq!(ok(backend.purge_expired().await, "purge").await, 2, "the two expired done tasks");
     for id in &ids[..2] {
         assert!(!stored(&mut conn, *id).await, "pruned: task {id}");
         for name in ["s", "e"] {
@@ -223,10 +226,12 @@ async fn retention_prunes_done_tasks() {
     let listed = ok(backend.tasks(&errand_runtime::TaskFilter::default()).await, "tasks").await;
     assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[2], fresh]);
 
-    // Rescue rounds prune too.
+    // Rescue rounds do not prune either.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    ok(backend.rescue_orphans().await, "rescue (prunes)").await;
-    assert!(!stored(&mut conn, fresh).await, "pruned by a rescue round");
+    ok(backend.rescue_orphans().await, "rescue").await;
+    assert!(stored(&mut conn, fresh).await, "a rescue round does not prune");
+    assert_eq!(ok(backend.purge_expired().await, "purge").await, 1);
+    assert!(!stored(&mut conn, fresh).await, "pruned by the purge");
     let blocks: i64 = redis::cmd("ZCARD").arg(hash("db")).query_async(&mut conn).await.unwrap_or(-1);
     assert_eq!((bits(&mut conn).await, blocks), (0, 0), "an emptied bitmap block is deleted");
     let counts = ok(backend.counts().await, "counts").await;
@@ -258,8 +263,9 @@ async fn bad_configuration_is_a_clear_error() {
 }
 
 /// Malformed stored data is an error naming the task and what is wrong,
-/// never a panic; a claimed task whose record is malformed never reaches
-/// the worker: it goes `dead` with the read error, and claims go on.
+/// never a panic; a claimed task whose record or state value is malformed
+/// never reaches the worker: it goes `dead` with the read error, and claims
+/// go on.
 #[tokio::test]
 #[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
 async fn bad_stored_data_names_the_task() {
@@ -313,8 +319,15 @@ async fn bad_stored_data_names_the_task() {
         .await
         .unwrap_or(true);
     assert!(!inflight, "the unreadable task is not running for the worker any more");
+    // The task whose state value is malformed went dead too, saying so.
+    let state: String =
+        redis::cmd("HGET").arg(hash("s")).arg(seq(ids[1])).query_async(&mut conn).await.unwrap_or_default();
+    assert!(state.starts_with("x0||"), "the task with a malformed state is dead: state `{state}`");
+    let error: String =
+        redis::cmd("HGET").arg(hash("e")).arg(seq(ids[1])).query_async(&mut conn).await.unwrap_or_default();
+    assert!(error.contains(&format!("task {}", ids[1])) && error.contains("`z9|`"), "{error}");
     let counts = ok(backend.counts().await, "counts").await;
-    assert_eq!((counts[0].running, counts[0].dead), (1, 1), "{counts:?}");
+    assert_eq!((counts[0].pending, counts[0].running, counts[0].dead), (0, 1, 2), "{counts:?}");
     let dead = errand_runtime::TaskFilter { state: Some(TaskState::Dead), ..Default::default() };
     match backend.tasks(&dead).await {
         Err(error) => assert!(error.to_string().contains(&format!("task {}", ids[0])), "{error}"),
@@ -618,4 +631,98 @@ async fn running_tasks_with_unreadable_records_are_not_stranded() {
     }
     let counts = ok(backend.counts().await, "counts").await;
     assert_eq!((counts[0].pending, counts[0].running, counts[0].dead), (2, 0, 2), "{counts:?}");
+}
+
+/// Liveness is judged by the server's clock: a worker on a host whose clock
+/// is a minute behind is listed as live by a handle on a correct clock (its
+/// last beat is the server's time), and the job it serves counts as served
+/// for both.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn workers_are_judged_by_the_servers_clock() {
+    use errand_runtime::backend::Clock;
+
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let behind = RedisBackend::builder()
+        .namespace(backend.namespace())
+        .tuning(|t| t.clock(Clock::system().skewed(-60_000)))
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    ok(behind.heartbeat(&registration("behind")).await, "heartbeat").await;
+    let workers = ok(backend.workers().await, "workers").await;
+    assert_eq!(workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), vec!["behind"]);
+    let off = (workers[0].last_seen.as_millis() - Timestamp::now().as_millis()).abs();
+    assert!(off < 5_000, "the last beat is the server's time, {off} ms from this host's");
+    assert_eq!(ok(behind.workers().await, "workers").await.len(), 1, "and the skewed handle sees it too");
+
+    ok(backend.enqueue(Noop { n: 1 }).await, "enqueue").await;
+    let since = Timestamp::now().sub(Duration::from_secs(5));
+    assert!(
+        ok(backend.unserved(Noop::QUEUE, since).await, "unserved").await.is_empty(),
+        "served, by the server's clock"
+    );
+    let since = behind.tuning().clock.now().sub(Duration::from_secs(5));
+    assert!(ok(behind.unserved(Noop::QUEUE, since).await, "unserved").await.is_empty(), "as the skewed host sees it");
+    // Served longer ago than asked: unserved, for both.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let since = Timestamp::now().sub(Duration::from_millis(200));
+    let unserved = ok(backend.unserved(Noop::QUEUE, since).await, "unserved").await;
+    assert_eq!(unserved.iter().map(|u| (u.job.as_str(), u.count)).collect::<Vec<_>>(), vec![(Noop::NAME, 1)]);
+    let since = behind.tuning().clock.now().sub(Duration::from_millis(200));
+    assert_eq!(ok(behind.unserved(Noop::QUEUE, since).await, "unserved").await.len(), 1);
+    // Burial checks it again, in the same script.
+    let recent = Timestamp::now().sub(Duration::from_secs(5));
+    let buried =
+        ok(backend.bury_unserved(Noop::QUEUE, Noop::NAME, Timestamp::now(), recent, "gone").await, "bury").await;
+    assert_eq!(buried, 0, "served since `since`: nothing is buried");
+    ok(behind.heartbeat(&registration("behind")).await, "heartbeat").await;
+    let buried =
+        ok(backend.bury_unserved(Noop::QUEUE, Noop::NAME, Timestamp::now(), since, "gone").await, "bury").await;
+    assert_eq!(buried, 0, "a beat from the skewed host counts");
+}
+
+/// Retention runs in bounded batches apart from acks: one purge deletes
+/// about 5,000 done tasks of a queue, the next call goes on at once (not
+/// after the pause between purges), and the last leaves nothing behind.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn purges_run_in_bounded_batches() {
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.retention(Duration::from_millis(100)));
+    let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
+    let worker = registration("purged");
+    let total = 12_000_u64;
+    ok(backend.enqueue_bulk((0..total).map(|n| Noop { n })).await, "enqueue").await;
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    loop {
+        let claimed = ok(backend.claim(&worker, 5_000).await, "claim").await;
+        if claimed.tasks.is_empty() {
+            break;
+        }
+        let acks: Vec<Ack> =
+            claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Done { result: Vec::new() } }).collect();
+        ok(backend.ack(&worker, &acks).await, "ack").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = ok(backend.purge_expired().await, "purge").await;
+    assert!((5_000..6_000).contains(&first), "one bounded batch: {first}");
+    let mut purged = first;
+    for _ in 0..10 {
+        let n = ok(backend.purge_expired().await, "purge").await;
+        purged += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(purged, total);
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].running), (0, 0), "{counts:?}");
+    let mut conn = raw(&url).await;
+    let hash = |name: &str| format!("{}{{{}}}:{name}", backend.namespace(), Noop::QUEUE);
+    for (name, command) in [("t", "HLEN"), ("s", "HLEN"), ("db", "ZCARD"), ("x", "ZCARD")] {
+        let n: i64 = redis::cmd(command).arg(hash(name)).query_async(&mut conn).await.unwrap_or(-1);
+        assert_eq!(n, 0, "`{name}` is empty");
+    }
 }

@@ -13,7 +13,9 @@ use errand_redis::RedisBackend;
 use errand_runtime::testing::workflows::Diamond;
 use errand_runtime::testing::{Probe, Running};
 use errand_runtime::workflow::{RunState, StepTask, WorkflowExt, WorkflowStore};
-use errand_runtime::{BincodeCodec, Codec, JsonCodec, Monitor, MsgPackCodec, WorkerBuilder, Workflow};
+use errand_runtime::{
+    Backend, BackendExt, BincodeCodec, Codec, JsonCodec, Monitor, MsgPackCodec, WorkerBuilder, Workflow,
+};
 
 async fn diamond<C: Codec>() {
     let (backend, _cleanup) = common::backend::<C>(common::builder()).await;
@@ -114,4 +116,35 @@ async fn an_unreadable_step_fails_its_run() {
     assert_eq!(status.state, RunState::Failed);
     assert_eq!(status.steps[0].state, Some(errand_runtime::TaskState::Dead));
     assert!(status.steps[1..].iter().all(|s| s.task.is_none()), "no later step was enqueued: {status:?}");
+}
+
+/// A retention of `Duration::MAX` keeps finished work: the finished run has
+/// no expiry, its done steps no expiry entry, and a purge deletes nothing.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn an_unbounded_retention_keeps_finished_work() {
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.retention(Duration::MAX));
+    let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
+    let probe = Probe::default();
+    let run = backend.start(Diamond(1)).await.unwrap_or_else(|e| panic!("start: {e}"));
+    let worker = WorkerBuilder::<StepTask<Diamond, JsonCodec>, _>::new(backend.clone()).data(probe).concurrency(4);
+    let running = Running::start(Monitor::new().register(worker));
+    let output = tokio::time::timeout(Duration::from_secs(30), backend.workflow(run).wait()).await;
+    running.stop().await.unwrap_or_else(|e| panic!("stop: {e}"));
+    assert!(matches!(output, Ok(Ok(_))), "the run finishes: {output:?}");
+    let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}"));
+    let key = |name: &str| format!("{}{{{}}}:{name}", backend.namespace(), Diamond::QUEUE);
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(key(&format!("wr:{}", run.id().0 & ((1 << 40) - 1))))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(-3);
+    assert_eq!(ttl, -1, "the finished run has no expiry");
+    let entries: i64 = redis::cmd("ZCARD").arg(key("x")).query_async(&mut conn).await.unwrap_or(-1);
+    assert_eq!(entries, 0, "no done task expires");
+    assert_eq!(backend.purge_expired().await.unwrap_or_else(|e| panic!("purge: {e}")), 0);
+    let counts = backend.queue_counts(Diamond::QUEUE).await.unwrap_or_else(|e| panic!("counts: {e}"));
+    assert_eq!((counts.done, counts.running), (4, 0), "{counts:?}");
 }

@@ -6,4 +6,5 @@ WHERE id IN (
     SELECT id FROM errand_tasks INDEXED BY errand_tasks_claim
     WHERE queue = ?1 AND job = ?2 AND state IN ('pending', 'retry') AND run_at <= ?3
 ) AND run_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM errand_served_jobs WHERE queue = ?1 AND job = ?2 AND last_seen >= ?6)
 RETURNING id, run_id, step, last_error

@@ -12,7 +12,7 @@ use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::encode::JsonRows;
-use crate::rows::{Stored, bad_data, query_error};
+use crate::rows::{Stored, bad_data, query_error, wrong_reply};
 use crate::workflow::{self, EndedStep};
 use crate::{SqliteBackend, sql};
 
@@ -48,14 +48,22 @@ impl<C: Codec> SqliteBackend<C> {
         if acks.is_empty() {
             return Ok(());
         }
+        let steps = worker.workflow_steps;
         let mut done = JsonRows::with_capacity(acks.len() * 24);
         let mut retry = JsonRows::with_capacity(0);
         let mut dead = JsonRows::with_capacity(0);
         let mut snooze = JsonRows::with_capacity(0);
+        // A step's output goes to the planner (and is stored with its run),
+        // not into the task's row.
+        let mut outputs: HashMap<i64, &[u8]> = HashMap::new();
         for ack in acks {
             // An id beyond i64 was never handed out by this backend.
             let Ok(id) = i64::try_from(ack.id.0) else { continue };
             let _ = match &ack.outcome {
+                Outcome::Done { result } if steps => {
+                    outputs.insert(id, result);
+                    done.row().int(id)
+                }
                 Outcome::Done { result } => done.row().int(id).hex(result),
                 Outcome::Retry { at, error } => retry.row().int(id).int(at.as_millis()).str(error),
                 Outcome::Dead { error } => dead.row().int(id).str(error),
@@ -72,7 +80,6 @@ impl<C: Codec> SqliteBackend<C> {
 
         let operation = || format!("acknowledge {} task(s) of worker `{}`", acks.len(), worker.id);
         let now = self.tuning.clock.now();
-        let steps = worker.workflow_steps;
         let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
         let (updated, woken) = match batches.as_slice() {
             [(kind, json)] if !(steps && kind.ends_step()) => {
@@ -94,7 +101,7 @@ impl<C: Codec> SqliteBackend<C> {
                             .map_err(query_error(operation()))?;
                         updated += rows.len() as u64;
                         for row in rows.into_iter().map(Stored) {
-                            if let Some(step) = EndedStep::of(&row, || step_end(*kind, &row))? {
+                            if let Some(step) = EndedStep::of(&row, || step_end(*kind, &row, &outputs))? {
                                 ended.push(step);
                             }
                         }
@@ -138,13 +145,21 @@ impl<C: Codec> SqliteBackend<C> {
     }
 }
 
-/// How the step of a row returned by `sql/step_ack_*_batch.sql` ended.
-fn step_end(kind: Kind, row: &Stored) -> Result<StepEnd, Error> {
+/// How the step of a row returned by `sql/step_ack_*_batch.sql` ended:
+/// done with its output (from the acks, by task id), or failed with the
+/// error stored.
+fn step_end(kind: Kind, row: &Stored, outputs: &HashMap<i64, &[u8]>) -> Result<StepEnd, Error> {
     let what = || "a workflow step task just acknowledged".to_owned();
     match kind {
         Kind::Done => {
-            let result = row.bytes("result").map_err(|e| bad_data(&what(), format!("column `result`: {e}")))?;
-            Ok(StepEnd::Done(result.unwrap_or_default()))
+            let id = row.int("id").map_err(|e| bad_data(&what(), format!("column `id`: {e}")))?;
+            match id.and_then(|id| outputs.get(&id)) {
+                Some(output) => Ok(StepEnd::Done(output.to_vec())),
+                None => Err(wrong_reply(
+                    "acknowledge workflow step tasks",
+                    format!("the store returned task {id:?} as done, which was not acked done"),
+                )),
+            }
         }
         _ => {
             let error = row.text("last_error").map_err(|e| bad_data(&what(), format!("column `last_error`: {e}")))?;

@@ -1,5 +1,5 @@
 //! `impl Backend for SqliteBackend`: each method is one call into the module
-//! that does it (push.rs, claim.rs, ack.rs, workers.rs).
+//! that does it (push.rs, claim.rs, ack.rs, workers.rs, retention.rs).
 
 use errand_runtime::backend::{Ack, Claimed, NewTask, Unserved, WakeSignal, WorkerRegistration};
 use errand_runtime::{Backend, Codec, Error, TaskId, Timestamp, Tuning};
@@ -43,12 +43,23 @@ impl<C: Codec> Backend for SqliteBackend<C> {
         SqliteBackend::cancelled_tasks(self, worker).await
     }
 
-    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
-        SqliteBackend::unserved(self, queue, served).await
+    async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
+        SqliteBackend::unserved(self, queue, since).await
     }
 
-    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
-        SqliteBackend::bury_unserved(self, queue, job, due_before, reason).await
+    async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        SqliteBackend::bury_unserved(self, queue, job, due_before, since, reason).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        SqliteBackend::purge_expired(self).await
     }
 
     fn waiter(&self, queue: &str) -> WakeSignal {

@@ -1,17 +1,58 @@
-//! Claiming tasks, and burying the claimed ones whose rows cannot be read.
+//! Claiming tasks, burying the claimed ones whose rows cannot be read, and
+//! putting back a claim that could not be completed.
+//!
+//! A claim is one `UPDATE … RETURNING` in its own (autocommit) transaction:
+//! the rows it returns are `running` for the worker once it returns. A row
+//! that cannot be read (a value this version does not understand, written by
+//! another program or a newer errand) goes `dead` with the read error in a
+//! second transaction, and the worker gets the others. Should that fail, the
+//! whole claim is put back as it was and the claim returns the error; should
+//! putting it back fail too, the put-back is remembered and done before this
+//! worker's next claim (or by its release), so no task stays `running` for a
+//! worker that will not run it.
 
-use errand_runtime::backend::stored::read_task;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use errand_runtime::backend::stored::{StoredRow, read_task};
 use errand_runtime::backend::{Claimed, WorkerRegistration};
 use errand_runtime::workflow::plan::StepEnd;
-use errand_runtime::{Codec, Error, TaskId, Timestamp};
+use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::Connection;
 
 use crate::rows::{Stored, json_ints, query_error, raw_id};
 use crate::workflow::{self, EndedStep};
 use crate::{NAME, SqliteBackend, sql};
 
+/// Claims that could not be put back yet: `(worker, task ids)`, retried
+/// before that worker's next claim and dropped by its release.
+#[derive(Debug, Default)]
+pub(crate) struct PutBacks(Mutex<Vec<(Arc<str>, Vec<i64>)>>);
+
+impl PutBacks {
+    fn add(&self, worker: &Arc<str>, ids: Vec<i64>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push((Arc::clone(worker), ids));
+    }
+
+    /// Takes the put-backs of `worker`.
+    fn take(&self, worker: &str) -> Vec<Vec<i64>> {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if all.is_empty() {
+            return Vec::new();
+        }
+        let (mine, others) = std::mem::take(&mut *all).into_iter().partition(|(w, _)| &**w == worker);
+        *all = others;
+        mine.into_iter().map(|(_, ids)| ids).collect()
+    }
+
+    /// Forgets the put-backs of `worker` (its release put every task back).
+    pub(crate) fn forget(&self, worker: &str) {
+        let _ = self.take(worker);
+    }
+}
+
 impl<C: Codec> SqliteBackend<C> {
     pub(crate) async fn claim(&self, worker: &WorkerRegistration, max: usize) -> Result<Claimed, Error> {
+        self.put_back_earlier_claims(worker).await?;
         if max == 0 {
             return Ok(Claimed::default());
         }
@@ -28,29 +69,33 @@ impl<C: Codec> SqliteBackend<C> {
             .map_err(query_error(operation()))?;
 
         let mut tasks = Vec::with_capacity(rows.len());
-        let mut unreadable = Vec::new();
+        let mut unreadable: Vec<(i64, Error)> = Vec::new();
         let mut unnamed = None;
         for row in rows.into_iter().map(Stored) {
             match read_task(NAME, &row) {
                 Ok(task) => tasks.push(task),
-                Err((Some(id), error)) => unreadable.push((id, error)),
-                // Not even the id reads: nothing can be done with that row
-                // but report it (it stays `running` until this worker
-                // releases or is rescued).
-                Err((None, error)) => unnamed = Some(error),
+                // The row is buried by its stored id, whatever made it
+                // unreadable (a negative id included).
+                Err((_, error)) => match row.int("id") {
+                    Ok(Some(id)) => unreadable.push((id, error)),
+                    // An INTEGER PRIMARY KEY always reads; should it not,
+                    // that row can only be reported (it waits for this
+                    // worker's release or rescue).
+                    _ => unnamed = Some(error),
+                },
             }
         }
+        let claimed = || tasks.iter().map(|t| raw_id(t.id)).chain(unreadable.iter().map(|(id, _)| *id)).collect();
         if !unreadable.is_empty()
             && let Err(error) = self.bury(worker, &unreadable, now).await
         {
             // Nothing of the claim is left `running` for a worker that will
             // not run it: it is put back as it was, and the worker retries.
-            let claimed = tasks.iter().map(|t| t.id).chain(unreadable.iter().map(|(id, _)| *id));
-            self.unclaim(worker, claimed).await;
+            self.put_back(worker, claimed()).await;
             return Err(error);
         }
         if let Some(error) = unnamed {
-            self.unclaim(worker, tasks.iter().map(|t| t.id)).await;
+            self.put_back(worker, tasks.iter().map(|t| raw_id(t.id)).collect()).await;
             return Err(error);
         }
         // RETURNING comes in no particular order.
@@ -70,9 +115,10 @@ impl<C: Codec> SqliteBackend<C> {
         Ok(Claimed { tasks, next_due })
     }
 
-    /// Sends claimed tasks whose rows cannot be read to `dead` with the
-    /// reason, in one transaction; a workflow step's run fails with it.
-    async fn bury(&self, worker: &WorkerRegistration, tasks: &[(TaskId, Error)], now: Timestamp) -> Result<(), Error> {
+    /// Sends claimed tasks whose rows cannot be read (by stored id) to
+    /// `dead` with the reason, in one transaction; a workflow step's run
+    /// fails with it.
+    async fn bury(&self, worker: &WorkerRegistration, tasks: &[(i64, Error)], now: Timestamp) -> Result<(), Error> {
         let operation = || format!("send {} unreadable task(s) claimed by worker `{}` to dead", tasks.len(), worker.id);
         let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
@@ -80,7 +126,7 @@ impl<C: Codec> SqliteBackend<C> {
         for (id, error) in tasks {
             tracing::warn!(task = %id, %error, "a claimed task's stored row cannot be read; it goes dead");
             let row = sqlx::query(sql::MARK_DEAD)
-                .bind(raw_id(*id))
+                .bind(*id)
                 .bind(error.to_string())
                 .bind(now.as_millis())
                 .bind(&*worker.id)
@@ -98,20 +144,49 @@ impl<C: Codec> SqliteBackend<C> {
         Ok(())
     }
 
-    /// Puts claimed tasks back as they were before the claim (best effort:
-    /// should that fail too, they stay `running` until this worker releases
-    /// them or is rescued).
-    async fn unclaim(&self, worker: &WorkerRegistration, ids: impl Iterator<Item = TaskId>) {
-        let ids = json_ints(ids.map(raw_id));
-        let put_back = sqlx::query(sql::UNCLAIM).bind(&ids).bind(&*worker.id).execute(&self.inner.writer).await;
-        match put_back {
-            Ok(_) => self.inner.notifier.notify(&worker.queue),
-            Err(error) => tracing::warn!(
-                worker = %worker.id,
-                tasks = %ids,
-                %error,
-                "could not put back a claim that failed; its tasks wait for the worker's release or rescue"
-            ),
+    /// Puts claimed tasks back as they were before the claim; should that
+    /// fail, remembers them, to be put back before the worker's next claim.
+    async fn put_back(&self, worker: &WorkerRegistration, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
         }
+        if let Err(error) = self.unclaim(worker, &ids).await {
+            tracing::warn!(
+                worker = %worker.id,
+                tasks = ?ids,
+                %error,
+                "could not put back a claim that failed; it is put back before the worker's next claim"
+            );
+            self.inner.put_backs.add(&worker.id, ids);
+        }
+    }
+
+    /// Puts back the claims of `worker` that could not be put back before.
+    async fn put_back_earlier_claims(&self, worker: &WorkerRegistration) -> Result<(), Error> {
+        let mut pending = self.inner.put_backs.take(&worker.id).into_iter();
+        while let Some(ids) = pending.next() {
+            if let Err(error) = self.unclaim(worker, &ids).await {
+                self.inner.put_backs.add(&worker.id, ids);
+                for ids in pending {
+                    self.inner.put_backs.add(&worker.id, ids);
+                }
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts claimed tasks back as they were before the claim (those still
+    /// `running` for this worker), without using an attempt.
+    async fn unclaim(&self, worker: &WorkerRegistration, ids: &[i64]) -> Result<(), Error> {
+        let json = json_ints(ids.iter().copied());
+        sqlx::query(sql::UNCLAIM)
+            .bind(&json)
+            .bind(&*worker.id)
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("put back tasks {json} claimed by worker `{}`", worker.id)))?;
+        self.inner.notifier.notify(&worker.queue);
+        Ok(())
     }
 }

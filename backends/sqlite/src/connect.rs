@@ -106,7 +106,14 @@ impl<C: Codec> SqliteBuilder<C> {
 
     fn build(self, writer: SqlitePool, reader: SqlitePool, location: String) -> SqliteBackend<C> {
         SqliteBackend {
-            inner: Arc::new(Inner { writer, reader, notifier: Notifier::new(), location }),
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                notifier: Notifier::new(),
+                location,
+                retention: crate::retention::Pacing::new(self.tuning.retention),
+                put_backs: crate::claim::PutBacks::default(),
+            }),
             tuning: self.tuning,
             codec: PhantomData,
         }

@@ -16,6 +16,25 @@ const DEFAULT_LIMIT: u32 = 100;
 /// Why a cancelled workflow step fails its run.
 const CANCELLED: &str = "its task was cancelled";
 
+/// The listing statement for `filter`: parameters `after`, then the queue,
+/// job and state it filters on, then the limit. It walks the tasks in id
+/// order from `after` (by the primary key), checking the filter.
+pub(crate) fn list_sql(filter: &TaskFilter) -> String {
+    let mut statement = String::from(sql::SELECT_TASK);
+    statement.push_str("WHERE id > ?");
+    if filter.queue.is_some() {
+        statement.push_str(" AND queue = ?");
+    }
+    if filter.job.is_some() {
+        statement.push_str(" AND job = ?");
+    }
+    if filter.state.is_some() {
+        statement.push_str(" AND state = ?");
+    }
+    statement.push_str(" ORDER BY id LIMIT ?");
+    statement
+}
+
 impl<C: Codec> Expose for SqliteBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
         let rows = sqlx::query(sql::COUNTS).fetch_all(&self.inner.reader).await.map_err(query_error("count tasks"))?;
@@ -23,19 +42,7 @@ impl<C: Codec> Expose for SqliteBackend<C> {
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
-        let mut statement = String::from(sql::SELECT_TASK);
-        statement.push_str("WHERE id > ?");
-        if filter.queue.is_some() {
-            statement.push_str(" AND queue = ?");
-        }
-        if filter.job.is_some() {
-            statement.push_str(" AND job = ?");
-        }
-        if filter.state.is_some() {
-            statement.push_str(" AND state = ?");
-        }
-        statement.push_str(" ORDER BY id LIMIT ?");
-
+        let statement = list_sql(filter);
         let mut query = sqlx::query(&statement).bind(filter.after.map_or(i64::MIN, raw_id));
         if let Some(queue) = &filter.queue {
             query = query.bind(queue.as_str());

@@ -92,19 +92,40 @@
 //!   `priority`, `run_at`, `created_at`, `started_at`, `finished_at` (INTEGER
 //!   milliseconds since the Unix epoch, never whole seconds), `unique_key`,
 //!   `last_error`, `worker`, and for a workflow step its `run_id` and `step`.
-//! - Indexes: claims walk a *partial* index over only `pending`/`retry` rows
-//!   `(queue, job, priority DESC, run_at, id)`, so finished tasks never slow a
-//!   claim however many there are; partial indexes also cover running tasks
-//!   by worker (rescue, release), unique keys and step tasks by run. There is
-//!   deliberately no index on `state` for the whole table: it would be
-//!   rewritten on every claim and ack. [`counts`](errand_runtime::Expose::counts)
-//!   and listings filtered by state therefore scan the table, on a reader
-//!   connection that never holds up workers.
+//! - Indexes: every index on the tasks is *partial*; there is none over all
+//!   of them. Four hold one group of states each, and cost a write only when
+//!   a task enters or leaves that group: claims walk the index of waiting
+//!   (`pending`/`retry`) rows `(queue, job, priority DESC, run_at, id,
+//!   state)`, so finished tasks never slow a claim however many there are;
+//!   running rows are indexed by `(worker, queue)` (rescue, release),
+//!   finished rows (`done`, `dead`, `cancelled`) by `(queue, state,
+//!   finished_at)` (counts, retention), and rows in a state this version does
+//!   not know by `(queue, state)` (an index that stays empty unless such a
+//!   row is written). Others cover only the tasks with a unique key, workflow
+//!   step tasks (by run), and runs cancelled while running (by worker).
+//! - Counts ([`counts`](errand_runtime::Expose::counts)) read each group of
+//!   states from its index alone, never the table: their cost follows the
+//!   tasks kept (waiting, running, and finished ones within the retention
+//!   plus the `dead` and `cancelled` ones), on a reader connection that never
+//!   holds up workers. [Listings](errand_runtime::Expose::tasks) walk the
+//!   tasks in id order from `after` (by the primary key), checking the
+//!   filter, until they have `limit` of them: quick when matches are common,
+//!   a long walk when they are rare. A test (`src/plans.rs`) plans every
+//!   statement that reads the tasks, every shape of listing included, on
+//!   60,000 tasks, before and after `ANALYZE`, and fails if one scans the
+//!   tasks' table, reads a whole index it should only seek in, or (counts)
+//!   reads the table at all.
 //! - `errand_workers`: one row per live worker (`id`, `queue`, `job`,
 //!   `concurrency`, `started_at`, `last_seen`), written by heartbeats.
+//! - `errand_served_jobs`: when a worker of each job last beat on each queue
+//!   (`queue`, `job`, `last_seen`), upserted by every heartbeat in the same
+//!   transaction as the worker's row, and kept after the worker stops: one
+//!   row per queue and job ever served.
 //! - `errand_runs` (a workflow run: `workflow`, `queue`, `state`, its graph
-//!   as JSON `steps`, `error`) and `errand_run_steps` (one row per step that
-//!   has a task: `run_id`, `step`, `task_id`, and its `output` once done).
+//!   as JSON `steps`, `error`, `created_at`, `finished_at`) and
+//!   `errand_run_steps` (one row per step that has a task: `run_id`, `step`,
+//!   `task_id`, and its `output` once done). A step's output is stored there
+//!   only, not again as its task's `result`.
 //!
 //! # Behaviour and defaults
 //!
@@ -127,6 +148,14 @@
 //!   so the worker learns of it at its next heartbeat
 //!   ([`cancelled_tasks`](errand_runtime::Backend::cancelled_tasks)) and the
 //!   run's cancellation token fires; the run's ack is then ignored.
+//! - Unserved jobs: a job is unserved on a queue when no worker of it, in
+//!   any process using the file, has beaten there since the time asked
+//!   (`errand_served_jobs`). [`unserved`](errand_runtime::Backend::unserved)
+//!   finds the jobs with waiting tasks by seeking in the claim index (one
+//!   seek per job) and counts the waiting tasks of the unserved ones only;
+//!   [`bury_unserved`](errand_runtime::Backend::bury_unserved) checks that
+//!   the job is still unserved in the statements that bury, in one write
+//!   transaction, so a worker that beats meanwhile keeps its backlog.
 //! - Workflows: the `done` or `dead` ack of a step is applied, in the same
 //!   transaction, together with what the runtime's
 //!   [planner](errand_runtime::workflow::plan) makes of it: the step's output
@@ -135,22 +164,45 @@
 //!   steps cancelled. A step task that ends any other way than `done`
 //!   (rescued on its last attempt, buried as unserved or unreadable,
 //!   cancelled) fails its run the same way.
-//! - Clocks: the times stored with tasks (`run_at`, `created_at`,
-//!   `finished_at`, due checks) come from [`Tuning::clock`]; liveness
-//!   (heartbeats, orphan rescue, the workers listing) goes by this machine's
-//!   clock. SQLite has no server clock: the processes sharing a database
-//!   file share one machine, and so its clock.
+//! - Retention ([`purge_expired`](errand_runtime::Backend::purge_expired),
+//!   which each worker calls about every 10 s, apart from rescue and acks):
+//!   `done` tasks that finished more than [`Tuning::retention`] (24 h by
+//!   default) ago are deleted, and so are workflow runs that finished (done
+//!   or failed) that long ago, with their steps. `dead` and `cancelled` tasks
+//!   are kept until you retry them
+//!   ([`retry_task`](errand_runtime::Expose::retry_task)) or delete them
+//!   yourself. A process runs one pass at a time and at most one per second
+//!   (per quarter of the retention, if that is shorter); other calls return
+//!   at once. A pass deletes tasks in statements of 5,000, each its own short
+//!   write transaction, at most 4 of them (20,000 tasks), then up to 5,000
+//!   runs; a larger backlog (after a burst, or a shortened retention) goes
+//!   over the next passes.
+//! - Clocks: SQLite has no server clock, so one machine's clock is the
+//!   store's: the processes sharing a database file run on one machine (WAL
+//!   mode needs memory they share, so not over a network file system) and
+//!   read the same system clock. Liveness goes by that clock alone:
+//!   heartbeats' `last_seen`, the rescue cutoff, when jobs were served, and
+//!   the workers listing. The times stored with tasks and runs (`run_at`,
+//!   `created_at`, `finished_at`) and the checks against them (due tasks,
+//!   unique windows, retention) come from [`Tuning::clock`], which is that
+//!   system clock unless set off for a test: a handle whose clock is set off
+//!   cannot make a live worker look dead.
 //! - Wake-ups: after an enqueue, a retry or a snooze the backend wakes this
 //!   process's idle workers of that queue at once. Workers in other processes
 //!   notice new tasks within [`Tuning::poll_interval`] (100 ms by default).
-//! - A stored row that this version cannot read (an unknown state, a negative
-//!   attempt, a priority outside `i16`) is reported as an error naming the
-//!   task; a claimed task whose row cannot be read goes `dead` with that error
-//!   instead of running, and the worker keeps going. (Should burying it fail,
-//!   the whole claim is put back, as it was, and the claim returns the error.)
-//! - Finished tasks and runs are kept: this backend does not delete them
-//!   ([`Tuning::retention`] is not applied). Delete old `done` rows of
-//!   `errand_tasks` yourself if the file grows too large.
+//! - Unreadable data: a stored row that this version cannot read (an unknown
+//!   state, a negative attempt or id, a priority outside `i16`) is reported
+//!   as an error naming the task. A claimed task whose row cannot be read
+//!   goes `dead` with that error instead of running (by its stored id, even
+//!   one no [`TaskId`](errand_runtime::TaskId) can name), and the worker gets
+//!   the other tasks of the claim; a workflow step's run fails with it.
+//!   Should burying fail, the whole claim is put back as it was and the claim
+//!   returns the error; should putting it back fail too, it is put back
+//!   before that worker's next claim (which fails while it cannot be) or by
+//!   its release, so no task stays `running` for a worker that will not run
+//!   it. A task in an unknown state is never claimed, and makes
+//!   [`counts`](errand_runtime::Expose::counts) an error naming its queue
+//!   and state.
 //!
 //! # Limitations
 //!
@@ -161,6 +213,19 @@
 //!   poll, or at once after [`notify`](SqliteBackend::notify).
 //! - Throughput is bounded by SQLite's single writer: claims, acks and
 //!   enqueues of all workers are serialised, which batching keeps cheap.
+//!
+//! # Several processes
+//!
+//! `tests/load.rs` runs worker processes on one database file, kills one
+//! with SIGKILL part-way, and checks that no task is lost and that only the
+//! tasks in flight in the killed process run twice. It runs 4 processes and
+//! 5,000 tasks with `cargo test`; the full size is
+//!
+//! ```text
+//! ERRAND_LOAD_PROCESSES=4 ERRAND_LOAD_TASKS=100000 cargo test --release -p errand-sqlite --test load
+//! ```
+//!
+//! which prints `load [sqlite]: processes 4, tasks 100000, lost 0, duplicates …`.
 //!
 //! The project's `docs/architecture.md` describes how backends are built.
 
@@ -184,7 +249,10 @@ mod connect;
 mod encode;
 mod expose;
 mod migrate;
+#[cfg(test)]
+mod plans;
 mod push;
+mod retention;
 mod rows;
 mod sql;
 mod workers;
@@ -215,6 +283,10 @@ struct Inner {
     notifier: Notifier,
     /// The database file (or `:memory:`) for messages.
     location: String,
+    /// Paces retention passes (see `retention.rs`).
+    retention: retention::Pacing,
+    /// Claims to put back before their worker's next claim (see `claim.rs`).
+    put_backs: claim::PutBacks,
 }
 
 impl<C: Codec> Clone for SqliteBackend<C> {
@@ -332,7 +404,7 @@ impl<C: Codec> SqliteBackend<C> {
     /// an applied migration differs from the one this version ships;
     /// [`Error::Backend`] when a migration fails.
     pub async fn migrate(&self) -> Result<(), Error> {
-        migrate::run(&self.inner.writer, &self.inner.location).await
+        migrate::run(&self.inner.writer, &self.inner.location, self.tuning.clock.now()).await
     }
 
     /// The pool writes go through (one connection for a backend made by

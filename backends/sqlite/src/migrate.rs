@@ -23,6 +23,8 @@ use crate::sql;
 struct Record<'c> {
     conn: &'c mut SqliteConnection,
     location: &'c str,
+    /// When the migrations are applied, by the backend's clock.
+    now: Timestamp,
 }
 
 impl MigrationStore for Record<'_> {
@@ -66,7 +68,7 @@ impl MigrationStore for Record<'_> {
             .bind(migration.version)
             .bind(migration.description)
             .bind(checksum)
-            .bind(Timestamp::now().as_millis())
+            .bind(self.now.as_millis())
             .execute(&mut *self.conn)
             .await
             .map_err(query_error(operation()))?;
@@ -78,12 +80,12 @@ impl MigrationStore for Record<'_> {
 /// (`BEGIN IMMEDIATE`, so two processes starting at once migrate one after
 /// the other). The checksum is the runtime's FNV-1a of the SQL, as errand-sqlite
 /// always recorded it, so existing databases keep validating.
-pub(crate) async fn run(pool: &SqlitePool, location: &str) -> Result<(), Error> {
+pub(crate) async fn run(pool: &SqlitePool, location: &str, now: Timestamp) -> Result<(), Error> {
     let operation = || format!("migrate database `{location}`");
     let mut conn = pool.acquire().await.map_err(query_error(operation()))?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
     let place = format!("database `{location}`");
-    let mut record = Record { conn: &mut tx, location };
+    let mut record = Record { conn: &mut tx, location, now };
     stored::migrate(&mut record, "errand-sqlite", &place, sql::MIGRATIONS, stored::checksum).await?;
     tx.commit().await.map_err(query_error(operation()))
 }
@@ -98,6 +100,13 @@ mod tests {
     #[test]
     fn checksums_match_what_existing_databases_recorded() {
         let sums: Vec<(i64, String)> = sql::MIGRATIONS.iter().map(|m| (m.version, stored::checksum(m.sql))).collect();
-        assert_eq!(sums, [(1, "a2e44c5b677c078f".to_owned()), (2, "c14aa03bf9df6402".to_owned())]);
+        assert_eq!(
+            sums,
+            [
+                (1, "a2e44c5b677c078f".to_owned()),
+                (2, "c14aa03bf9df6402".to_owned()),
+                (3, "1a20f1c9e5632c16".to_owned())
+            ]
+        );
     }
 }

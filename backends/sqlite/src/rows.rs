@@ -73,15 +73,19 @@ pub(crate) fn json_ints(ids: impl IntoIterator<Item = i64>) -> String {
 }
 
 /// A workflow step task's `(task id, run id, step)` from columns `id`,
-/// `run_id` and `step`; `None` for a task that is no workflow step.
+/// `run_id` and `step` (the id as stored); `None` for a task that is no
+/// workflow step.
 pub(crate) fn step_of(row: &Stored) -> Result<Option<(i64, i64, u16)>, Error> {
-    let task = stored::read_id(NAME, row)?;
-    let what = format!("task {task}");
-    let column = |name: &str| row.int(name).map_err(|e| bad_data(&what, format!("column `{name}`: {e}")));
+    let what = || match row.int("id") {
+        Ok(Some(id)) => format!("task {id}"),
+        _ => "a task row".to_owned(),
+    };
+    let column = |name: &str| row.int(name).map_err(|e| bad_data(&what(), format!("column `{name}`: {e}")));
     let (Some(run), Some(step)) = (column("run_id")?, column("step")?) else { return Ok(None) };
+    let task = column("id")?.ok_or_else(|| bad_data(&what(), "column `id` is NULL"))?;
     let step =
-        u16::try_from(step).map_err(|_| bad_data(&what, format!("column `step`: step {step} is out of range")))?;
-    Ok(Some((raw_id(task), run, step)))
+        u16::try_from(step).map_err(|_| bad_data(&what(), format!("column `step`: step {step} is out of range")))?;
+    Ok(Some((task, run, step)))
 }
 
 #[cfg(test)]

@@ -11,6 +11,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0001_create_tasks.sql"),
     },
     Migration { version: 2, description: "workflows", sql: include_str!("../migrations/0002_workflows.sql") },
+    Migration {
+        version: 3,
+        description: "served jobs, retention and counts from partial indexes",
+        sql: include_str!("../migrations/0003_served_retention_counts.sql"),
+    },
 ];
 
 pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
@@ -36,6 +41,7 @@ pub(crate) const STEP_ACK_DEAD_BATCH: &str = include_str!("../sql/step_ack_dead_
 pub(crate) const FORGET_CANCELLED: &str = include_str!("../sql/forget_cancelled.sql");
 
 pub(crate) const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
+pub(crate) const SERVE: &str = include_str!("../sql/serve.sql");
 pub(crate) const RESCUE: &str = include_str!("../sql/rescue.sql");
 pub(crate) const FORGET_LOST_CANCELLED: &str = include_str!("../sql/forget_lost_cancelled.sql");
 pub(crate) const DELETE_STALE_WORKERS: &str = include_str!("../sql/delete_stale_workers.sql");
@@ -45,6 +51,10 @@ pub(crate) const CANCELLED_TASKS: &str = include_str!("../sql/cancelled_tasks.sq
 pub(crate) const UNSERVED: &str = include_str!("../sql/unserved.sql");
 pub(crate) const BURY_UNSERVED: &str = include_str!("../sql/bury_unserved.sql");
 pub(crate) const BURY_UNSERVED_STEPS: &str = include_str!("../sql/bury_unserved_steps.sql");
+
+pub(crate) const PURGE_TASKS: &str = include_str!("../sql/purge_tasks.sql");
+pub(crate) const PURGE_RUNS: &str = include_str!("../sql/purge_runs.sql");
+pub(crate) const PURGE_RUN_STEPS: &str = include_str!("../sql/purge_run_steps.sql");
 
 pub(crate) const COUNTS: &str = include_str!("../sql/counts.sql");
 /// `SELECT <every column> FROM errand_tasks`, completed with a `WHERE` clause.

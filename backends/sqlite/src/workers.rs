@@ -12,18 +12,32 @@ use crate::workflow::{self, EndedStep};
 use crate::{NAME, SqliteBackend, sql};
 
 impl<C: Codec> SqliteBackend<C> {
+    /// Refreshes the worker's row and records that its job is served on its
+    /// queue, in one write transaction.
     pub(crate) async fn heartbeat(&self, worker: &WorkerRegistration) -> Result<(), Error> {
+        let operation = || format!("record a heartbeat of worker `{}`", worker.id);
+        // Liveness by this machine's clock (SQLite has no server clock).
+        let now = Timestamp::now().as_millis();
+        let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
         sqlx::query(sql::HEARTBEAT)
             .bind(&*worker.id)
             .bind(&*worker.queue)
             .bind(worker.job)
             .bind(i64::try_from(worker.concurrency).unwrap_or(i64::MAX))
             .bind(worker.started_at.as_millis())
-            // Liveness by this machine's clock (SQLite has no server clock).
-            .bind(Timestamp::now().as_millis())
-            .execute(&self.inner.writer)
+            .bind(now)
+            .execute(&mut *tx)
             .await
-            .map_err(query_error(format!("record a heartbeat of worker `{}`", worker.id)))?;
+            .map_err(query_error(operation()))?;
+        sqlx::query(sql::SERVE)
+            .bind(&*worker.queue)
+            .bind(worker.job)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(operation()))?;
+        tx.commit().await.map_err(query_error(operation()))?;
         Ok(())
     }
 
@@ -99,6 +113,9 @@ impl<C: Codec> SqliteBackend<C> {
         sqlx::query(sql::DELETE_WORKER).bind(&*worker.id).execute(&mut *tx).await.map_err(query_error(operation()))?;
         tx.commit().await.map_err(query_error(operation()))?;
         drop(conn);
+        // Every task of the worker is back: so are those of claims it could
+        // not put back (see claim.rs).
+        self.inner.put_backs.forget(&worker.id);
         if released > 0 {
             self.inner.notifier.notify(&worker.queue);
         }
@@ -114,20 +131,28 @@ impl<C: Codec> SqliteBackend<C> {
         ids.into_iter().map(|id| task_id(NAME, id)).collect()
     }
 
-    pub(crate) async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
+    /// Waiting tasks of `queue`, by job, of the jobs no worker of any process
+    /// has served there at or after `since` (by `errand_served_jobs`).
+    pub(crate) async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
         let rows = sqlx::query(sql::UNSERVED)
             .bind(queue)
+            .bind(since.as_millis())
             .fetch_all(&self.inner.reader)
             .await
-            .map_err(query_error(format!("count the waiting tasks of queue `{queue}`")))?;
-        read_unserved(NAME, &stored(rows), served, queue)
+            .map_err(query_error(format!("count the waiting tasks of unserved jobs on queue `{queue}`")))?;
+        read_unserved(NAME, &stored(rows), &[], queue)
     }
 
+    /// Buries the waiting tasks of `job` on `queue` due at or before
+    /// `due_before`, if no worker has served the job there since `since`:
+    /// checked by the burying statements themselves, in one write
+    /// transaction, so a worker that beats meanwhile keeps them all.
     pub(crate) async fn bury_unserved(
         &self,
         queue: &str,
         job: &str,
         due_before: Timestamp,
+        since: Timestamp,
         reason: &str,
     ) -> Result<u64, Error> {
         let operation = || format!("bury the unserved tasks of job `{job}` on queue `{queue}`");
@@ -140,6 +165,7 @@ impl<C: Codec> SqliteBackend<C> {
             .bind(due_before.as_millis())
             .bind(reason)
             .bind(now.as_millis())
+            .bind(since.as_millis())
             .execute(&mut *tx)
             .await
             .map_err(query_error(operation()))?
@@ -151,6 +177,7 @@ impl<C: Codec> SqliteBackend<C> {
             .bind(due_before.as_millis())
             .bind(reason)
             .bind(now.as_millis())
+            .bind(since.as_millis())
             .fetch_all(&mut *tx)
             .await
             .map_err(query_error(operation()))?;

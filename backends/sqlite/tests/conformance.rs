@@ -24,6 +24,14 @@ impl BackendFactory for SqliteFactory {
         let backend = SqliteBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).connect(&url).await;
         backend.unwrap_or_else(|e| panic!("cannot open {url}: {e}"))
     }
+
+    /// Another handle on the same database file, as a second process opens
+    /// it: its own connections, wake-ups and settings.
+    async fn reopen<C: Codec>(&self, backend: &SqliteBackend<C>, settings: TestSettings) -> SqliteBackend<C> {
+        let url = format!("sqlite://{}", backend.location().display());
+        let other = SqliteBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).connect(&url).await;
+        other.unwrap_or_else(|e| panic!("cannot open {url} again: {e}"))
+    }
 }
 
 errand_runtime::conformance_tests! {

@@ -100,7 +100,7 @@ async fn migrations_are_idempotent_and_data_survives_reconnects() {
         .fetch_all(again.pool())
         .await
         .expect("list migrations");
-    assert_eq!(applied, vec![1, 2], "each migration is recorded once");
+    assert_eq!(applied, vec![1, 2, 3], "each migration is recorded once");
 }
 
 #[tokio::test]
@@ -720,9 +720,257 @@ async fn a_step_task_that_ends_without_an_ack_fails_its_run() {
     // Buried as unserved.
     let buried = start(&backend, parallel()).await;
     let reason = "no worker serves it";
-    assert_eq!(backend.bury_unserved("q", WORKFLOW, Timestamp::now(), reason).await.expect("bury"), 2);
+    let now = Timestamp::now();
+    assert_eq!(backend.bury_unserved("q", WORKFLOW, now, now, reason).await.expect("bury"), 2);
     let status = run_info(&backend, buried).await;
     assert_eq!(status.state, RunState::Failed);
     assert!(status.error.unwrap_or_default().contains(reason));
     assert_eq!(status.steps[2].task, None, "the join never starts");
+}
+
+// Fault-proofing: corrupt rows, claims that cannot be put back, served jobs,
+// retention, step outputs.
+
+/// A raw row's `(state, last_error, worker)`, by its stored id.
+async fn raw_row(backend: &SqliteBackend, id: i64) -> (String, Option<String>, Option<String>) {
+    sqlx::query_as("SELECT state, last_error, worker FROM errand_tasks WHERE id = ?")
+        .bind(id)
+        .fetch_one(backend.pool())
+        .await
+        .expect("read the raw row")
+}
+
+async fn raw_count(backend: &SqliteBackend, condition: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM errand_tasks WHERE {condition}"))
+        .fetch_one(backend.pool())
+        .await
+        .expect(condition)
+}
+
+fn raw(id: TaskId) -> i64 {
+    i64::try_from(id.0).expect("id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_rows_are_buried_by_the_claim_and_the_others_run() {
+    let db = Db::new().await;
+    let jobs = (0..20).map(|i| Signup { email: format!("{i}@example.com") });
+    let ids = db.backend.enqueue_bulk(jobs).await.expect("enqueue");
+    // Written directly with SQL, as another program (or a bug) could: a
+    // negative attempt, a negative id (no task id can name it), a state
+    // this version does not know.
+    db.exec(&format!("UPDATE errand_tasks SET attempt = -5 WHERE id = {}", ids[0])).await;
+    db.exec(&format!("UPDATE errand_tasks SET id = -7 WHERE id = {}", ids[1])).await;
+    db.exec(&format!("UPDATE errand_tasks SET state = 'paused' WHERE id = {}", ids[2])).await;
+
+    let watch = db.backend.clone();
+    let finished = async move {
+        for _ in 0..600 {
+            if raw_count(&watch, "state IN ('pending', 'running', 'retry')").await == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let worker = errand_runtime::WorkerBuilder::<Signup, _>::new(db.backend.clone()).concurrency(4);
+    errand_runtime::Monitor::new().register(worker).run_until(finished).await.expect("the worker runs");
+
+    assert_eq!(raw_count(&db.backend, "state = 'done'").await, 17, "every readable task ran");
+    let (state, error, owner) = raw_row(&db.backend, raw(ids[0])).await;
+    let error = error.unwrap_or_default();
+    assert_eq!((state.as_str(), owner), ("dead", None));
+    assert!(error.contains(&format!("task {}", ids[0])) && error.contains("attempt"), "{error}");
+    let (state, error, owner) = raw_row(&db.backend, -7).await;
+    let error = error.unwrap_or_default();
+    assert_eq!((state.as_str(), owner), ("dead", None), "a row without a valid id is buried too");
+    assert!(error.contains("-7"), "{error}");
+    // Never claimed: its state is not one a claim looks for. Counts report it.
+    assert_eq!(raw_row(&db.backend, raw(ids[2])).await.0, "paused");
+    let err = db.backend.counts().await.expect_err("an unknown state is an error");
+    assert!(err.to_string().contains("paused") && err.to_string().contains("`mail`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_claim_that_cannot_be_put_back_is_put_back_before_the_next_claim() {
+    let db = Db::new().await;
+    let ids = db.backend.push(vec![task("unreadable"), task("fine")]).await.expect("push");
+    db.exec(&format!("UPDATE errand_tasks SET priority = 99999 WHERE id = {}", ids[0])).await;
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    // Neither burying nor putting back can be written.
+    db.exec(
+        "CREATE TRIGGER refuse_repairs BEFORE UPDATE OF state ON errand_tasks \
+         WHEN OLD.state = 'running' AND NEW.state IN ('dead', 'pending') \
+         BEGIN SELECT RAISE(ABORT, 'simulated failure'); END",
+    )
+    .await;
+    let err = db.backend.claim(&w, 10).await.expect_err("burying failed");
+    assert!(err.to_string().contains(&format!("task {}", ids[0])), "{err}");
+    for id in &ids {
+        assert_eq!(raw_row(&db.backend, raw(*id)).await.0, "running", "the claim stands for now");
+    }
+    // While they cannot be put back, the worker claims nothing more.
+    let err = db.backend.claim(&w, 10).await.expect_err("still failing");
+    assert!(err.to_string().contains("put back"), "{err}");
+    db.exec("DROP TRIGGER refuse_repairs").await;
+
+    // The next claim puts them back first: the readable task is claimed
+    // again as the same attempt, the unreadable one goes dead.
+    let claimed = db.backend.claim(&w, 10).await.expect("claim");
+    assert_eq!(claimed.tasks.iter().map(|t| (t.id, t.attempt)).collect::<Vec<_>>(), [(ids[1], 1)]);
+    assert_eq!(raw_row(&db.backend, raw(ids[0])).await.0, "dead");
+
+    // A release puts everything back, remembered put-backs included.
+    let ids = db.backend.push(vec![task("unreadable again")]).await.expect("push");
+    db.exec(&format!("UPDATE errand_tasks SET priority = 99999 WHERE id = {}", ids[0])).await;
+    db.exec(
+        "CREATE TRIGGER refuse_repairs BEFORE UPDATE OF state ON errand_tasks \
+         WHEN OLD.state = 'running' AND NEW.state IN ('dead', 'pending') AND NEW.worker IS NULL \
+         AND OLD.attempt = 1 AND OLD.priority = 99999 \
+         BEGIN SELECT RAISE(ABORT, 'simulated failure'); END",
+    )
+    .await;
+    let other = worker("other");
+    assert!(db.backend.claim(&other, 10).await.is_err());
+    db.exec("DROP TRIGGER refuse_repairs").await;
+    assert_eq!(db.backend.release(&other).await.expect("release"), 1);
+    let (state, _, owner) = raw_row(&db.backend, raw(ids[0])).await;
+    assert_eq!((state.as_str(), owner), ("pending", None));
+    assert!(db.backend.claim(&other, 10).await.expect("nothing left to put back").tasks.is_empty());
+}
+
+#[tokio::test]
+async fn unserved_jobs_are_told_by_what_every_process_served() {
+    let db = Db::new().await;
+    // Another process's handle on the same file.
+    let other = SqliteBackend::connect(&db.url()).await.expect("connect again");
+    let now = Timestamp::now();
+    let at = |ms: i64, job: &'static str| NewTask { job, run_at: Timestamp(now.as_millis() - ms), ..task(job) };
+    db.backend.push(vec![at(3_000, "job"), at(1_000, "job"), at(2_000, "job"), at(500, "gone")]).await.expect("push");
+    let before = Timestamp::now();
+    let mut found = db.backend.unserved("q", before).await.expect("unserved");
+    found.sort_by(|a, b| a.job.cmp(&b.job));
+    let found: Vec<(String, u64, Timestamp)> = found.into_iter().map(|u| (u.job, u.count, u.oldest)).collect();
+    assert_eq!(
+        found,
+        [
+            ("gone".to_owned(), 1, Timestamp(now.as_millis() - 500)),
+            ("job".to_owned(), 3, Timestamp(now.as_millis() - 3_000))
+        ],
+        "nothing served either job yet"
+    );
+
+    // A worker of `job` in the other process beats: `job` is served.
+    let w = worker("elsewhere");
+    other.heartbeat(&w).await.expect("beat");
+    let names = |found: Vec<errand_runtime::backend::Unserved>| found.into_iter().map(|u| u.job).collect::<Vec<_>>();
+    assert_eq!(names(db.backend.unserved("q", before).await.expect("unserved")), ["gone"]);
+    // It stops: that it served the job is kept past its own row.
+    assert_eq!(other.release(&w).await.expect("release"), 0);
+    assert!(db.backend.workers().await.expect("workers").is_empty());
+    assert_eq!(names(db.backend.unserved("q", before).await.expect("unserved")), ["gone"]);
+    // Burial checks "not served since" itself.
+    let due = Timestamp::now();
+    assert_eq!(db.backend.bury_unserved("q", "job", due, before, "unserved").await.expect("bury"), 0);
+    assert_eq!(raw_count(&db.backend, "state = 'dead'").await, 0, "a served job's backlog is kept");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let later = Timestamp::now();
+    assert_eq!(names(db.backend.unserved("q", later).await.expect("unserved")), ["gone", "job"]);
+    assert_eq!(db.backend.bury_unserved("q", "job", later, later, "unserved").await.expect("bury"), 3);
+    assert_eq!(raw_count(&db.backend, "state = 'dead' AND job = 'job' AND last_error = 'unserved'").await, 3);
+}
+
+#[tokio::test]
+async fn retention_deletes_done_tasks_and_finished_runs_in_bounded_batches() {
+    const DONE: usize = 25_000;
+    let db = Db::new().await;
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    let ids = db.backend.push((0..DONE + 3).map(|i| task(&i.to_string())).collect()).await.expect("push");
+    let claimed = db.backend.claim(&w, DONE + 2).await.expect("claim");
+    assert_eq!(claimed.tasks.len(), DONE + 2);
+    let mut acks: Vec<Ack> =
+        ids[..DONE].iter().map(|id| Ack { id: *id, outcome: Outcome::Done { result: b"r".to_vec() } }).collect();
+    acks.push(Ack { id: ids[DONE], outcome: Outcome::Dead { error: "kept".into() } });
+    db.backend.ack(&w, &acks).await.expect("ack");
+    assert!(db.backend.cancel_task(ids[DONE + 1]).await.expect("cancel"));
+    let waiting = ids[DONE + 2];
+
+    // Two runs that finish, one that does not.
+    let sw = step_worker("s");
+    let mut finished = Vec::new();
+    for _ in 0..2 {
+        let run = start(&db.backend, chain()).await;
+        for _ in 0..2 {
+            let step = claim_step(&db.backend, &sw).await;
+            db.backend.ack(&sw, &done(step, b"1")).await.expect("ack a step");
+        }
+        assert_eq!(run_info(&db.backend, run).await.state, RunState::Done);
+        finished.push(run);
+    }
+    let running = start(&db.backend, chain()).await;
+
+    // A handle whose clock is an hour ahead, as if an hour had passed.
+    let later = SqliteBackend::builder()
+        .tuning(|t| {
+            t.retention(Duration::from_secs(60)).clock(errand_runtime::backend::Clock::system().skewed(3_600_000))
+        })
+        .connect(&db.url())
+        .await
+        .expect("connect");
+    // Two calls at once: one pass; the other returns at once.
+    let (a, b) = tokio::join!(later.purge_expired(), later.purge_expired());
+    let (a, b) = (a.expect("purge"), b.expect("purge"));
+    assert_eq!(a.min(b), 0, "one pass at a time");
+    assert_eq!(a.max(b), 20_000, "a pass deletes 4 batches of 5,000 tasks at most");
+    for run in &finished {
+        assert!(later.run_info(*run).await.expect("read").is_none(), "run {run} outlived its retention");
+    }
+    assert_eq!(later.run_info(running).await.expect("read").map(|r| r.state), Some(RunState::Running));
+    let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM errand_run_steps")
+        .fetch_one(db.backend.pool())
+        .await
+        .expect("count run steps");
+    assert_eq!(steps, 1, "the finished runs' steps are gone with them");
+
+    // The next pass, a second later, deletes the rest.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(later.purge_expired().await.expect("purge"), (DONE + 4 - 20_000) as u64);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(later.purge_expired().await.expect("purge"), 0);
+    assert_eq!(raw_count(&db.backend, "state = 'done'").await, 0);
+    assert_eq!(state(&db.backend, ids[DONE]).await, TaskState::Dead, "dead tasks are kept");
+    assert_eq!(state(&db.backend, ids[DONE + 1]).await, TaskState::Cancelled, "cancelled tasks are kept");
+    assert_eq!(state(&db.backend, waiting).await, TaskState::Pending);
+    let counts = db.backend.counts().await.expect("counts");
+    let q = counts.iter().find(|c| c.queue == "q").expect("queue q");
+    assert_eq!((q.done, q.dead, q.cancelled, q.pending, q.running), (0, 1, 1, 2, 0));
+
+    // With the default retention, nothing of this is old enough.
+    let finished_now = push_one(&db.backend, task("fresh")).await;
+    let claimed = db.backend.claim(&w, 10).await.expect("claim");
+    let acks: Vec<Ack> =
+        claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Done { result: Vec::new() } }).collect();
+    db.backend.ack(&w, &acks).await.expect("ack");
+    assert_eq!(db.backend.purge_expired().await.expect("purge"), 0);
+    assert_eq!(state(&db.backend, finished_now).await, TaskState::Done);
+}
+
+#[tokio::test]
+async fn a_steps_output_is_stored_once_with_its_run() {
+    let db = Db::new().await;
+    let run = start(&db.backend, chain()).await;
+    let w = step_worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    let first = claim_step(&db.backend, &w).await;
+    db.backend.ack(&w, &done(first, b"\"out\"")).await.expect("ack");
+    let info = db.backend.task(first).await.expect("read").expect("exists");
+    assert_eq!((info.state, info.result), (TaskState::Done, None), "not again as the task's result");
+    let status = run_info(&db.backend, run).await;
+    assert_eq!(status.steps[0].output.as_deref(), Some(&b"\"out\""[..]), "with the run");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM errand_run_steps WHERE output IS NOT NULL")
+        .fetch_one(db.backend.pool())
+        .await
+        .expect("count outputs");
+    assert_eq!(stored, 1);
 }

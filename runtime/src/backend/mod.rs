@@ -99,24 +99,35 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// with every heartbeat so that their `TaskCx::cancellation` token fires.
     fn cancelled_tasks(&self, worker: &WorkerRegistration) -> impl Future<Output = Result<Vec<TaskId>, Error>> + Send;
 
-    /// Waiting (`pending` or `retry`) tasks of `queue` whose job is not in
-    /// `served`, counted by job.
-    fn unserved(
-        &self,
-        queue: &str,
-        served: &[&'static str],
-    ) -> impl Future<Output = Result<Vec<Unserved>, Error>> + Send;
+    /// Waiting (`pending` or `retry`) tasks of `queue` whose job no worker
+    /// (of any process) serving it on that queue has heartbeaten at or after
+    /// `since`, counted by job with the earliest `run_at`. The store keeps
+    /// when each job was last served on each queue, past the workers' own
+    /// records, so that a job whose service is down is told apart from one
+    /// that nothing runs at all.
+    fn unserved(&self, queue: &str, since: Timestamp) -> impl Future<Output = Result<Vec<Unserved>, Error>> + Send;
 
     /// Sends the waiting tasks of `job` on `queue` that were due at or before
-    /// `due_before` to `dead` with `reason` (they are kept, and can be
-    /// retried once a worker for the job runs). Returns how many.
+    /// `due_before` to `dead` with `reason` — if, checked in the same atomic
+    /// operation, no worker has served the job on that queue since `since`.
+    /// They are kept, and can be retried. A workflow step buried this way
+    /// fails its run. Returns how many.
     fn bury_unserved(
         &self,
         queue: &str,
         job: &str,
         due_before: Timestamp,
+        since: Timestamp,
         reason: &str,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Retention: deletes `done` tasks that finished more than
+    /// [`Tuning::retention`] ago, and finished workflow runs (with their
+    /// steps) likewise, in bounded batches; `dead` and `cancelled` tasks are
+    /// kept until retried or removed. Returns how many tasks it deleted.
+    /// Workers call it now and then, apart from heartbeats and rescue;
+    /// repeated calls must be cheap (see [`Every`]).
+    fn purge_expired(&self) -> impl Future<Output = Result<u64, Error>> + Send;
 
     /// A waiter that an idle worker of this queue awaits between claims.
     fn waiter(&self, queue: &str) -> Self::Waiter;

@@ -656,17 +656,19 @@ where
 pub use super::faults::{
     a_buried_step_fails_its_run, a_cancelled_step_fails_its_run, a_refused_ack_holds_up_nothing,
     a_step_lost_on_its_last_attempt_fails_its_run, an_outage_longer_than_orphan_after_runs_nothing_twice,
+    clock_skew_does_not_rescue_live_workers, finished_work_is_removed_after_the_retention,
     killed_at_random_moments_nothing_is_lost, oversized_payloads_are_refused,
     panics_in_codecs_and_callbacks_are_contained, poison_errors_are_recorded_cleaned,
 };
 pub use super::workflows::{
-    workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in, workflow_step_acked_through_an_outage,
-    workflow_steps_declared_out_of_order, workflow_survives_a_killed_worker,
+    finished_runs_are_removed_after_the_retention, workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in,
+    workflow_step_acked_through_an_outage, workflow_steps_declared_out_of_order, workflow_survives_a_killed_worker,
 };
 
-/// Waiting tasks of a job that no worker of the monitor serves on their
-/// queue (a job type a deploy removed) are reported at once, and go dead
-/// with a reason naming the job once they waited longer than the grace.
+/// Waiting tasks of a job that no worker of any process serves on their
+/// queue (a job type a deploy removed) are reported at once and, when the
+/// monitor buries unserved tasks, go dead with a reason naming the job once
+/// they waited longer than the grace.
 pub async fn unserved_jobs_are_reported_then_buried<F: BackendFactory>(factory: &F) {
     use std::sync::{Arc, Mutex};
 
@@ -682,19 +684,58 @@ pub async fn unserved_jobs_are_reported_then_buried<F: BackendFactory>(factory: 
             seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((job.clone(), *count));
         }
     });
-    let running = Running::start(Monitor::new().register(watched).unserved_grace(Some(Duration::ZERO)));
+    let running = Running::start(Monitor::new().register(watched).bury_unserved_after(Some(Duration::ZERO)));
     wait_state(&backend, served, TaskState::Done).await;
     wait_state(&backend, removed, TaskState::Dead).await;
     must(running.stop().await, "graceful stop").await;
     let reported = events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert!(reported.contains(&(WrongShape::NAME.to_owned(), 1)), "the unserved job was not reported: {reported:?}");
     let error = info(&backend, removed).await.last_error.unwrap_or_default();
-    assert!(error.contains(WrongShape::NAME) && error.contains("no worker serves") && error.contains(QUEUE), "{error}");
+    assert!(error.contains(WrongShape::NAME) && error.contains("no worker") && error.contains(QUEUE), "{error}");
 
-    // A retried dead task waits again, and with no grace it is only reported.
+    // A retried dead task waits again, and by default it is only reported.
     assert!(must(backend.retry_task(removed).await, "retry").await);
-    let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)).unserved_grace(None));
+    let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     must(running.stop().await, "graceful stop").await;
-    assert_eq!(info(&backend, removed).await.state, TaskState::Pending, "without a grace, unserved tasks only wait");
+    assert_eq!(info(&backend, removed).await.state, TaskState::Pending, "by default, unserved tasks only wait");
+}
+
+/// Another process that serves a job keeps that job's backlog alive on a
+/// shared queue, however long it is: a monitor that buries unserved tasks
+/// leaves it alone while that worker beats, and buries it only once no
+/// worker anywhere has served the job for the grace period.
+pub async fn a_job_served_by_another_process_keeps_its_backlog<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let (ours, theirs) = (Probe::default(), Probe::default());
+    // The other service's job: its one worker is busy with the first task
+    // (it hangs), so the other four wait.
+    let backlog: Vec<Sleeper> = (0..5).map(|key| Sleeper { key, millis: 1, hang_on: vec![1] }).collect();
+    let ids = must(backend.enqueue_bulk(backlog).await, "bulk enqueue").await;
+    let other = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &theirs).concurrency(1)));
+    wait_for("the other service's worker to start a task", || async { theirs.total_runs() == 1 }).await;
+    // This service runs only Echo, and buries unserved tasks at once.
+    let this = Running::start(
+        Monitor::new()
+            .register(worker::<Echo, _>(&backend, &ours))
+            .bury_unserved_after(Some(Duration::from_millis(500))),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    must(this.stop().await, "graceful stop").await;
+    assert_eq!(count(&backend, TaskState::Dead).await, 0, "a served job's backlog was buried");
+    assert_eq!(count(&backend, TaskState::Pending).await, 4);
+
+    // The other service goes away; once nobody has served the job for the
+    // grace period, its waiting tasks are buried.
+    other.kill().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let this = Running::start(
+        Monitor::new()
+            .register(worker::<Echo, _>(&backend, &ours))
+            .bury_unserved_after(Some(Duration::from_millis(500))),
+    );
+    wait_count(&backend, TaskState::Dead, 4).await;
+    must(this.stop().await, "graceful stop").await;
+    let error = info(&backend, ids[1]).await.last_error.unwrap_or_default();
+    assert!(error.contains(Sleeper::NAME) && error.contains("no worker"), "{error}");
 }

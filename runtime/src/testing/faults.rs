@@ -332,12 +332,71 @@ where
     let running = Running::start(
         Monitor::new()
             .register(worker::<Echo, _>(&backend, &probe).queue(Diamond::QUEUE))
-            .unserved_grace(Some(Duration::ZERO)),
+            .bury_unserved_after(Some(Duration::ZERO)),
     );
     let outcome = backend.workflow(run).wait_timeout(Duration::from_secs(30)).await;
     must(running.stop().await, "graceful stop");
     match outcome {
-        Err(Error::RunFailed { error, .. }) => assert!(error.contains("no worker serves"), "{error}"),
+        Err(Error::RunFailed { error, .. }) => assert!(error.contains("no worker"), "{error}"),
         other => panic!("expected the run to fail, got {other:?}"),
     }
+}
+
+/// Liveness is judged by one clock: a worker whose host clock is a minute
+/// behind keeps its tasks while it beats — a worker on a correct clock does
+/// not take it for dead and run its tasks a second time.
+pub async fn clock_skew_does_not_rescue_live_workers<F: BackendFactory>(factory: &F) {
+    let settings = TestSettings::orphan_after(Duration::from_millis(800));
+    let backend = factory.create::<JsonCodec>(settings).await;
+    let behind = factory.reopen(&backend, TestSettings { clock_skew_ms: -60_000, ..settings }).await;
+    let (slow, fast) = (Probe::default(), Probe::default());
+    let jobs: Vec<Sleeper> = (0..4).map(|key| Sleeper { key, millis: 2500, hang_on: vec![] }).collect();
+    // Enqueued by the skewed handle, so they are due by its clock too.
+    must(behind.enqueue_bulk(jobs).await, "bulk enqueue");
+    let skewed = Running::start(Monitor::new().register(worker::<Sleeper, _>(&behind, &slow).concurrency(4)));
+    wait_for("the skewed worker to start every task", || async { slow.total_runs() == 4 }).await;
+    // A worker on a correct clock, with time to rescue anything it takes for orphaned.
+    let correct = Running::start(Monitor::new().register(worker::<Sleeper, _>(&backend, &fast).concurrency(4)));
+    wait_for("every task to be done", || async { counts(&backend).await.done == 4 }).await;
+    must(correct.stop().await, "graceful stop");
+    must(skewed.stop().await, "graceful stop");
+    assert_eq!(fast.total_runs(), 0, "a live worker's tasks were rescued because its clock was behind");
+}
+
+/// Retention: once finished longer ago than the retention, `done` tasks and
+/// finished workflow runs are removed; `dead` tasks are kept, and so is
+/// everything that has not finished.
+pub async fn finished_work_is_removed_after_the_retention<F: BackendFactory>(factory: &F) {
+    let settings = TestSettings { retention: Duration::from_millis(300), ..TestSettings::default() };
+    let backend = factory.create::<JsonCodec>(settings).await;
+    let probe = Probe::default();
+    let done = must(backend.enqueue_bulk((0..20).map(|key| Echo { key, text: String::new() })).await, "enqueue");
+    let dead = must(backend.enqueue(Poison { key: 100 }).await, "enqueue");
+    let running = Running::start(Monitor::new().register(worker::<Echo, _>(&backend, &probe)).register(worker::<
+        Poison,
+        _,
+    >(
+        &backend, &probe,
+    )));
+    wait_for("the tasks to finish", || async { counts(&backend).await.done == 20 }).await;
+    wait_for("the poison task to be dead", || async { state(&backend, dead).await == TaskState::Dead }).await;
+    must(running.stop().await, "graceful stop");
+    let waiting = must(backend.enqueue(Echo { key: 200, text: String::new() }).await, "enqueue");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut purged = 0;
+    // A backend may purge in batches: call it until it is done.
+    for _ in 0..50 {
+        let n = must(backend.purge_expired().await, "purge");
+        purged += n;
+        if n == 0 && counts(&backend).await.done == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(purged >= 20, "only {purged} finished tasks were removed");
+    for id in &done {
+        assert!(must(backend.task(*id).await, "read").is_none(), "done task {id} outlived its retention");
+    }
+    assert_eq!(state(&backend, dead).await, TaskState::Dead, "dead tasks are kept");
+    assert_eq!(state(&backend, waiting).await, TaskState::Pending, "waiting tasks are kept");
 }

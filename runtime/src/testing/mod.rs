@@ -16,6 +16,10 @@
 //!     async fn create<C: Codec>(&self, settings: TestSettings) -> MemoryBackend<C> {
 //!         MemoryBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).build()
 //!     }
+//!
+//!     async fn reopen<C: Codec>(&self, backend: &MemoryBackend<C>, settings: TestSettings) -> MemoryBackend<C> {
+//!         MemoryBackend::builder().codec::<C>().tuning(|t| settings.apply(t)).share(backend)
+//!     }
 //! }
 //!
 //! errand_runtime::conformance_tests! {
@@ -66,6 +70,10 @@ pub struct TestSettings {
     pub poll_interval: Duration,
     /// The largest payload an enqueue accepts.
     pub max_payload: usize,
+    /// How far this handle's clock is set off from the system's, in ms.
+    pub clock_skew_ms: i64,
+    /// How long finished work is kept.
+    pub retention: Duration,
 }
 
 impl Default for TestSettings {
@@ -74,6 +82,8 @@ impl Default for TestSettings {
             orphan_after: Duration::from_secs(30),
             poll_interval: Duration::from_millis(100),
             max_payload: Tuning::new().max_payload,
+            clock_skew_ms: 0,
+            retention: Tuning::new().retention,
         }
     }
 }
@@ -86,7 +96,12 @@ impl TestSettings {
 
     /// `tuning` with these settings: for a builder's `.tuning(|t| settings.apply(t))`.
     pub fn apply(&self, tuning: Tuning) -> Tuning {
-        tuning.orphan_after(self.orphan_after).poll_interval(self.poll_interval).max_payload(self.max_payload)
+        tuning
+            .orphan_after(self.orphan_after)
+            .poll_interval(self.poll_interval)
+            .max_payload(self.max_payload)
+            .retention(self.retention)
+            .clock(crate::backend::Clock::system().skewed(self.clock_skew_ms))
     }
 }
 
@@ -100,6 +115,14 @@ pub trait BackendFactory: Send + Sync + 'static {
 
     /// A new backend with its own namespace (file, schema, key prefix…).
     fn create<C: Codec>(&self, settings: TestSettings) -> impl Future<Output = Self::Backend<C>> + Send;
+
+    /// Another handle on the store of `backend` (the same file, schema or
+    /// key prefix) with other settings, as a second process would open it.
+    fn reopen<C: Codec>(
+        &self,
+        backend: &Self::Backend<C>,
+        settings: TestSettings,
+    ) -> impl Future<Output = Self::Backend<C>> + Send;
 }
 
 /// Runs the future `cleanup` makes to completion (or for at most `limit`)
@@ -191,10 +214,11 @@ macro_rules! conformance_tests {
             graceful_shutdown_finishes_in_flight_runs, graceful_shutdown_releases_unfinished_tasks,
             undecodable_payload_goes_dead, outage_backs_off_and_loses_nothing,
             a_requeue_whose_reply_was_lost_is_not_applied_twice, missing_data_fails_before_claiming,
-            unserved_jobs_are_reported_then_buried,
+            unserved_jobs_are_reported_then_buried, a_job_served_by_another_process_keeps_its_backlog,
+            clock_skew_does_not_rescue_live_workers,
             an_outage_longer_than_orphan_after_runs_nothing_twice, a_refused_ack_holds_up_nothing,
             poison_errors_are_recorded_cleaned, panics_in_codecs_and_callbacks_are_contained,
-            oversized_payloads_are_refused
+            oversized_payloads_are_refused, finished_work_is_removed_after_the_retention
         );
         $( $crate::conformance_tests!(@capability $capability ($factory) $skip); )*
         $crate::conformance_tests!(@check ($backend) [$($capability),*] $skip);
@@ -240,7 +264,7 @@ macro_rules! conformance_tests {
             workflow_fan_out_and_fan_in, workflow_failure_cancels_the_rest, workflow_survives_a_killed_worker,
             workflow_steps_declared_out_of_order, workflow_step_acked_through_an_outage,
             killed_at_random_moments_nothing_is_lost, a_step_lost_on_its_last_attempt_fails_its_run,
-            a_buried_step_fails_its_run, a_cancelled_step_fails_its_run);
+            a_buried_step_fails_its_run, a_cancelled_step_fails_its_run, finished_runs_are_removed_after_the_retention);
     };
     (@cases $factory:tt $skip:tt; $($case:ident),* $(,)?) => {
         $( $crate::conformance_tests!(@case $factory $skip $case); )*

@@ -187,12 +187,23 @@ impl<B: Backend> Backend for Flaky<B> {
         self.inner.cancelled_tasks(worker).await
     }
 
-    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
-        self.inner.unserved(queue, served).await
+    async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
+        self.inner.unserved(queue, since).await
     }
 
-    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
-        self.inner.bury_unserved(queue, job, due_before, reason).await
+    async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        self.inner.bury_unserved(queue, job, due_before, since, reason).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        self.inner.purge_expired().await
     }
 
     fn waiter(&self, queue: &str) -> Self::Waiter {
@@ -243,12 +254,23 @@ impl Backend for Bare {
         self.0.cancelled_tasks(worker).await
     }
 
-    async fn unserved(&self, queue: &str, served: &[&'static str]) -> Result<Vec<Unserved>, Error> {
-        self.0.unserved(queue, served).await
+    async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
+        self.0.unserved(queue, since).await
     }
 
-    async fn bury_unserved(&self, queue: &str, job: &str, due_before: Timestamp, reason: &str) -> Result<u64, Error> {
-        self.0.bury_unserved(queue, job, due_before, reason).await
+    async fn bury_unserved(
+        &self,
+        queue: &str,
+        job: &str,
+        due_before: Timestamp,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        self.0.bury_unserved(queue, job, due_before, since, reason).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        self.0.purge_expired().await
     }
 
     fn waiter(&self, queue: &str) -> Self::Waiter {

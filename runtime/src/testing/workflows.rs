@@ -364,3 +364,28 @@ where
         assert_eq!(probe.runs(step).len(), 2, "step {step} must run once per run");
     }
 }
+
+/// A finished run is removed once the retention has passed since it
+/// finished: its status then says it does not exist.
+pub async fn finished_runs_are_removed_after_the_retention<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: WorkflowStore,
+{
+    let settings = TestSettings { retention: Duration::from_millis(300), ..TestSettings::default() };
+    let backend = factory.create::<JsonCodec>(settings).await;
+    let probe = Probe::default();
+    let run = must(backend.start(Diamond(3)).await, "start");
+    let running = Running::start(Monitor::new().register(worker::<Diamond, _>(&backend, &probe)));
+    must(backend.workflow(run).wait_timeout(Duration::from_secs(30)).await, "the run");
+    must(running.stop().await, "graceful stop");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for _ in 0..50 {
+        if must(backend.purge_expired().await, "purge") == 0 {
+            break;
+        }
+    }
+    match backend.workflow(run).status().await {
+        Err(Error::RunNotFound { .. }) => {}
+        other => panic!("a finished run outlived its retention: {other:?}"),
+    }
+}

@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::Event;
 use super::run::{MAX_ERROR_BACKOFF, MIN_ERROR_BACKOFF, Shared};
 use crate::backend::Backend;
-use crate::time::Timestamp;
 
 /// How often the unserved-job check runs at most.
 const UNSERVED_EVERY: Duration = Duration::from_secs(60);
+/// How often retention runs at most, per worker (backends pace it further).
+const PURGE_EVERY: Duration = Duration::from_secs(10);
 
 /// What the heartbeat task knows of the connection, for the other tasks.
 #[derive(Debug, Default)]
@@ -133,6 +134,7 @@ pub(super) async fn housekeeping_loop<B: Backend>(shared: Arc<Shared<B>>, interv
     let limit = call_limit(&shared, interval);
     let orphan_after = shared.backend.tuning().orphan_after;
     let mut last_unserved_check: Option<Instant> = None;
+    let mut last_purge: Option<Instant> = None;
     loop {
         match tokio::time::timeout(limit, shared.backend.cancelled_tasks(&shared.registration)).await {
             Ok(Ok(ids)) => shared.cancels.cancel(ids),
@@ -145,6 +147,10 @@ pub(super) async fn housekeeping_loop<B: Backend>(shared: Arc<Shared<B>>, interv
         if last_unserved_check.is_none_or(|t| t.elapsed() >= UNSERVED_EVERY) {
             last_unserved_check = Some(Instant::now());
             check_unserved(&shared).await;
+        }
+        if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(Instant::now());
+            purge(&shared, orphan_after).await;
         }
         tokio::select! {
             () = kill.cancelled() => return,
@@ -168,43 +174,56 @@ async fn rescue<B: Backend>(shared: &Shared<B>, limit: Duration) {
     }
 }
 
-/// Warns about waiting tasks of jobs no worker of this monitor serves, and
-/// buries those that waited longer than the grace period.
+/// Warns about waiting tasks of jobs that no worker of any process serves
+/// (none has beaten within `orphan_after`) and, when the monitor buries
+/// unserved tasks, buries those of jobs unserved for the whole grace period.
 async fn check_unserved<B: Backend>(shared: &Shared<B>) {
     let Some(check) = &shared.unserved else { return };
     let queue = &shared.registration.queue;
-    let unserved = match shared.backend.unserved(queue, &check.served).await {
+    let now = shared.backend.tuning().clock.now();
+    // Reported: jobs no live worker serves (none beat within orphan_after).
+    let since = now.sub(shared.backend.tuning().orphan_after);
+    match shared.backend.unserved(queue, since).await {
+        Ok(unserved) => {
+            for found in unserved {
+                tracing::warn!(
+                    queue = %queue,
+                    job = %found.job,
+                    count = found.count,
+                    "queue `{queue}` holds {} waiting task(s) of job `{}`, which no live worker of any process \
+                     serves (this one serves {:?}); start a worker for it{}",
+                    found.count,
+                    found.job,
+                    check.served,
+                    if check.bury_after.is_some() { ", or they go dead after the grace period" } else { "" },
+                );
+                shared.emit(|| Event::Unserved {
+                    queue: Arc::clone(queue),
+                    job: found.job.clone(),
+                    count: found.count,
+                });
+            }
+        }
+        Err(error) => tracing::warn!(%error, queue = %queue, "could not look for unserved jobs"),
+    }
+    // Buried, when the monitor says so: tasks that waited longer than the
+    // grace while nobody served their job for the grace.
+    let Some(grace) = check.bury_after else { return };
+    let cutoff = now.sub(grace);
+    let unserved = match shared.backend.unserved(queue, cutoff).await {
         Ok(unserved) => unserved,
         Err(error) => {
             tracing::warn!(%error, queue = %queue, "could not look for unserved jobs");
             return;
         }
     };
-    let now = Timestamp::now();
-    for found in unserved {
-        tracing::warn!(
-            queue = %queue,
-            job = %found.job,
-            count = found.count,
-            served = ?check.served,
-            "queue `{queue}` holds {} waiting task(s) of job `{}`, which no worker of this process serves \
-             (it serves {:?}); register a worker for it, or they go dead after the grace period",
-            found.count,
-            found.job,
-            check.served,
-        );
-        shared.emit(|| Event::Unserved { queue: Arc::clone(queue), job: found.job.clone(), count: found.count });
-        let Some(grace) = check.grace else { continue };
-        let due_before = now.sub(grace);
-        if found.oldest > due_before {
-            continue;
-        }
+    for found in unserved.into_iter().filter(|f| f.oldest <= cutoff) {
         let reason = format!(
-            "no worker serves job `{}` on queue `{queue}` (workers there serve {:?}); the task waited more than {grace:?}. \
-             Retry it once a worker for `{}` runs",
-            found.job, check.served, found.job
+            "no worker of any process served job `{}` on queue `{queue}` for more than {grace:?}. \
+             Retry the task once a worker for `{}` runs",
+            found.job, found.job
         );
-        match shared.backend.bury_unserved(queue, &found.job, due_before, &reason).await {
+        match shared.backend.bury_unserved(queue, &found.job, cutoff, cutoff, &reason).await {
             Ok(0) => {}
             Ok(count) => {
                 tracing::warn!(queue = %queue, job = %found.job, count, "unserved tasks went dead");
@@ -212,6 +231,16 @@ async fn check_unserved<B: Backend>(shared: &Shared<B>) {
             }
             Err(error) => tracing::warn!(%error, queue = %queue, "could not bury unserved tasks"),
         }
+    }
+}
+
+/// Retention, now and then: deletes finished work past the backend's retention.
+async fn purge<B: Backend>(shared: &Shared<B>, limit: Duration) {
+    match tokio::time::timeout(limit, shared.backend.purge_expired()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(count)) => tracing::debug!(count, "deleted finished tasks past their retention"),
+        Ok(Err(error)) => tracing::warn!(%error, "retention failed"),
+        Err(_) => tracing::warn!(?limit, "retention timed out"),
     }
 }
 

@@ -413,11 +413,13 @@ pub struct Worker<J, B, S> {
 }
 
 /// What one worker per queue checks for the monitor: waiting tasks of jobs
-/// that none of the monitor's workers serve.
+/// that no worker of any process serves.
 #[derive(Debug, Clone)]
 pub(crate) struct UnservedCheck {
+    /// The jobs this monitor serves on the queue (for messages).
     pub(crate) served: Vec<&'static str>,
-    pub(crate) grace: Option<Duration>,
+    /// Bury the waiting tasks of a job unserved for this long.
+    pub(crate) bury_after: Option<Duration>,
 }
 
 impl<J: Job, B, S> Worker<J, B, S> {

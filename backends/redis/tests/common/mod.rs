@@ -104,3 +104,90 @@ pub async fn backend<C: Codec>(builder: RedisBuilder) -> (RedisBackend<C>, Clean
     let cleanup = Cleanup { url, prefix: backend.namespace().to_owned() };
     (backend, cleanup)
 }
+
+/// A plain connection to the test server, for reading and writing stored
+/// data behind a backend's back.
+pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    match redis::Client::open(url) {
+        Ok(client) => match client.get_multiplexed_async_connection().await {
+            Ok(conn) => conn,
+            Err(error) => panic!("connecting to {url}: {error}"),
+        },
+        Err(error) => panic!("opening {url}: {error}"),
+    }
+}
+
+/// The seq of a task id: its field in the queue's hashes.
+pub fn seq(id: errand_runtime::TaskId) -> u64 {
+    id.0 & ((1 << 40) - 1)
+}
+
+/// The key `name` of `queue` under `namespace`.
+pub fn key(namespace: &str, queue: &str, name: &str) -> String {
+    format!("{namespace}{{{queue}}}:{name}")
+}
+
+/// Field `field` of hash `key` (empty when missing).
+pub async fn hget(conn: &mut redis::aio::MultiplexedConnection, key: &str, field: u64) -> Vec<u8> {
+    let value: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("HGET {key} {field}: {e}"));
+    value.unwrap_or_default()
+}
+
+/// Sets field `field` of hash `key`.
+pub async fn hset(conn: &mut redis::aio::MultiplexedConnection, key: &str, field: u64, value: &[u8]) {
+    let _: i64 = redis::cmd("HSET")
+        .arg(key)
+        .arg(field)
+        .arg(value)
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("HSET {key} {field}: {e}"));
+}
+
+/// Checks that the stored counts of `queue` are the states its tasks are
+/// in: every task of the record hash, by the letter of its state value (no
+/// value: pending). Panics with both otherwise; returns the counts.
+pub async fn counts_match_states(
+    conn: &mut redis::aio::MultiplexedConnection,
+    namespace: &str,
+    queue: &str,
+) -> std::collections::BTreeMap<String, i64> {
+    use std::collections::{BTreeMap, HashMap};
+    let tasks: Vec<String> = redis::cmd("HKEYS")
+        .arg(key(namespace, queue, "t"))
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("HKEYS: {e}"));
+    let states: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(key(namespace, queue, "s"))
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("HGETALL: {e}"));
+    let mut actual: BTreeMap<String, i64> = BTreeMap::new();
+    for task in &tasks {
+        let state = match states.get(task).and_then(|v| v.first()) {
+            None => "pending",
+            Some(b'p') => "pending",
+            Some(b'r') => "running",
+            Some(b'y') => "retry",
+            Some(b'd') => "done",
+            Some(b'x') => "dead",
+            Some(b'c') => "cancelled",
+            Some(other) => panic!("task {task} has the state letter {:?}", char::from(*other)),
+        };
+        *actual.entry(state.to_owned()).or_default() += 1;
+    }
+    let stored: HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(key(namespace, queue, "n"))
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("HGETALL counts: {e}"));
+    let stored: BTreeMap<String, i64> = stored.into_iter().filter(|(_, n)| *n != 0).collect();
+    assert_eq!(stored, actual, "the stored counts of queue `{queue}` (left) drifted from its tasks' states (right)");
+    actual
+}
