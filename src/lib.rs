@@ -39,6 +39,7 @@
 //! | `sqlite`  | yes     | [`sqlite::SqliteBackend`]: a durable queue in one file, no server |
 //! | `redis`   | no      | [`redis::RedisBackend`]: Redis 6.2+, Lua scripts, pub/sub wake-ups |
 //! | `postgres`| no      | [`postgres::PostgresBackend`]: `SKIP LOCKED` claims, `LISTEN/NOTIFY`, transactional enqueue |
+//! | `mysql`   | no      | [`mysql::MysqlBackend`]: MySQL 8.0+ / MariaDB 10.6+, `SKIP LOCKED` claims, adaptive polling, transactional enqueue |
 //! | `msgpack` | no      | `MsgPackCodec` (rmp-serde) |
 //! | `bincode` | no      | `BincodeCodec` (bincode 2) |
 //! | `full`    | no      | all of the above |
@@ -90,6 +91,12 @@ pub mod redis {
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use errand_postgres::*;
+}
+
+/// The MySQL/MariaDB backend (feature `mysql`).
+#[cfg(feature = "mysql")]
+pub mod mysql {
+    pub use errand_mysql::*;
 }
 
 /// What a file that defines and runs jobs needs.

@@ -38,6 +38,8 @@ fn implemented() -> BTreeMap<String, Vec<String>> {
     add("PostgresBackend", errand_runtime::capabilities_of!(errand::postgres::PostgresBackend));
     #[cfg(feature = "redis")]
     add("RedisBackend", errand_runtime::capabilities_of!(errand::redis::RedisBackend));
+    #[cfg(feature = "mysql")]
+    add("MysqlBackend", errand_runtime::capabilities_of!(errand::mysql::MysqlBackend));
     all
 }
 

@@ -4,20 +4,24 @@
 //!
 //! Backends: `memory`, `sqlite` (the default pair), `postgres`, `postgres-raw`
 //! (the PostgreSQL backend's own claim and ack statements in bare loops: the
-//! baseline for the framework's overhead) and `redis`. The server backends
-//! read `ERRAND_POSTGRES_URL` / `ERRAND_REDIS_URL` (default: the local
-//! servers) and use a fresh schema or key prefix per scenario, removed at the
-//! end.
+//! baseline for the framework's overhead), `mysql`, `mysql-raw` (likewise for
+//! MySQL/MariaDB) and `redis`. The server backends read `ERRAND_POSTGRES_URL`
+//! / `ERRAND_MYSQL_URL` / `ERRAND_REDIS_URL` (default: the local servers) and
+//! use a fresh schema, table prefix or key prefix per scenario, removed at
+//! the end.
 //!
 //! Prints a table and writes JSON (default `target/errand-bench.json`).
 
 use std::path::PathBuf;
 
 use errand::memory::MemoryBackend;
+use errand::mysql::MysqlBackend;
 use errand::postgres::PostgresBackend;
 use errand::postgres::sqlx;
 use errand::redis::RedisBackend;
-use errand_benches::{Measurement, Part, Plan, latency_across, postgres_raw, print_table, run_backend, run_workflows};
+use errand_benches::{
+    Measurement, Part, Plan, latency_across, mysql_raw, postgres_raw, print_table, run_backend, run_workflows,
+};
 
 #[tokio::main]
 async fn main() {
@@ -110,6 +114,35 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 results.extend(outcome?);
             }
+            "mysql" | "mysql-raw" => {
+                // A fresh table prefix per scenario, its tables dropped at the end.
+                let url = env_url("ERRAND_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
+                let counter = std::sync::atomic::AtomicU64::new(0);
+                let made = std::sync::Mutex::new(Vec::new());
+                let make = || {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let prefix = format!("errand_bench_{}_{n}_", std::process::id());
+                    made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(prefix.clone());
+                    let url = url.clone();
+                    async move { MysqlBackend::builder().namespace(&prefix).connect(&url).await }
+                };
+                let outcome = if backend == "mysql" {
+                    mysql(&url, &plan, make).await
+                } else {
+                    mysql_raw("mysql-raw", &plan, make).await
+                };
+                let pool = errand::mysql::sqlx::MySqlPool::connect(&url).await?;
+                for prefix in made.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                    let tables: Vec<String> =
+                        ["tasks", "unique_keys", "workers", "served_jobs", "runs", "run_steps", "migrations"]
+                            .iter()
+                            .map(|t| format!("`{prefix}{t}`"))
+                            .collect();
+                    let drop = format!("DROP TABLE IF EXISTS {}", tables.join(", "));
+                    errand::mysql::sqlx::query(&drop).execute(&pool).await?;
+                }
+                results.extend(outcome?);
+            }
             "redis" => {
                 // A fresh key prefix per scenario, cleared at the end.
                 let url = env_url("ERRAND_REDIS_URL", "redis://127.0.0.1:6379");
@@ -140,7 +173,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             other => {
                 return Err(format!(
-                    "unknown backend `{other}` (expected memory, sqlite, postgres, postgres-raw or redis)"
+                    "unknown backend `{other}` (expected memory, sqlite, postgres, postgres-raw, mysql, mysql-raw or redis)"
                 )
                 .into());
             }
@@ -173,5 +206,23 @@ where
         all.extend(latency_across("postgres", &consumer, &producer, plan.latency_samples).await?);
     }
     all.extend(run_workflows("postgres", plan, &make).await?);
+    Ok(all)
+}
+
+/// The `mysql` scenarios: the plan, the enqueue→start latency across two
+/// backend values (two pools, as two processes: the idle worker learns of
+/// the other's task from its poller), workflows.
+async fn mysql<F, Fut>(url: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<MysqlBackend, errand::Error>>,
+{
+    let mut all = run_backend("mysql", plan, &make).await?;
+    if plan.latency_samples > 0 {
+        let consumer = make().await?;
+        let producer = MysqlBackend::builder().namespace(consumer.namespace()).connect(url).await?;
+        all.extend(latency_across("mysql", &consumer, &producer, plan.latency_samples).await?);
+    }
+    all.extend(run_workflows("mysql", plan, &make).await?);
     Ok(all)
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use errand::mysql::MysqlBackend;
 use errand::postgres::PostgresBackend;
 use errand::postgres::sqlx::{self, Row};
 use errand::workflow::{RunState, WorkflowExt, WorkflowStore};
@@ -630,6 +631,157 @@ async fn raw_drain(
                     tokio::spawn(async move { sqlx::query(&vacuum).execute(&pool).await });
                 }
             }
+        }));
+    }
+    let mut acked = 0;
+    for handle in handles {
+        acked += handle.await.map_err(|e| bench_error("a raw loop", e))??;
+    }
+    if acked != queued {
+        return Err(bench_error("raw SQL drain", format!("finished {acked} of {queued} tasks")));
+    }
+    Ok(start.elapsed())
+}
+
+/// The raw-SQL baseline of the MySQL backend: its own claim and ack
+/// statements (the crate's `sql/claim.sql` and `sql/ack.sql`, rendered for
+/// the table prefix as the backend renders them: see [`render_mysql`]) in
+/// bare loops, no framework. Each loop claims 64 due tasks (the update, then
+/// the read-back of its rows), then marks them done in one statement, until
+/// the queue is empty. For every 64-wide drain of `plan`, with one loop and
+/// with four (each on its own connection at a time), and with four loops
+/// claiming 256 at a time (the size of the backend's claims on a busy
+/// queue), so errand's drain can be read as a fraction of it.
+///
+/// # Errors
+///
+/// When the server fails.
+pub async fn mysql_raw<F, Fut>(name: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<MysqlBackend, errand::Error>>,
+{
+    let mut out = Vec::new();
+    for &(queued, concurrency) in &plan.drains {
+        if concurrency != 64 {
+            continue;
+        }
+        for (loops, claim) in [(1, 64), (4, 64), (4, 256)] {
+            let backend = make().await?;
+            bulk(&backend, WARM_UP, WARM_UP).await?;
+            mysql_raw_drain(&backend, WARM_UP, loops, claim).await?;
+            bulk(&backend, queued, plan.bulk_chunk).await?;
+            let elapsed = mysql_raw_drain(&backend, queued, loops, claim).await?;
+            let scenario = format!("raw SQL drain {queued} ×{loops}, {claim}/claim");
+            out.push(measurement(name, scenario, rate(queued, elapsed), "jobs/s"));
+        }
+    }
+    Ok(out)
+}
+
+/// A SQL file of the MySQL backend rendered for table prefix `prefix`, the
+/// way the backend renders it (its `sql.rs` documents it): `__PREFIX__`
+/// replaced by the prefix, cut into statements after each `;` that ends a
+/// line, `--` comment lines and each statement's final `;` dropped.
+pub fn render_mysql(sql: &str, prefix: &str) -> Vec<String> {
+    let text = sql.replace("__PREFIX__", prefix);
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("--") {
+            continue;
+        }
+        let end = line.trim_end().ends_with(';');
+        let line = if end { line.trim_end().trim_end_matches(';') } else { line };
+        if !line.trim().is_empty() {
+            if !current.is_empty() {
+                current.push('\n');
+            }
+            current.push_str(line);
+        }
+        if end && !current.trim().is_empty() {
+            statements.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.trim().is_empty() {
+        statements.push(current);
+    }
+    statements
+}
+
+async fn mysql_raw_drain(
+    backend: &MysqlBackend,
+    queued: u64,
+    loops: usize,
+    per_claim: i64,
+) -> Result<Duration, errand::Error> {
+    use errand::mysql::sqlx;
+    let sql_error = |e: sqlx::Error| errand::Error::from(errand::BackendError::new("mysql", "raw SQL drain", e));
+    let prefix = backend.namespace();
+    let claim = render_mysql(include_str!("../../backends/mysql/sql/claim.sql"), prefix);
+    let ack = render_mysql(include_str!("../../backends/mysql/sql/ack.sql"), prefix);
+    let (Some(mark), Some(read), Some(ack)) = (claim.first(), claim.get(1), ack.first()) else {
+        return Err(bench_error("raw SQL drain", "claim.sql or ack.sql has fewer statements than expected"));
+    };
+    let (mark, read, ack) = (Arc::new(mark.clone()), Arc::new(read.clone()), Arc::new(ack.clone()));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(loops);
+    for l in 0..loops {
+        let pool = backend.pool().clone();
+        let (mark, read, ack) = (Arc::clone(&mark), Arc::clone(&read), Arc::clone(&ack));
+        handles.push(tokio::spawn(async move {
+            let worker = format!("raw-{l}");
+            let mut acked = 0_u64;
+            for token in 0_i64.. {
+                let now = errand::Timestamp::now().as_millis();
+                // As the backend does: a claim InnoDB rolled back to break a
+                // deadlock (error 1213) runs again.
+                let marked = loop {
+                    let marked = sqlx::query(mark.as_str())
+                        .bind(Noop::QUEUE)
+                        .bind(Noop::NAME)
+                        .bind(now)
+                        .bind(per_claim)
+                        .bind(&worker)
+                        .bind(token)
+                        .bind(now)
+                        .execute(&pool)
+                        .await;
+                    match marked {
+                        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") => {}
+                        other => break other.map_err(sql_error)?,
+                    }
+                };
+                if marked.rows_affected() == 0 {
+                    break;
+                }
+                let rows =
+                    sqlx::query(read.as_str()).bind(&worker).bind(token).fetch_all(&pool).await.map_err(sql_error)?;
+                let mut acks = String::from("[");
+                for (i, row) in rows.iter().enumerate() {
+                    let id: i64 = sqlx::Row::try_get(row, 0).map_err(sql_error)?;
+                    if i > 0 {
+                        acks.push(',');
+                    }
+                    // [id, kind, result (base64 of `null`), run_at, error]
+                    acks.push_str(&format!("[{id},\"d\",\"bnVsbA==\",null,null]"));
+                }
+                acks.push(']');
+                let applied = loop {
+                    let applied = sqlx::query(ack.as_str())
+                        .bind(&acks)
+                        .bind(errand::Timestamp::now().as_millis())
+                        .bind(&worker)
+                        .execute(&pool)
+                        .await;
+                    match applied {
+                        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") => {}
+                        other => break other.map_err(sql_error)?,
+                    }
+                };
+                acked += applied.rows_affected();
+            }
+            Ok::<u64, errand::Error>(acked)
         }));
     }
     let mut acked = 0;

@@ -1,0 +1,1 @@
+SELECT version, description, checksum FROM `__PREFIX__migrations` ORDER BY version;

@@ -1,0 +1,321 @@
+//! MySQL-specific behaviour beside the shared suite: enqueueing inside the
+//! application's transaction, URL and namespace checks, migrations, bulk
+//! enqueues cut to the packet size, unreadable rows, unique keys across
+//! processes, and wake-ups across processes. Each test uses tables of its
+//! own (a fresh prefix), dropped when it ends. Without `ERRAND_MYSQL_URL`
+//! the server tests are reported as ignored.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use errand_mysql::MysqlBackend;
+use errand_mysql::sqlx::{self, Acquire};
+use errand_runtime::testing::{Running, wait_for};
+use errand_runtime::{
+    BackendExt, Enqueue, Error, Expose, Job, JobError, Monitor, TaskCx, TaskFilter, TaskId, TaskSink, TaskState,
+    WorkerBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+/// Returns its text, and counts its runs in `Data<Counter>` when given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Note {
+    text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Counter(Arc<AtomicU64>);
+
+impl Job for Note {
+    const NAME: &'static str = "note";
+    const QUEUE: &'static str = "notes";
+    type Output = String;
+
+    async fn run(self, cx: TaskCx) -> Result<String, JobError> {
+        if let Some(counter) = cx.data::<Counter>() {
+            counter.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(self.text)
+    }
+}
+
+fn note(text: &str) -> Note {
+    Note { text: text.to_owned() }
+}
+
+async fn state(backend: &MysqlBackend, id: TaskId) -> Option<TaskState> {
+    backend.task(id).await.unwrap_or_else(|e| panic!("{e}")).map(|t| t.state)
+}
+
+/// A task enqueued with `enqueue_in` exists if and only if the caller's
+/// transaction commits; until then no worker (nor any other connection)
+/// sees it, and once committed it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn enqueue_in_follows_the_callers_transaction() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+
+    let mut tx = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    let rolled_back = backend.enqueue_in(&mut tx, note("never")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&backend, rolled_back).await, None, "visible before the commit");
+    tx.rollback().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&backend, rolled_back).await, None, "a rolled-back enqueue left a task");
+
+    let mut tx = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    let committed = backend.enqueue_in(&mut tx, note("kept")).await.unwrap_or_else(|e| panic!("{e}"));
+    let keyed = backend
+        .enqueue_with_in(&mut tx, note("keyed"), Enqueue::new().unique_key("k").unique_for(Duration::from_secs(60)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = backend
+        .enqueue_with_in(&mut tx, note("keyed again"), Enqueue::new().unique_key("k"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keyed, again, "a unique key dedupes inside the transaction too");
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&backend, committed).await, Some(TaskState::Pending));
+
+    // A worker of another backend value (another process) runs it.
+    let other = common::backend_in(&url, backend.namespace(), |b| b).await;
+    let running = Running::start(Monitor::new().register(WorkerBuilder::<Note, _>::new(other)));
+    wait_for("the committed tasks to run", || async {
+        state(&backend, committed).await == Some(TaskState::Done)
+            && state(&backend, keyed).await == Some(TaskState::Done)
+    })
+    .await;
+    running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.result::<Note>(committed).await.unwrap_or_else(|e| panic!("{e}")), Some("kept".to_owned()));
+}
+
+/// URLs and namespaces are checked before anything is sent, and no message
+/// shows a password.
+#[tokio::test]
+async fn urls_and_namespaces_are_checked_and_passwords_never_shown() {
+    let config = |r: Result<MysqlBackend, Error>| match r {
+        Err(Error::Config(message)) => message,
+        other => panic!("expected a configuration error, got {other:?}"),
+    };
+    let message = config(MysqlBackend::connect("postgres://u:secret@127.0.0.1/db").await);
+    assert!(message.contains("not a MySQL URL") && !message.contains("secret"), "{message}");
+    let message = config(MysqlBackend::connect("mysql://u:secret@127.0.0.1:3306").await);
+    assert!(message.contains("no database") && !message.contains("secret"), "{message}");
+    let message = config(MysqlBackend::builder().namespace("Bad-Name").connect("mysql://u:secret@127.0.0.1/db").await);
+    assert!(message.contains("`Bad-Name`") && message.contains("prefix"), "{message}");
+
+    // Nothing listens on port 1.
+    match MysqlBackend::connect("mysql://u:secret@127.0.0.1:1/db").await {
+        Err(Error::Backend(error)) => {
+            let message = error.to_string();
+            assert!(message.contains("mysql") && message.contains("u:***@127.0.0.1:1/db"), "{message}");
+            assert!(!format!("{message} {error:?}").contains("secret"), "{message}");
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+/// A database that does not exist is named in the error.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn a_missing_database_is_named() {
+    let url = common::url();
+    let (base, _) = url.rsplit_once('/').unwrap_or((&url, ""));
+    let missing = format!("{base}/errand_no_such_database");
+    match MysqlBackend::connect(&missing).await {
+        Err(Error::Backend(error)) => {
+            let message = format!("{error} {:?}", error.source);
+            assert!(message.contains("errand_no_such_database"), "{message}");
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+/// Migrations run once however many processes start at once, are recorded
+/// in errand's own table, and tables migrated by a newer errand are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn migrations_run_once_and_newer_tables_are_refused() {
+    let url = common::url();
+    let prefix = common::fresh_prefix();
+    let _drop = common::DropTables { url: url.clone(), prefix: prefix.clone() };
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, prefix) = (url.clone(), prefix.clone());
+            tokio::spawn(async move { MysqlBackend::builder().namespace(prefix).connect(&url).await })
+        })
+        .collect();
+    let mut backends = Vec::new();
+    for start in starts {
+        backends.push(start.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")));
+    }
+    let backend = &backends[0];
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as(&format!("SELECT version, CAST(description AS CHAR) FROM `{prefix}migrations`"))
+            .fetch_all(backend.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(applied.len(), 1, "each migration is recorded once: {applied:?}");
+
+    sqlx::query(&format!(
+        "INSERT INTO `{prefix}migrations` (version, description, checksum, applied_at) VALUES (99, 'from the future', 'x', 0)"
+    ))
+    .execute(backend.pool())
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    match backend.migrate().await {
+        Err(Error::Schema(message)) => {
+            assert!(message.contains("99") && message.contains("upgrade errand"), "{message}");
+        }
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+}
+
+/// A bulk enqueue larger than one packet is cut into several inserts: every
+/// task is written, with its ids in the order of the input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn bulk_enqueues_are_cut_to_the_packet_size() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
+        .fetch_one(backend.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Twice the packet in all, in tasks of 1/8 of it.
+    let big = "x".repeat(usize::try_from(packet / 8).unwrap_or(1 << 20));
+    let mut jobs: Vec<Note> = (0..16).map(|i| Note { text: format!("{i}{big}") }).collect();
+    jobs.extend((0..5000).map(|i| note(&format!("small {i}"))));
+    let ids = backend.enqueue_bulk(jobs.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids.len(), jobs.len());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the input");
+    for (i, id) in [(0, ids[0]), (15, ids[15]), (16, ids[16]), (5015, ids[5015])] {
+        let task = backend.task(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is gone"));
+        let stored: Note = serde_json::from_slice(&task.payload).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.text, jobs[i].text, "task {i} is stored under its id");
+    }
+    let counts = backend.queue_counts(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(counts.pending, jobs.len() as u64);
+}
+
+/// Rows written by hand in shapes this version cannot read: a claimed task
+/// whose attempt is negative goes dead with the read error while the others
+/// run; a task with an unknown state is never claimed, and reading it or the
+/// counts is an error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn unreadable_rows_are_buried_and_the_rest_run() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let prefix = backend.namespace().to_owned();
+    let ids = backend.enqueue_bulk((0..20).map(|i| note(&i.to_string()))).await.unwrap_or_else(|e| panic!("{e}"));
+    let (negative, sideways) = (ids[3], ids[7]);
+    sqlx::query(&format!("UPDATE `{prefix}tasks` SET attempt = -5 WHERE id = ?"))
+        .bind(i64::try_from(negative.0).unwrap_or(i64::MAX))
+        .execute(backend.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sqlx::query(&format!("UPDATE `{prefix}tasks` SET state = 'sideways' WHERE id = ?"))
+        .bind(i64::try_from(sideways.0).unwrap_or(i64::MAX))
+        .execute(backend.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let running = Running::start(Monitor::new().register(WorkerBuilder::<Note, _>::new(backend.clone())));
+    wait_for("the readable tasks to run", || async {
+        let mut done = 0;
+        for id in &ids {
+            if backend.task(*id).await.ok().flatten().is_some_and(|t| t.state == TaskState::Done) {
+                done += 1;
+            }
+        }
+        done == 18
+    })
+    .await;
+    // Its row still holds the negative attempt: read it by hand.
+    let dead_row = format!("SELECT CAST(state AS CHAR), CAST(last_error AS CHAR) FROM `{prefix}tasks` WHERE id = ?");
+    let raw = i64::try_from(negative.0).unwrap_or(i64::MAX);
+    let read_dead = || async {
+        sqlx::query_as::<_, (String, Option<String>)>(&dead_row)
+            .bind(raw)
+            .fetch_one(backend.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    wait_for("the unreadable task to go dead", || async { read_dead().await.0 == "dead" }).await;
+    running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    let error = read_dead().await.1.unwrap_or_default();
+    assert!(error.contains(&format!("task {negative}")) && error.contains("attempt"), "{error}");
+
+    let read = backend.task(sideways).await.map(|_| ()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        read.contains("mysql") && read.contains("sideways") && read.contains(&format!("task {sideways}")),
+        "{read}"
+    );
+    let counts = backend.counts().await.map(|_| ()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(counts.contains("sideways") && counts.contains("notes"), "{counts}");
+}
+
+/// Two processes enqueueing the same unique key at once create one task,
+/// and both get its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn a_unique_key_raced_from_two_processes_makes_one_task() {
+    let url = common::url();
+    let one = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &one);
+    let two = common::backend_in(&url, one.namespace(), |b| b).await;
+    for round in 0..20 {
+        let key = format!("key-{round}");
+        let window = Enqueue::new().unique_key(key.clone()).unique_for(Duration::from_secs(60));
+        let (a, b) = tokio::join!(
+            one.enqueue_with(note("a"), Enqueue::new().unique_key(key.clone())),
+            two.enqueue_with(note("b"), window)
+        );
+        let (a, b) = (a.unwrap_or_else(|e| panic!("{e}")), b.unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(a, b, "round {round}: two tasks for one key");
+    }
+    let tasks = one.tasks(&TaskFilter { queue: Some(Note::QUEUE.into()), ..TaskFilter::default() }).await;
+    assert_eq!(tasks.unwrap_or_else(|e| panic!("{e}")).len(), 20);
+}
+
+/// A task enqueued by another process reaches an idle worker through the
+/// idle poller, well before the worker's own poll interval; a task of this
+/// process, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn idle_workers_hear_of_other_processes_tasks() {
+    let url = common::url();
+    // A poll interval of a minute: only the idle poller can wake the worker.
+    let backend = common::backend_with(&url, |b| b.tuning(|t| t.poll_interval(Duration::from_secs(60)))).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let other = common::backend_in(&url, backend.namespace(), |b| b).await;
+    let counter = Counter::default();
+    let worker = WorkerBuilder::<Note, _>::new(backend.clone()).data(counter.clone());
+    let running = Running::start(Monitor::new().register(worker));
+    // Let it claim nothing and go idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (n, producer) in [&other, &backend, &other].into_iter().enumerate() {
+        let sent = Instant::now();
+        producer.enqueue(note("ping")).await.unwrap_or_else(|e| panic!("{e}"));
+        wait_for("the task to start", || async { counter.0.load(Ordering::SeqCst) == n as u64 + 1 }).await;
+        assert!(sent.elapsed() < Duration::from_secs(5), "a wake-up took {:?}", sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // In a transaction of another process: it runs once committed.
+    let mut conn = other.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut tx = conn.begin().await.unwrap_or_else(|e| panic!("{e}"));
+    other.enqueue_in(&mut tx, note("after the commit")).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(counter.0.load(Ordering::SeqCst), 3, "a task ran before its transaction committed");
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let sent = Instant::now();
+    wait_for("the committed task to start", || async { counter.0.load(Ordering::SeqCst) == 4 }).await;
+    assert!(sent.elapsed() < Duration::from_secs(5), "a wake-up took {:?}", sent.elapsed());
+    running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+}
