@@ -13,7 +13,7 @@ use crate::job_error::JobError;
 use crate::task::TaskId;
 use crate::time::Timestamp;
 
-/// The shared data a job needs, collected by [`Job::requirements`].
+/// The shared data a job needs, collected by [`Job::requirements`](crate::Job::requirements).
 #[derive(Debug, Default, Clone)]
 pub struct Requirements {
     data: Vec<(TypeId, &'static str)>,

@@ -52,7 +52,7 @@
 //!   at compile time.
 //! - [`backend`]: the kit for writing a backend (the [`Backend`] contract
 //!   and the pieces every backend shares).
-//! - [`memory`]: the in-memory backend; [`retry`], [`timeout`], [`panic`],
+//! - [`memory`]: the in-memory backend; [`retry`], [`timeout`], [`panic`](mod@panic),
 //!   [`trace`]: the worker's Tower layers.
 //! - `testing` (feature `test-suite`): the conformance suite every backend
 //!   runs.
@@ -77,7 +77,7 @@
 //!   acks in batches in the background. On a busy queue it gathers a
 //!   quarter of its slots (for at most 2 ms) before a claim; backends whose
 //!   claim is a network round trip keep several claims in flight
-//!   ([`Backend::parallel_claims`]).
+//!   ([`Tuning::parallel_claims`](backend::Tuning::parallel_claims)).
 //! - **Shutdown.** [`Monitor::run_until`] stops claiming on the signal, lets
 //!   runs finish until the shutdown deadline (30 s), then releases the rest
 //!   back to the queue without using an attempt.

@@ -9,7 +9,7 @@ use super::Waiter;
 
 /// Wake-ups by queue name inside one process: backends call
 /// [`notify`](Notifier::notify) after writing tasks, and hand out
-/// [`WakeSignal`]s as their [`Backend::Waiter`].
+/// [`WakeSignal`]s as their [`Backend::Waiter`](super::Backend::Waiter).
 #[derive(Debug, Clone, Default)]
 pub struct Notifier {
     queues: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
