@@ -69,9 +69,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:?}", backend.queue_counts("images").await?);
 
     // The example cleans up after itself.
-    let tables = ["tasks", "unique_keys", "workers", "served_jobs", "runs", "run_steps", "migrations"]
-        .map(|t| format!("`{}{t}`", backend.namespace()))
-        .join(", ");
+    let tables = [
+        "tasks",
+        "unique_keys",
+        "workers",
+        "served_jobs",
+        "runs",
+        "run_steps",
+        "paused_queues",
+        "schedules",
+        "migrations",
+    ]
+    .map(|t| format!("`{}{t}`", backend.namespace()))
+    .join(", ");
     sqlx::query(&format!("DROP TABLE IF EXISTS {tables}")).execute(backend.pool()).await?;
     Ok(())
 }

@@ -53,11 +53,39 @@ pub use errand_runtime::MsgPackCodec;
 pub use errand_runtime::{
     Backend, BackendError, BackendExt, Backoff, BoxError, Buffer, Codec, CodecError, Data, DataMap, Decision,
     DefaultLayers, Enqueue, Error, Event, Expose, FromTaskCx, IntoJobResult, IntoMonitored, Job, JobError, JobOptions,
-    JobService, JsonCodec, MAX_CONCURRENCY, Monitor, QueueCounts, Request, Requirements, RunId, TaskCx, TaskFilter,
-    TaskId, TaskInfo, TaskSink, TaskState, Timestamp, Tuning, UnknownState, Worker, WorkerBuilder, WorkerCx,
-    WorkerInfo, Workflow, WorkflowExt, WorkflowStore, shutdown_signal,
+    JobService, JsonCodec, MAX_CONCURRENCY, Missed, Monitor, Pipe, PipeExt, PipeStats, Progress, QueueCounts, Request,
+    Requirements, RunId, Schedule, ScheduleExt, TaskCx, TaskFilter, TaskId, TaskInfo, TaskSink, TaskState, Tick,
+    Timestamp, Tuning, UnknownState, Worker, WorkerBuilder, WorkerCx, WorkerInfo, Workflow, WorkflowExt, WorkflowStore,
+    shutdown_signal,
 };
-pub use errand_runtime::{backoff, capability, memory, panic, retry, timeout, trace};
+pub use errand_runtime::{backoff, capability, memory, panic, pipe, retry, schedule, timeout, trace};
+
+/// Cron schedules (feature `cron`): [`CronSchedule`](errand_cron::CronSchedule),
+/// and what `#[errand::job(cron = "…")]` runs.
+#[cfg(feature = "cron")]
+pub mod cron {
+    pub use errand_cron::*;
+}
+
+/// Checks, for `#[errand::job(cron = "…")]`, that the `cron` feature is on.
+#[doc(hidden)]
+#[cfg(feature = "cron")]
+#[macro_export]
+macro_rules! __require_cron_feature {
+    () => {};
+}
+
+/// Checks, for `#[errand::job(cron = "…")]`, that the `cron` feature is on.
+#[doc(hidden)]
+#[cfg(not(feature = "cron"))]
+#[macro_export]
+macro_rules! __require_cron_feature {
+    () => {
+        ::core::compile_error!(
+            "`cron = \"…\"` needs errand's `cron` feature: in Cargo.toml, `errand = { version = \"0.1\", features = [\"cron\"] }`"
+        );
+    };
+}
 
 #[cfg(feature = "macros")]
 pub use errand_macros::job;
@@ -104,8 +132,8 @@ pub mod prelude {
     /// `backend.start(workflow)` and `backend.workflow(run)`.
     pub use errand_runtime::WorkflowExt;
     pub use errand_runtime::{
-        Backend, BackendExt, Data, Enqueue, Expose, FromTaskCx, Job, JobError, Monitor, TaskCx, TaskId, TaskSink,
-        WorkerBuilder, WorkerCx,
+        Backend, BackendExt, Data, Enqueue, Expose, FromTaskCx, Job, JobError, Monitor, PipeExt, ScheduleExt, TaskCx,
+        TaskId, TaskSink, Tick, WorkerBuilder, WorkerCx,
     };
     pub use std::time::Duration;
 }

@@ -133,11 +133,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let pool = errand::mysql::sqlx::MySqlPool::connect(&url).await?;
                 for prefix in made.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-                    let tables: Vec<String> =
-                        ["tasks", "unique_keys", "workers", "served_jobs", "runs", "run_steps", "migrations"]
-                            .iter()
-                            .map(|t| format!("`{prefix}{t}`"))
-                            .collect();
+                    let tables: Vec<String> = [
+                        "tasks",
+                        "unique_keys",
+                        "workers",
+                        "served_jobs",
+                        "runs",
+                        "run_steps",
+                        "paused_queues",
+                        "schedules",
+                        "migrations",
+                    ]
+                    .iter()
+                    .map(|t| format!("`{prefix}{t}`"))
+                    .collect();
                     let drop = format!("DROP TABLE IF EXISTS {}", tables.join(", "));
                     errand::mysql::sqlx::query(&drop).execute(&pool).await?;
                 }

@@ -741,6 +741,7 @@ async fn mysql_raw_drain(
                         .bind(Noop::QUEUE)
                         .bind(Noop::NAME)
                         .bind(now)
+                        .bind(Noop::QUEUE)
                         .bind(per_claim)
                         .bind(&worker)
                         .bind(token)

@@ -29,6 +29,8 @@ mod kw {
     syn::custom_keyword!(unique);
     syn::custom_keyword!(unique_for);
     syn::custom_keyword!(cron);
+    syn::custom_keyword!(timezone);
+    syn::custom_keyword!(missed);
     syn::custom_keyword!(after);
 }
 
@@ -49,9 +51,20 @@ impl AttrKind {
     /// Every key the attribute accepts, in the order the docs list them.
     pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
-            AttrKind::Job => {
-                &["name", "queue", "retries", "backoff", "timeout", "priority", "unique", "unique_for", "cron", "crate"]
-            }
+            AttrKind::Job => &[
+                "name",
+                "queue",
+                "retries",
+                "backoff",
+                "timeout",
+                "priority",
+                "unique",
+                "unique_for",
+                "cron",
+                "timezone",
+                "missed",
+                "crate",
+            ],
             AttrKind::Workflow => &["name", "queue", "crate"],
             AttrKind::DagStep => &["after", "retries", "backoff", "timeout", "priority"],
             AttrKind::Step => &["retries", "backoff", "timeout", "priority"],
@@ -84,6 +97,8 @@ enum Key {
     Unique(kw::unique),
     UniqueFor(kw::unique_for),
     Cron(kw::cron),
+    Timezone(kw::timezone),
+    Missed(kw::missed),
     After(kw::after),
     Crate(Token![crate]),
 }
@@ -100,6 +115,8 @@ impl Key {
             Key::Unique(_) => "unique",
             Key::UniqueFor(_) => "unique_for",
             Key::Cron(_) => "cron",
+            Key::Timezone(_) => "timezone",
+            Key::Missed(_) => "missed",
             Key::After(_) => "after",
             Key::Crate(_) => "crate",
         }
@@ -116,6 +133,8 @@ impl Key {
             Key::Unique(k) => k.span,
             Key::UniqueFor(k) => k.span,
             Key::Cron(k) => k.span,
+            Key::Timezone(k) => k.span,
+            Key::Missed(k) => k.span,
             Key::After(k) => k.span,
             Key::Crate(k) => k.span,
         }
@@ -135,6 +154,8 @@ impl Key {
             Key::Unique(_) => "unique = \"args\"",
             Key::UniqueFor(_) => "unique_for = \"1h\"",
             Key::Cron(_) => "cron = \"0 */5 * * * *\"",
+            Key::Timezone(_) => "timezone = \"Europe/Paris\"",
+            Key::Missed(_) => "missed = \"once\"",
             Key::After(_) => "after = fetch_user",
             Key::Crate(_) => "crate = \"my_app::errand\"",
         }
@@ -169,6 +190,10 @@ impl RawArg {
             Ok(Key::UniqueFor(input.parse()?))
         } else if lookahead.peek(kw::cron) {
             Ok(Key::Cron(input.parse()?))
+        } else if lookahead.peek(kw::timezone) {
+            Ok(Key::Timezone(input.parse()?))
+        } else if lookahead.peek(kw::missed) {
+            Ok(Key::Missed(input.parse()?))
         } else if lookahead.peek(kw::after) {
             Ok(Key::After(input.parse()?))
         } else if lookahead.peek(Token![crate]) {
@@ -207,6 +232,16 @@ pub(crate) struct Attrs {
     pub(crate) krate: Option<syn::Path>,
     /// `after = a` or `after = [a, b]`: the steps' names as written.
     pub(crate) after: Option<After>,
+    /// `cron = "…"`, checked.
+    pub(crate) cron: Option<LitStr>,
+    /// `timezone = "…"`, checked.
+    pub(crate) timezone: Option<LitStr>,
+    /// `missed = "…"`, checked.
+    pub(crate) missed: Option<LitStr>,
+    /// Where `timezone` or `missed` was written, for "needs `cron`" errors.
+    pub(crate) schedule_keys: Vec<(Span, &'static str)>,
+    /// Whether `cron` was written (valid or not).
+    pub(crate) cron_written: bool,
 }
 
 /// The `after = ...` of a `#[dag_step]`.
@@ -316,12 +351,37 @@ pub(crate) fn parse(ctxt: &mut Ctxt, args: TokenStream, kind: AttrKind) -> Attrs
     attrs
 }
 
+/// Checks a cron expression as `errand-cron` parses it at run time.
+fn check_cron(expression: &str) -> Result<(), String> {
+    let trimmed = expression.trim();
+    if !trimmed.starts_with('@') && trimmed.split_whitespace().count() == 5 {
+        return Err(format!(
+            "invalid cron expression `{trimmed}`: it has 5 fields, but errand's cron expressions start with seconds \
+             (sec min hour day-of-month month day-of-week [year]): write `0 {trimmed}`"
+        ));
+    }
+    <cron::Schedule as std::str::FromStr>::from_str(trimmed).map(|_| ()).map_err(|error| {
+        format!(
+            "invalid cron expression `{trimmed}`: {} (expected sec min hour day-of-month month day-of-week \
+             [year], e.g. `0 0 6 * * Mon-Fri`)",
+            cron_reason(&error.to_string())
+        )
+    })
+}
+
+/// Every timezone name, for "did you mean" hints.
+fn timezone_names() -> Vec<&'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect()
+}
+
 fn unknown_key_message(unknown: &Ident, kind: AttrKind) -> String {
     let keys = kind.keys();
     let text = unknown.unraw().to_string();
     let hint = match text.as_str() {
         "max_retries" | "retry" | "max_attempts" | "attempts" => Some("retries"),
         "schedule" => Some("cron"),
+        "tz" | "time_zone" | "zone" => Some("timezone"),
+        "catch_up" | "misfire" | "on_missed" => Some("missed"),
         "unique_key" | "dedupe" | "unique_by" => Some("unique"),
         "unique_window" | "unique_ttl" => Some("unique_for"),
         "job_name" | "rename" => Some("name"),
@@ -414,11 +474,45 @@ fn parse_value(ctxt: &mut Ctxt, attrs: &mut Attrs, key: &Key, value: &Expr, kind
         }
         Key::Unique(_) => attrs.unique = str_lit(ctxt, key, value, kind).and_then(|lit| unique(ctxt, lit)),
         Key::After(_) => attrs.after = after(ctxt, value),
-        Key::Cron(_) => ctxt.error_at(
-            key.span(),
-            "cron schedules are not supported in this version of errand: remove `cron` and enqueue \
-             this job from a scheduler of your own",
-        ),
+        Key::Cron(_) => {
+            attrs.cron_written = true;
+            let lit = str_lit(ctxt, key, value, kind)?;
+            match check_cron(&lit.value()) {
+                Ok(()) => attrs.cron = Some(lit),
+                Err(reason) => ctxt.error_spanned_by(&lit, reason),
+            }
+        }
+        Key::Timezone(_) => {
+            attrs.schedule_keys.push((key.span(), "timezone"));
+            let lit = str_lit(ctxt, key, value, kind)?;
+            let name = lit.value();
+            match name.parse::<chrono_tz::Tz>() {
+                Ok(_) => attrs.timezone = Some(lit),
+                Err(_) => {
+                    let hint =
+                        nearest(&name, &timezone_names()).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
+                    ctxt.error_spanned_by(
+                        &lit,
+                        format!("unknown timezone `{name}`: {hint}expected an IANA name such as `Europe/Paris`, `America/New_York` or `UTC`"),
+                    );
+                }
+            }
+        }
+        Key::Missed(_) => {
+            attrs.schedule_keys.push((key.span(), "missed"));
+            let lit = str_lit(ctxt, key, value, kind)?;
+            match lit.value().as_str() {
+                "skip" | "once" | "all" => attrs.missed = Some(lit),
+                other => ctxt.error_spanned_by(
+                    &lit,
+                    format!(
+                        "unknown `missed` policy `{other}`: expected \"skip\" (drop ticks missed while every worker \
+                         was down), \"once\" (run the latest of them once; the default) or \"all\" (run each, at \
+                         most 1000)"
+                    ),
+                ),
+            }
+        }
         Key::Crate(_) => {
             attrs.krate = match value {
                 Expr::Path(path) if path.qself.is_none() => Some(path.path.clone()),
@@ -646,6 +740,12 @@ pub(crate) fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
     Ok(pieces)
 }
 
+/// The `cron` crate's message without its copy of the expression and caret
+/// line: the last line, which says what is wrong.
+fn cron_reason(message: &str) -> &str {
+    message.lines().rev().map(str::trim).find(|line| !line.is_empty()).unwrap_or(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,7 +798,24 @@ mod tests {
         assert_eq!(errs[1], "`queue` specified more than once");
         assert!(errs[2].starts_with("`priority` must fit in an i16"));
         assert!(errs[3].starts_with("invalid duration \"5 sec\": unknown unit `sec` (did you mean `s`?)"));
-        assert!(errs[4].starts_with("cron schedules are not supported"));
+        assert!(errs[4].starts_with("invalid cron expression `x`"), "{}", errs[4]);
+    }
+
+    #[test]
+    fn schedules_are_checked_at_compile_time() {
+        let mut ctxt = Ctxt::new();
+        let attrs = parse(
+            &mut ctxt,
+            quote!(cron = "0 0 6 * * Mon-Fri", timezone = "Europe/Paris", missed = "all"),
+            AttrKind::Job,
+        );
+        assert!(ctxt.is_empty());
+        assert!(attrs.cron.is_some() && attrs.timezone.is_some() && attrs.missed.is_some());
+        let errs = errors(quote!(cron = "*/5 * * * *", timezone = "Europe/Pari", missed = "twice"));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].contains("5 fields") && errs[0].contains("`0 */5 * * * *`"), "{}", errs[0]);
+        assert!(errs[1].starts_with("unknown timezone `Europe/Pari`: did you mean `Europe/Paris`?"), "{}", errs[1]);
+        assert!(errs[2].starts_with("unknown `missed` policy `twice`"), "{}", errs[2]);
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl<'a> JobFn<'a> {
         sig::check_fn(ctxt, func, FnKind::Job);
         let params = sig::params(ctxt, func, marked, FnKind::Job);
         check_unique_template(ctxt, attrs, func, &params);
+        check_schedule(ctxt, attrs, &params);
         let ident = Ident::new(&pascal_case(&func.sig.ident.unraw_string()), func.sig.ident.span());
         let krate = attrs.krate.clone().unwrap_or_else(|| syn::parse_quote!(::errand));
         (ctxt.len() == errors_before).then_some(JobFn { func, attrs, ident, krate, params })
@@ -134,6 +135,35 @@ fn check_unique_template(ctxt: &mut Ctxt, attrs: &Attrs, func: &ItemFn, params: 
             format!("unknown argument `{{{name}}}` in the unique key: {hint}{available}")
         };
         ctxt.error_spanned_by(lit, message);
+    }
+}
+
+/// `timezone` and `missed` need `cron`; a cron job's only stored argument
+/// may be a `Tick`, since the schedule has nothing else to give it.
+fn check_schedule(ctxt: &mut Ctxt, attrs: &Attrs, params: &[Param<'_>]) {
+    if !attrs.cron_written {
+        for (span, key) in &attrs.schedule_keys {
+            ctxt.error_at(
+                *span,
+                format!("`{key}` applies to a schedule: add `cron = \"…\"` (e.g. `cron = \"0 0 6 * * *\"`), or remove `{key}`"),
+            );
+        }
+        return;
+    }
+    let stored: Vec<&Param<'_>> = params.iter().filter(|p| !p.injected).collect();
+    let is_tick = |ty: &Type| matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Tick"));
+    // At most one `Tick`, and nothing else: flag the others (and a second `Tick`).
+    let first_tick = stored.iter().position(|p| is_tick(p.ty));
+    for (_, param) in stored.iter().enumerate().filter(|(i, _)| Some(*i) != first_tick) {
+        ctxt.error_spanned_by(
+            param.ty,
+            format!(
+                "a cron job takes no stored arguments except one `Tick` (the time the tick was scheduled for): \
+                 its tasks are made by the schedule, which has nothing else to give; pass `{}` as shared data \
+                 (`Data<T>`, given to the worker with `.data(…)`) or remove it",
+                param.ident.unraw_string()
+            ),
+        );
     }
 }
 
@@ -229,7 +259,6 @@ impl JobFn<'_> {
 
     /// `SendEmail::new(..)` and `SendEmail::worker(&backend)`.
     fn inherent_impl(&self) -> TokenStream {
-        let krate = &self.krate;
         let vis = &self.func.vis;
         let ident = &self.ident;
         let fields: Vec<&Ident> = self.stored().map(|p| &p.ident).collect();
@@ -241,6 +270,7 @@ impl JobFn<'_> {
              defaults of the attribute.\n\n Give it the data the job needs with `.data(...)` and register it \
              with a `Monitor`."
         );
+        let (worker, require) = self.worker_fns(&worker_doc);
         quote! {
             impl #ident {
                 #[doc = #new_doc]
@@ -250,12 +280,56 @@ impl JobFn<'_> {
                     Self { #(#fields),* }
                 }
 
+                #worker
+            }
+            #require
+        }
+    }
+
+    /// `worker(&backend)`, and for a cron job `schedule()` and the check
+    /// that errand's `cron` feature is on.
+    fn worker_fns(&self, worker_doc: &str) -> (TokenStream, Option<TokenStream>) {
+        let krate = &self.krate;
+        let vis = &self.func.vis;
+        let Some(cron) = &self.attrs.cron else {
+            let worker = quote! {
                 #[doc = #worker_doc]
                 #vis fn worker<B: #krate::Backend>(backend: &B) -> #krate::WorkerBuilder<Self, B> {
                     #krate::WorkerBuilder::new(::core::clone::Clone::clone(backend))
                 }
+            };
+            return (worker, None);
+        };
+        let timezone = self.attrs.timezone.as_ref().map_or_else(|| "UTC".to_owned(), LitStr::value);
+        let missed = self.attrs.missed.as_ref().map_or_else(|| "once".to_owned(), LitStr::value);
+        let make = match self.stored().next() {
+            Some(tick) => {
+                let field = &tick.ident;
+                quote!(|tick| Self { #field: tick })
             }
-        }
+            None => quote!(|_tick| Self {}),
+        };
+        let name = self.fn_name();
+        let schedule_doc =
+            format!(" The schedule of `{name}` jobs: `{}` in {timezone}, missed ticks `{missed}`.", cron.value());
+        let worker_doc = format!(
+            "{worker_doc}\n\n The worker also runs the job's schedule, `{}` in {timezone}: each tick is enqueued \
+             once however many processes run it. Needs a backend with `Schedules`.",
+            cron.value()
+        );
+        let worker = quote! {
+            #[doc = #schedule_doc]
+            #vis fn schedule() -> #krate::cron::CronSchedule {
+                #krate::cron::CronSchedule::__checked(#cron, #timezone, #missed)
+            }
+
+            #[doc = #worker_doc]
+            #vis fn worker<B: #krate::capability::Schedules>(backend: &B) -> #krate::WorkerBuilder<Self, B> {
+                #krate::WorkerBuilder::new(::core::clone::Clone::clone(backend)).schedule(Self::schedule(), #make)
+            }
+        };
+        let require = quote_spanned!(cron.span()=> #krate::__require_cron_feature!{});
+        (worker, Some(require))
     }
 
     /// `impl Job for SendEmail` inside `const _: () = { ... };`.

@@ -27,6 +27,7 @@
 //! | [`Expose`](crate::Expose) | counts, listings, workers, retrying dead tasks (the board, the CLI) |
 //! | [`WorkflowStore`](crate::workflow::WorkflowStore) | `#[errand::workflow]` runs |
 //! | [`CancelRunning`] | `Expose::cancel_task`: a running task's cancellation token fires |
+//! | [`Schedules`] | cron schedules (`#[errand::job(cron = …)]`, `ScheduleExt::pipe_to`): one task per tick across processes |
 //!
 //! [`capabilities_of!`](crate::capabilities_of) lists what a backend type
 //! implements; the README's table is checked against it.
@@ -36,6 +37,7 @@ use std::future::Future;
 use crate::backend::{Backend, NewTask};
 use crate::error::Error;
 use crate::task::TaskId;
+use crate::time::Timestamp;
 
 /// Enqueueing inside the application's own transaction: the task exists if
 /// and only if that transaction commits.
@@ -99,6 +101,27 @@ pub trait Results: Backend {}
 )]
 pub trait CancelRunning: Backend {}
 
+/// Recurring schedules (cron): every tick is enqueued with a unique key of
+/// (schedule, tick), so any number of processes running the same schedule
+/// fire each tick once, and the last tick enqueued is stored, so ticks
+/// missed while every worker was down are caught up by the schedule's
+/// `missed` policy. Needs [`UniqueKeys`]; a store without unique keys needs
+/// a leader or lock before it can have schedules.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run cron schedules",
+    label = "a schedule needs a backend with unique keys that stores each schedule's last tick",
+    note = "backends with schedules: MemoryBackend, SqliteBackend, PostgresBackend, MysqlBackend, RedisBackend"
+)]
+pub trait Schedules: UniqueKeys {
+    /// The latest tick recorded for `schedule` (by any process), if any.
+    fn last_tick(&self, schedule: &str) -> impl Future<Output = Result<Option<Timestamp>, Error>> + Send;
+
+    /// Records that `tick` of `schedule` was enqueued: the stored tick
+    /// becomes the later of the stored one and `tick`, atomically, so
+    /// processes racing to record never move it back.
+    fn record_tick(&self, schedule: &str, tick: Timestamp) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
 /// An enqueue option that was not set, so every backend accepts it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unset;
@@ -145,7 +168,7 @@ macro_rules! __implements {
 /// The capabilities a concrete backend type implements, by name, in the
 /// order of the README's table: `transactional`, `priorities`,
 /// `unique_keys`, `delays`, `results`, `expose`, `workflows`,
-/// `cancel_running`.
+/// `cancel_running`, `schedules`.
 ///
 /// # Examples
 ///
@@ -159,7 +182,7 @@ macro_rules! __implements {
 macro_rules! capabilities_of {
     ($ty:ty) => {{
         let mut names: ::std::vec::Vec<&'static str> = ::std::vec::Vec::new();
-        let all: [(bool, &'static str); 8] = [
+        let all: [(bool, &'static str); 9] = [
             ($crate::__implements!($ty: $crate::capability::Transactional), "transactional"),
             ($crate::__implements!($ty: $crate::capability::Priorities), "priorities"),
             ($crate::__implements!($ty: $crate::capability::UniqueKeys), "unique_keys"),
@@ -168,6 +191,7 @@ macro_rules! capabilities_of {
             ($crate::__implements!($ty: $crate::Expose), "expose"),
             ($crate::__implements!($ty: $crate::workflow::WorkflowStore), "workflows"),
             ($crate::__implements!($ty: $crate::capability::CancelRunning), "cancel_running"),
+            ($crate::__implements!($ty: $crate::capability::Schedules), "schedules"),
         ];
         for (has, name) in all {
             if has {

@@ -5,12 +5,13 @@ use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::job_error::JobError;
-use crate::task::TaskId;
+use crate::task::{Progress, TaskId};
 use crate::time::Timestamp;
 
 /// The shared data a job needs, collected by [`Job::requirements`](crate::Job::requirements).
@@ -201,6 +202,8 @@ struct TaskCxInner {
     /// Created on first use only: most handlers never ask for it.
     cancel: OnceLock<CancellationToken>,
     registry: Option<Arc<CancelRegistry>>,
+    /// Where progress reports go; `None` for a detached context.
+    progress: Option<Arc<ProgressBoard>>,
 }
 
 impl Drop for TaskCxInner {
@@ -254,12 +257,63 @@ impl CancelRegistry {
     }
 }
 
+/// The latest progress reports of one worker's runs, not yet written: a
+/// report replaces the previous one of the same task, and the worker writes
+/// what is here at most every so often, so a tight loop of reports costs a
+/// map insert each.
+#[derive(Debug, Default)]
+pub(crate) struct ProgressBoard {
+    latest: Mutex<HashMap<TaskId, Progress>>,
+    /// How many reports wait, so a run that reported none checks nothing.
+    waiting: AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl ProgressBoard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Progress>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn report(&self, id: TaskId, progress: Progress) {
+        let mut latest = self.lock();
+        latest.insert(id, progress);
+        self.waiting.store(latest.len(), AtomicOrdering::Release);
+        drop(latest);
+        self.changed.notify_one();
+    }
+
+    /// Resolves when a report arrived since the last [`take_all`](Self::take_all).
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Every waiting report.
+    pub(crate) fn take_all(&self) -> Vec<(TaskId, Progress)> {
+        let mut latest = self.lock();
+        self.waiting.store(0, AtomicOrdering::Release);
+        latest.drain().collect()
+    }
+
+    /// The waiting report of one task, if any (a run that ended takes its
+    /// own, to write it before its ack).
+    pub(crate) fn take(&self, id: TaskId) -> Option<Progress> {
+        if self.waiting.load(AtomicOrdering::Acquire) == 0 {
+            return None;
+        }
+        let mut latest = self.lock();
+        let taken = latest.remove(&id);
+        self.waiting.store(latest.len(), AtomicOrdering::Release);
+        taken
+    }
+}
+
 impl TaskCx {
     pub(crate) fn new(
         task: &crate::backend::Task,
         worker: WorkerCx,
         abort: CancellationToken,
         registry: Option<Arc<CancelRegistry>>,
+        progress: Option<Arc<ProgressBoard>>,
     ) -> Self {
         Self {
             inner: Arc::new(TaskCxInner {
@@ -272,6 +326,7 @@ impl TaskCx {
                 abort,
                 cancel: OnceLock::new(),
                 registry,
+                progress,
             }),
         }
     }
@@ -293,7 +348,7 @@ impl TaskCx {
             priority: 0,
             payload: Vec::new(),
         };
-        Self::new(&task, worker, CancellationToken::new(), None)
+        Self::new(&task, worker, CancellationToken::new(), None, None)
     }
 
     /// The task's id.
@@ -368,6 +423,35 @@ impl TaskCx {
             }
             token
         })
+    }
+
+    /// Reports how far the run got: `percent` (0 to 100; more counts as 100)
+    /// and what it is doing. The backend stores the latest report, readable
+    /// with `Expose::task` ([`TaskInfo::progress`](crate::TaskInfo::progress))
+    /// or `BackendExt::task_progress`, and shown by the board.
+    ///
+    /// Cheap to call in a tight loop: the worker writes the latest report of
+    /// each run at most every 250 ms, and the last one before the run's
+    /// result. A retry starts again from no progress. On a
+    /// [detached](Self::detached) context it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use errand_runtime::{JobError, TaskCx};
+    /// async fn import(cx: TaskCx, rows: Vec<String>) -> Result<(), JobError> {
+    ///     for (i, _row) in rows.iter().enumerate() {
+    ///         // … import the row …
+    ///         let percent = (i + 1) * 100 / rows.len();
+    ///         cx.progress(percent as u8, format!("row {} of {}", i + 1, rows.len()));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn progress(&self, percent: u8, message: impl Into<String>) {
+        if let Some(board) = &self.inner.progress {
+            board.report(self.inner.id, Progress::new(percent, message));
+        }
     }
 
     /// Shared data of type `T`, if the worker was given it.

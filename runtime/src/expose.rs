@@ -8,7 +8,7 @@ use crate::capability::{CancelRunning, Results};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::job::Job;
-use crate::task::{QueueCounts, TaskFilter, TaskId, TaskInfo, WorkerInfo};
+use crate::task::{Progress, QueueCounts, TaskFilter, TaskId, TaskInfo, WorkerInfo};
 
 /// What dashboards and tools read and do: counts, task listings, workers,
 /// retrying dead tasks and cancelling. A [capability](crate::capability):
@@ -34,6 +34,18 @@ pub trait Expose: Backend {
     /// Puts a `dead` or `cancelled` task back to `pending` with a fresh set of
     /// attempts. Returns whether it did.
     fn retry_task(&self, id: TaskId) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Pauses `queue`: from now on its workers, in every process, claim
+    /// nothing (runs already started finish); enqueueing still works. The
+    /// state is stored, so it outlives restarts, and shows in
+    /// [`counts`](Self::counts) as [`QueueCounts::paused`]. Pausing a paused
+    /// queue does nothing.
+    fn pause_queue(&self, queue: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Resumes a paused `queue`: its workers claim again (at once in this
+    /// process, within their poll interval in others). Resuming a queue that
+    /// is not paused does nothing.
+    fn resume_queue(&self, queue: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Cancels a `pending` or `retry` task (it never starts) or a `running`
     /// one (its cancellation token fires and its result is discarded).
@@ -68,6 +80,21 @@ pub trait BackendExt: Backend {
                 _ => Ok(None),
             }
         }
+    }
+
+    /// The latest progress a task reported
+    /// ([`TaskCx::progress`](crate::TaskCx::progress)), or `None` if it did
+    /// not report any in its current attempt (or does not exist). Needs
+    /// [`Expose`].
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn task_progress(&self, id: TaskId) -> impl Future<Output = Result<Option<Progress>, Error>> + Send
+    where
+        Self: Expose,
+    {
+        async move { Ok(self.task(id).await?.and_then(|info| info.progress)) }
     }
 
     /// Task counts of one queue. Needs [`Expose`].

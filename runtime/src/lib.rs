@@ -52,6 +52,8 @@
 //!   at compile time.
 //! - [`backend`]: the kit for writing a backend (the [`Backend`] contract
 //!   and the pieces every backend shares).
+//! - [`pipe`]: feeding a backend from any stream of jobs; [`schedule`]:
+//!   recurring schedules, each tick enqueued once across processes.
 //! - [`memory`]: the in-memory backend; [`retry`], [`timeout`], [`panic`](mod@panic),
 //!   [`trace`]: the worker's Tower layers.
 //! - `testing` (feature `test-suite`): the conformance suite every backend
@@ -96,8 +98,10 @@ mod job_error;
 pub mod memory;
 mod monitor;
 pub mod panic;
+pub mod pipe;
 mod request;
 pub mod retry;
+pub mod schedule;
 mod sink;
 mod task;
 pub mod time;
@@ -122,9 +126,11 @@ pub use expose::{BackendExt, Expose};
 pub use job::{IntoJobResult, Job, JobOptions};
 pub use job_error::{Decision, JobError};
 pub use monitor::{IntoMonitored, Monitor, shutdown_signal};
+pub use pipe::{Pipe, PipeExt, PipeStats};
 pub use request::Request;
+pub use schedule::{Missed, Schedule, ScheduleExt, Tick};
 pub use sink::{Enqueue, TaskSink};
-pub use task::{QueueCounts, RunId, TaskFilter, TaskId, TaskInfo, TaskState, UnknownState, WorkerInfo};
+pub use task::{Progress, QueueCounts, RunId, TaskFilter, TaskId, TaskInfo, TaskState, UnknownState, WorkerInfo};
 pub use time::Timestamp;
 pub use worker::{DefaultLayers, Event, JobService, MAX_CONCURRENCY, Worker, WorkerBuilder};
 pub use workflow::{Run, Workflow, WorkflowExt, WorkflowStore};

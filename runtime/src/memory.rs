@@ -22,11 +22,11 @@ use std::time::Duration;
 use crate::backend::{
     Ack, Backend, Claimed, NewTask, Notifier, Outcome, Task, Tuning, Unserved, WakeSignal, WorkerRegistration,
 };
-use crate::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
+use crate::capability::{CancelRunning, Delays, Priorities, Results, Schedules, UniqueKeys};
 use crate::codec::{Codec, JsonCodec};
 use crate::error::Error;
 use crate::expose::Expose;
-use crate::task::{QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo};
+use crate::task::{Progress, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo};
 use crate::time::Timestamp;
 use crate::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd};
 use crate::workflow::{NewRun, RunId, RunInfo, StepInfo, WorkflowStore};
@@ -182,6 +182,10 @@ struct State {
     runs: Slots<RunRecord>,
     /// When a worker of each `(queue, job)` last beat: what "served" means.
     served: HashMap<(Arc<str>, &'static str), i64>,
+    /// Paused queues: their workers claim nothing.
+    paused: BTreeSet<String>,
+    /// The last tick recorded for each schedule.
+    ticks: HashMap<String, i64>,
 }
 
 struct Record {
@@ -199,6 +203,7 @@ struct Record {
     last_error: Option<String>,
     worker: Option<Arc<str>>,
     result: Option<Vec<u8>>,
+    progress: Option<Progress>,
     /// For a workflow step's task: its run and step.
     step: Option<(u64, u16)>,
 }
@@ -302,6 +307,7 @@ impl State {
             last_error: None,
             worker: None,
             result: None,
+            progress: None,
             step,
         });
         id
@@ -422,6 +428,7 @@ impl State {
             worker: r.worker.as_deref().map(str::to_owned),
             payload: r.payload.clone(),
             result: r.result.clone(),
+            progress: r.progress.clone(),
         })
     }
 
@@ -499,6 +506,9 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         let now = self.tuning.clock.now().as_millis();
         let mut state = self.lock();
         let state = &mut *state;
+        if state.paused.contains(&*worker.queue) {
+            return Ok(Claimed::default());
+        }
         let Some(lane) = state.lanes.get_mut(&*worker.queue).and_then(|jobs| jobs.get_mut(worker.job)) else {
             return Ok(Claimed::default());
         };
@@ -524,6 +534,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
             r.state = TaskState::Running;
             r.attempt += 1;
             r.worker = Some(Arc::clone(&worker.id));
+            r.progress = None;
             state.running.insert(entry.id);
             tasks.push(Task {
                 id: TaskId(entry.id),
@@ -762,6 +773,19 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         Ok(self.lock().cancelled_running.get(&worker.id).cloned().unwrap_or_default())
     }
 
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        let mut state = self.lock();
+        for (id, progress) in updates {
+            if let Some(r) = state.record_mut(id.0)
+                && r.state == TaskState::Running
+                && r.worker.as_deref() == Some(&*worker.id)
+            {
+                r.progress = Some(progress.clone());
+            }
+        }
+        Ok(())
+    }
+
     fn waiter(&self, queue: &str) -> WakeSignal {
         self.shared.notifier.subscribe(queue)
     }
@@ -773,6 +797,19 @@ impl<C: Codec> Delays for MemoryBackend<C> {}
 impl<C: Codec> Results for MemoryBackend<C> {}
 impl<C: Codec> CancelRunning for MemoryBackend<C> {}
 
+impl<C: Codec> Schedules for MemoryBackend<C> {
+    async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
+        Ok(self.lock().ticks.get(schedule).copied().map(Timestamp))
+    }
+
+    async fn record_tick(&self, schedule: &str, tick: Timestamp) -> Result<(), Error> {
+        let mut state = self.lock();
+        let last = state.ticks.entry(schedule.to_owned()).or_insert(tick.as_millis());
+        *last = (*last).max(tick.as_millis());
+        Ok(())
+    }
+}
+
 impl<C: Codec> Expose for MemoryBackend<C> {
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
         let state = self.lock();
@@ -782,6 +819,12 @@ impl<C: Codec> Expose for MemoryBackend<C> {
                 .entry(&r.queue)
                 .or_insert_with(|| QueueCounts { queue: r.queue.to_string(), ..QueueCounts::default() });
             *entry.get_mut(r.state) += 1;
+        }
+        for queue in &state.paused {
+            counts
+                .entry(queue.as_str())
+                .or_insert_with(|| QueueCounts { queue: queue.clone(), ..QueueCounts::default() })
+                .paused = true;
         }
         let mut counts: Vec<QueueCounts> = counts.into_values().collect();
         counts.sort_by(|a, b| a.queue.cmp(&b.queue));
@@ -844,6 +887,19 @@ impl<C: Codec> Expose for MemoryBackend<C> {
         drop(state);
         self.shared.notifier.notify(&queue);
         Ok(true)
+    }
+
+    async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
+        self.lock().paused.insert(queue.to_owned());
+        Ok(())
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<(), Error> {
+        let resumed = self.lock().paused.remove(queue);
+        if resumed {
+            self.shared.notifier.notify(queue);
+        }
+        Ok(())
     }
 
     async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>

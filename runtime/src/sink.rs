@@ -158,7 +158,7 @@ impl<P, U, D> Enqueue<P, U, D> {
 }
 
 /// `task` if its payload fits the backend's limit.
-fn within_limit<B: Backend>(backend: &B, task: NewTask) -> Result<NewTask, Error> {
+pub(crate) fn within_limit<B: Backend>(backend: &B, task: NewTask) -> Result<NewTask, Error> {
     let limit = backend.tuning().max_payload;
     if task.payload.len() > limit {
         return Err(Error::PayloadTooLarge {

@@ -128,6 +128,42 @@ pub struct TaskInfo {
     pub payload: Vec<u8>,
     /// The encoded output, for `done` tasks.
     pub result: Option<Vec<u8>>,
+    /// The latest progress its run reported with
+    /// [`TaskCx::progress`](crate::TaskCx::progress); a new attempt starts
+    /// again from none.
+    pub progress: Option<Progress>,
+}
+
+/// How far a running task got, as its handler reported it with
+/// [`TaskCx::progress`](crate::TaskCx::progress).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Percent done, 0 to 100.
+    pub percent: u8,
+    /// What it is doing (may be empty), at most [`Progress::MAX_MESSAGE`] bytes.
+    pub message: String,
+}
+
+impl Progress {
+    /// Longest message kept; a longer one is cut on a character boundary.
+    pub const MAX_MESSAGE: usize = 1024;
+
+    /// A report of `percent` (at most 100) and `message` (cut to
+    /// [`MAX_MESSAGE`](Self::MAX_MESSAGE) bytes, NUL characters replaced).
+    pub fn new(percent: u8, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.contains('\0') {
+            message = message.replace('\0', "\u{FFFD}");
+        }
+        if message.len() > Self::MAX_MESSAGE {
+            let mut end = Self::MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        Self { percent: percent.min(100), message }
+    }
 }
 
 /// Task counts of one queue, by state.
@@ -147,6 +183,10 @@ pub struct QueueCounts {
     pub dead: u64,
     /// Cancelled.
     pub cancelled: u64,
+    /// Whether the queue is paused ([`Expose::pause_queue`](crate::Expose::pause_queue)):
+    /// its workers claim nothing until it is resumed. A paused queue is
+    /// listed even when it holds no tasks.
+    pub paused: bool,
 }
 
 impl QueueCounts {

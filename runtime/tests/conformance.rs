@@ -21,5 +21,5 @@ impl BackendFactory for Memory {
 errand_runtime::conformance_tests! {
     factory: Memory,
     backend: MemoryBackend,
-    capabilities: [priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+    capabilities: [priorities, unique_keys, delays, results, expose, workflows, cancel_running, schedules],
 }

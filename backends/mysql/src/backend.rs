@@ -2,10 +2,10 @@
 //! that does it.
 
 use errand_runtime::backend::{Ack, Claimed, NewTask, Unserved, WorkerRegistration};
-use errand_runtime::{Backend, Codec, Error, TaskId, Timestamp, Tuning};
+use errand_runtime::{Backend, Codec, Error, Progress, TaskId, Timestamp, Tuning};
 
 use crate::poll::MysqlWaiter;
-use crate::{MysqlBackend, NAME, ack, claim, push, workers};
+use crate::{MysqlBackend, NAME, ack, claim, progress, push, workers};
 
 impl<C: Codec> Backend for MysqlBackend<C> {
     const NAME: &'static str = NAME;
@@ -62,6 +62,10 @@ impl<C: Codec> Backend for MysqlBackend<C> {
 
     async fn purge_expired(&self) -> Result<u64, Error> {
         workers::purge_expired(&self.inner).await
+    }
+
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        progress::record(&self.inner, worker, updates).await
     }
 
     /// Starts the backend value's idle poller on first use (see the `poll`

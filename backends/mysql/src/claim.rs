@@ -1,10 +1,13 @@
 //! Claiming: two statements per claim (`claim.sql`: an `UPDATE` over a
 //! `SELECT … FOR UPDATE SKIP LOCKED` that marks the tasks running under the
-//! claim's token, then the read-back of those rows), a third when it claimed
-//! nothing (`earliest.sql`: when the next waiting task is due), and what a
-//! claim that went wrong leaves behind: tasks taken by a claim whose reply
-//! was lost (put back through their claim token, see the `doubt` module)
-//! and claimed rows that cannot be read (sent `dead` with the read error).
+//! claim's token and clears their progress, then the read-back of those
+//! rows), a third when it claimed nothing (`earliest.sql`: when the next
+//! waiting task is due). Both look the queue up in `paused_queues` (one
+//! primary-key lookup): a paused queue gives no tasks and no next due time.
+//! And what a claim that went wrong leaves behind: tasks taken by a claim
+//! whose reply was lost (put back through their claim token, see the `doubt`
+//! module) and claimed rows that cannot be read (sent `dead` with the read
+//! error).
 
 use errand_runtime::backend::stored;
 use errand_runtime::backend::{Ack, Claimed, Outcome, WorkerRegistration};
@@ -36,6 +39,7 @@ pub(crate) async fn claim<C: Codec>(
             .bind(&*worker.queue)
             .bind(worker.job)
             .bind(now.as_millis())
+            .bind(&*worker.queue)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(&*worker.id)
             .bind(token)

@@ -1,4 +1,5 @@
-//! `impl Expose for MysqlBackend`: counts, listings, workers, retry, cancel.
+//! `impl Expose for MysqlBackend`: counts, listings, workers, retry,
+//! pausing and resuming queues, cancel.
 
 use errand_runtime::backend::stored::{read_counts, read_task_info, read_worker_info};
 use errand_runtime::capability::CancelRunning;
@@ -17,12 +18,22 @@ const CANCELLED: &str = "the task was cancelled";
 const LIST_QUEUES: usize = 64;
 
 impl<C: Codec> Expose for MysqlBackend<C> {
+    /// The counts by queue and state (`counts.sql`), then the paused queues
+    /// (`paused_queues.sql`), listed even when they hold no tasks.
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
+        let operation = || format!("count the tasks of `{}`", self.inner.location);
         let found = sqlx::query(&self.inner.queries.counts)
             .fetch_all(&self.inner.pool)
             .await
-            .map_err(query_error(format!("count the tasks of `{}`", self.inner.location)))?;
-        read_counts(NAME, &rows::stored(found))
+            .map_err(query_error(operation()))?;
+        let counts = read_counts(NAME, &rows::stored(found))?;
+        let found = sqlx::query(&self.inner.queries.paused_queues)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(query_error(operation()))?;
+        let paused: Result<Vec<String>, Error> =
+            rows::stored(found).iter().map(|row| rows::text(row, "queue", "the paused queues")).collect();
+        Ok(mark_paused(counts, paused?))
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -105,6 +116,33 @@ impl<C: Codec> Expose for MysqlBackend<C> {
         Ok(true)
     }
 
+    async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
+        let inner = &*self.inner;
+        sqlx::query(&inner.queries.pause_queue)
+            .bind(queue)
+            .bind(inner.now().as_millis())
+            .execute(&inner.pool)
+            .await
+            .map_err(query_error(format!("pause queue `{queue}` of `{}`", inner.location)))?;
+        Ok(())
+    }
+
+    /// Wakes this process's idle workers of the queue at once; other
+    /// processes' idle pollers see its due tasks again at their next probe
+    /// (`earliest.sql` gives none while it is paused).
+    async fn resume_queue(&self, queue: &str) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let done = sqlx::query(&inner.queries.resume_queue)
+            .bind(queue)
+            .execute(&inner.pool)
+            .await
+            .map_err(query_error(format!("resume queue `{queue}` of `{}`", inner.location)))?;
+        if done.rows_affected() > 0 {
+            inner.notifier.notify(queue);
+        }
+        Ok(())
+    }
+
     /// Cancelling a workflow step fails its run, in the same transaction:
     /// the run is locked first (see the `workflow` module).
     async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>
@@ -147,6 +185,23 @@ async fn cancel<C: Codec>(inner: &Inner, id: TaskId) -> Result<bool, Error> {
         inner.notifier.notify(queue);
     }
     Ok(true)
+}
+
+/// `counts` (by queue name) with the `paused` queues marked, and listed
+/// with no tasks when they have none.
+fn mark_paused(mut counts: Vec<QueueCounts>, paused: Vec<String>) -> Vec<QueueCounts> {
+    let mut idle = Vec::new();
+    for queue in paused {
+        match counts.binary_search_by(|c| c.queue.as_str().cmp(&queue)) {
+            Ok(i) => counts[i].paused = true,
+            Err(_) => idle.push(QueueCounts { queue, paused: true, ..QueueCounts::default() }),
+        }
+    }
+    if !idle.is_empty() {
+        counts.append(&mut idle);
+        counts.sort_by(|a, b| a.queue.cmp(&b.queue));
+    }
+    counts
 }
 
 /// A parameter of a listing.
@@ -260,6 +315,19 @@ pub(crate) fn list_for_tests(select: &str, filter: &TaskFilter, queues: Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paused_queues_are_marked_and_listed_without_tasks() {
+        let counts = vec![
+            QueueCounts { queue: "a".into(), pending: 2, ..QueueCounts::default() },
+            QueueCounts { queue: "c".into(), done: 1, ..QueueCounts::default() },
+        ];
+        let marked = mark_paused(counts, vec!["b".into(), "c".into()]);
+        let summary: Vec<(&str, u64, u64, bool)> =
+            marked.iter().map(|c| (c.queue.as_str(), c.pending, c.done, c.paused)).collect();
+        assert_eq!(summary, [("a", 2, 0, false), ("b", 0, 0, true), ("c", 0, 1, true)]);
+        assert!(mark_paused(Vec::new(), Vec::new()).is_empty());
+    }
 
     #[test]
     fn listings_walk_one_range_per_state_or_queue() {

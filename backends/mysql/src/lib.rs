@@ -1,9 +1,10 @@
 //! The MySQL/MariaDB backend of [errand](https://docs.rs/errand): a durable
 //! task table, batched `SELECT … FOR UPDATE SKIP LOCKED` claims, enqueueing
 //! inside the application's own transactions, durable workflows
-//! ([`WorkflowStore`]), and, since MySQL has no `LISTEN/NOTIFY`, an adaptive
-//! idle poller for tasks of other processes. It needs MySQL 8.0 or later, or
-//! MariaDB 10.6 or later.
+//! ([`WorkflowStore`]), progress reports, queues paused and resumed across
+//! processes, cron schedules ([`Schedules`]), and, since MySQL has no
+//! `LISTEN/NOTIFY`, an adaptive idle poller for tasks of other processes. It
+//! needs MySQL 8.0 or later, or MariaDB 10.6 or later.
 //!
 //! Most users reach it as `errand::mysql::MysqlBackend` through the `errand`
 //! facade (feature `mysql`).
@@ -89,9 +90,15 @@
 //! migrated by a newer errand, or whose applied migrations differ from the
 //! ones this version ships, are refused with [`Error::Schema`]. MySQL
 //! commits each DDL statement on its own, so a migration is not atomic: its
-//! statements are idempotent, and a `migrate` completes one that failed
-//! half-way. Every table is InnoDB, `utf8mb4` with a binary collation (queue
-//! and job names, unique keys and worker ids compare byte for byte).
+//! statements are idempotent (`CREATE TABLE IF NOT EXISTS`; a column is
+//! added by an `ALTER TABLE` prepared only when `information_schema` shows
+//! it missing, since MySQL has no `ADD COLUMN IF NOT EXISTS`), and a
+//! `migrate` completes one that failed half-way. Migration 1 creates the
+//! tables; migration 2 adds the progress columns, `paused_queues` and
+//! `schedules` (an instant `ALTER`: nullable columns at the end of the row,
+//! no table copy on MySQL 8.0.12+ and MariaDB 10.3+). Every table is InnoDB,
+//! `utf8mb4` with a binary collation (queue and job names, unique keys and
+//! worker ids compare byte for byte).
 //!
 //! - `<prefix>tasks`: `id` (`BIGINT AUTO_INCREMENT`), `queue`, `job`
 //!   (`VARCHAR(255)`), `state` (`pending`, `running`, `retry`, `done`,
@@ -100,9 +107,12 @@
 //!   (`SMALLINT`), `run_at`, `created_at`, `started_at`, `finished_at`
 //!   (`BIGINT` milliseconds since the Unix epoch), `unique_key` (`TEXT`),
 //!   `last_error`, `worker`, `claim` (the token of the claim that took a
-//!   running task, see *Outages*), `run_id` and `step` (workflow steps), and
-//!   two stored generated columns that the claim index needs: `waiting` (1
-//!   for `pending` and `retry`) and `neg_priority` (`-priority`).
+//!   running task, see *Outages*), `run_id` and `step` (workflow steps),
+//!   `progress_percent` (`SMALLINT`, 0 to 100) and `progress_message`
+//!   (`TEXT`), the latest progress of the current attempt (NULL until it
+//!   reports one), and two stored generated columns that the claim index
+//!   needs: `waiting` (1 for `pending` and `retry`) and `neg_priority`
+//!   (`-priority`).
 //! - Its indexes. InnoDB has no partial indexes, so finished rows cannot be
 //!   left out of an index; instead, each index the hot statements use leads
 //!   with what they look for, and finished rows sort into ranges those
@@ -146,16 +156,53 @@
 //!   one row per `(run_id, step)` once the step has a task (`task_id`), with
 //!   its `output` once it is done (stored there only, not again as the step
 //!   task's `result`).
+//! - `<prefix>paused_queues`: one row per paused queue (`queue`, `paused_at`
+//!   in ms), looked up by primary key in every claim.
+//! - `<prefix>schedules`: one row per schedule (`name_hash`, the SHA-256 of
+//!   its name, so names have no length limit; `name`; `last_tick`, in ms
+//!   since the Unix epoch): the latest tick enqueued by any process.
 //!
 //! # Behaviour and defaults
 //!
 //! - A claim is two statements: an `UPDATE` over a derived
 //!   `SELECT id … ORDER BY neg_priority, run_at, id LIMIT max FOR UPDATE SKIP
 //!   LOCKED`, which marks the tasks `running` for the worker under a token of
-//!   the claim's own (autocommit), then the read-back of those rows by
-//!   worker and token. When it claimed nothing, a third statement returns
-//!   the earliest future `run_at` of the queue and job, so an idle worker
-//!   sleeps exactly until then.
+//!   the claim's own (autocommit) and clears their progress, then the
+//!   read-back of those rows by worker and token. When it claimed nothing, a
+//!   third statement returns the earliest future `run_at` of the queue and
+//!   job, so an idle worker sleeps exactly until then.
+//! - Pausing: [`pause_queue`](errand_runtime::Expose::pause_queue) inserts
+//!   the queue's `paused_queues` row and
+//!   [`resume_queue`](errand_runtime::Expose::resume_queue) deletes it (both
+//!   idempotent). The claim's derived `SELECT` and the next-due statement
+//!   check the queue there themselves (`NOT EXISTS`, one primary-key lookup
+//!   evaluated before any task is read), so from the moment a pause commits
+//!   no claim of any process takes a task of the queue, and its idle workers
+//!   get no next due time: they sleep until woken (runs already started
+//!   finish; enqueueing goes on). Resuming wakes this process's idle
+//!   workers of the queue at once; other processes' idle pollers, which saw
+//!   no due task while it was paused, see its due tasks at their next probe
+//!   and wake theirs (the workers' own poll interval is the fallback).
+//!   [`counts`](errand_runtime::Expose::counts) marks paused queues
+//!   (`paused`), and lists one even when it holds no tasks.
+//! - Progress: a worker's reports
+//!   ([`record_progress`](errand_runtime::Backend::record_progress), which
+//!   the worker throttles) are one statement per batch, an `UPDATE` joined
+//!   with the batch as JSON, each row found by primary key and guarded like
+//!   an ack (`state = 'running' AND worker = <reporting worker>`), so a late
+//!   report of a task that ended or moved on changes nothing. The percent is
+//!   at most 100 and the message at most
+//!   [`Progress::MAX_MESSAGE`](errand_runtime::Progress::MAX_MESSAGE) bytes.
+//!   [`task`](errand_runtime::Expose::task) and
+//!   [`tasks`](errand_runtime::Expose::tasks) return it; a new attempt
+//!   starts from none.
+//! - Schedules ([`Schedules`]): [`last_tick`](Schedules::last_tick) reads
+//!   the schedule's row by primary key; [`record_tick`](Schedules::record_tick)
+//!   is one `INSERT … ON DUPLICATE KEY UPDATE last_tick = GREATEST(last_tick,
+//!   VALUES(last_tick))`, so processes racing to record never move it back.
+//!   Each tick is enqueued with a unique key of the schedule and the tick
+//!   (see the unique keys below), so however many processes run a schedule,
+//!   each tick becomes one task.
 //! - An ack batch is one statement: an `UPDATE` joined with the batch as a
 //!   JSON array (`JSON_TABLE`), each row found by primary key and guarded by
 //!   `state = 'running' AND worker = <acking worker>`, so the ack of a task
@@ -296,9 +343,9 @@
 //!   its version.
 //! - Bulk enqueue ids: `INSERT … RETURNING id` on MariaDB; on MySQL,
 //!   `LAST_INSERT_ID()` plus multiples of `@@auto_increment_increment`.
-//! - `INSERT … ON DUPLICATE KEY UPDATE … VALUES(col)` (storing step outputs)
-//!   is deprecated since MySQL 8.0.20 and warns there; MariaDB has no
-//!   replacement syntax, so it is kept.
+//! - `INSERT … ON DUPLICATE KEY UPDATE … VALUES(col)` (storing step outputs,
+//!   recording a schedule's tick) is deprecated since MySQL 8.0.20 and warns
+//!   there; MariaDB has no replacement syntax, so it is kept.
 //! - The plan test reads actual row counts with MariaDB's `ANALYZE
 //!   FORMAT=JSON`; on MySQL it can only check the plans (`EXPLAIN
 //!   FORMAT=JSON`).
@@ -334,7 +381,10 @@ use errand_runtime::backend::Notifier;
 use errand_runtime::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
 use errand_runtime::{Buffer, Codec, Error, JsonCodec, Tuning};
 #[cfg(doc)]
-use errand_runtime::{capability::Transactional, workflow::WorkflowStore};
+use errand_runtime::{
+    capability::{Schedules, Transactional},
+    workflow::WorkflowStore,
+};
 use sqlx::MySqlPool;
 
 pub use sqlx;
@@ -351,8 +401,10 @@ mod migrate;
 #[cfg(test)]
 mod plans;
 mod poll;
+mod progress;
 mod push;
 mod rows;
+mod schedules;
 mod sql;
 mod version;
 mod workers;
@@ -552,3 +604,6 @@ impl<C: Codec> UniqueKeys for MysqlBackend<C> {}
 impl<C: Codec> Delays for MysqlBackend<C> {}
 impl<C: Codec> Results for MysqlBackend<C> {}
 impl<C: Codec> CancelRunning for MysqlBackend<C> {}
+// The capabilities with methods have modules of their own: `Expose` in
+// `expose.rs`, `WorkflowStore` in `workflow.rs`, `Schedules` in
+// `schedules.rs`, `Transactional` in `push.rs`.

@@ -186,7 +186,7 @@ async fn run(weak: Weak<Inner>) {
 }
 
 /// The earliest `run_at` after `after` (ms) among the waiting tasks of `job`
-/// on `queue` (`earliest.sql`).
+/// on `queue` (`earliest.sql`); `None` while the queue is paused.
 pub(crate) async fn earliest(
     inner: &Inner,
     queue: &str,
@@ -201,6 +201,7 @@ pub(crate) async fn earliest(
         .bind(queue)
         .bind(job)
         .bind(after)
+        .bind(queue)
         .fetch_one(&inner.pool)
         .await
         .map_err(query_error(format!("look for due tasks of job `{job}` on queue `{queue}`")))

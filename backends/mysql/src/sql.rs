@@ -21,9 +21,9 @@
 //! parameters documented at the top of each statement, in order. The two
 //! the bench uses:
 //!
-//! - `claim.sql`: (1) `? queue, ? job, ? now (ms), ? limit, ? worker,
-//!   ? token, ? now (ms)` — an `UPDATE` whose rows affected are how many
-//!   tasks it claimed; (2) `? worker, ? token` — the claimed rows (`id`,
+//! - `claim.sql`: (1) `? queue, ? job, ? now (ms), ? queue, ? limit,
+//!   ? worker, ? token, ? now (ms)` — an `UPDATE` whose rows affected are
+//!   how many tasks it claimed (none while the queue is paused); (2) `? worker, ? token` — the claimed rows (`id`,
 //!   `attempt`, `max_attempts`, `run_at`, `priority`, `payload`);
 //! - `ack.sql`: `? JSON array of [id, kind, result, run_at, error] (see
 //!   [`ack_json`]), ? now (ms), ? worker` — rows affected: the tasks changed.
@@ -33,21 +33,30 @@
 //! the batch size, and binary values (results, outputs) travel in base64
 //! (`FROM_BASE64`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use errand_runtime::backend::stored::Migration;
 use errand_runtime::backend::{Ack, Outcome};
+use errand_runtime::{Progress, TaskId};
 
 /// The placeholder for the namespace in every SQL file.
 const PREFIX: &str = "__PREFIX__";
 
 /// Every migration, in version order. Append only: an applied migration must
 /// never change (its checksum is verified on every `migrate`).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create tasks, workers, served jobs and workflow runs",
-    sql: include_str!("../migrations/0001_create_tables.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create tasks, workers, served jobs and workflow runs",
+        sql: include_str!("../migrations/0001_create_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "add task progress, paused queues and schedules",
+        sql: include_str!("../migrations/0002_progress_paused_schedules.sql"),
+    },
+];
 
 /// Renders `sql` for namespace `prefix` into its statements (see the
 /// [module docs](self)).
@@ -140,6 +149,12 @@ pub(crate) struct Queries {
     pub(crate) run_fail: [String; 3],
     pub(crate) run_select: String,
     pub(crate) run_steps: String,
+    pub(crate) progress: String,
+    pub(crate) pause_queue: String,
+    pub(crate) resume_queue: String,
+    pub(crate) paused_queues: String,
+    pub(crate) last_tick: String,
+    pub(crate) record_tick: String,
 }
 
 impl Queries {
@@ -202,6 +217,12 @@ impl Queries {
             run_fail: statements(include_str!("../sql/run_fail.sql"), prefix),
             run_select: one(include_str!("../sql/run_select.sql")),
             run_steps: one(include_str!("../sql/run_steps.sql")),
+            progress: one(include_str!("../sql/progress.sql")),
+            pause_queue: one(include_str!("../sql/pause_queue.sql")),
+            resume_queue: one(include_str!("../sql/resume_queue.sql")),
+            paused_queues: one(include_str!("../sql/paused_queues.sql")),
+            last_tick: one(include_str!("../sql/last_tick.sql")),
+            record_tick: one(include_str!("../sql/record_tick.sql")),
         }
     }
 
@@ -273,6 +294,21 @@ pub(crate) fn ack_json(acks: &[Ack], keep_results: bool) -> String {
     json(&rows)
 }
 
+/// The `progress.sql` parameter for `updates`: `[id, percent, message]` per
+/// task, by ascending id (so that concurrent statements lock rows in one
+/// order), the latest update of a task only, each normalised as
+/// [`Progress::new`] does (percent at most 100, message cut to
+/// [`Progress::MAX_MESSAGE`] bytes, no NUL), so that what is stored reads
+/// back.
+pub(crate) fn progress_json(updates: &[(TaskId, Progress)]) -> String {
+    let mut latest: BTreeMap<i64, Progress> = BTreeMap::new();
+    for (id, progress) in updates {
+        latest.insert(raw_id(id.0), Progress::new(progress.percent, progress.message.as_str()));
+    }
+    let rows: Vec<(i64, u8, &str)> = latest.iter().map(|(id, p)| (*id, p.percent, p.message.as_str())).collect();
+    json(&rows)
+}
+
 /// Standard base64 with padding, as `FROM_BASE64` reads it.
 pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -311,6 +347,10 @@ mod tests {
             (include_str!("../sql/ack.sql"), 1),
             (include_str!("../sql/earliest.sql"), 1),
             (include_str!("../migrations/0001_create_tables.sql"), 6),
+            (include_str!("../migrations/0002_progress_paused_schedules.sql"), 6),
+            (include_str!("../sql/progress.sql"), 1),
+            (include_str!("../sql/pause_queue.sql"), 1),
+            (include_str!("../sql/record_tick.sql"), 1),
         ] {
             let rendered = render(file, "p_");
             assert_eq!(rendered.len(), n, "{file}");
@@ -334,7 +374,7 @@ mod tests {
 
     #[test]
     fn batches_are_json_rows() {
-        use errand_runtime::{TaskId, Timestamp};
+        use errand_runtime::Timestamp;
         let acks = [
             Ack { id: TaskId(9), outcome: Outcome::Done { result: b"1".to_vec() } },
             Ack { id: TaskId(3), outcome: Outcome::retry(Timestamp(5), "a \"quote\"") },
@@ -346,6 +386,12 @@ mod tests {
         );
         assert!(ack_json(&acks, false).contains(r#"[9,"d",null,null,null]"#));
         assert_eq!(json_ints([1, 2]), "[1,2]");
+        let updates = [
+            (TaskId(9), Progress::new(10, "a")),
+            (TaskId(3), Progress { percent: 250, message: "nul\0".into() }),
+            (TaskId(9), Progress::new(20, "b \"quoted\"")),
+        ];
+        assert_eq!(progress_json(&updates), "[[3,100,\"nul\u{FFFD}\"],[9,20,\"b \\\"quoted\\\"\"]]");
         assert_eq!(json_ints([]), "[]");
     }
 }

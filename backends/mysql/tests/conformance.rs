@@ -45,6 +45,6 @@ impl BackendFactory for Mysql {
 errand_runtime::conformance_tests! {
     factory: Mysql::new(),
     backend: MysqlBackend,
-    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running, schedules],
     skip: (errand_skip, "set ERRAND_MYSQL_URL to run against a server"),
 }

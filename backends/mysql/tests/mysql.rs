@@ -1,7 +1,9 @@
 //! MySQL-specific behaviour beside the shared suite: enqueueing inside the
-//! application's transaction, URL and namespace checks, migrations, bulk
-//! enqueues cut to the packet size, unreadable rows, unique keys across
-//! processes, and wake-ups across processes. Each test uses tables of its
+//! application's transaction, URL and namespace checks, migrations (and the
+//! upgrade of version 1 tables), bulk enqueues cut to the packet size,
+//! unreadable rows, unique keys across processes, wake-ups across processes
+//! (also on resuming a paused queue), and progress reports guarded by the
+//! running worker. Each test uses tables of its
 //! own (a fresh prefix), dropped when it ends. Without `ERRAND_MYSQL_URL`
 //! the server tests are reported as ignored.
 
@@ -13,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use errand_mysql::MysqlBackend;
 use errand_mysql::sqlx::{self, Acquire};
+use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
+use errand_runtime::capability::Schedules;
 use errand_runtime::testing::{Running, wait_for};
 use errand_runtime::{
-    BackendExt, Enqueue, Error, Expose, Job, JobError, Monitor, TaskCx, TaskFilter, TaskId, TaskSink, TaskState,
-    WorkerBuilder,
+    Backend, BackendExt, Enqueue, Error, Expose, Job, JobError, Monitor, Progress, TaskCx, TaskFilter, TaskId,
+    TaskSink, TaskState, Timestamp, WorkerBuilder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +162,7 @@ async fn migrations_run_once_and_newer_tables_are_refused() {
             .fetch_all(backend.pool())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(applied.len(), 1, "each migration is recorded once: {applied:?}");
+    assert_eq!(applied.len(), 2, "each migration is recorded once: {applied:?}");
 
     sqlx::query(&format!(
         "INSERT INTO `{prefix}migrations` (version, description, checksum, applied_at) VALUES (99, 'from the future', 'x', 0)"
@@ -317,5 +321,128 @@ async fn idle_workers_hear_of_other_processes_tasks() {
     let sent = Instant::now();
     wait_for("the committed task to start", || async { counter.0.load(Ordering::SeqCst) == 4 }).await;
     assert!(sent.elapsed() < Duration::from_secs(5), "a wake-up took {:?}", sent.elapsed());
+    running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Runs `sql` on the backend's pool, panicking on failure.
+async fn exec(backend: &MysqlBackend, sql: &str) {
+    sqlx::query(sql).execute(backend.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Migration 2 upgrades tables made by migration 1 (the progress columns,
+/// `paused_queues`, `schedules`), and running it again over tables it
+/// already changed, as after a failure before its record, does nothing
+/// wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn migration_2_upgrades_version_1_tables_and_runs_again_harmlessly() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let prefix = backend.namespace().to_owned();
+    let id = backend.enqueue(note("from version 1")).await.unwrap_or_else(|e| panic!("{e}"));
+    // Back to what migration 1 made.
+    exec(&backend, &format!("ALTER TABLE `{prefix}tasks` DROP COLUMN progress_percent, DROP COLUMN progress_message"))
+        .await;
+    exec(&backend, &format!("DROP TABLE `{prefix}paused_queues`, `{prefix}schedules`")).await;
+    exec(&backend, &format!("DELETE FROM `{prefix}migrations` WHERE version = 2")).await;
+
+    backend.migrate().await.unwrap_or_else(|e| panic!("upgrading version 1 tables: {e}"));
+    exec(&backend, &format!("DELETE FROM `{prefix}migrations` WHERE version = 2")).await;
+    backend.migrate().await.unwrap_or_else(|e| panic!("running migration 2 again: {e}"));
+    let versions: Vec<i64> = sqlx::query_scalar(&format!("SELECT version FROM `{prefix}migrations` ORDER BY version"))
+        .fetch_all(backend.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(versions, [1, 2]);
+
+    // Everything migration 2 added works, and the old task reads back.
+    let task = backend.task(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is gone"));
+    assert_eq!((task.state, task.progress), (TaskState::Pending, None));
+    backend.pause_queue(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    let counts = backend.queue_counts(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(counts.paused && counts.pending == 1, "{counts:?}");
+    backend.resume_queue(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    backend.record_tick("note/nightly", Timestamp(7)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.last_tick("note/nightly").await.unwrap_or_else(|e| panic!("{e}")), Some(Timestamp(7)));
+}
+
+/// A registration of a worker `id` of `Note`, for calling the backend
+/// directly.
+fn registration(id: &str) -> WorkerRegistration {
+    WorkerRegistration {
+        id: Arc::from(id),
+        queue: Arc::from(Note::QUEUE),
+        job: Note::NAME,
+        concurrency: 1,
+        started_at: Timestamp::now(),
+        workflow_steps: false,
+    }
+}
+
+/// Progress reports through the backend itself: a report for a task that is
+/// not running, or running for another worker, is ignored; the latest of a
+/// batch wins; a non-ASCII message round-trips; the next claim clears it.
+/// Schedule names have no length limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn progress_is_written_only_by_the_running_worker() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let id = backend.enqueue(note("reports")).await.unwrap_or_else(|e| panic!("{e}"));
+    let (one, two) = (registration("worker-one"), registration("worker-two"));
+    let progress = || async { backend.task_progress(id).await.unwrap_or_else(|e| panic!("{e}")) };
+
+    backend.record_progress(&one, &[(id, Progress::new(5, "early"))]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(progress().await, None, "a pending task took a report");
+    let claimed = backend.claim(&one, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.len(), 1);
+    backend.record_progress(&two, &[(id, Progress::new(50, "not mine"))]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(progress().await, None, "another worker's report was stored");
+    let text = "héllo ✓ — 日本語 🚀";
+    let batch = [(id, Progress::new(10, "first")), (id, Progress::new(42, text))];
+    backend.record_progress(&one, &batch).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(progress().await, Some(Progress::new(42, text)));
+
+    // Snoozed, it keeps its progress until it is claimed again.
+    let snooze = Ack { id, outcome: Outcome::Snooze { at: Timestamp(0) } };
+    backend.ack(&one, &[snooze]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(progress().await, Some(Progress::new(42, text)));
+    let claimed = backend.claim(&two, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.len(), 1);
+    assert_eq!(progress().await, None, "a new attempt shows the last one's progress");
+
+    let long = format!("note/{}", "x".repeat(2000));
+    backend.record_tick(&long, Timestamp(3)).await.unwrap_or_else(|e| panic!("{e}"));
+    backend.record_tick(&long, Timestamp(2)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.last_tick(&long).await.unwrap_or_else(|e| panic!("{e}")), Some(Timestamp(3)));
+}
+
+/// A queue paused and resumed by another process: while it is paused, an
+/// idle worker here neither claims nor is woken; once it is resumed, the
+/// idle poller wakes it, well before its own poll interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn resuming_in_another_process_wakes_idle_workers() {
+    let url = common::url();
+    // A poll interval of a minute: only the idle poller can wake the worker.
+    let backend = common::backend_with(&url, |b| b.tuning(|t| t.poll_interval(Duration::from_secs(60)))).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let other = common::backend_in(&url, backend.namespace(), |b| b).await;
+    let counter = Counter::default();
+    let worker = WorkerBuilder::<Note, _>::new(backend.clone()).data(counter.clone());
+    let running = Running::start(Monitor::new().register(worker));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    other.pause_queue(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    other.enqueue(note("held")).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(counter.0.load(Ordering::SeqCst), 0, "a worker claimed from a paused queue");
+
+    let resumed = Instant::now();
+    other.resume_queue(Note::QUEUE).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the task to start after resuming", || async { counter.0.load(Ordering::SeqCst) == 1 }).await;
+    assert!(resumed.elapsed() < Duration::from_secs(5), "resuming took {:?} to wake the worker", resumed.elapsed());
     running.stop().await.unwrap_or_else(|e| panic!("{e}"));
 }

@@ -8,6 +8,10 @@
 -- and stops at the limit. When nothing was claimed, one extra row carries the
 -- earliest future run_at of the queue/job (id NULL): per distinct priority,
 -- the first future run_at in tasks_claim.
+-- A paused queue (a row in paused_queues, one primary-key probe, evaluated
+-- once as the SELECT's one-time filter) claims nothing and has no next due
+-- time: the probe gates `picked`, and `priorities` when nothing was claimed.
+-- Claiming clears the progress of the task's previous attempt.
 -- Parameters, for every program that runs this file (the bench harness too):
 -- $1 worker id (text), $2 now (bigint ms), $3 queue (text), $4 job (text),
 -- $5 limit (bigint), $6 claim token (bigint). Columns: id, attempt,
@@ -15,12 +19,14 @@
 WITH RECURSIVE picked AS (
     SELECT id FROM __SCHEMA__.tasks
     WHERE queue = $3 AND job = $4 AND state IN ('pending', 'retry') AND run_at <= $2
+      AND NOT EXISTS (SELECT 1 FROM __SCHEMA__.paused_queues WHERE queue = $3)
     ORDER BY priority DESC, run_at, id
     LIMIT $5
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE __SCHEMA__.tasks AS t
-    SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2, claim = $6
+    SET state = 'running', attempt = t.attempt + 1, worker = $1, started_at = $2, claim = $6,
+        progress_percent = NULL, progress_message = NULL
     FROM picked
     WHERE t.id = picked.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
     RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload
@@ -29,6 +35,7 @@ WITH RECURSIVE picked AS (
     -- only evaluated when nothing was claimed.
     (SELECT priority FROM __SCHEMA__.tasks
      WHERE queue = $3 AND job = $4 AND state IN ('pending', 'retry')
+       AND NOT EXISTS (SELECT 1 FROM __SCHEMA__.paused_queues WHERE queue = $3)
      ORDER BY priority DESC LIMIT 1)
     UNION ALL
     SELECT (SELECT t.priority FROM __SCHEMA__.tasks AS t

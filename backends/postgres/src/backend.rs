@@ -2,10 +2,10 @@
 //! that does it.
 
 use errand_runtime::backend::{Ack, Claimed, NewTask, Unserved, WakeSignal, WorkerRegistration};
-use errand_runtime::{Backend, Codec, Error, TaskId, Timestamp, Tuning};
+use errand_runtime::{Backend, Codec, Error, Progress, TaskId, Timestamp, Tuning};
 
 use crate::listener::Listener;
-use crate::{NAME, PostgresBackend, ack, claim, push, retention, workers};
+use crate::{NAME, PostgresBackend, ack, claim, progress, push, retention, workers};
 
 impl<C: Codec> Backend for PostgresBackend<C> {
     const NAME: &'static str = NAME;
@@ -62,6 +62,10 @@ impl<C: Codec> Backend for PostgresBackend<C> {
 
     async fn purge_expired(&self) -> Result<u64, Error> {
         retention::purge_expired(&self.inner).await
+    }
+
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        progress::record_progress(&self.inner, worker, updates).await
     }
 
     /// Starts the backend value's `LISTEN` connection on first use (see the

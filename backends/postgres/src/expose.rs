@@ -1,6 +1,7 @@
-//! `impl Expose for PostgresBackend`: counts, listings, workers, retry, cancel.
+//! `impl Expose for PostgresBackend`: counts, listings, workers, retry,
+//! pausing and resuming queues, cancel.
 
-use errand_runtime::backend::stored::{read_counts, read_task_info, read_worker_info};
+use errand_runtime::backend::stored::{StoredRow, read_counts, read_task_info, read_worker_info};
 use errand_runtime::capability::CancelRunning;
 use errand_runtime::{Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo};
 
@@ -17,7 +18,19 @@ impl<C: Codec> Expose for PostgresBackend<C> {
             .fetch_all(&self.inner.pool)
             .await
             .map_err(query_error(format!("count the tasks of schema `{}`", self.inner.schema)))?;
-        read_counts(NAME, &rows::stored(found))
+        // The rows with no state are the paused queues (see `counts.sql`).
+        let (paused, tasks): (Vec<Stored>, Vec<Stored>) =
+            rows::stored(found).into_iter().partition(|row| matches!(row.text("state"), Ok(None)));
+        let mut counts = read_counts(NAME, &tasks)?;
+        for row in &paused {
+            let queue = rows::text(row, "queue", "a paused queue")?;
+            match counts.iter_mut().find(|c| c.queue == queue) {
+                Some(c) => c.paused = true,
+                None => counts.push(QueueCounts { queue, paused: true, ..QueueCounts::default() }),
+            }
+        }
+        counts.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(counts)
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -71,6 +84,34 @@ impl<C: Codec> Expose for PostgresBackend<C> {
             }
             None => Ok(false),
         }
+    }
+
+    /// Stores the pause (`pause_queue.sql`); every claim of the queue, in
+    /// any process, looks it up in its own statement.
+    async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
+        sqlx::query(&self.inner.queries.pause_queue)
+            .bind(queue)
+            .bind(self.inner.now().as_millis())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("pause queue `{queue}` of schema `{}`", self.inner.schema)))?;
+        Ok(())
+    }
+
+    /// Deletes the pause and, if there was one, wakes the queue's idle
+    /// workers: this process's at once, other processes' by a `NOTIFY` sent
+    /// in the same statement (`resume_queue.sql`).
+    async fn resume_queue(&self, queue: &str) -> Result<(), Error> {
+        let resumed: Option<(String, String)> = sqlx::query_as(&self.inner.queries.resume_queue)
+            .bind(queue)
+            .bind(&self.inner.channel)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("resume queue `{queue}` of schema `{}`", self.inner.schema)))?;
+        if resumed.is_some() {
+            self.inner.notifier.notify(queue);
+        }
+        Ok(())
     }
 
     /// Cancelling a workflow step fails its run, in the same transaction:

@@ -1,7 +1,8 @@
 //! The PostgreSQL backend of [errand](https://docs.rs/errand): a durable task
 //! table, batched `FOR UPDATE SKIP LOCKED` claims, `LISTEN/NOTIFY` wake-ups,
-//! enqueueing inside the application's own transactions, and durable
-//! workflows ([`WorkflowStore`]).
+//! enqueueing inside the application's own transactions, durable workflows
+//! ([`WorkflowStore`]), progress reports, queues paused and resumed across
+//! processes, and cron schedules ([`Schedules`]).
 //!
 //! Most users reach it as `errand::postgres::PostgresBackend` through the
 //! `errand` facade (feature `postgres`).
@@ -92,7 +93,9 @@
 //!   `max_attempts`, `priority` (smallint), `run_at`, `created_at`,
 //!   `started_at`, `finished_at` (bigint milliseconds since the Unix epoch),
 //!   `unique_key`, `last_error`, `worker`, and `claim`, the token of the claim
-//!   that took a running task (see *Outages*).
+//!   that took a running task (see *Outages*); `progress_percent` (smallint,
+//!   0 to 100) and `progress_message` (migration 6), the latest progress the
+//!   running attempt reported, NULL until it reports (see *Progress*).
 //! - Indexes: claims walk a *partial* index over only `pending`/`retry` rows,
 //!   `(queue, job, priority DESC, run_at, id)`, so finished tasks never slow a
 //!   claim however many there are. It is the only index that matches a claim,
@@ -123,6 +126,16 @@
 //!   (see *Unserved jobs*). It holds as many rows as the application has jobs
 //!   and queues (a burial's check adds one, `last_seen` NULL, for a job never
 //!   served), and is never purged.
+//! - `paused_queues` (migration 6): one row per paused queue (`queue`, the
+//!   primary key, and `paused_at`), deleted by `resume_queue` (see
+//!   *Pausing*). Every claim looks its queue up here by primary key; the
+//!   table holds only the queues paused now, and autovacuum analyzes it after
+//!   a few changes (10 plus a tenth of its rows, not the default 50), so that
+//!   cached claim plans follow its size.
+//! - `schedules` (migration 6): one row per cron schedule (`name`, the
+//!   primary key, and `last_tick`, ms), the latest tick any process enqueued
+//!   (see *Schedules*). Never purged: as many rows as the application has
+//!   schedules.
 //! - Workflows (migration 2): the task of a workflow step has `run_id` and
 //!   `step` set (partial index on `run_id`); `runs` holds one row per run
 //!   (`id`, `workflow`, `queue`, `state` — `running`, `done`, `failed` —,
@@ -138,7 +151,10 @@
 //! - A claim is **one** statement: `SELECT … ORDER BY priority DESC, run_at, id
 //!   LIMIT max FOR UPDATE SKIP LOCKED` feeding an `UPDATE … RETURNING`; when it
 //!   claims nothing, the same statement returns the earliest future `run_at`
-//!   of the queue, so an idle worker sleeps exactly until then.
+//!   of the queue, so an idle worker sleeps exactly until then. The same
+//!   statement checks that the queue is not paused (one primary-key probe of
+//!   `paused_queues`, evaluated once per claim before any task is read) and
+//!   clears the progress of the tasks it claims.
 //! - An ack batch is **one** statement: one `UPDATE … FROM UNNEST(…)` per
 //!   outcome kind, each guarded by `state = 'running' AND worker = <acking
 //!   worker>`, so the ack of a task that was rescued, released or cancelled
@@ -177,6 +193,36 @@
 //!   workers exactly when its task becomes visible. A dropped listener is
 //!   re-established and then wakes every queue. Idle workers also poll every
 //!   [`Tuning::poll_interval`] (1 s by default), as a fallback only.
+//! - Progress: [`TaskCx::progress`](errand_runtime::TaskCx::progress)
+//!   reports, throttled by the runtime, are written in batches by
+//!   [`Backend::record_progress`](errand_runtime::Backend::record_progress):
+//!   one `UPDATE … FROM UNNEST(…)` per batch (the last report of each task),
+//!   guarded like an ack by `state = 'running' AND worker = <reporting
+//!   worker>`, committed asynchronously (a server crash may lose the last
+//!   report, never a task). The columns are in no index, so a report is a
+//!   HOT update where its page has room. Each claim sets them back to NULL,
+//!   so a retry starts with no progress; a finished task keeps its last
+//!   report. [`Expose::task`](errand_runtime::Expose::task) and
+//!   [`tasks`](errand_runtime::Expose::tasks) return it.
+//! - Pausing: [`Expose::pause_queue`](errand_runtime::Expose::pause_queue)
+//!   inserts the queue into `paused_queues` (nothing if it is there already);
+//!   from its commit on, every claim of that queue in any process takes
+//!   nothing and reports no next due time, because the check is in the claim
+//!   statement itself (a claim statement already running when the pause
+//!   commits may still take its tasks). Runs already started finish, and
+//!   enqueueing goes on.
+//!   [`resume_queue`](errand_runtime::Expose::resume_queue) deletes the row
+//!   and, if there was one, wakes the queue's idle workers: this process's at
+//!   once, other processes' through a `NOTIFY` sent in the same statement
+//!   (their poll if it is lost). [`Expose::counts`](errand_runtime::Expose::counts)
+//!   marks paused queues `paused`, and lists one even when it holds no task.
+//!   The pause is stored, so it outlives restarts.
+//! - Schedules: [`Schedules::record_tick`] is one upsert on `schedules` that
+//!   keeps the later of the stored and the given tick (a tick that is not
+//!   later writes nothing), so processes racing to record never move it back;
+//!   [`Schedules::last_tick`] reads it by primary key. That each tick fires
+//!   once across processes comes from the unique key of its task (next
+//!   item).
 //! - Unique keys are scoped to the job: a task is not inserted while a live
 //!   (`pending`, `running`, `retry`) task of the same job has the same key, or,
 //!   with `unique_for`, while any task of the same job with that key was
@@ -359,7 +405,10 @@ use errand_runtime::backend::{Every, Notifier};
 use errand_runtime::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
 use errand_runtime::{Buffer, Codec, Error, JsonCodec, Tuning};
 #[cfg(doc)]
-use errand_runtime::{capability::Transactional, workflow::WorkflowStore};
+use errand_runtime::{
+    capability::{Schedules, Transactional},
+    workflow::WorkflowStore,
+};
 use sqlx::PgPool;
 
 pub use sqlx;
@@ -376,9 +425,11 @@ mod listener;
 mod migrate;
 #[cfg(test)]
 mod plans;
+mod progress;
 mod push;
 mod retention;
 mod rows;
+mod schedules;
 mod sql;
 mod vacuum;
 mod workers;

@@ -2,8 +2,9 @@
 //! dashboard fast however many tasks wait or are done.
 //!
 //! Each statement the backend runs per claim, ack, enqueue, heartbeat,
-//! rescue, burial, retention batch or dashboard view is executed by `EXPLAIN (ANALYZE, BUFFERS)` against 300,000
-//! tasks, with PostgreSQL's generic plan (what a cached prepared statement
+//! rescue, burial, retention batch, progress report, pause, schedule tick
+//! or dashboard view is executed by `EXPLAIN (ANALYZE, BUFFERS)` against
+//! 300,000 tasks, with PostgreSQL's generic plan (what a cached prepared statement
 //! runs after its fifth execution) and with a custom one, then rolled back.
 //! The buffers it touched must stay far below the table's size, and none may
 //! scan the table: a lost index or a plan that walks every waiting row shows
@@ -93,12 +94,12 @@ FROM generate_series(10, $1, 10) AS g";
 
 /// Walks a plan tree: the most buffers one node touched (a node's count
 /// includes its children's; the statements in a data-modifying CTE are nodes
-/// of their own), and the sequential scans of `tasks`, `runs` and
-/// `run_steps`.
+/// of their own), and the sequential scans of `tasks`, `runs`, `run_steps`,
+/// `paused_queues` and `schedules`.
 fn walk(plan: &Value, most: &mut i64, scans: &mut Vec<String>) {
     let buffers = plan["Shared Hit Blocks"].as_i64().unwrap_or(0) + plan["Shared Read Blocks"].as_i64().unwrap_or(0);
     *most = (*most).max(buffers);
-    let big = ["tasks", "runs", "run_steps"];
+    let big = ["tasks", "runs", "run_steps", "paused_queues", "schedules"];
     if plan["Node Type"] == "Seq Scan" && big.iter().any(|t| plan["Relation Name"] == *t) {
         scans.push(format!("Seq Scan on {} ({} rows)", plan["Relation Name"], plan["Actual Rows"]));
     }
@@ -209,6 +210,21 @@ async fn statements_touch_few_buffers_on_a_big_table() {
         q.schema
     );
     sqlx::raw_sql(&served).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
+    // Queue q0 is paused, and so are 2,000 queues without tasks; there are
+    // 2,000 schedules. Every claim probes `paused_queues`: it must stay a
+    // primary-key lookup however many queues are paused (on a table of one
+    // page, PostgreSQL reads the page instead: one buffer either way).
+    let paused = format!(
+        "INSERT INTO {0}.paused_queues (queue, paused_at) SELECT 'p' || g, 1 FROM generate_series(1, 2000) AS g; \
+         INSERT INTO {0}.paused_queues (queue, paused_at) VALUES ('q0', 1); \
+         INSERT INTO {0}.schedules (name, last_tick) SELECT 's' || g, 1000 * g FROM generate_series(1, 2000) AS g",
+        q.schema
+    );
+    sqlx::raw_sql(&paused).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
+    for table in ["paused_queues", "schedules"] {
+        let vacuum = format!("VACUUM ANALYZE {}.{table}", q.schema);
+        sqlx::raw_sql(&vacuum).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));
+    }
     let mut cases = vec![
         Case::new("claim", &q.claim, "text, bigint, text, text, bigint, bigint", "'w1', 5000, 'q1', 'job1', 10, 1"),
         Case::new(
@@ -217,6 +233,23 @@ async fn statements_touch_few_buffers_on_a_big_table() {
             "text, bigint, text, text, bigint, bigint",
             "'w1', 500, 'q1', 'job1', 10, 1",
         ),
+        Case::new(
+            "claim from a paused queue",
+            &q.claim,
+            "text, bigint, text, text, bigint, bigint",
+            "'w1', 5000, 'q0', 'job0', 10, 1",
+        ),
+        Case::new(
+            "record progress",
+            &q.record_progress,
+            "text, bigint[], smallint[], text[]",
+            "'w7', '{2007,4007,150000}', '{10,20,30}', '{a,b,c}'",
+        )
+        .reads(Bound::Running),
+        Case::new("pause a queue", &q.pause_queue, "text, bigint", "'q1', 1"),
+        Case::new("resume a queue", &q.resume_queue, "text, text", "'q0', 'chan'"),
+        Case::new("last tick", &q.last_tick, "text", "'s7'"),
+        Case::new("record a tick", &q.record_tick, "text, bigint", "'s7', 99000"),
         Case::new(
             "enqueue one",
             &q.push_one,

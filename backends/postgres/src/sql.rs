@@ -16,7 +16,8 @@
 //!   epoch), `$3` queue (text), `$4` job (text), `$5` how many at most
 //!   (bigint), `$6` the claim's token (bigint); columns `id`, `attempt`,
 //!   `max_attempts`, `run_at`, `priority`, `payload` (one extra row with `id`
-//!   NULL carries the next due `run_at` when nothing was claimed);
+//!   NULL carries the next due `run_at` when nothing was claimed; a paused
+//!   queue gives no row at all);
 //! - `ack.sql`: `$1` worker id, `$2` now, then one array per column of each
 //!   outcome: done `$3` ids, `$4` results; retry `$5` ids, `$6` run_at, `$7`
 //!   errors; dead `$8` ids, `$9` errors; snooze `$10` ids, `$11` run_at;
@@ -50,6 +51,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: "served jobs, finished runs index",
         sql: include_str!("../migrations/0005_served_jobs.sql"),
+    },
+    Migration {
+        version: 6,
+        description: "progress, paused queues, schedules",
+        sql: include_str!("../migrations/0006_progress_pauses_schedules.sql"),
     },
 ];
 
@@ -97,6 +103,11 @@ pub(crate) struct Queries {
     pub(crate) run_select: String,
     pub(crate) run_steps: String,
     pub(crate) step_ack: String,
+    pub(crate) record_progress: String,
+    pub(crate) pause_queue: String,
+    pub(crate) resume_queue: String,
+    pub(crate) last_tick: String,
+    pub(crate) record_tick: String,
     /// The schema, quoted, for the few statements built at run time.
     pub(crate) schema: String,
 }
@@ -153,6 +164,11 @@ impl Queries {
             run_select: render(include_str!("../sql/run_select.sql")),
             run_steps: render(include_str!("../sql/run_steps.sql")),
             step_ack: render(include_str!("../sql/step_ack.sql")),
+            record_progress: render(include_str!("../sql/record_progress.sql")),
+            pause_queue: render(include_str!("../sql/pause_queue.sql")),
+            resume_queue: render(include_str!("../sql/resume_queue.sql")),
+            last_tick: render(include_str!("../sql/last_tick.sql")),
+            record_tick: render(include_str!("../sql/record_tick.sql")),
             schema: quoted,
         }
     }

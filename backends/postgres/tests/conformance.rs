@@ -45,6 +45,6 @@ impl BackendFactory for Postgres {
 errand_runtime::conformance_tests! {
     factory: Postgres::new(),
     backend: PostgresBackend,
-    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running, schedules],
     skip: (errand_skip, "set ERRAND_POSTGRES_URL to run against a server"),
 }

@@ -4,15 +4,19 @@
 -- claim token the worker still waits for an answer to, `top`, the highest
 -- token that ran, `rescued` once a rescue took the worker's tasks, and, per
 -- claim that handed out tasks, its token → its seqs (comma separated),
--- until the worker confirms it received them. Tasks whose ack needs their
--- record (workflow steps, unique keys) are also put in the worker's
--- `sp:<worker>` set.
+-- until the worker confirms it received them, KEYS[6] the queue's `paused`
+-- flag: while it exists, the claim takes no new task (it still hands out
+-- again the tasks of its lost claims, which are running for it already).
+-- Tasks whose ack needs their record (workflow steps, unique keys) are also
+-- put in the worker's `sp:<worker>` set; the claimed tasks' progress
+-- (`g`) is deleted: each attempt starts from none.
 -- ARGV: base, now, max, worker, move batch, claim token, floor, L, then L
 -- tokens of this worker's claims whose replies were lost, then the tokens
 -- of claims whose replies arrived (their entries are dropped).
 -- Returns {next_due or -1, then 4 per task: seq, attempt (false when its
 -- state value is malformed), run_at if it differs from the record's (else
--- false; the malformed state value when the attempt is false), record}. The
+-- false; the malformed state value when the attempt is false), record};
+-- next_due is -1 for a paused queue. The
 -- backend reads the records; a task whose record or state it cannot read
 -- goes dead right after (`unreadable.lua`) instead of running.
 local now, max, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -69,11 +73,16 @@ if #again > 0 then
   end
 end
 local redelivered = #claimed
+-- A paused queue hands out nothing new (one lookup of a small key).
+local paused = redis.call('EXISTS', KEYS[6]) == 1
 -- Everything above only read: the writes start here.
 chunked('HDEL', claims, drop)
 
 -- 2. Move due delayed tasks to the ready set, a bounded batch per claim.
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, move_batch)
+local due = {}
+if not paused then
+  due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, move_batch)
+end
 if #due > 0 then
   local recs = hmget(T, due)
   local states = hmget(S, due)
@@ -98,6 +107,9 @@ end
 
 -- 3. Pop the best ready tasks.
 local want = max - redelivered
+if paused then
+  want = 0
+end
 if want > 0 then
   -- ZRANGE then ZREMRANGEBYRANK rather than ZPOPMIN, whose reply carries
   -- every score formatted as a string.
@@ -159,7 +171,10 @@ if want > 0 then
     count('running', (#claimed - redelivered))
     chunked('HSET', S, writes)
     if #claimed > redelivered then
-      chunked('SADD', KEYS[3], from(claimed, redelivered + 1))
+      local fresh_seqs = from(claimed, redelivered + 1)
+      chunked('SADD', KEYS[3], fresh_seqs)
+      -- A new attempt reports its own progress.
+      chunked('HDEL', G, fresh_seqs)
     end
     chunked('SADD', base .. 'sp:' .. worker, special)
   end
@@ -184,7 +199,7 @@ if book[3] then
   redis.call('HDEL', claims, 'rescued')
 end
 redis.call('PEXPIRE', claims, 86400000)
-if #claimed == 0 then
+if #claimed == 0 and not paused then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if first[2] then
     out[1] = tonumber(first[2])

@@ -17,8 +17,10 @@ local base = ARGV[1]
 --   `t` its record, written once at enqueue (see `record` below);
 --   `s` its state once it was first claimed (absent: pending, attempt 0,
 --       run_at as enqueued), see `parse_state`;
---   `e` its last error, if any.
-local T, S, E = base .. 't', base .. 's', base .. 'e'
+--   `e` its last error, if any;
+--   `g` the latest progress its current attempt reported, if any
+--       (`<percent>|<message>`; a claim deletes it).
+local T, S, E, G = base .. 't', base .. 's', base .. 'e', base .. 'g'
 
 -- How long finished workflow runs are kept, in ms (-1: kept); a script that
 -- ends runs sets it from its arguments.

@@ -1,10 +1,10 @@
 -- Lists tasks of one queue by ascending seq (read only).
 -- KEYS[1] jobs, KEYS[2] workers. ARGV: base, state ('' for any, '=' for the
 -- one task whose seq is `after`), job ('' for any), after (seq), limit.
--- Returns 6 per task: seq, record, state value (nil: never claimed), last
--- error, worker (for a running task), and for a done workflow step its
--- output as its run keeps it (encoded as a payload element; a step's done
--- state does not repeat it).
+-- Returns 7 per task: seq, record, state value (nil: never claimed), last
+-- error, worker (for a running task), for a done workflow step its output
+-- as its run keeps it (encoded as a payload element; a step's done state
+-- does not repeat it), and the latest progress of its current attempt.
 local state, job, after, limit = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local workers = {} -- seq -> worker, for the running tasks found
 
@@ -184,5 +184,6 @@ for i = 1, math.min(#seqs, limit) do
   out[o + 4] = redis.call('HGET', E, seq)
   out[o + 5] = workers[seq] or false
   out[o + 6] = step_output(rec, v)
+  out[o + 7] = redis.call('HGET', G, seq)
 end
 return out

@@ -1,7 +1,7 @@
 -- Retention: deletes the done tasks whose expiry has passed, about `limit`
 -- of them per call. A member of `x` lists the seqs (comma separated) of
 -- done tasks that expire together (those one ack call finished), scored by
--- when; their fields leave `t`, `s` and `e`, their done bits are cleared
+-- when; their fields leave `t`, `s`, `e` and `g`, their done bits are cleared
 -- (an emptied bitmap block is deleted) and the `done` count goes down.
 -- Finished workflow runs are not here: they expire by themselves.
 -- KEYS[1] `x`, KEYS[2] counts.
@@ -32,6 +32,7 @@ while more == 0 do
       redis.call('HDEL', T, unpack(ids, j, last))
       redis.call('HDEL', S, unpack(ids, j, last))
       redis.call('HDEL', E, unpack(ids, j, last))
+      redis.call('HDEL', G, unpack(ids, j, last))
     end
     done[#done + 1] = entry
   end

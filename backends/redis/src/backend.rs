@@ -2,7 +2,7 @@
 //! that do the work.
 
 use errand_runtime::backend::{Ack, Claimed, NewTask, Unserved, WakeSignal, WorkerRegistration};
-use errand_runtime::{Backend, Codec, Error, TaskId, Timestamp, Tuning};
+use errand_runtime::{Backend, Codec, Error, Progress, TaskId, Timestamp, Tuning};
 
 use crate::RedisBackend;
 
@@ -60,6 +60,10 @@ impl<C: Codec> Backend for RedisBackend<C> {
 
     async fn purge_expired(&self) -> Result<u64, Error> {
         self.purge().await
+    }
+
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        self.store_progress(worker, updates).await
     }
 
     fn waiter(&self, queue: &str) -> WakeSignal {

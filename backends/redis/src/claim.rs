@@ -96,7 +96,10 @@ struct ClaimReply {
 impl<C: Codec> RedisBackend<C> {
     /// [`Backend::claim`](errand_runtime::Backend::claim): one claim script
     /// call, then, if some claimed tasks cannot be read, one call that sends
-    /// those tasks to `dead`.
+    /// those tasks to `dead`. The script checks the queue's `paused` flag: a
+    /// paused queue gives no new task and no `next_due` (the tasks of this
+    /// worker's lost claims are still handed out again: they are running
+    /// for it already).
     pub(crate) async fn claim_tasks(&self, worker: &WorkerRegistration, max: usize) -> Result<Claimed, Error> {
         let queue = &*worker.queue;
         let number = self.queue_number(queue).await?;
@@ -117,6 +120,7 @@ impl<C: Codec> RedisBackend<C> {
             &format!("{base}if:{}", worker.id),
             &format!("{base}n"),
             &format!("{base}cl:{}", worker.id),
+            &format!("{base}paused"),
         ]);
         cmd.arg(&base)
             .arg(self.now().as_millis())

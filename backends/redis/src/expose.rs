@@ -1,6 +1,6 @@
 //! What dashboards and tools read and do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use errand_runtime::backend::stored::{CountsBuilder, bad_data, to_u32};
 use errand_runtime::capability::CancelRunning;
@@ -13,7 +13,7 @@ use redis::Value;
 use crate::RedisBackend;
 use crate::keys::{split_id, task_id};
 use crate::record::{millis, retention_ms};
-use crate::reply::{self, NAME, failed, int, stored_count, unexpected};
+use crate::reply::{self, NAME, StoredTask, failed, int, stored_count, unexpected};
 
 impl<C: Codec> RedisBackend<C> {
     /// Runs the cancel or retry script on one task.
@@ -69,9 +69,11 @@ impl<C: Codec> RedisBackend<C> {
         while let Some(seq) = items.next() {
             let seq = int(&seq).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(what.as_str(), &seq))?;
             let mut field = || items.next().unwrap_or(Value::Nil);
-            let (record, state, error, worker, output) = (field(), field(), field(), field(), field());
+            let (record, state, error, worker, output, progress) =
+                (field(), field(), field(), field(), field(), field());
             let id = task_id(number, seq);
-            let mut info = reply::task_info(id, queue, record, state, error, worker)?;
+            let stored = StoredTask { record, state, error, worker, progress };
+            let mut info = reply::task_info(id, queue, stored)?;
             if info.state == TaskState::Done
                 && info.result.is_none()
                 && let Some(element) = reply::bytes(output)
@@ -95,22 +97,33 @@ impl<C: Codec> Expose for RedisBackend<C> {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
+        // Per queue, its counts and its `paused` flag.
         let mut pipe = redis::pipe();
         for (queue, _) in &queues {
-            pipe.cmd("HMGET")
-                .arg(format!("{}n", self.inner.keys.base(queue)))
-                .arg(&TaskState::ALL.map(TaskState::as_str));
+            let base = self.inner.keys.base(queue);
+            pipe.cmd("HMGET").arg(format!("{base}n")).arg(&TaskState::ALL.map(TaskState::as_str));
+            pipe.cmd("EXISTS").arg(format!("{base}paused"));
         }
         let rows: Vec<Value> =
             pipe.query_async(&mut self.conn()).await.map_err(|e| failed("read the task counts", e))?;
-        if rows.len() != queues.len() {
+        if rows.len() != 2 * queues.len() {
             return Err(reply::malformed(
                 "read the task counts",
                 format!("{} replies came back for {} queues", rows.len(), queues.len()),
             ));
         }
         let mut counts = CountsBuilder::new(NAME);
-        for ((queue, _), row) in queues.into_iter().zip(rows) {
+        let mut paused = HashSet::new();
+        let mut rows = rows.into_iter();
+        for (queue, _) in queues {
+            let (Some(row), Some(flag)) = (rows.next(), rows.next()) else { break };
+            match int(&flag) {
+                Some(0) => {}
+                Some(1) => {
+                    paused.insert(queue.clone());
+                }
+                _ => return Err(unexpected(format!("read whether queue `{queue}` is paused"), &flag)),
+            }
             let what = format!("task counts of queue `{queue}`");
             let row = reply::into_array(row, &format!("read the {what}"))?;
             if row.len() != TaskState::ALL.len() {
@@ -121,7 +134,13 @@ impl<C: Codec> Expose for RedisBackend<C> {
                 counts.add(queue.clone(), state.as_str(), n)?;
             }
         }
-        Ok(counts.finish())
+        let mut counts = counts.finish();
+        // Every registered queue is listed (a paused one was registered by
+        // `pause_queue`), with all its states.
+        for c in &mut counts {
+            c.paused = paused.contains(&c.queue);
+        }
+        Ok(counts)
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -225,6 +244,33 @@ impl<C: Codec> Expose for RedisBackend<C> {
 
     async fn retry_task(&self, id: TaskId) -> Result<bool, Error> {
         self.change(id, true).await
+    }
+
+    async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
+        // Registered, so that `counts` lists it even without tasks.
+        self.queue_number(queue).await?;
+        let key = format!("{}paused", self.inner.keys.base(queue));
+        redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| failed(format!("pause queue `{queue}`"), e))
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<(), Error> {
+        let base = self.inner.keys.base(queue);
+        let lua = &self.inner.scripts.resume;
+        let mut cmd = lua.call(&[&format!("{base}paused")]);
+        cmd.arg(&self.inner.channel).arg(queue);
+        let what = format!("resume queue `{queue}`");
+        let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
+        // Other processes are woken by the script's `PUBLISH`; this one's
+        // idle workers at once, whether or not its listener runs.
+        if int(&value).ok_or_else(|| unexpected(what, &value))? == 1 {
+            self.inner.notifier.notify(queue);
+        }
+        Ok(())
     }
 
     async fn cancel_task(&self, id: TaskId) -> Result<bool, Error>

@@ -52,6 +52,11 @@ impl Keys {
         format!("{}{{~}}:queue-seq", self.prefix)
     }
 
+    /// Schedule name → the last tick recorded for it (ms).
+    pub(crate) fn schedules(&self) -> String {
+        format!("{}{{~}}:schedules", self.prefix)
+    }
+
     /// The pub/sub channel that carries wake-ups (the message is the queue's name).
     pub(crate) fn channel(&self) -> String {
         format!("{}wake", self.prefix)
@@ -74,5 +79,6 @@ mod tests {
         let keys = Keys::new("errand:");
         assert_eq!(keys.base("emails"), "errand:{emails}:");
         assert_eq!(keys.queues(), "errand:{~}:queues");
+        assert_eq!(keys.schedules(), "errand:{~}:schedules");
     }
 }

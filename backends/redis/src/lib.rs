@@ -49,6 +49,7 @@
 //! | `P{q}:t` | hash | field `<seq>` → the task's record, written once at enqueue: flags, priority, max attempts, created and run_at (ms), job, then, if set, unique key and window, workflow run and step, then the payload (binary, big-endian; the scripts read it with Lua's `struct`) |
 //! | `P{q}:s` | hash | field `<seq>` → the task's state once first claimed: a letter (`p`ending, `r`unning, `y` retry, `d`one, `x` dead, `c`ancelled), the attempt, `\|` run_at if it changed; for a finished task `\|` finished (ms), for a done one then `\|` its output (not for a workflow step: its output is kept once, in its run). No field: pending, attempt 0 |
 //! | `P{q}:e` | hash | field `<seq>` → the task's last error |
+//! | `P{q}:g` | hash | field `<seq>` → the latest progress its current attempt reported: `<percent>\|<message>` (see [Progress](#progress)) |
 //! | `P{q}:r:<job>` | sorted set | ready tasks of a job; score `-priority`, member `run_at`(13 digits, clamped to 1970–2286)`seq`(12 digits, or 13 above 10¹²), so the first by rank are the highest priority, then the earliest `run_at`, then the oldest |
 //! | `P{q}:d:<job>` | sorted set | delayed tasks (pending in the future, and retries) by `run_at` in ms |
 //! | `P{q}:done:<block>` | string (bitmap) | done tasks: bit `seq % 100000` of block `seq / 100000` (for listings; one `BITFIELD` per block and ack call sets them) |
@@ -67,10 +68,14 @@
 //! | `P{q}:cx:<worker>` | set | the worker's running tasks cancelled meanwhile (read by `cancelled_tasks`) |
 //! | `P{q}:wseq` | string | the queue's workflow run counter |
 //! | `P{q}:wr:<run>` | hash | one workflow run; see [Workflows](#workflows) |
+//! | `P{q}:paused` | string | exists while the queue is paused (see [Pausing](#pausing-a-queue)) |
 //! | `P{~}:queues`, `P{~}:queue-ids`, `P{~}:queue-seq` | hashes, string | the queue registry |
+//! | `P{~}:schedules` | hash | schedule → the last tick enqueued for it (ms, a decimal integer; see [Schedules](#schedules)) |
 //!
 //! Wake-ups go over the pub/sub channel `Pwake` (the message is the queue's
-//! name); a backend opens one subscription connection once a worker waits.
+//! name: enqueues, retries, rescues, releases and resuming a paused queue
+//! send one); a backend opens one subscription connection once a worker
+//! waits.
 //! Backends with different namespaces share nothing.
 //!
 //! A task is a field in a few per-queue hashes rather than a key of its own,
@@ -159,6 +164,53 @@
 //! the backend, which refuses unknown flags). Outputs are stored encoded as
 //! payload elements: with JSON, an array of numbers, about 3.5 times the
 //! output's size.
+//!
+//! # Progress
+//!
+//! [`Backend::record_progress`](errand_runtime::Backend::record_progress)
+//! (what [`TaskCx::progress`](errand_runtime::TaskCx::progress) reports,
+//! throttled by the worker) is one script call per batch: it writes the
+//! progress of each task that is still running for the reporting worker
+//! (in its `if:<worker>` set and in state `running`) into the queue's `g`
+//! hash, and drops the others — a report that arrives after the task was
+//! acked, rescued, released or cancelled changes nothing. The claim that
+//! starts an attempt deletes the task's progress (one `HDEL` per claim for
+//! the batch), so each attempt starts from none; the last report of a
+//! finished task is kept with it until the task is purged.
+//! [`Expose::task`](errand_runtime::Expose::task) and
+//! [`tasks`](errand_runtime::Expose::tasks) return it as
+//! [`TaskInfo::progress`](errand_runtime::TaskInfo::progress); a stored
+//! value this version cannot read (not `<percent>|<message>` with a percent
+//! of 0 to 100 and a UTF-8 message) is an error naming the task.
+//!
+//! # Pausing a queue
+//!
+//! [`Expose::pause_queue`](errand_runtime::Expose::pause_queue) registers
+//! the queue and sets its `P{q}:paused` key;
+//! [`resume_queue`](errand_runtime::Expose::resume_queue) deletes it (a
+//! script that, if the key was there, publishes a wake-up so that idle
+//! workers of every process claim at once). Both are idempotent. The claim
+//! script looks the key up (`EXISTS`, in the queue's own slot) before it
+//! takes anything, so a pause holds in every process from the next claim
+//! on: a paused queue hands out no task and no `next_due`, moves no delayed
+//! task, and only redelivers the tasks of the worker's lost claims, which
+//! are running for it already. Runs already started finish; enqueueing
+//! still works. [`Expose::counts`](errand_runtime::Expose::counts) lists
+//! every registered queue, a paused one with
+//! [`QueueCounts::paused`](errand_runtime::QueueCounts::paused) set, even
+//! when it holds no task.
+//!
+//! # Schedules
+//!
+//! [`RedisBackend`] implements
+//! [`Schedules`](errand_runtime::capability::Schedules): each tick of a
+//! schedule is enqueued with a unique key (so processes running the same
+//! schedule enqueue it once), and the last tick enqueued is kept in the
+//! `P{~}:schedules` hash. `record_tick` is a script that keeps the later of
+//! the stored tick and the new one, compared as decimal integers (exact for
+//! every `i64`), so processes racing to record never move it back;
+//! `last_tick` is one `HGET`. A stored tick that is not a decimal integer is
+//! an error naming the schedule, for both (recording writes nothing then).
 //!
 //! # Guarantees and limitations
 //!
@@ -273,7 +325,9 @@
 //!   set (a task with a unique key adds a `GET`, a `SET` and its own
 //!   `HSET`); a claim is `ZRANGE` and `ZREMRANGEBYRANK`, an `HMGET` of the
 //!   records and one of the states, an `HSET` of the new states, an `SADD`
-//!   to the in-flight set and an `HSET` of its token in `cl:<worker>`;
+//!   to the in-flight set, an `HSET` of its token in `cl:<worker>`, an
+//!   `EXISTS` of the queue's `paused` key and an `HDEL` of the claimed
+//!   tasks' progress;
 //!   a `done` ack is an `SMISMEMBER` of the in-flight set, an `HMGET` and an
 //!   `HSET` of the states, an `SREM` from the in-flight set, a `BITFIELD` of
 //!   the done bitmap and one `x` entry.
@@ -300,11 +354,13 @@ mod connect;
 mod expose;
 mod keys;
 mod pipeline;
+mod progress;
 mod purge;
 mod push;
 mod queues;
 mod record;
 mod reply;
+mod schedules;
 mod scripts;
 mod wake;
 mod workers;

@@ -1,5 +1,6 @@
-//! A task's record (immutable, written once at enqueue) and its state value
-//! (what changes), as stored in the queue's `t` and `s` hashes.
+//! A task's record (immutable, written once at enqueue), its state value
+//! (what changes) and its progress, as stored in the queue's `t`, `s` and
+//! `g` hashes.
 //!
 //! The scripts read and write the same formats (`common.lua`): the record
 //! with Lua's `struct` library (`>BhI4ddHc0`, then the optional parts), the
@@ -7,8 +8,8 @@
 
 use std::time::Duration;
 
-use errand_runtime::TaskState;
 use errand_runtime::backend::NewTask;
+use errand_runtime::{Progress, TaskState};
 
 /// Record flag: the task has a unique key (and window).
 const UNIQUE: u8 = 1;
@@ -202,6 +203,35 @@ pub(crate) fn state(bytes: &[u8]) -> Result<State<'_>, String> {
     Ok(State { state, attempt, run_at, finished, output })
 }
 
+/// Writes `progress` as stored in the `g` hash: `<percent>|<message>`
+/// (percent at most 100).
+pub(crate) fn write_progress(buf: &mut Vec<u8>, progress: &Progress) {
+    buf.clear();
+    buf.extend_from_slice(progress.percent.min(100).to_string().as_bytes());
+    buf.push(b'|');
+    buf.extend_from_slice(progress.message.as_bytes());
+}
+
+/// Decodes a stored progress: `<percent>|<message>`, the percent 0 to 100,
+/// the message UTF-8.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub(crate) fn progress(bytes: &[u8]) -> Result<Progress, String> {
+    let bad = || format!("its progress `{}` is malformed", String::from_utf8_lossy(&bytes[..bytes.len().min(40)]));
+    let split = bytes.iter().position(|&b| b == b'|').ok_or_else(bad)?;
+    let (digits, message) = (&bytes[..split], &bytes[split + 1..]);
+    let percent = std::str::from_utf8(digits)
+        .ok()
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u8>().ok())
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| format!("its progress percent `{}` is not 0 to 100", String::from_utf8_lossy(digits)))?;
+    let message = std::str::from_utf8(message).map_err(|_| "its progress message is not UTF-8".to_owned())?;
+    Ok(Progress { percent, message: message.to_owned() })
+}
+
 #[cfg(test)]
 mod tests {
     use errand_runtime::Timestamp;
@@ -264,6 +294,23 @@ mod tests {
         assert_eq!(retention_ms(Duration::MAX), -1, "kept");
         assert_eq!(retention_ms(Duration::from_millis(MAX_RETENTION)), -1);
         assert_eq!(retention_ms(Duration::from_millis(MAX_RETENTION - 1)), (1 << 52) - 1);
+    }
+
+    #[test]
+    fn progress_round_trips_and_bad_progress_says_what_is_wrong() {
+        let mut buf = Vec::new();
+        for progress in [Progress::new(0, ""), Progress::new(42, "item 7 | of 9"), Progress::new(100, "dönë")] {
+            write_progress(&mut buf, &progress);
+            assert_eq!(self::progress(&buf), Ok(progress));
+        }
+        write_progress(&mut buf, &Progress { percent: 250, message: "over".into() });
+        assert_eq!(buf, b"100|over");
+        assert!(self::progress(b"").is_err_and(|e| e.contains("malformed")));
+        assert!(self::progress(b"50").is_err_and(|e| e.contains("`50` is malformed")));
+        assert!(self::progress(b"101|x").is_err_and(|e| e.contains("`101` is not 0 to 100")));
+        assert!(self::progress(b"+5|x").is_err_and(|e| e.contains("not 0 to 100")));
+        assert!(self::progress(b"|x").is_err_and(|e| e.contains("not 0 to 100")));
+        assert!(self::progress(b"5|\xff").is_err_and(|e| e.contains("not UTF-8")));
     }
 
     #[test]

@@ -77,22 +77,28 @@ pub(crate) fn into_array(value: Value, operation: &str) -> Result<Vec<Value>, Er
     }
 }
 
-/// A stored task, as the list script returns it: its record, its state
-/// value (nil for a task never claimed), its last error and, for a running
-/// task, its worker.
+/// The fields of a stored task, as the list script returns them.
+pub(crate) struct StoredTask {
+    /// Its record.
+    pub(crate) record: Value,
+    /// Its state value (nil for a task never claimed).
+    pub(crate) state: Value,
+    /// Its last error.
+    pub(crate) error: Value,
+    /// Its worker, for a running task.
+    pub(crate) worker: Value,
+    /// The latest progress of its current attempt (nil for none).
+    pub(crate) progress: Value,
+}
+
+/// A stored task from its fields.
 ///
 /// # Errors
 ///
-/// When the record or the state value is missing or malformed: the error
-/// names the task and what is wrong.
-pub(crate) fn task_info(
-    id: TaskId,
-    queue: &str,
-    stored: Value,
-    state: Value,
-    error: Value,
-    worker: Value,
-) -> Result<TaskInfo, Error> {
+/// When the record, the state value or the progress is missing or
+/// malformed: the error names the task and what is wrong.
+pub(crate) fn task_info(id: TaskId, queue: &str, task: StoredTask) -> Result<TaskInfo, Error> {
+    let StoredTask { record: stored, state, error, worker, progress } = task;
     let bad = |detail: String| bad_data(NAME, &format!("task {id} of queue `{queue}`"), detail);
     let stored = bytes(stored).ok_or_else(|| bad("its record is missing".to_owned()))?;
     let stored = record::read(&stored).map_err(bad)?;
@@ -117,5 +123,6 @@ pub(crate) fn task_info(
         worker: string(worker).filter(|_| state.state == TaskState::Running),
         payload: stored.payload.to_vec(),
         result: state.output.map(<[u8]>::to_vec).filter(|_| state.state == TaskState::Done),
+        progress: bytes(progress).map(|p| record::progress(&p)).transpose().map_err(bad)?,
     })
 }

@@ -79,6 +79,9 @@ pub(crate) struct Scripts {
     pub(crate) purge: Lua,
     pub(crate) start: Lua,
     pub(crate) run: Lua,
+    pub(crate) progress: Lua,
+    pub(crate) resume: Lua,
+    pub(crate) tick: Lua,
 }
 
 impl Scripts {
@@ -100,11 +103,14 @@ impl Scripts {
             purge: Lua::new(with_common!("purge.lua")),
             start: Lua::new(with_common!("start.lua")),
             run: Lua::new(with_common!("run.lua")),
+            progress: Lua::new(with_common!("progress.lua")),
+            resume: Lua::new(include_str!("../scripts/resume.lua")),
+            tick: Lua::new(include_str!("../scripts/tick.lua")),
         }
     }
 
     /// Every script, for loading them up front.
-    pub(crate) fn all(&self) -> [&Lua; 16] {
+    pub(crate) fn all(&self) -> [&Lua; 19] {
         [
             &self.register,
             &self.enqueue,
@@ -122,6 +128,9 @@ impl Scripts {
             &self.purge,
             &self.start,
             &self.run,
+            &self.progress,
+            &self.resume,
+            &self.tick,
         ]
     }
 }

@@ -52,6 +52,6 @@ impl BackendFactory for Redis {
 errand_runtime::conformance_tests! {
     factory: Redis::new(),
     backend: RedisBackend,
-    capabilities: [priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+    capabilities: [priorities, unique_keys, delays, results, expose, workflows, cancel_running, schedules],
     skip: (errand_skip, "set ERRAND_REDIS_URL to run against a server"),
 }

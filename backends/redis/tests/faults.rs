@@ -509,6 +509,47 @@ async fn a_claim_whose_reply_was_lost_is_redelivered() {
     counts_match_states(&mut conn, &ns, Work::QUEUE).await;
 }
 
+/// A claim whose reply was lost, then the queue paused: the paused queue
+/// hands out nothing new, but the worker's next claim still gets the lost
+/// claim's tasks (they are running for it already; left out, they would
+/// stay `running` for a live worker that never heard of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn a_paused_queue_still_redelivers_a_lost_claim() {
+    let url = common::url();
+    let (direct, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let ns = direct.namespace().to_owned();
+    let proxy = HoldingProxy::start(through(&url, "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}"))).0).await;
+    let backend = proxied(&url, &proxy, &ns).await;
+    let ids = ok(direct.enqueue_bulk((0..8).map(|n| Work { n })).await, "enqueue");
+    let worker = registration("deaf-paused", Work::QUEUE, Work::NAME, false);
+    ok(backend.heartbeat(&worker).await, "heartbeat");
+
+    proxy.drop_replies.store(true, Ordering::SeqCst);
+    let lost = {
+        let (backend, worker) = (backend.clone(), worker.clone());
+        tokio::spawn(async move { backend.claim(&worker, 3).await })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while ok(direct.queue_counts(Work::QUEUE).await, "counts").running < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the claim never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.sever();
+    assert!(lost.await.unwrap_or_else(|e| panic!("{e}")).is_err(), "the claim's reply was lost");
+
+    ok(direct.pause_queue(Work::QUEUE).await, "pause");
+    let again = ok(backend.claim(&worker, 8).await, "the next claim, paused");
+    assert_eq!(again.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), ids[..3], "only the lost claim's tasks");
+    let empty = ok(backend.claim(&worker, 8).await, "another claim, paused");
+    assert!(empty.tasks.is_empty() && empty.next_due.is_none(), "{empty:?}");
+    ok(direct.resume_queue(Work::QUEUE).await, "resume");
+    let rest = ok(backend.claim(&worker, 8).await, "a claim after resuming");
+    assert_eq!(rest.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), ids[3..]);
+    let mut conn = raw(&url).await;
+    counts_match_states(&mut conn, &ns, Work::QUEUE).await;
+}
+
 /// A workflow step's output is stored once, in its run: the step task's
 /// done state does not repeat it, and reading the task gives it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use errand_redis::RedisBackend;
 use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
+use errand_runtime::capability::Schedules;
 use errand_runtime::{
-    Backend, Enqueue, Error, Expose, Job, JobError, JsonCodec, TaskCx, TaskSink, TaskState, Timestamp,
+    Backend, Enqueue, Error, Expose, Job, JobError, JsonCodec, Progress, TaskCx, TaskSink, TaskState, Timestamp,
 };
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -95,7 +96,9 @@ async fn claims_with_over_ten_thousand_due_delayed_tasks() {
     let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let worker = registration("big-claim");
     let total = 12_000_u64;
-    let at = std::time::SystemTime::now() + Duration::from_millis(300);
+    // Far enough ahead that writing 12,000 tasks on a loaded machine ends
+    // well before they fall due.
+    let at = std::time::SystemTime::now() + Duration::from_secs(5);
     let tasks: Vec<_> = (0..total)
         .map(|n| Enqueue::new().run_at(at).to_task::<Noop, JsonCodec>(&Noop { n }, Timestamp::now()))
         .collect::<Result<_, _>>()
@@ -105,7 +108,10 @@ async fn claims_with_over_ten_thousand_due_delayed_tasks() {
     let early = ok(backend.claim(&worker, 100).await, "early claim").await;
     assert!(early.tasks.is_empty(), "claimed delayed tasks before they were due");
     assert!(early.next_due.is_some(), "an empty claim reports the next due time");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(
+        at.duration_since(std::time::SystemTime::now()).unwrap_or_default() + Duration::from_millis(100),
+    )
+    .await;
 
     let mut seen = std::collections::HashSet::new();
     let mut rounds = 0;
@@ -725,4 +731,92 @@ async fn purges_run_in_bounded_batches() {
         let n: i64 = redis::cmd(command).arg(hash(name)).query_async(&mut conn).await.unwrap_or(-1);
         assert_eq!(n, 0, "`{name}` is empty");
     }
+}
+
+/// Progress is stored only for a task running for the reporting worker
+/// (not another worker's, not once acked), kept after the task finished,
+/// read back checked (a malformed value is an error naming the task), and
+/// deleted by the claim that starts a new attempt.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn progress_is_guarded_read_back_checked_and_cleared_by_a_claim() {
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let ids = ok(backend.enqueue_bulk((0..2).map(|n| Noop { n })).await, "enqueue").await;
+    let (mine, other) = (registration("reporter"), registration("bystander"));
+    ok(backend.heartbeat(&mine).await, "heartbeat").await;
+    ok(backend.heartbeat(&other).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&mine, 2).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 2);
+    let progress = |id| {
+        let backend = &backend;
+        async move { ok(backend.task(id).await, "task").await.and_then(|t| t.progress) }
+    };
+
+    let half = Progress::new(50, "half | way");
+    ok(backend.record_progress(&mine, &[(ids[0], half.clone())]).await, "progress").await;
+    ok(backend.record_progress(&other, &[(ids[1], Progress::new(10, "not mine"))]).await, "progress").await;
+    assert_eq!(progress(ids[0]).await, Some(half.clone()));
+    assert_eq!(progress(ids[1]).await, None, "another worker's report is ignored");
+
+    ok(backend.ack(&mine, &[Ack { id: ids[0], outcome: Outcome::Done { result: b"0".to_vec() } }]).await, "ack").await;
+    ok(backend.record_progress(&mine, &[(ids[0], Progress::new(99, "late"))]).await, "progress").await;
+    assert_eq!(progress(ids[0]).await, Some(half), "a report after the ack is ignored; the last one is kept");
+
+    let mut conn = raw(&url).await;
+    let hash = format!("{}{{{}}}:g", backend.namespace(), Noop::QUEUE);
+    let seq = ids[1].0 & ((1 << 40) - 1);
+    for (bad, says) in [("250|x", "`250` is not 0 to 100"), ("no bar", "`no bar` is malformed")] {
+        let _: i64 = redis::cmd("HSET").arg(&hash).arg(seq).arg(bad).query_async(&mut conn).await.unwrap_or(0);
+        match backend.task(ids[1]).await {
+            Err(error) => {
+                let message = error.to_string();
+                assert!(message.contains(&format!("task {}", ids[1])) && message.contains(says), "{message}");
+            }
+            Ok(info) => panic!("expected an error, got {info:?}"),
+        }
+    }
+    // A new attempt starts from none: its claim deletes the old progress.
+    assert_eq!(ok(backend.release(&mine).await, "release").await, 1);
+    let again = ok(backend.claim(&other, 2).await, "claim again").await;
+    assert_eq!(again.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(progress(ids[1]).await, None);
+}
+
+/// A schedule's stored last tick that is not a time in ms is an error
+/// naming the schedule, for reading and recording alike (recording writes
+/// nothing then); ticks beyond a double's exact range compare exactly.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn schedule_ticks_are_read_back_checked() {
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let huge = (1_i64 << 53) + 1;
+    ok(backend.record_tick("huge", Timestamp(huge - 2)).await, "record").await;
+    ok(backend.record_tick("huge", Timestamp(huge)).await, "record").await;
+    ok(backend.record_tick("huge", Timestamp(huge - 1)).await, "record").await;
+    assert_eq!(ok(backend.last_tick("huge").await, "last tick").await, Some(Timestamp(huge)));
+    ok(backend.record_tick("negative", Timestamp(-20)).await, "record").await;
+    ok(backend.record_tick("negative", Timestamp(-30)).await, "record").await;
+    assert_eq!(ok(backend.last_tick("negative").await, "last tick").await, Some(Timestamp(-20)));
+
+    let mut conn = raw(&url).await;
+    let hash = format!("{}{{~}}:schedules", backend.namespace());
+    let _: i64 = redis::cmd("HSET").arg(&hash).arg("broken").arg("soon").query_async(&mut conn).await.unwrap_or(0);
+    match backend.last_tick("broken").await {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.contains("schedule `broken`") && message.contains("`soon`"), "{message}");
+        }
+        Ok(tick) => panic!("expected an error, got {tick:?}"),
+    }
+    match backend.record_tick("broken", Timestamp(1000)).await {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.contains("schedule `broken`") && message.contains("`soon`"), "{message}");
+        }
+        Ok(()) => panic!("recorded a tick over an unreadable one"),
+    }
+    let stored: String = redis::cmd("HGET").arg(&hash).arg("broken").query_async(&mut conn).await.unwrap_or_default();
+    assert_eq!(stored, "soon", "nothing was written");
 }

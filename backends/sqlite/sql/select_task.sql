@@ -1,3 +1,3 @@
 SELECT id, job, queue, state, attempt, max_attempts, priority, run_at, created_at, finished_at,
-       unique_key, last_error, worker, payload, result
+       unique_key, last_error, worker, payload, result, progress_percent, progress_message
 FROM errand_tasks

@@ -2,7 +2,7 @@
 //! that does it (push.rs, claim.rs, ack.rs, workers.rs, retention.rs).
 
 use errand_runtime::backend::{Ack, Claimed, NewTask, Unserved, WakeSignal, WorkerRegistration};
-use errand_runtime::{Backend, Codec, Error, TaskId, Timestamp, Tuning};
+use errand_runtime::{Backend, Codec, Error, Progress, TaskId, Timestamp, Tuning};
 
 use crate::{NAME, SqliteBackend};
 
@@ -60,6 +60,10 @@ impl<C: Codec> Backend for SqliteBackend<C> {
 
     async fn purge_expired(&self) -> Result<u64, Error> {
         SqliteBackend::purge_expired(self).await
+    }
+
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        SqliteBackend::record_progress(self, worker, updates).await
     }
 
     fn waiter(&self, queue: &str) -> WakeSignal {

@@ -1,12 +1,13 @@
-//! `impl Expose for SqliteBackend`: counts, listings, workers, retry and cancel.
+//! `impl Expose for SqliteBackend`: counts, listings, workers, retry, pausing
+//! and cancel.
 
-use errand_runtime::backend::stored::{read_counts, read_task_info, read_worker_info};
+use errand_runtime::backend::stored::{StoredRow, read_counts, read_task_info, read_worker_info};
 use errand_runtime::capability::CancelRunning;
 use errand_runtime::workflow::plan::StepEnd;
 use errand_runtime::{Codec, Error, Expose, QueueCounts, TaskFilter, TaskId, TaskInfo, Timestamp, WorkerInfo};
 use sqlx::Connection;
 
-use crate::rows::{Stored, query_error, raw_id, stored};
+use crate::rows::{Stored, bad_data, query_error, raw_id};
 use crate::workflow::{self, EndedStep};
 use crate::{NAME, SqliteBackend, sql};
 
@@ -36,9 +37,33 @@ pub(crate) fn list_sql(filter: &TaskFilter) -> String {
 }
 
 impl<C: Codec> Expose for SqliteBackend<C> {
+    /// Task counts by queue and state, and the paused queues, in one
+    /// statement (one snapshot).
     async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
         let rows = sqlx::query(sql::COUNTS).fetch_all(&self.inner.reader).await.map_err(query_error("count tasks"))?;
-        read_counts(NAME, &stored(rows))
+        let mut tasks = Vec::with_capacity(rows.len());
+        let mut paused = Vec::new();
+        for row in rows.into_iter().map(Stored) {
+            let marker = row.int("paused").map_err(|e| bad_data("task counts", format!("column `paused`: {e}")))?;
+            if marker == Some(1) {
+                let queue =
+                    row.text("queue").map_err(|e| bad_data("a paused queue", format!("column `queue`: {e}")))?;
+                paused.push(queue.ok_or_else(|| bad_data("a paused queue", "column `queue` is NULL"))?);
+            } else {
+                tasks.push(row);
+            }
+        }
+        let mut counts = read_counts(NAME, &tasks)?;
+        if !paused.is_empty() {
+            for queue in paused {
+                match counts.iter_mut().find(|c| c.queue == queue) {
+                    Some(c) => c.paused = true,
+                    None => counts.push(QueueCounts { queue, paused: true, ..QueueCounts::default() }),
+                }
+            }
+            counts.sort_by(|a, b| a.queue.cmp(&b.queue));
+        }
+        Ok(counts)
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskInfo>, Error> {
@@ -90,6 +115,33 @@ impl<C: Codec> Expose for SqliteBackend<C> {
             self.inner.notifier.notify(queue);
         }
         Ok(queue.is_some())
+    }
+
+    /// Stores the queue as paused (a row in `errand_paused_queues`); every
+    /// claim of it, in any process, checks that row.
+    async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
+        sqlx::query(sql::PAUSE_QUEUE)
+            .bind(queue)
+            .bind(self.tuning.clock.now().as_millis())
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("pause queue `{queue}`")))?;
+        Ok(())
+    }
+
+    /// Deletes the queue's pause and wakes this process's idle workers of
+    /// it; other processes' workers claim at their next poll.
+    async fn resume_queue(&self, queue: &str) -> Result<(), Error> {
+        let resumed = sqlx::query(sql::RESUME_QUEUE)
+            .bind(queue)
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("resume queue `{queue}`")))?
+            .rows_affected();
+        if resumed > 0 {
+            self.inner.notifier.notify(queue);
+        }
+        Ok(())
     }
 
     /// Cancels the task; a workflow step's run fails (its other live steps

@@ -91,7 +91,10 @@
 //!   (BLOBs encoded with the backend's [`Codec`]), `attempt`, `max_attempts`,
 //!   `priority`, `run_at`, `created_at`, `started_at`, `finished_at` (INTEGER
 //!   milliseconds since the Unix epoch, never whole seconds), `unique_key`,
-//!   `last_error`, `worker`, and for a workflow step its `run_id` and `step`.
+//!   `last_error`, `worker`, for a workflow step its `run_id` and `step`,
+//!   and the latest progress its current attempt reported,
+//!   `progress_percent` (0 to 100) and `progress_message` (both NULL until
+//!   it reports; in no index, so a report never writes one).
 //! - Indexes: every index on the tasks is *partial*; there is none over all
 //!   of them. Four hold one group of states each, and cost a write only when
 //!   a task enters or leaves that group: claims walk the index of waiting
@@ -126,16 +129,49 @@
 //!   `errand_run_steps` (one row per step that has a task: `run_id`, `step`,
 //!   `task_id`, and its `output` once done). A step's output is stored there
 //!   only, not again as its task's `result`.
+//! - `errand_paused_queues`: one row (`queue`, `paused_at`) per paused
+//!   queue, looked up by primary key in every claim.
+//! - `errand_schedules`: the last tick enqueued for each schedule (`name`,
+//!   `last_tick` in ms), for
+//!   [`Schedules`](errand_runtime::capability::Schedules).
 //!
 //! # Behaviour and defaults
 //!
-//! - Claims are one `UPDATE … RETURNING` of up to `max` tasks; acks are one
+//! - Claims are one `UPDATE … RETURNING` of up to `max` tasks (which also
+//!   clears their progress: each attempt starts from none); acks are one
 //!   transaction with at most one statement per outcome kind, each carrying
 //!   its whole batch as a JSON array (`json_each`); bulk enqueue is one
 //!   `INSERT … SELECT … FROM json_each(?)` per 10,000 tasks.
 //! - Every ack is guarded by `state = 'running' AND worker = <acking worker>`:
 //!   the ack of a task that was rescued, released or cancelled meanwhile is
 //!   ignored.
+//! - Progress ([`TaskCx::progress`](errand_runtime::TaskCx::progress), which
+//!   the worker throttles): each batch of reports is one `UPDATE … FROM
+//!   json_each(?)`, guarded like an ack (`running` for the reporting
+//!   worker), so a late report never lands on a task rescued, released or
+//!   finished meanwhile. [`task`](errand_runtime::Expose::task) and
+//!   [`tasks`](errand_runtime::Expose::tasks) return it
+//!   ([`TaskInfo::progress`](errand_runtime::TaskInfo::progress)); it stays
+//!   after the task ends, until a new attempt is claimed.
+//! - Pausing ([`pause_queue`](errand_runtime::Expose::pause_queue),
+//!   [`resume_queue`](errand_runtime::Expose::resume_queue), both
+//!   idempotent): a paused queue has a row in `errand_paused_queues`, which
+//!   the claim statement itself checks (one primary-key lookup per claim),
+//!   so no worker of any process using the file claims from it from the
+//!   moment the pause commits; running tasks finish, enqueueing still works,
+//!   and a claim of it returns no tasks and no next due time. The pause is
+//!   stored, so it outlives restarts. Resuming wakes this process's idle
+//!   workers of the queue at once; other processes' workers claim at their
+//!   next poll. [`counts`](errand_runtime::Expose::counts) reads the paused
+//!   queues in the same statement as the counts and lists a paused queue
+//!   (`paused: true`) even when it holds no tasks.
+//! - Schedules ([`Schedules`](errand_runtime::capability::Schedules)): each
+//!   tick is enqueued with a unique key of (schedule, tick), so processes
+//!   running the same schedule enqueue it once; the last tick enqueued is
+//!   stored in `errand_schedules` by one upsert that keeps the greater of the
+//!   stored and new tick, so processes racing to record it never move it
+//!   back, and ticks missed while no process ran the schedule are caught up
+//!   by its `missed` policy.
 //! - Unique keys are scoped to the job: a task is not inserted while a live
 //!   (`pending`, `running`, `retry`) task of the same job has the same key,
 //!   or, with `unique_for`, while any task of the job with that key was
@@ -206,7 +242,8 @@
 //!
 //! # Limitations
 //!
-//! - Wake-ups do not cross processes: other processes poll.
+//! - Wake-ups do not cross processes: other processes poll (for new tasks,
+//!   and for a queue resumed elsewhere).
 //! - A task enqueued with
 //!   [`enqueue_in`](errand_runtime::TaskSink::enqueue_in) becomes visible
 //!   when the caller's transaction commits; idle workers see it at their next
@@ -254,6 +291,7 @@ mod plans;
 mod push;
 mod retention;
 mod rows;
+mod schedules;
 mod sql;
 mod workers;
 mod workflow;

@@ -146,6 +146,12 @@ fn statements() -> Vec<Statement> {
         ),
         statement("mark_dead", sql::MARK_DEAD, vec![Int(1), Text("e"), Int(9000), Text("w1")], Indexed),
         statement("unclaim", sql::UNCLAIM, vec![ids, Text("w1")], Indexed),
+        statement(
+            "record_progress",
+            sql::RECORD_PROGRESS,
+            vec![Text("[[5, 40, \"m\"], [17, 90, \"\"]]"), Text("w5")],
+            Indexed,
+        ),
         Statement {
             scans: &["errand_tasks_running"],
             ..statement("rescue", sql::RESCUE, vec![Int(9000), Int(0)], Indexed)

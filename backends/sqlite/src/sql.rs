@@ -16,6 +16,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "served jobs, retention and counts from partial indexes",
         sql: include_str!("../migrations/0003_served_retention_counts.sql"),
     },
+    Migration {
+        version: 4,
+        description: "progress, paused queues and schedules",
+        sql: include_str!("../migrations/0004_progress_pause_schedules.sql"),
+    },
 ];
 
 pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
@@ -47,6 +52,7 @@ pub(crate) const FORGET_LOST_CANCELLED: &str = include_str!("../sql/forget_lost_
 pub(crate) const DELETE_STALE_WORKERS: &str = include_str!("../sql/delete_stale_workers.sql");
 pub(crate) const RELEASE: &str = include_str!("../sql/release.sql");
 pub(crate) const DELETE_WORKER: &str = include_str!("../sql/delete_worker.sql");
+pub(crate) const RECORD_PROGRESS: &str = include_str!("../sql/record_progress.sql");
 pub(crate) const CANCELLED_TASKS: &str = include_str!("../sql/cancelled_tasks.sql");
 pub(crate) const UNSERVED: &str = include_str!("../sql/unserved.sql");
 pub(crate) const BURY_UNSERVED: &str = include_str!("../sql/bury_unserved.sql");
@@ -63,6 +69,11 @@ pub(crate) const TASK_BY_ID: &str = concat!(include_str!("../sql/select_task.sql
 pub(crate) const WORKERS: &str = include_str!("../sql/workers.sql");
 pub(crate) const RETRY_TASK: &str = include_str!("../sql/retry_task.sql");
 pub(crate) const CANCEL_TASK: &str = include_str!("../sql/cancel_task.sql");
+pub(crate) const PAUSE_QUEUE: &str = include_str!("../sql/pause_queue.sql");
+pub(crate) const RESUME_QUEUE: &str = include_str!("../sql/resume_queue.sql");
+
+pub(crate) const LAST_TICK: &str = include_str!("../sql/last_tick.sql");
+pub(crate) const RECORD_TICK: &str = include_str!("../sql/record_tick.sql");
 
 pub(crate) const RUN_INSERT: &str = include_str!("../sql/run_insert.sql");
 pub(crate) const RUN_SELECT: &str = include_str!("../sql/run_select.sql");

@@ -1,13 +1,17 @@
 //! Workers' lifecycle and housekeeping: heartbeat, rescue of lost workers'
-//! tasks, release, cancelled runs, and tasks no worker serves.
+//! tasks, release, cancelled runs, progress reports, and tasks no worker
+//! serves.
+
+use std::collections::HashSet;
 
 use errand_runtime::backend::stored::{StoredRow, read_unserved, task_id};
 use errand_runtime::backend::{Unserved, WorkerRegistration};
 use errand_runtime::workflow::plan::StepEnd;
-use errand_runtime::{Codec, Error, TaskId, Timestamp};
+use errand_runtime::{Codec, Error, Progress, TaskId, Timestamp};
 use sqlx::Connection;
 
-use crate::rows::{Stored, bad_data, query_error, stored};
+use crate::encode::JsonRows;
+use crate::rows::{Stored, bad_data, query_error, raw_id, stored};
 use crate::workflow::{self, EndedStep};
 use crate::{NAME, SqliteBackend, sql};
 
@@ -129,6 +133,38 @@ impl<C: Codec> SqliteBackend<C> {
             .await
             .map_err(query_error(format!("list the cancelled runs of worker `{}`", worker.id)))?;
         ids.into_iter().map(|id| task_id(NAME, id)).collect()
+    }
+
+    /// Stores the latest progress of running tasks of `worker`, the whole
+    /// batch in one statement; a report for a task no longer `running` for
+    /// this worker is ignored. When a batch names a task twice, its last
+    /// report wins.
+    pub(crate) async fn record_progress(
+        &self,
+        worker: &WorkerRegistration,
+        updates: &[(TaskId, Progress)],
+    ) -> Result<(), Error> {
+        let mut seen = HashSet::with_capacity(updates.len());
+        let mut rows = JsonRows::with_capacity(updates.len() * 48);
+        for (id, progress) in updates.iter().rev() {
+            if !seen.insert(*id) {
+                continue;
+            }
+            // Kept within what reads back: at most 100 %, a bounded message
+            // without NULs (a `Progress` built by hand may be neither).
+            let progress = Progress::new(progress.percent, progress.message.as_str());
+            let _ = rows.row().int(raw_id(*id)).int(progress.percent).str(&progress.message);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sql::RECORD_PROGRESS)
+            .bind(rows.finish())
+            .bind(&*worker.id)
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("record the progress of {} task(s) of worker `{}`", seen.len(), worker.id)))?;
+        Ok(())
     }
 
     /// Waiting tasks of `queue`, by job, of the jobs no worker of any process

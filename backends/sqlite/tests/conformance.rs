@@ -37,5 +37,5 @@ impl BackendFactory for SqliteFactory {
 errand_runtime::conformance_tests! {
     factory: SqliteFactory::default(),
     backend: SqliteBackend,
-    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running],
+    capabilities: [transactional, priorities, unique_keys, delays, results, expose, workflows, cancel_running, schedules],
 }

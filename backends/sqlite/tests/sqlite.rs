@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use errand_runtime::backend::{Ack, NewTask, Outcome, WorkerRegistration};
+use errand_runtime::capability::Schedules;
 use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, StepSpec, WorkflowStore};
 use errand_runtime::{
-    Backend, Enqueue, Error, Expose, Job, JobError, TaskCx, TaskFilter, TaskId, TaskInfo, TaskSink, TaskState,
-    Timestamp,
+    Backend, Enqueue, Error, Expose, Job, JobError, Progress, TaskCx, TaskFilter, TaskId, TaskInfo, TaskSink,
+    TaskState, Timestamp,
 };
 use errand_sqlite::SqliteBackend;
 use errand_sqlite::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -100,7 +101,7 @@ async fn migrations_are_idempotent_and_data_survives_reconnects() {
         .fetch_all(again.pool())
         .await
         .expect("list migrations");
-    assert_eq!(applied, vec![1, 2, 3], "each migration is recorded once");
+    assert_eq!(applied, vec![1, 2, 3, 4], "each migration is recorded once");
 }
 
 #[tokio::test]
@@ -462,6 +463,77 @@ async fn undecodable_rows_are_errors_naming_the_task() {
     let info = db.backend.task(ids[1]).await.expect("read").expect("exists");
     assert_eq!(info.state, TaskState::Dead);
     assert!(info.last_error.unwrap_or_default().contains("max_attempts"));
+}
+
+#[tokio::test]
+async fn progress_lands_only_on_its_workers_running_task_and_a_claim_clears_it() {
+    let db = Db::new().await;
+    let ids = db.backend.push(vec![task("a"), task("b")]).await.expect("push");
+    let (a, b) = (worker("a"), worker("b"));
+    assert_eq!(db.backend.claim(&a, 1).await.expect("claim").tasks[0].id, ids[0]);
+    let updates = [
+        (ids[0], Progress::new(10, "first")),
+        (ids[1], Progress::new(50, "not claimed")),
+        (ids[0], Progress::new(20, "latest")),
+    ];
+    db.backend.record_progress(&a, &updates).await.expect("record");
+    db.backend.record_progress(&b, &[(ids[0], Progress::new(90, "not b's"))]).await.expect("record");
+    let backend = &db.backend;
+    let progress = |id| async move { backend.task(id).await.expect("read").expect("exists").progress };
+    assert_eq!(progress(ids[0]).await, Some(Progress::new(20, "latest")), "the batch's last report wins");
+    assert_eq!(progress(ids[1]).await, None, "a pending task takes no report");
+    let listed = db.backend.tasks(&TaskFilter::default()).await.expect("list");
+    assert_eq!(listed[0].progress, Some(Progress::new(20, "latest")), "listings carry progress");
+
+    // Released and claimed again: the new attempt starts from none.
+    db.backend.release(&a).await.expect("release");
+    let claimed = db.backend.claim(&b, 2).await.expect("claim");
+    assert_eq!(claimed.tasks.len(), 2);
+    assert_eq!(progress(ids[0]).await, None);
+
+    // A value no `Progress` holds is an error naming the task.
+    db.exec(&format!("UPDATE errand_tasks SET progress_percent = 150 WHERE id = {}", ids[1])).await;
+    let err = db.backend.task(ids[1]).await.expect_err("out of range");
+    let message = err.to_string();
+    assert!(message.contains(&format!("task {}", ids[1])) && message.contains("progress_percent"), "{message}");
+}
+
+#[tokio::test]
+async fn a_paused_queue_claims_nothing_and_stays_paused_across_reconnects() {
+    let db = Db::new().await;
+    let mut later = task("later");
+    later.run_at = Timestamp::now().add(Duration::from_secs(3600));
+    db.backend.push(vec![task("now"), later]).await.expect("push");
+    db.backend.pause_queue("q").await.expect("pause");
+    let w = worker("w");
+    let claimed = db.backend.claim(&w, 10).await.expect("claim");
+    assert!(claimed.tasks.is_empty() && claimed.next_due.is_none(), "{claimed:?}");
+
+    let again = SqliteBackend::connect(&db.url()).await.expect("reconnect");
+    assert!(again.claim(&w, 10).await.expect("claim").tasks.is_empty(), "the pause is stored");
+    let counts = again.counts().await.expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert!(counts[0].paused && counts[0].pending == 2, "{counts:?}");
+
+    again.resume_queue("q").await.expect("resume");
+    again.resume_queue("q").await.expect("resuming twice");
+    assert_eq!(db.backend.claim(&w, 10).await.expect("claim").tasks.len(), 1);
+    assert!(db.backend.counts().await.expect("counts").iter().all(|c| !c.paused));
+}
+
+#[tokio::test]
+async fn the_last_tick_only_moves_forward_and_bad_values_are_errors() {
+    let db = Db::new().await;
+    db.backend.record_tick("s", Timestamp(2000)).await.expect("record");
+    db.backend.record_tick("s", Timestamp(1000)).await.expect("record");
+    let other = SqliteBackend::connect(&db.url()).await.expect("reconnect");
+    assert_eq!(other.last_tick("s").await.expect("read"), Some(Timestamp(2000)));
+    other.record_tick("s", Timestamp(3000)).await.expect("record");
+    assert_eq!(db.backend.last_tick("s").await.expect("read"), Some(Timestamp(3000)));
+
+    db.exec("UPDATE errand_schedules SET last_tick = 'soon' WHERE name = 's'").await;
+    let err = db.backend.last_tick("s").await.expect_err("not a tick");
+    assert!(err.to_string().contains("schedule `s`"), "{err}");
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ pub use self::tuning::{Buffer, Clock, Every, Tuning};
 pub use self::wake::{Notifier, WakeSignal};
 use crate::codec::Codec;
 use crate::error::Error;
-use crate::task::TaskId;
+use crate::task::{Progress, TaskId};
 use crate::time::Timestamp;
 
 /// A storage backend, as a worker uses it.
@@ -72,7 +72,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Claims up to `max` due tasks of `worker.job` on `worker.queue`, highest
     /// priority first, then earliest `run_at`; marks them `running` for this
-    /// worker and increments their attempt.
+    /// worker, increments their attempt and clears their progress. A paused
+    /// queue ([`Expose::pause_queue`](crate::Expose::pause_queue)) gives no
+    /// tasks and no `next_due`.
     fn claim(&self, worker: &WorkerRegistration, max: usize) -> impl Future<Output = Result<Claimed, Error>> + Send;
 
     /// Records the outcomes of finished runs. An ack for a task that is no
@@ -128,6 +130,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Workers call it now and then, apart from heartbeats and rescue;
     /// repeated calls must be cheap (see [`Every`]).
     fn purge_expired(&self) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Stores the latest [`Progress`] of running tasks of this worker (the
+    /// worker throttles reports, so a tight loop does not write on every
+    /// call). An update for a task no longer `running` for this worker is
+    /// ignored. Claiming a task clears its progress: each attempt starts
+    /// from none.
+    fn record_progress(
+        &self,
+        worker: &WorkerRegistration,
+        updates: &[(TaskId, Progress)],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// A waiter that an idle worker of this queue awaits between claims.
     fn waiter(&self, queue: &str) -> Self::Waiter;

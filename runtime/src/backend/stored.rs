@@ -14,7 +14,7 @@ use std::future::Future;
 use super::contract::{Task, Unserved};
 use super::fingerprint::fnv1a;
 use crate::error::{BackendError, Error};
-use crate::task::{QueueCounts, TaskId, TaskInfo, TaskState, WorkerInfo};
+use crate::task::{Progress, QueueCounts, TaskId, TaskInfo, TaskState, WorkerInfo};
 use crate::time::Timestamp;
 
 /// One versioned schema migration of a backend.
@@ -287,7 +287,8 @@ pub fn read_task(backend: &'static str, row: &(impl StoredRow + ?Sized)) -> Resu
 
 /// Everything known of a task, from the columns named as [`TaskInfo`]'s
 /// fields (`finished_at`, `unique_key`, `last_error`, `worker` and `result`
-/// may be NULL).
+/// may be NULL), and `progress_percent` and `progress_message` (NULL when
+/// the current attempt reported none).
 ///
 /// # Errors
 ///
@@ -312,6 +313,16 @@ pub fn read_task_info(backend: &'static str, row: &(impl StoredRow + ?Sized)) ->
         worker: r.opt_text("worker")?,
         payload: r.opt_bytes("payload")?.unwrap_or_default(),
         result: r.opt_bytes("result")?,
+        progress: match r.opt_int("progress_percent")? {
+            None => None,
+            Some(percent) => Some(Progress {
+                percent: u8::try_from(percent)
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .ok_or_else(|| r.fail("progress_percent", format!("{percent} is not a percentage")))?,
+                message: r.opt_text("progress_message")?.unwrap_or_default(),
+            }),
+        },
     })
 }
 

@@ -660,6 +660,11 @@ pub use super::faults::{
     killed_at_random_moments_nothing_is_lost, oversized_payloads_are_refused,
     panics_in_codecs_and_callbacks_are_contained, poison_errors_are_recorded_cleaned,
 };
+pub use super::sources::{
+    a_paused_queue_claims_nothing_in_any_process, a_schedule_fires_each_tick_once_across_processes,
+    a_stream_piped_in_loses_nothing, missed_ticks_follow_the_policy,
+    progress_is_stored_throttled_and_starts_again_on_retry,
+};
 pub use super::workflows::{
     finished_runs_are_removed_after_the_retention, workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in,
     workflow_step_acked_through_an_outage, workflow_steps_declared_out_of_order, workflow_survives_a_killed_worker,

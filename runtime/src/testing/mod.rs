@@ -47,6 +47,7 @@ pub mod cases;
 pub mod faults;
 pub mod jobs;
 pub mod proxy;
+pub mod sources;
 mod support;
 pub mod workflows;
 
@@ -218,7 +219,9 @@ macro_rules! conformance_tests {
             clock_skew_does_not_rescue_live_workers,
             an_outage_longer_than_orphan_after_runs_nothing_twice, a_refused_ack_holds_up_nothing,
             poison_errors_are_recorded_cleaned, panics_in_codecs_and_callbacks_are_contained,
-            oversized_payloads_are_refused, finished_work_is_removed_after_the_retention
+            oversized_payloads_are_refused, finished_work_is_removed_after_the_retention,
+            progress_is_stored_throttled_and_starts_again_on_retry, a_paused_queue_claims_nothing_in_any_process,
+            a_stream_piped_in_loses_nothing
         );
         $( $crate::conformance_tests!(@capability $capability ($factory) $skip); )*
         $crate::conformance_tests!(@check ($backend) [$($capability),*] $skip);
@@ -258,6 +261,10 @@ macro_rules! conformance_tests {
     (@capability cancel_running $factory:tt $skip:tt) => {
         $crate::conformance_tests!(@cases $factory $skip;
             cancelled_tasks_never_start, cancelling_a_running_task_fires_its_token);
+    };
+    (@capability schedules $factory:tt $skip:tt) => {
+        $crate::conformance_tests!(@cases $factory $skip;
+            a_schedule_fires_each_tick_once_across_processes, missed_ticks_follow_the_policy);
     };
     (@capability workflows $factory:tt $skip:tt) => {
         $crate::conformance_tests!(@cases $factory $skip;

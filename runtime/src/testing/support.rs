@@ -13,7 +13,7 @@ use crate::backend::{Ack, Backend, Claimed, NewTask, Tuning, Unserved, WorkerReg
 use crate::error::{BackendError, Error};
 use crate::memory::MemoryBackend;
 use crate::monitor::Monitor;
-use crate::task::TaskId;
+use crate::task::{Progress, TaskId};
 use crate::time::Timestamp;
 
 /// How long a case waits for something before it fails.
@@ -81,6 +81,7 @@ pub struct Flaky<B> {
     /// A task whose `done` ack the store refuses (as a result too large for
     /// it): every ack call carrying it fails, the others are unaffected.
     refused_result: Arc<std::sync::Mutex<Option<TaskId>>>,
+    progress_writes: Arc<AtomicU32>,
 }
 
 impl<B> Flaky<B> {
@@ -92,6 +93,7 @@ impl<B> Flaky<B> {
             lost_replies: Arc::default(),
             refused_acks: Arc::default(),
             refused_result: Arc::default(),
+            progress_writes: Arc::default(),
         }
     }
 
@@ -107,6 +109,11 @@ impl<B> Flaky<B> {
     /// without being applied, as when the store refuses its result.
     pub fn refuse_result_of(&self, id: TaskId) {
         *self.refused_result.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id);
+    }
+
+    /// How many times `record_progress` was called through this wrapper.
+    pub fn progress_writes(&self) -> u32 {
+        self.progress_writes.load(Ordering::SeqCst)
     }
 
     fn take(count: &AtomicU32) -> bool {
@@ -206,6 +213,12 @@ impl<B: Backend> Backend for Flaky<B> {
         self.inner.purge_expired().await
     }
 
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        self.check("record_progress")?;
+        self.progress_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_progress(worker, updates).await
+    }
+
     fn waiter(&self, queue: &str) -> Self::Waiter {
         self.inner.waiter(queue)
     }
@@ -271,6 +284,10 @@ impl Backend for Bare {
 
     async fn purge_expired(&self) -> Result<u64, Error> {
         self.0.purge_expired().await
+    }
+
+    async fn record_progress(&self, worker: &WorkerRegistration, updates: &[(TaskId, Progress)]) -> Result<(), Error> {
+        self.0.record_progress(worker, updates).await
     }
 
     fn waiter(&self, queue: &str) -> Self::Waiter {

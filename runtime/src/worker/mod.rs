@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 
 use crate::Backoff;
 use crate::backend::Backend;
+use crate::capability::Schedules;
 use crate::context::DataMap;
 use crate::context::Requirements;
 use crate::job::Job;
@@ -26,6 +27,7 @@ use crate::job_error::JobError;
 use crate::panic::{CatchPanic, CatchPanicLayer};
 use crate::request::Request;
 use crate::retry::{Retry, RetryLayer};
+use crate::schedule::{Schedule, ScheduleTask, Tick, schedule_task};
 use crate::task::TaskId;
 use crate::timeout::{Timeout, TimeoutLayer};
 use crate::trace::{Trace, TraceLayer};
@@ -220,6 +222,7 @@ pub struct WorkerBuilder<J, B, L = DefaultLayers> {
     heartbeat: Duration,
     queue: Option<String>,
     events: Option<EventHandler>,
+    schedule: Option<ScheduleTask>,
     _job: PhantomData<fn(J)>,
 }
 
@@ -236,6 +239,7 @@ impl<J: Job, B: Backend> WorkerBuilder<J, B> {
             heartbeat: Duration::from_secs(5),
             queue: None,
             events: None,
+            schedule: None,
             _job: PhantomData,
         }
     }
@@ -253,6 +257,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             heartbeat: self.heartbeat,
             queue: self.queue,
             events: self.events,
+            schedule: self.schedule,
             _job: PhantomData,
         }
     }
@@ -270,6 +275,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             heartbeat: self.heartbeat,
             queue: self.queue,
             events: self.events,
+            schedule: self.schedule,
             _job: PhantomData,
         }
     }
@@ -351,6 +357,34 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
         self
     }
 
+    /// Runs `schedule` while the worker runs: at every tick, `make(tick)` is
+    /// enqueued into this worker's backend, once per tick however many
+    /// processes run the same schedule (see [`crate::schedule`]).
+    /// `#[errand::job(cron = "…")]` sets this on the job's `worker()`. A
+    /// schedule keeps the backend it was set with, even after
+    /// [`backend`](Self::backend). Needs [`Schedules`](crate::capability::Schedules).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errand_runtime::schedule::{Interval, Tick};
+    /// # use errand_runtime::{Job, JobError, TaskCx, WorkerBuilder, memory::MemoryBackend};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Sweep { at: Tick }
+    /// # impl Job for Sweep { const NAME: &'static str = "sweep"; type Output = ();
+    /// #   async fn run(self, _cx: TaskCx) -> Result<(), JobError> { Ok(()) } }
+    /// let worker = WorkerBuilder::<Sweep, _>::new(MemoryBackend::new())
+    ///     .schedule(Interval::new(Duration::from_secs(60)), |at| Sweep { at });
+    /// # let _ = worker;
+    /// ```
+    pub fn schedule<S: Schedule>(mut self, schedule: S, make: impl Fn(Tick) -> J + Send + Sync + 'static) -> Self
+    where
+        B: Schedules,
+    {
+        self.schedule = Some(schedule_task(self.backend.clone(), schedule, make));
+        self
+    }
+
     /// Builds the worker.
     pub fn build(self) -> Worker<J, B, L::Service>
     where
@@ -375,6 +409,7 @@ impl<J: Job, B: Backend, L> WorkerBuilder<J, B, L> {
             queue,
             events: self.events,
             unserved: None,
+            schedule: self.schedule,
             _job: PhantomData,
         }
     }
@@ -390,6 +425,7 @@ impl<J, B: fmt::Debug, L: fmt::Debug> fmt::Debug for WorkerBuilder<J, B, L> {
             .field("concurrency", &self.concurrency)
             .field("heartbeat", &self.heartbeat)
             .field("queue", &self.queue)
+            .field("schedule", &self.schedule.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -409,6 +445,7 @@ pub struct Worker<J, B, S> {
     queue: Arc<str>,
     events: Option<EventHandler>,
     pub(crate) unserved: Option<UnservedCheck>,
+    schedule: Option<ScheduleTask>,
     _job: PhantomData<fn(J)>,
 }
 

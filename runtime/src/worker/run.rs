@@ -29,7 +29,7 @@ use super::{Event, EventHandler, Request, UnservedCheck, Worker};
 use crate::Backoff;
 use crate::backend::{Ack, Backend, Claimed, Outcome, Task, Waiter, WorkerRegistration};
 use crate::codec::Codec;
-use crate::context::{CancelRegistry, TaskCx, WorkerCx};
+use crate::context::{CancelRegistry, ProgressBoard, TaskCx, WorkerCx};
 use crate::error::{CodecError, Error};
 use crate::job::Job;
 use crate::job_error::{Decision, JobError};
@@ -59,6 +59,8 @@ pub(super) struct Shared<B> {
     events: Option<EventHandler>,
     fallback_backoff: Backoff,
     pub(super) cancels: Arc<CancelRegistry>,
+    /// Progress reports of runs, not yet written.
+    pub(super) progress: Arc<ProgressBoard>,
     pub(super) unserved: Option<UnservedCheck>,
     /// What the heartbeats tell of the connection.
     pub(super) liveness: Liveness,
@@ -247,7 +249,20 @@ where
         self.check()?;
         // This worker's own stop, also fired when one of its loops dies.
         let shutdown = shutdown.child_token();
-        let Worker { service, backend, data, concurrency, buffer, heartbeat, id, queue, events, unserved, .. } = self;
+        let Worker {
+            service,
+            backend,
+            data,
+            concurrency,
+            buffer,
+            heartbeat,
+            id,
+            queue,
+            events,
+            unserved,
+            schedule,
+            ..
+        } = self;
         let buffer = buffer
             .unwrap_or_else(|| backend.tuning().buffer.size(concurrency))
             .min(Semaphore::MAX_PERMITS - concurrency);
@@ -273,6 +288,7 @@ where
             events,
             fallback_backoff: J::options().backoff,
             cancels: Arc::default(),
+            progress: Arc::default(),
             unserved,
             liveness: Liveness::default(),
             buffered: (buffer > 0).then(|| Buffered {
@@ -298,6 +314,9 @@ where
         let (ack_tx, ack_rx) = mpsc::channel::<Ack>(ACK_BATCH.max(concurrency.saturating_mul(2)));
         let stop_flusher = CancellationToken::new();
         let mut flusher = tokio::spawn(flush_loop(Arc::clone(&shared), ack_rx, stop_flusher.clone(), kill.clone()));
+        let progress = tokio::spawn(progress_loop(Arc::clone(&shared), kill.clone()));
+        // The job's schedule enqueues while the worker runs.
+        let schedule = schedule.map(|start| start());
         // One permit per claimed task until its run ends (or, buffered, until
         // shutdown drops it unstarted).
         let slots = Arc::new(Semaphore::new(concurrency + buffer));
@@ -335,6 +354,11 @@ where
         }
         beat.abort();
         housekeeping.abort();
+        progress.abort();
+        if let Some(schedule) = schedule {
+            let stats = schedule.stop().await;
+            tracing::debug!(worker = %id, ?stats, "the job's schedule stopped");
+        }
         let released = match shared.backend.release(&shared.registration).await {
             Ok(n) => n,
             Err(error) => {
@@ -656,11 +680,23 @@ where
             return dead_on_arrival(shared, id, attempt, outcome);
         }
     };
-    let cx = TaskCx::new(&task, shared.worker_cx.clone(), shared.abort.clone(), Some(Arc::clone(&shared.cancels)));
+    let cx = TaskCx::new(
+        &task,
+        shared.worker_cx.clone(),
+        shared.abort.clone(),
+        Some(Arc::clone(&shared.cancels)),
+        Some(Arc::clone(&shared.progress)),
+    );
     let result = match std::future::poll_fn(|c| service.poll_ready(c)).await {
         Ok(()) => service.call(Request { args, cx }).await,
         Err(error) => Err(error),
     };
+    // The run's last progress report lands before its result.
+    if let Some(progress) = shared.progress.take(id)
+        && let Err(error) = shared.backend.record_progress(&shared.registration, &[(id, progress)]).await
+    {
+        tracing::debug!(%id, %error, "could not write the run's last progress");
+    }
     let outcome = match result {
         Ok(output) => match catch(|| encode_output::<J, B::Codec>(&output)) {
             Ok(Ok(result)) if result.len() > shared.backend.tuning().max_payload => Outcome::dead(format!(
@@ -698,6 +734,30 @@ where
         Outcome::Done { .. } => {}
     }
     Ack { id, outcome }
+}
+
+/// How often a worker writes its runs' progress at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Writes the runs' latest progress reports, at most every [`PROGRESS_EVERY`].
+async fn progress_loop<B: Backend>(shared: Arc<Shared<B>>, kill: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = kill.cancelled() => return,
+            () = shared.progress.changed() => {}
+        }
+        let updates = shared.progress.take_all();
+        if !updates.is_empty()
+            && let Err(error) = shared.backend.record_progress(&shared.registration, &updates).await
+        {
+            // Progress is advisory: a lost report is replaced by the next.
+            tracing::debug!(worker = %shared.registration.id, %error, "could not write progress");
+        }
+        tokio::select! {
+            () = kill.cancelled() => return,
+            () = tokio::time::sleep(PROGRESS_EVERY) => {}
+        }
+    }
 }
 
 /// Runs `f`, turning a panic into its message.

@@ -17,8 +17,18 @@ use errand_runtime::Codec;
 /// Test tables older than this are leftovers of crashed runs: dropped.
 const STALE_SECS: u64 = 3600;
 /// The tables of one prefix (and the side table of the load test).
-pub const TABLES: [&str; 8] =
-    ["tasks", "unique_keys", "workers", "served_jobs", "runs", "run_steps", "migrations", "record_runs"];
+pub const TABLES: [&str; 10] = [
+    "tasks",
+    "unique_keys",
+    "workers",
+    "served_jobs",
+    "runs",
+    "run_steps",
+    "paused_queues",
+    "schedules",
+    "migrations",
+    "record_runs",
+];
 
 /// `ERRAND_MYSQL_URL` (the tests that call this are ignored without it).
 pub fn url() -> String {
