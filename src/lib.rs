@@ -67,6 +67,14 @@ pub mod cron {
     pub use errand_cron::*;
 }
 
+/// The web dashboard (feature `board`): [`Board`](errand_board::Board),
+/// [`router`](errand_board::router) to nest in your axum app, and a
+/// standalone [`Server`](errand_board::Server).
+#[cfg(feature = "board")]
+pub mod board {
+    pub use errand_board::*;
+}
+
 /// Checks, for `#[errand::job(cron = "…")]`, that the `cron` feature is on.
 #[doc(hidden)]
 #[cfg(feature = "cron")]

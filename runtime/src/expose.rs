@@ -35,6 +35,11 @@ pub trait Expose: Backend {
     /// attempts. Returns whether it did.
     fn retry_task(&self, id: TaskId) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// Deletes a finished task (`done`, `dead` or `cancelled`), its result
+    /// and its error. A live task is not deleted (cancel it first), nor is
+    /// a workflow step's task (it goes with its run). Returns whether it did.
+    fn delete_task(&self, id: TaskId) -> impl Future<Output = Result<bool, Error>> + Send;
+
     /// Pauses `queue`: from now on its workers, in every process, claim
     /// nothing (runs already started finish); enqueueing still works. The
     /// state is stored, so it outlives restarts, and shows in

@@ -29,7 +29,7 @@ use crate::expose::Expose;
 use crate::task::{Progress, QueueCounts, TaskFilter, TaskId, TaskInfo, TaskState, WorkerInfo};
 use crate::time::Timestamp;
 use crate::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd};
-use crate::workflow::{NewRun, RunId, RunInfo, StepInfo, WorkflowStore};
+use crate::workflow::{NewRun, RunFilter, RunId, RunInfo, StepInfo, WorkflowStore};
 
 /// The in-memory backend; see the [module docs](self).
 ///
@@ -889,6 +889,21 @@ impl<C: Codec> Expose for MemoryBackend<C> {
         Ok(true)
     }
 
+    async fn delete_task(&self, id: TaskId) -> Result<bool, Error> {
+        let mut state = self.lock();
+        let Some(r) = state.record(id.0) else { return Ok(false) };
+        if r.state.is_live() || r.step.is_some() {
+            return Ok(false);
+        }
+        if let Some(r) = state.tasks.remove(id.0)
+            && let Some(key) = &r.unique_key
+            && state.unique.get(&(r.job, key.clone())) == Some(&id.0)
+        {
+            state.unique.remove(&(r.job, key.clone()));
+        }
+        Ok(true)
+    }
+
     async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
         self.lock().paused.insert(queue.to_owned());
         Ok(())
@@ -938,6 +953,24 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
         Ok(id)
     }
 
+    async fn run_ids(&self, filter: &RunFilter) -> Result<Vec<RunId>, Error> {
+        let state = self.lock();
+        let before = filter.before.map_or(u64::MAX, |r| r.0);
+        let mut ids: Vec<RunId> = state
+            .runs
+            .iter()
+            .filter(|(id, r)| {
+                *id < before
+                    && filter.workflow.as_deref().is_none_or(|w| r.workflow == w)
+                    && filter.state.is_none_or(|s| r.progress.state() == s)
+            })
+            .map(|(id, _)| RunId(id))
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.truncate(filter.max() as usize);
+        Ok(ids)
+    }
+
     async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>, Error> {
         let state = self.lock();
         let Some(record) = state.runs.get(run.0) else {
@@ -954,6 +987,7 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
                 let task = record.tasks[i].and_then(|id| state.record(id).map(|r| (id, r)));
                 StepInfo {
                     name: spec.name.clone(),
+                    after: crate::workflow::rows::step_names(record.progress.graph().steps(), &spec.after),
                     task: task.map(|(id, _)| TaskId(id)),
                     state: task.map(|(_, r)| r.state),
                     attempt: task.map_or(0, |(_, r)| r.attempt),

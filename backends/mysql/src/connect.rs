@@ -88,12 +88,14 @@ impl<C: Codec> MysqlBuilder<C> {
     /// Connects to `url` (`mysql://user:password@host:3306/database`),
     /// opening a pool of up to 16 connections (each in `READ COMMITTED`),
     /// checks the server's version and migrates the tables, creating them if
-    /// missing.
+    /// missing (unless [`migrate(false)`](Self::migrate): then it only
+    /// checks the server).
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a malformed URL or namespace; [`Error::Schema`]
-    /// for tables migrated by a newer errand or with changed migrations;
+    /// (when migrating) for tables migrated by a newer errand or with
+    /// changed migrations;
     /// [`Error::Backend`] naming the URL (without its password) when the
     /// server is unreachable, refuses the credentials, the database does not
     /// exist, the server is older than MySQL 8.0 / MariaDB 10.6 (no
@@ -126,8 +128,13 @@ impl<C: Codec> MysqlBuilder<C> {
             .connect_with(options.statement_cache_capacity(STATEMENT_CACHE))
             .await
             .map_err(|e| Error::Backend(BackendError::new(NAME, format!("connect to `{location}`"), e)))?;
+        let migrate = self.migrate;
         let backend = self.build(pool, location);
-        backend.migrate().await?;
+        if migrate {
+            backend.migrate().await?;
+        } else {
+            backend.inner.server().await?;
+        }
         Ok(backend)
     }
 

@@ -1,5 +1,5 @@
 //! `impl Expose for MysqlBackend`: counts, listings, workers, retry,
-//! pausing and resuming queues, cancel.
+//! deleting finished tasks, pausing and resuming queues, cancel.
 
 use errand_runtime::backend::stored::{read_counts, read_task_info, read_worker_info};
 use errand_runtime::capability::CancelRunning;
@@ -114,6 +114,19 @@ impl<C: Codec> Expose for MysqlBackend<C> {
         }
         inner.notifier.notify(&queue);
         Ok(true)
+    }
+
+    /// One statement (`delete_task.sql`): the row, if it is finished and
+    /// not a workflow step's, with its unique key's row when that names it.
+    async fn delete_task(&self, id: TaskId) -> Result<bool, Error> {
+        let inner = &*self.inner;
+        let Ok(raw) = i64::try_from(id.0) else { return Ok(false) };
+        let done = sqlx::query(&inner.queries.delete_task)
+            .bind(raw)
+            .execute(&inner.pool)
+            .await
+            .map_err(query_error(format!("delete task {id} of `{}`", inner.location)))?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn pause_queue(&self, queue: &str) -> Result<(), Error> {

@@ -73,10 +73,14 @@
 //!   one codec per namespace);
 //! - [`tuning`](MysqlBuilder::tuning): the [`Tuning`] every backend has,
 //!   starting from this backend's defaults (below);
-//! - [`idle_poll`](MysqlBuilder::idle_poll): see *Wake-ups* below.
+//! - [`idle_poll`](MysqlBuilder::idle_poll): see *Wake-ups* below;
+//! - [`migrate`](MysqlBuilder::migrate): whether
+//!   [`connect`](MysqlBuilder::connect) migrates the tables (`true` by
+//!   default; `false` for tools that must not create or change them, e.g.
+//!   a check with [`pending_migrations`](MysqlBackend::pending_migrations)),
 //!
 //! and ends with [`connect`](MysqlBuilder::connect) (opens a pool, checks the
-//! server's version, migrates the tables) or
+//! server's version, migrates the tables unless told not to) or
 //! [`from_pool`](MysqlBuilder::from_pool) (an existing pool, no migration:
 //! call [`migrate`](MysqlBackend::migrate)).
 //!
@@ -88,15 +92,22 @@
 //! end), so processes starting at once migrate one after the other; they are
 //! recorded in `<prefix>migrations` (not sqlx's `_sqlx_migrations`). Tables
 //! migrated by a newer errand, or whose applied migrations differ from the
-//! ones this version ships, are refused with [`Error::Schema`]. MySQL
+//! ones this version ships, are refused with [`Error::Schema`].
+//! [`pending_migrations`](MysqlBackend::pending_migrations) names the
+//! migrations not applied yet (`0001_create_tables`, … — the files' names)
+//! without applying them or creating anything (the record is read only if
+//! `information_schema` shows it exists), with the same checks. MySQL
 //! commits each DDL statement on its own, so a migration is not atomic: its
-//! statements are idempotent (`CREATE TABLE IF NOT EXISTS`; a column is
-//! added by an `ALTER TABLE` prepared only when `information_schema` shows
-//! it missing, since MySQL has no `ADD COLUMN IF NOT EXISTS`), and a
-//! `migrate` completes one that failed half-way. Migration 1 creates the
-//! tables; migration 2 adds the progress columns, `paused_queues` and
-//! `schedules` (an instant `ALTER`: nullable columns at the end of the row,
-//! no table copy on MySQL 8.0.12+ and MariaDB 10.3+). Every table is InnoDB,
+//! statements are idempotent (`CREATE TABLE IF NOT EXISTS`; a column or an
+//! index is added by an `ALTER TABLE` prepared only when
+//! `information_schema` shows it missing, since MySQL has no `ADD COLUMN IF
+//! NOT EXISTS` nor `ADD INDEX IF NOT EXISTS`), and a `migrate` completes one
+//! that failed half-way. Migration 1 creates the tables; migration 2 adds
+//! the progress columns, `paused_queues` and `schedules` (an instant
+//! `ALTER`: nullable columns at the end of the row, no table copy on MySQL
+//! 8.0.12+ and MariaDB 10.3+); migration 3 indexes `runs` by state and by
+//! workflow for listings (built in place, reads and writes going on).
+//! Every table is InnoDB,
 //! `utf8mb4` with a binary collation (queue and job names, unique keys and
 //! worker ids compare byte for byte).
 //!
@@ -152,7 +163,9 @@
 //!   [`unserved`](errand_runtime::Backend::unserved) is judged by.
 //! - Workflows: `<prefix>runs` holds one row per run (`id`, `workflow`,
 //!   `queue`, `state` — `running`, `done`, `failed` —, `steps`, the graph as
-//!   JSON text, `error`, `created_at`, `finished_at`); `<prefix>run_steps`
+//!   JSON text, `error`, `created_at`, `finished_at`), indexed by
+//!   `finished_at` (retention), `(state, id)` and `(workflow, id)`
+//!   (listings, see below); `<prefix>run_steps`
 //!   one row per `(run_id, step)` once the step has a task (`task_id`), with
 //!   its `output` once it is done (stored there only, not again as the step
 //!   task's `result`).
@@ -256,6 +269,25 @@
 //!   task. Retention forgets a key once its newest task is no longer live
 //!   and older than [`Tuning::retention`]: a window longer than the
 //!   retention is cut to it.
+//! - Deleting a task ([`Expose::delete_task`](errand_runtime::Expose::delete_task))
+//!   is one statement, a `DELETE` of its row by primary key guarded by
+//!   `state IN ('done', 'dead', 'cancelled') AND run_id IS NULL` (a live
+//!   task is not deleted, nor is a workflow step's task: it goes with its
+//!   run), joined with its unique key's row, deleted too when it names that
+//!   task as the key's newest, so the key is free again at once (retention
+//!   frees it only once older than the retention). The result, error and
+//!   progress are columns of the row: they go with it.
+//! - Listing workflow runs ([`WorkflowStore::run_ids`], and
+//!   [`runs`](WorkflowStore::runs), one [`run_info`](WorkflowStore::run_info)
+//!   per run listed) is one statement, newest first: `SELECT id … WHERE id < ?
+//!   [AND workflow = ?] [AND state = ?] ORDER BY id DESC LIMIT ?`. It walks
+//!   the primary key backwards, or, filtered, the `(workflow, id)` or
+//!   `(state, id)` index of migration 3 (named with `FORCE INDEX`, so that a
+//!   deep page does not read every newer run of its state first), from the
+//!   page's `before` and stops at the limit: a page reads about as many rows
+//!   as it returns, however many runs the table holds and however rare the
+//!   state or workflow asked for. Filtered by both, the optimizer walks the
+//!   index of the rarer one and skips the runs that do not match the other.
 //! - Orphans: a `running` task whose worker has not beaten for
 //!   [`Tuning::orphan_after`] (30 s by default) goes back to `pending` (its
 //!   attempt stays used), or to `dead` if that was its last attempt, with a
@@ -368,6 +400,9 @@
 //! - [`Expose::retry_task`](errand_runtime::Expose::retry_task) puts a task
 //!   back whatever its unique key: it may then be live beside a newer task
 //!   with the same key.
+//! - A task cancelled while running and deleted before its worker heard of
+//!   the cancellation (workers ask at each heartbeat) is not stopped: its
+//!   worker runs it to its end, and its ack finds no row and is ignored.
 //!
 //! The shape this crate shares with the other backends (one file per role)
 //! is described in the project's `docs/architecture.md`.
@@ -491,6 +526,8 @@ pub struct MysqlBuilder<C = JsonCodec> {
     pub(crate) namespace: String,
     pub(crate) tuning: Tuning,
     pub(crate) idle_poll: (Duration, Duration),
+    /// Whether [`connect`](MysqlBuilder::connect) applies the migrations.
+    pub(crate) migrate: bool,
     codec: PhantomData<fn() -> C>,
 }
 
@@ -501,6 +538,7 @@ impl<C: Codec> fmt::Debug for MysqlBuilder<C> {
             .field("codec", &C::NAME)
             .field("tuning", &self.tuning)
             .field("idle_poll", &self.idle_poll)
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -518,7 +556,13 @@ impl<C: Codec> MysqlBuilder<C> {
     /// Stores arguments and results with codec `C2` instead. Tasks are not
     /// tagged with their codec: use one codec per namespace.
     pub fn codec<C2: Codec>(self) -> MysqlBuilder<C2> {
-        MysqlBuilder { namespace: self.namespace, tuning: self.tuning, idle_poll: self.idle_poll, codec: PhantomData }
+        MysqlBuilder {
+            namespace: self.namespace,
+            tuning: self.tuning,
+            idle_poll: self.idle_poll,
+            migrate: self.migrate,
+            codec: PhantomData,
+        }
     }
 
     /// Changes the [`Tuning`], starting from this backend's defaults: rescue
@@ -539,6 +583,19 @@ impl<C: Codec> MysqlBuilder<C> {
         self.idle_poll = (fastest.max(Duration::from_millis(1)), slowest.max(fastest));
         self
     }
+
+    /// Whether [`connect`](Self::connect) applies the migrations not applied
+    /// yet (`true`, the default) or only connects and checks the server
+    /// (`false`): for tools that must not create or change tables, such as
+    /// a check that the schema is current
+    /// ([`pending_migrations`](MysqlBackend::pending_migrations)). With
+    /// `false`, call [`migrate`](MysqlBackend::migrate) before using the
+    /// backend on tables that are missing or behind. ([`from_pool`](Self::from_pool)
+    /// never migrates.)
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
 }
 
 impl MysqlBackend<JsonCodec> {
@@ -550,6 +607,7 @@ impl MysqlBackend<JsonCodec> {
             namespace: DEFAULT_PREFIX.to_owned(),
             tuning: DEFAULT_TUNING,
             idle_poll: DEFAULT_IDLE_POLL,
+            migrate: true,
             codec: PhantomData,
         }
     }
@@ -596,6 +654,39 @@ impl<C: Codec> MysqlBackend<C> {
     /// version) or a statement fails.
     pub async fn migrate(&self) -> Result<(), Error> {
         migrate::run(&self.inner).await
+    }
+
+    /// The names of the migrations this version ships that the tables do
+    /// not have yet, in the order [`migrate`](Self::migrate) would apply
+    /// them (`"0003_runs_listing"`: the file's name in this crate's
+    /// `migrations/`, without `.sql`): every one on a database errand never
+    /// migrated, none when the tables are current. Reads only: it creates
+    /// nothing (not even the record of migrations), takes no lock and works
+    /// on a backend built with [`migrate(false)`](MysqlBuilder::migrate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Schema`] when the tables were migrated by a newer errand or
+    /// an applied migration differs from the one this version ships (as
+    /// [`migrate`](Self::migrate) would refuse them); [`Error::Backend`] when
+    /// a statement fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), errand_runtime::Error> {
+    /// let backend = errand_mysql::MysqlBackend::builder()
+    ///     .migrate(false)
+    ///     .connect("mysql://root@127.0.0.1:3306/app")
+    ///     .await?;
+    /// let pending = backend.pending_migrations().await?;
+    /// if !pending.is_empty() {
+    ///     eprintln!("behind by {}: run `errand migrate`", pending.join(", "));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, Error> {
+        migrate::pending(&self.inner).await
     }
 }
 

@@ -12,8 +12,13 @@
 //! or whose applied migrations changed.
 //!
 //! MySQL commits every DDL statement on its own: a migration is not atomic.
-//! Its statements are idempotent (`CREATE TABLE IF NOT EXISTS`), so one that
-//! failed half-way is completed by the next `migrate`.
+//! Its statements are idempotent (`CREATE TABLE IF NOT EXISTS`; an `ALTER`
+//! is prepared only when `information_schema` shows it is still needed), so
+//! one that failed half-way is completed by the next `migrate`.
+//!
+//! [`pending`] says what `migrate` would apply without applying it, nor
+//! creating anything, nor taking the lock: it reads the record only when
+//! `information_schema` shows it exists, and checks it as `migrate` does.
 
 use errand_runtime::backend::stored::{self, AppliedMigration, Migration, MigrationStore};
 use errand_runtime::{Error, Timestamp};
@@ -21,7 +26,7 @@ use sqlx::{Executor, MySqlConnection};
 
 use crate::Inner;
 use crate::rows::{self, Stored, query_error, wrong_reply};
-use crate::sql::{MIGRATIONS, Queries};
+use crate::sql::{MIGRATIONS, Queries, migration_name};
 
 /// How long a `migrate` waits for another process's migration, in seconds.
 const LOCK_WAIT_SECONDS: i64 = 60;
@@ -36,24 +41,12 @@ struct Store<'a> {
 
 impl MigrationStore for Store<'_> {
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, Error> {
-        let operation = || format!("read the errand migrations of {}", self.place);
         let queries = &self.inner.queries;
-        self.conn.execute(queries.migrations_table.as_str()).await.map_err(query_error(operation()))?;
-        let found = sqlx::query(&queries.migrations_applied)
-            .fetch_all(&mut *self.conn)
+        self.conn
+            .execute(queries.migrations_table.as_str())
             .await
-            .map_err(query_error(operation()))?;
-        let what = format!("the migration record of {}", self.place);
-        rows::stored(found)
-            .iter()
-            .map(|row: &Stored| {
-                Ok(AppliedMigration {
-                    version: rows::int(row, "version", &what)?,
-                    description: rows::text(row, "description", &what)?,
-                    checksum: rows::text(row, "checksum", &what)?,
-                })
-            })
-            .collect()
+            .map_err(query_error(format!("read the errand migrations of {}", self.place)))?;
+        read_applied(self.conn, self.inner, self.place).await
     }
 
     async fn apply(&mut self, migration: &Migration, checksum: &str) -> Result<(), Error> {
@@ -73,10 +66,50 @@ impl MigrationStore for Store<'_> {
     }
 }
 
+/// The migrations recorded in `<prefix>migrations`, which must exist.
+async fn read_applied(conn: &mut MySqlConnection, inner: &Inner, place: &str) -> Result<Vec<AppliedMigration>, Error> {
+    let found = sqlx::query(&inner.queries.migrations_applied)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(format!("read the errand migrations of {place}")))?;
+    let what = format!("the migration record of {place}");
+    rows::stored(found)
+        .iter()
+        .map(|row: &Stored| {
+            Ok(AppliedMigration {
+                version: rows::int(row, "version", &what)?,
+                description: rows::text(row, "description", &what)?,
+                checksum: rows::text(row, "checksum", &what)?,
+            })
+        })
+        .collect()
+}
+
+/// The tables and server, for messages.
+fn place(inner: &Inner) -> String {
+    format!("the `{}*` tables of `{}`", inner.prefix, inner.location)
+}
+
+/// The names of the shipped migrations not applied yet (every one on a
+/// database errand never migrated), creating nothing: the record of applied
+/// migrations is read only when it exists.
+pub(crate) async fn pending(inner: &Inner) -> Result<Vec<String>, Error> {
+    let place = place(inner);
+    let operation = || format!("read the errand migrations of {place}");
+    let mut conn = inner.pool.acquire().await.map_err(query_error(operation()))?;
+    let exists: i64 = sqlx::query_scalar(&inner.queries.migrations_exist)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    let applied = if exists == 0 { Vec::new() } else { read_applied(&mut conn, inner, &place).await? };
+    let pending = stored::pending_migrations("errand-mysql", &place, MIGRATIONS, &applied, &stored::checksum)?;
+    Ok(pending.into_iter().map(migration_name).collect())
+}
+
 /// Checks the server, then applies every migration not applied yet.
 pub(crate) async fn run(inner: &Inner) -> Result<(), Error> {
     inner.server().await?;
-    let place = format!("the `{}*` tables of `{}`", inner.prefix, inner.location);
+    let place = place(inner);
     let operation = || format!("migrate {place}");
     // A connection of its own, closed at the end: the named lock is the
     // session's, and goes with it whatever happens.

@@ -210,6 +210,7 @@ async fn check_plans(conn: &mut MySqlConnection, prefix: &str) -> Result<(), Vec
         limit: 50,
         after: None,
     };
+    let runs = |workflow: bool, state: bool| crate::workflow::run_listing(&q.run_ids, workflow, state).to_owned();
     let queues = ["q0".to_owned(), "q1".to_owned(), "q2".to_owned(), "q3".to_owned()];
     let cases: Vec<(&str, String, Bound)> = vec![
         ("claim (update)", inline(&q.claim[0], &["'q1'", "'job1'", now, "'q1'", "64", "'w9'", "99", now]), Bound::Few),
@@ -279,7 +280,23 @@ async fn check_plans(conn: &mut MySqlConnection, prefix: &str) -> Result<(), Vec
         ("run fails", inline(&q.run_fail[0], &["'e'", now, "3"]), Bound::Few),
         ("run cancels its running steps", inline(&q.run_fail[1], &[now, "3"]), Bound::Few),
         ("run cancels its waiting steps", inline(&q.run_fail[2], &[now, "3"]), Bound::Few),
+        // Task 15 is done, not a step, and has a unique key.
+        ("delete task", inline(&q.delete_task, &["15"]), Bound::Few),
         ("run", inline(&q.run_select, &["3"]), Bound::Few),
+        // Listings of runs, newest first: filtered by a state or workflow
+        // that no run has, they must still not walk the 30,000 runs.
+        ("list runs", inline(&runs(false, false), &["9223372036854775807", "50"]), Bound::Few),
+        ("list runs, a page", inline(&runs(false, false), &["20000", "50"]), Bound::Few),
+        ("list runs by state", inline(&runs(false, true), &["9223372036854775807", "'failed'", "50"]), Bound::Few),
+        ("list runs by workflow", inline(&runs(true, false), &["9223372036854775807", "'other'", "50"]), Bound::Few),
+        // Deep pages of a common state: not every newer run of the state.
+        ("list runs by state, a page", inline(&runs(false, true), &["10000", "'done'", "50"]), Bound::Few),
+        ("list runs by workflow, a page", inline(&runs(true, false), &["20000", "'wf'", "50"]), Bound::Few),
+        (
+            "list runs by workflow and state",
+            inline(&runs(true, true), &["20000", "'wf'", "'failed'", "50"]),
+            Bound::Few,
+        ),
         ("run steps", inline(&q.run_steps, &["3"]), Bound::Few),
         ("paused queues", q.paused_queues.clone(), Bound::Few),
         ("last tick", inline(&q.last_tick, &["'job1/every 1000ms'"]), Bound::Few),

@@ -43,20 +43,39 @@ use errand_runtime::{Progress, TaskId};
 /// The placeholder for the namespace in every SQL file.
 const PREFIX: &str = "__PREFIX__";
 
-/// Every migration, in version order. Append only: an applied migration must
-/// never change (its checksum is verified on every `migrate`).
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "create tasks, workers, served jobs and workflow runs",
-        sql: include_str!("../migrations/0001_create_tables.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "add task progress, paused queues and schedules",
-        sql: include_str!("../migrations/0002_progress_paused_schedules.sql"),
-    },
+/// Declares [`MIGRATIONS`] and [`MIGRATION_NAMES`] from one list, so that a
+/// migration's name is always its file's.
+macro_rules! migrations {
+    ($(($version:literal, $name:literal, $description:literal)),* $(,)?) => {
+        /// Every migration, in version order. Append only: an applied
+        /// migration must never change (its checksum is verified on every
+        /// `migrate`).
+        pub(crate) const MIGRATIONS: &[Migration] = &[$(Migration {
+            version: $version,
+            description: $description,
+            sql: include_str!(concat!("../migrations/", $name, ".sql")),
+        }),*];
+        /// The name of each of [`MIGRATIONS`] (its file's, without `.sql`),
+        /// in the same order.
+        pub(crate) const MIGRATION_NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+migrations![
+    (1, "0001_create_tables", "create tasks, workers, served jobs and workflow runs"),
+    (2, "0002_progress_paused_schedules", "add task progress, paused queues and schedules"),
+    (3, "0003_runs_listing", "index workflow runs by state and by workflow"),
 ];
+
+/// The name of `migration` (its file's, without `.sql`), one of
+/// [`MIGRATION_NAMES`].
+pub(crate) fn migration_name(migration: &Migration) -> String {
+    MIGRATIONS
+        .iter()
+        .zip(MIGRATION_NAMES)
+        .find(|(m, _)| m.version == migration.version)
+        .map_or_else(|| format!("{:04}", migration.version), |(_, name)| (*name).to_owned())
+}
 
 /// Renders `sql` for namespace `prefix` into its statements (see the
 /// [module docs](self)).
@@ -99,6 +118,7 @@ pub(crate) struct Queries {
     pub(crate) migrations_table: String,
     pub(crate) migrations_applied: String,
     pub(crate) migrations_record: String,
+    pub(crate) migrations_exist: String,
     pub(crate) server: String,
     pub(crate) push_one: String,
     pub(crate) push_unique: [String; 4],
@@ -136,6 +156,7 @@ pub(crate) struct Queries {
     pub(crate) retry_task: [String; 2],
     pub(crate) task_runs: String,
     pub(crate) cancel_task: [String; 2],
+    pub(crate) delete_task: String,
     pub(crate) run_insert: String,
     pub(crate) run_lock: String,
     pub(crate) step_runs: String,
@@ -149,6 +170,8 @@ pub(crate) struct Queries {
     pub(crate) run_fail: [String; 3],
     pub(crate) run_select: String,
     pub(crate) run_steps: String,
+    /// The run listings: unfiltered, by workflow, by state, by both.
+    pub(crate) run_ids: [String; 4],
     pub(crate) progress: String,
     pub(crate) pause_queue: String,
     pub(crate) resume_queue: String,
@@ -169,6 +192,7 @@ impl Queries {
             migrations_table: one(include_str!("../sql/migrations_table.sql")),
             migrations_applied: one(include_str!("../sql/migrations_applied.sql")),
             migrations_record: one(include_str!("../sql/migrations_record.sql")),
+            migrations_exist: one(include_str!("../sql/migrations_exist.sql")),
             server: one(include_str!("../sql/server.sql")),
             push_one: one(include_str!("../sql/push_one.sql")),
             push_unique: statements(include_str!("../sql/push_unique.sql"), prefix),
@@ -204,6 +228,7 @@ impl Queries {
             retry_task: statements(include_str!("../sql/retry_task.sql"), prefix),
             task_runs: one(include_str!("../sql/task_runs.sql")),
             cancel_task: statements(include_str!("../sql/cancel_task.sql"), prefix),
+            delete_task: one(include_str!("../sql/delete_task.sql")),
             run_insert: one(include_str!("../sql/run_insert.sql")),
             run_lock: one(include_str!("../sql/run_lock.sql")),
             step_runs: one(include_str!("../sql/step_runs.sql")),
@@ -217,6 +242,7 @@ impl Queries {
             run_fail: statements(include_str!("../sql/run_fail.sql"), prefix),
             run_select: one(include_str!("../sql/run_select.sql")),
             run_steps: one(include_str!("../sql/run_steps.sql")),
+            run_ids: statements(include_str!("../sql/run_ids.sql"), prefix),
             progress: one(include_str!("../sql/progress.sql")),
             pause_queue: one(include_str!("../sql/pause_queue.sql")),
             resume_queue: one(include_str!("../sql/resume_queue.sql")),
@@ -348,6 +374,10 @@ mod tests {
             (include_str!("../sql/earliest.sql"), 1),
             (include_str!("../migrations/0001_create_tables.sql"), 6),
             (include_str!("../migrations/0002_progress_paused_schedules.sql"), 6),
+            (include_str!("../migrations/0003_runs_listing.sql"), 8),
+            (include_str!("../sql/delete_task.sql"), 1),
+            (include_str!("../sql/run_ids.sql"), 4),
+            (include_str!("../sql/migrations_exist.sql"), 1),
             (include_str!("../sql/progress.sql"), 1),
             (include_str!("../sql/pause_queue.sql"), 1),
             (include_str!("../sql/record_tick.sql"), 1),
@@ -355,6 +385,16 @@ mod tests {
             let rendered = render(file, "p_");
             assert_eq!(rendered.len(), n, "{file}");
             assert!(rendered.iter().all(|s| !s.contains("__PREFIX__") && !s.contains("--")), "{rendered:?}");
+        }
+    }
+
+    #[test]
+    fn migrations_are_named_after_their_files() {
+        assert_eq!(MIGRATIONS.len(), MIGRATION_NAMES.len());
+        for (i, (migration, name)) in MIGRATIONS.iter().zip(MIGRATION_NAMES).enumerate() {
+            assert_eq!(migration.version, i as i64 + 1, "versions follow each other");
+            assert!(name.starts_with(&format!("{:04}_", migration.version)), "{name}");
+            assert_eq!(migration_name(migration), *name);
         }
     }
 

@@ -1,4 +1,4 @@
-//! Workflows: [`WorkflowStore`] (starting runs, reading them back), and
+//! Workflows: [`WorkflowStore`] (starting runs, reading and listing them), and
 //! advancing runs when their steps end.
 //!
 //! A step's task row carries `run_id` and `step`. What happens when a step
@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
 use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd, step_failed};
 use errand_runtime::workflow::rows::{graph_json, read_graph, read_run_info};
-use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, WorkflowStore};
+use errand_runtime::workflow::{NewRun, RunFilter, RunId, RunInfo, RunState, WorkflowStore};
 use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::MySqlConnection;
 
@@ -100,6 +100,44 @@ impl<C: Codec> WorkflowStore for MysqlBackend<C> {
             .await
             .map_err(query_error(operation()))?;
         read_run_info(NAME, run, &Stored(row), &rows::stored(steps)).map(Some)
+    }
+
+    /// One statement (`run_ids.sql`, the one for the filters given): the
+    /// primary key, or `runs_workflow` / `runs_state` when filtered, walked
+    /// backwards from `before` and stopped at the limit.
+    async fn run_ids(&self, filter: &RunFilter) -> Result<Vec<RunId>, Error> {
+        let inner = &*self.inner;
+        let before = filter.before.map_or(i64::MAX, |r| i64::try_from(r.0).unwrap_or(i64::MAX));
+        let sql = run_listing(&inner.queries.run_ids, filter.workflow.is_some(), filter.state.is_some());
+        let mut query = sqlx::query_scalar::<_, i64>(sql).bind(before);
+        if let Some(workflow) = &filter.workflow {
+            query = query.bind(workflow.as_str());
+        }
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        let ids = query
+            .bind(i64::from(filter.max()))
+            .fetch_all(&inner.pool)
+            .await
+            .map_err(query_error(format!("list the workflow runs of `{}`", inner.location)))?;
+        ids.into_iter()
+            .map(|id| {
+                u64::try_from(id).map(RunId).map_err(|_| rows::bad_data("the workflow runs", format!("run id {id}")))
+            })
+            .collect()
+    }
+}
+
+/// The statement of `run_ids.sql` (`listings`) for a listing filtered by
+/// workflow and/or state.
+pub(crate) fn run_listing(listings: &[String; 4], workflow: bool, state: bool) -> &str {
+    let [all, by_workflow, by_state, by_both] = listings;
+    match (workflow, state) {
+        (false, false) => all,
+        (true, false) => by_workflow,
+        (false, true) => by_state,
+        (true, true) => by_both,
     }
 }
 

@@ -2,8 +2,10 @@
 //! application's transaction, URL and namespace checks, migrations (and the
 //! upgrade of version 1 tables), bulk enqueues cut to the packet size,
 //! unreadable rows, unique keys across processes, wake-ups across processes
-//! (also on resuming a paused queue), and progress reports guarded by the
-//! running worker. Each test uses tables of its
+//! (also on resuming a paused queue), progress reports guarded by the
+//! running worker, connecting without migrating and the pending migrations,
+//! and deleting finished tasks (their unique keys freed, workflow steps
+//! spared). Each test uses tables of its
 //! own (a fresh prefix), dropped when it ends. Without `ERRAND_MYSQL_URL`
 //! the server tests are reported as ignored.
 
@@ -162,7 +164,7 @@ async fn migrations_run_once_and_newer_tables_are_refused() {
             .fetch_all(backend.pool())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(applied.len(), 2, "each migration is recorded once: {applied:?}");
+    assert_eq!(applied.len(), 3, "each migration is recorded once: {applied:?}");
 
     sqlx::query(&format!(
         "INSERT INTO `{prefix}migrations` (version, description, checksum, applied_at) VALUES (99, 'from the future', 'x', 0)"
@@ -354,7 +356,7 @@ async fn migration_2_upgrades_version_1_tables_and_runs_again_harmlessly() {
         .fetch_all(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 
     // Everything migration 2 added works, and the old task reads back.
     let task = backend.task(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is gone"));
@@ -445,4 +447,155 @@ async fn resuming_in_another_process_wakes_idle_workers() {
     wait_for("the task to start after resuming", || async { counter.0.load(Ordering::SeqCst) == 1 }).await;
     assert!(resumed.elapsed() < Duration::from_secs(5), "resuming took {:?} to wake the worker", resumed.elapsed());
     running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Every migration this version ships, by name, in order.
+const MIGRATIONS: [&str; 3] = ["0001_create_tables", "0002_progress_paused_schedules", "0003_runs_listing"];
+
+/// How many tables of `prefix` exist.
+async fn tables_of(backend: &MysqlBackend, prefix: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
+         AND LEFT(table_name, CHAR_LENGTH(?)) = ?",
+    )
+    .bind(prefix)
+    .bind(prefix)
+    .fetch_one(backend.pool())
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `.migrate(false)` connects without creating anything, and
+/// `pending_migrations` names every migration on a fresh database, none once
+/// migrated, the one whose record is missing (migration 3, run again over
+/// tables it half changed, completes them), and refuses tables of a newer
+/// errand as `migrate` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn connecting_without_migrating_and_pending_migrations() {
+    let url = common::url();
+    let prefix = common::fresh_prefix();
+    let _drop = common::DropTables { url: url.clone(), prefix: prefix.clone() };
+    let backend = MysqlBackend::builder()
+        .namespace(prefix.clone())
+        .migrate(false)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pending = || async { backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")) };
+    assert_eq!(pending().await, MIGRATIONS, "a fresh database lacks every migration");
+    assert_eq!(tables_of(&backend, &prefix).await, 0, "connecting or checking created tables");
+
+    backend.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(pending().await.is_empty(), "migrated tables are current");
+    assert_eq!(tables_of(&backend, &prefix).await, 9);
+    // A backend that does not migrate works on current tables.
+    let again = MysqlBackend::builder()
+        .namespace(prefix.clone())
+        .migrate(false)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let id = again.enqueue(note("no migration needed")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&again, id).await, Some(TaskState::Pending));
+
+    // Back to what migration 2 made, half-way through migration 3.
+    exec(&backend, &format!("ALTER TABLE `{prefix}runs` DROP INDEX runs_workflow")).await;
+    exec(&backend, &format!("DELETE FROM `{prefix}migrations` WHERE version = 3")).await;
+    assert_eq!(pending().await, ["0003_runs_listing"]);
+    backend.migrate().await.unwrap_or_else(|e| panic!("completing migration 3: {e}"));
+    assert!(pending().await.is_empty());
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT CAST(index_name AS CHAR) FROM information_schema.statistics \
+         WHERE table_schema = DATABASE() AND table_name = ? ORDER BY 1",
+    )
+    .bind(format!("{prefix}runs"))
+    .fetch_all(backend.pool())
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(indexes, ["PRIMARY", "runs_finished", "runs_state", "runs_workflow"]);
+
+    exec(
+        &backend,
+        &format!(
+            "INSERT INTO `{prefix}migrations` (version, description, checksum, applied_at) \
+             VALUES (99, 'from the future', 'x', 0)"
+        ),
+    )
+    .await;
+    match backend.pending_migrations().await {
+        Err(Error::Schema(message)) => {
+            assert!(message.contains("99") && message.contains("upgrade errand"), "{message}");
+        }
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+}
+
+/// Deleting a finished task frees its unique key at once (a key whose newest
+/// task is another is left alone); dead and cancelled tasks are deleted
+/// too, but not live tasks nor workflow steps' tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn deleting_a_task_frees_its_unique_key_and_spares_steps() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let prefix = backend.namespace().to_owned();
+    let raw = |id: TaskId| i64::try_from(id.0).unwrap_or(i64::MAX);
+    let set = |id: TaskId, assignments: &str| {
+        let sql = format!("UPDATE `{prefix}tasks` SET {assignments}, finished_at = 1 WHERE id = {}", raw(id));
+        let backend = &backend;
+        async move { exec(backend, &sql).await }
+    };
+    let delete = |id: TaskId| {
+        let backend = &backend;
+        async move { backend.delete_task(id).await.unwrap_or_else(|e| panic!("{e}")) }
+    };
+    let window = || Enqueue::new().unique_key("once").unique_for(Duration::from_secs(3600));
+    macro_rules! enqueue {
+        ($job:expr, $options:expr) => {
+            backend.enqueue_with($job, $options).await.unwrap_or_else(|e| panic!("{e}"))
+        };
+    }
+
+    // Within its window, a done task's key dedupes until the task is deleted.
+    let first = enqueue!(note("first"), window());
+    let running = Running::start(Monitor::new().register(WorkerBuilder::<Note, _>::new(backend.clone())));
+    wait_for("the task to finish", || async { state(&backend, first).await == Some(TaskState::Done) }).await;
+    running.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(enqueue!(note("again"), window()), first, "the window dedupes");
+    assert!(delete(first).await);
+    assert_eq!(state(&backend, first).await, None);
+    let second = enqueue!(note("after"), window());
+    assert_ne!(second, first, "the deleted task's key was not freed");
+    assert!(!delete(second).await, "a pending task was deleted");
+    assert_eq!(enqueue!(note("still"), window()), second);
+
+    // A finished task that is no longer its key's newest: the key stays.
+    let old = enqueue!(note("old"), Enqueue::new().unique_key("k"));
+    set(old, "state = 'done'").await;
+    let newer = enqueue!(note("newer"), Enqueue::new().unique_key("k"));
+    assert_ne!(old, newer);
+    assert!(delete(old).await);
+    assert_eq!(enqueue!(note("newest"), Enqueue::new().unique_key("k")), newer, "the live task's key was freed");
+
+    // Dead and cancelled tasks are deleted; a running one is not.
+    let dead = backend.enqueue(note("dead")).await.unwrap_or_else(|e| panic!("{e}"));
+    set(dead, "state = 'dead', last_error = 'boom'").await;
+    assert!(delete(dead).await);
+    let cancelled = backend.enqueue(note("cancelled")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(backend.cancel_task(cancelled).await.unwrap_or_else(|e| panic!("{e}")));
+    assert!(delete(cancelled).await);
+    let claimed = backend.enqueue(note("running")).await.unwrap_or_else(|e| panic!("{e}"));
+    let worker = registration("worker-one");
+    let tasks = backend.claim(&worker, 10).await.unwrap_or_else(|e| panic!("{e}")).tasks;
+    assert!(tasks.iter().any(|t| t.id == claimed), "the task was not claimed");
+    assert!(!delete(claimed).await, "a running task was deleted");
+
+    // A workflow step's task goes with its run.
+    let step = backend.enqueue(note("step")).await.unwrap_or_else(|e| panic!("{e}"));
+    set(step, "state = 'done', run_id = 1, step = 0").await;
+    assert!(!delete(step).await, "a step's task was deleted");
+    assert_eq!(state(&backend, step).await, Some(TaskState::Done));
+    assert!(!delete(TaskId(u64::MAX)).await, "an id past BIGINT");
 }

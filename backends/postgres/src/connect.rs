@@ -27,7 +27,7 @@ const MAX_SCHEMA_LEN: usize = 48;
 impl<C: Codec> PostgresBuilder<C> {
     /// Connects to `url` (`postgres://user:password@host:5432/database`),
     /// opening a pool of up to 16 connections, and migrates the schema,
-    /// creating it if missing.
+    /// creating it if missing (unless [`migrate`](Self::migrate)`(false)`).
     ///
     /// # Errors
     ///
@@ -58,8 +58,11 @@ impl<C: Codec> PostgresBuilder<C> {
             .connect_with(options)
             .await
             .map_err(|e| Error::Backend(BackendError::new(NAME, format!("connect to `{location}`"), e)))?;
+        let migrate = self.migrate;
         let backend = self.build(pool, location);
-        backend.migrate().await?;
+        if migrate {
+            backend.migrate().await?;
+        }
         Ok(backend)
     }
 

@@ -1,5 +1,5 @@
 //! `impl Expose for PostgresBackend`: counts, listings, workers, retry,
-//! pausing and resuming queues, cancel.
+//! delete, pausing and resuming queues, cancel.
 
 use errand_runtime::backend::stored::{StoredRow, read_counts, read_task_info, read_worker_info};
 use errand_runtime::capability::CancelRunning;
@@ -84,6 +84,20 @@ impl<C: Codec> Expose for PostgresBackend<C> {
             }
             None => Ok(false),
         }
+    }
+
+    /// One statement (`delete_task.sql`): the row holds the task's result,
+    /// error, progress and unique key, so they go with it. A step task is
+    /// refused while its run exists.
+    async fn delete_task(&self, id: TaskId) -> Result<bool, Error> {
+        // Task ids are bigints: a larger one names no task.
+        let Ok(raw) = i64::try_from(id.0) else { return Ok(false) };
+        let deleted: Option<i64> = sqlx::query_scalar(&self.inner.queries.delete_task)
+            .bind(raw)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(query_error(format!("delete task {id} of schema `{}`", self.inner.schema)))?;
+        Ok(deleted.is_some())
     }
 
     /// Stores the pause (`pause_queue.sql`); every claim of the queue, in

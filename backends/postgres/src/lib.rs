@@ -70,11 +70,16 @@
 //!   one codec per schema);
 //! - [`tuning`](PostgresBuilder::tuning): the [`Tuning`] every backend has,
 //!   starting from this backend's defaults (below);
-//! - [`vacuum_every`](PostgresBuilder::vacuum_every): see *Vacuum* below.
+//! - [`vacuum_every`](PostgresBuilder::vacuum_every): see *Vacuum* below;
+//! - [`migrate`](PostgresBuilder::migrate): whether
+//!   [`connect`](PostgresBuilder::connect) migrates the schema (`true` by
+//!   default; `false` connects without creating anything, for tools that
+//!   check the schema first or must not change it).
 //!
 //! and ends with [`connect`](PostgresBuilder::connect) (opens a pool and
-//! migrates the schema) or [`from_pool`](PostgresBuilder::from_pool) (an
-//! existing pool, no migration: call [`migrate`](PostgresBackend::migrate)).
+//! migrates the schema, unless told not to) or
+//! [`from_pool`](PostgresBuilder::from_pool) (an existing pool, no
+//! migration: call [`migrate`](PostgresBackend::migrate)).
 //!
 //! # Schema
 //!
@@ -85,6 +90,12 @@
 //! recorded in `<schema>.migrations` (not sqlx's `_sqlx_migrations`). A schema
 //! migrated by a newer errand, or whose applied migrations differ from the
 //! ones this version ships, is refused with [`Error::Schema`].
+//! [`pending_migrations`](PostgresBackend::pending_migrations) names the
+//! migrations not applied yet (`"0007_run_listing"`, each file's name
+//! without `.sql`; all of them for a schema that does not exist) without
+//! creating or locking anything: with
+//! [`migrate`](PostgresBuilder::migrate)`(false)` it is how `errand migrate
+//! --check` tells whether a schema is current.
 //!
 //! - `tasks`: `id` (bigint identity, never reused), `job`, `queue`, `state`
 //!   (`pending`, `running`, `retry`, `done`, `dead`, `cancelled`), `payload`
@@ -144,7 +155,9 @@
 //!   (`task_id`), with its `output` (bytea) once it is done. A step's output
 //!   is stored there only: the step's task keeps no `result`. Finished runs
 //!   are found for retention through a partial index on `finished_at`
-//!   (migration 5).
+//!   (migration 5), and listed newest first through `runs_state (state,
+//!   id)` and `runs_workflow (workflow, state, id)` (migration 7; see
+//!   *Workflows*).
 //!
 //! # Behaviour and defaults
 //!
@@ -289,8 +302,20 @@
 //!   per `retention`, if shorter) per backend value, in batches (the oldest
 //!   5,000 `done` tasks of each queue, 1,000 runs) for about a second at
 //!   most. [`cleanup`](PostgresBackend::cleanup) does it now. `dead` and
-//!   `cancelled` tasks are kept until retried or deleted by hand, a deleted
-//!   run's step tasks in those states too.
+//!   `cancelled` tasks are kept until retried or deleted, a deleted run's
+//!   step tasks in those states too.
+//! - Deleting: [`Expose::delete_task`](errand_runtime::Expose::delete_task)
+//!   is one `DELETE … WHERE id = $1 AND state IN ('done', 'dead',
+//!   'cancelled')` (`delete_task.sql`). The result, last error, progress and
+//!   unique key are columns of the row, so they go with it and the key is
+//!   free again at once. A live task is refused (cancel it first), and so is
+//!   the task of a workflow step while its run exists (it goes with the run,
+//!   by retention); once retention has deleted the run, its leftover `dead`
+//!   or `cancelled` step tasks are ordinary finished tasks and can be
+//!   deleted. A running task that is cancelled and then deleted before its
+//!   worker's next look for cancellations (`cancelled_tasks.sql`, once per
+//!   heartbeat interval) is not told to stop: it runs to its end, and its
+//!   ack changes nothing.
 //! - Connections: [`connect`](PostgresBuilder::connect) opens a pool of up to
 //!   16 connections (claims, acks, heartbeats and enqueues of every worker
 //!   share it) plus the one listener connection. Its connections are pinged
@@ -355,9 +380,18 @@
 //!   unaffected: still one statement; so is an orphan rescue that finds no
 //!   step on its last attempt.
 //! - [`run_info`](WorkflowStore::run_info) reads a run and each step's task
-//!   (state, attempt, last error) and its output, from `run_steps`; a `done`
-//!   step task deleted by retention still reads as `done`. Once the run
-//!   itself is past the retention it is deleted, and reads as not found.
+//!   (state, attempt, last error) and its output, from `run_steps`, and the
+//!   steps each step takes its inputs from (`after`, from the stored graph);
+//!   a `done` step task deleted by retention still reads as `done`. Once the
+//!   run itself is past the retention it is deleted, and reads as not found.
+//! - [`run_ids`](WorkflowStore::run_ids) (and
+//!   [`runs`](WorkflowStore::runs), one `run_info` per id it lists) is one
+//!   statement, `… ORDER BY id DESC LIMIT n`, that walks an index backwards
+//!   and reads no run that does not match: the primary key without a
+//!   filter, `runs_state` by state, `runs_workflow` by workflow and state,
+//!   and by workflow alone that index once per state of the workflow's runs
+//!   (a loose index scan finds them), merged. Pages go on with `before`
+//!   (`id < before`).
 //!
 //! # Limitations
 //!
@@ -534,6 +568,8 @@ pub struct PostgresBuilder<C = JsonCodec> {
     pub(crate) namespace: String,
     pub(crate) tuning: Tuning,
     pub(crate) vacuum_every: u64,
+    /// Whether [`connect`](PostgresBuilder::connect) migrates.
+    pub(crate) migrate: bool,
     codec: PhantomData<fn() -> C>,
 }
 
@@ -544,6 +580,7 @@ impl<C: Codec> fmt::Debug for PostgresBuilder<C> {
             .field("codec", &C::NAME)
             .field("tuning", &self.tuning)
             .field("vacuum_every", &self.vacuum_every)
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -565,6 +602,7 @@ impl<C: Codec> PostgresBuilder<C> {
             namespace: self.namespace,
             tuning: self.tuning,
             vacuum_every: self.vacuum_every,
+            migrate: self.migrate,
             codec: PhantomData,
         }
     }
@@ -586,6 +624,18 @@ impl<C: Codec> PostgresBuilder<C> {
         self.vacuum_every = n;
         self
     }
+
+    /// Whether [`connect`](Self::connect) migrates the schema (`true`, the
+    /// default) or only connects (`false`): nothing is created, not even the
+    /// schema, so a tool can ask
+    /// [`pending_migrations`](PostgresBackend::pending_migrations) first, or
+    /// work on a schema it must not change. On a schema that is not
+    /// migrated, statements fail with [`Error::Backend`] (a missing table).
+    /// [`from_pool`](Self::from_pool) never migrates.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
 }
 
 impl PostgresBackend<JsonCodec> {
@@ -597,6 +647,7 @@ impl PostgresBackend<JsonCodec> {
             namespace: DEFAULT_SCHEMA.to_owned(),
             tuning: DEFAULT_TUNING,
             vacuum_every: vacuum::DEFAULT_EVERY,
+            migrate: true,
             codec: PhantomData,
         }
     }
@@ -648,6 +699,25 @@ impl<C: Codec> PostgresBackend<C> {
     /// [`Error::Backend`] when a statement fails.
     pub async fn migrate(&self) -> Result<(), Error> {
         migrate::run(&self.inner).await
+    }
+
+    /// The names of the migrations this version ships that the schema has
+    /// not applied yet, in the order [`migrate`](Self::migrate) would apply
+    /// them: each is its file's name in the crate's `migrations/` without
+    /// `.sql` (`"0006_progress_pauses_schedules"`). Every one on a schema
+    /// that does not exist yet; empty when the schema is current. Reads
+    /// only: nothing is created or locked (connect with
+    /// [`PostgresBuilder::migrate`]`(false)` to check a schema without
+    /// migrating it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Schema`] when the schema was migrated by a newer errand or an
+    /// applied migration differs from the one this version ships (as
+    /// [`migrate`](Self::migrate) would refuse it); [`Error::Backend`] when
+    /// the read fails.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, Error> {
+        migrate::pending(&self.inner).await
     }
 
     /// Retention, now: deletes `done` tasks and finished workflow runs (with

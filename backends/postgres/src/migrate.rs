@@ -16,7 +16,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::Inner;
 use crate::rows::{self, Stored, query_error};
-use crate::sql::{MIGRATIONS, Queries};
+use crate::sql::{MIGRATIONS, Queries, migration_name};
 
 /// A migration's checksum as this backend has always recorded it: FNV-1a of
 /// its SQL followed by a separator byte, as 16 hex digits. (It differs from
@@ -45,21 +45,7 @@ impl MigrationStore for Store<'_> {
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, Error> {
         let operation = || format!("read the errand migrations of {}", self.place);
         self.conn.execute(self.queries.migrations_table.as_str()).await.map_err(query_error(operation()))?;
-        let found = sqlx::query(&self.queries.migrations_applied)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(query_error(operation()))?;
-        let what = format!("the migration record of {}", self.place);
-        rows::stored(found)
-            .iter()
-            .map(|row: &Stored| {
-                Ok(AppliedMigration {
-                    version: rows::int(row, "version", &what)?,
-                    description: rows::text(row, "description", &what)?,
-                    checksum: rows::text(row, "checksum", &what)?,
-                })
-            })
-            .collect()
+        read_applied(&mut *self.conn, self.queries, self.place).await
     }
 
     async fn apply(&mut self, migration: &Migration, checksum: &str) -> Result<(), Error> {
@@ -76,6 +62,44 @@ impl MigrationStore for Store<'_> {
             .map_err(query_error(operation()))?;
         Ok(())
     }
+}
+
+/// The migrations `<schema>.migrations` records, in version order.
+async fn read_applied(conn: &mut PgConnection, queries: &Queries, place: &str) -> Result<Vec<AppliedMigration>, Error> {
+    let found = sqlx::query(&queries.migrations_applied)
+        .fetch_all(conn)
+        .await
+        .map_err(query_error(format!("read the errand migrations of {place}")))?;
+    let what = format!("the migration record of {place}");
+    rows::stored(found)
+        .iter()
+        .map(|row: &Stored| {
+            Ok(AppliedMigration {
+                version: rows::int(row, "version", &what)?,
+                description: rows::text(row, "description", &what)?,
+                checksum: rows::text(row, "checksum", &what)?,
+            })
+        })
+        .collect()
+}
+
+/// The names of the migrations not applied yet, in order (every one when
+/// the schema or its migration record does not exist), read without
+/// creating or locking anything; refuses what [`run`] refuses.
+pub(crate) async fn pending(inner: &Inner) -> Result<Vec<String>, Error> {
+    let place = format!("schema `{}` of `{}`", inner.schema, inner.location);
+    let operation = || format!("read the errand migrations of {place}");
+    let mut conn = inner.pool.acquire().await.map_err(query_error(operation()))?;
+    let record: Option<String> = sqlx::query_scalar(&inner.queries.migrations_exist)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    let applied = match record {
+        Some(_) => read_applied(&mut conn, &inner.queries, &place).await?,
+        None => Vec::new(),
+    };
+    let pending = stored::pending_migrations("errand-postgres", &place, MIGRATIONS, &applied, &checksum)?;
+    Ok(pending.into_iter().map(migration_name).collect())
 }
 
 /// Creates the schema and applies every migration not applied yet.
@@ -110,5 +134,16 @@ mod tests {
         assert_eq!(checksum("CREATE TABLE t ()"), format!("{hash:016x}"));
         assert_ne!(checksum("CREATE TABLE t ()"), stored::checksum("CREATE TABLE t ()"));
         assert_ne!(lock_id("a"), lock_id("b"));
+    }
+
+    #[test]
+    fn migrations_are_named_after_their_files() {
+        assert_eq!(crate::sql::MIGRATION_NAMES.len(), MIGRATIONS.len());
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, i64::try_from(i + 1).unwrap_or(0), "versions ascend from 1");
+            let name = migration_name(migration);
+            assert!(name.starts_with(&format!("{:04}_", migration.version)), "{name}");
+        }
+        assert_eq!(migration_name(&MIGRATIONS[5]), "0006_progress_pauses_schedules");
     }
 }

@@ -2,8 +2,8 @@
 //! dashboard fast however many tasks wait or are done.
 //!
 //! Each statement the backend runs per claim, ack, enqueue, heartbeat,
-//! rescue, burial, retention batch, progress report, pause, schedule tick
-//! or dashboard view is executed by `EXPLAIN (ANALYZE, BUFFERS)` against
+//! rescue, burial, retention batch, progress report, pause, schedule tick,
+//! dashboard view (tasks and workflow runs) or deletion is executed by `EXPLAIN (ANALYZE, BUFFERS)` against
 //! 300,000 tasks, with PostgreSQL's generic plan (what a cached prepared statement
 //! runs after its fifth execution) and with a custom one, then rolled back.
 //! The buffers it touched must stay far below the table's size, and none may
@@ -13,12 +13,14 @@
 
 use std::time::Duration;
 
+use errand_runtime::workflow::{RunFilter, RunState};
 use errand_runtime::{TaskFilter, TaskState};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, Row};
 
 use crate::PostgresBackend;
 use crate::expose::list_sql;
+use crate::workflow::run_ids_sql;
 
 /// Tasks in the table.
 const ROWS: i64 = 300_000;
@@ -318,7 +320,31 @@ async fn statements_touch_few_buffers_on_a_big_table() {
         Case::new("a task by id", &q.task_by_id, "bigint", "150000"),
         Case::new("retry a dead task", &q.retry_task, "bigint, bigint, text", "150018, 1, 'chan'"),
         Case::new("cancel a task", &q.cancel_task, "bigint, bigint", "150001, 1"),
+        Case::new("delete a done task", &q.delete_task, "bigint", "150009"),
+        Case::new("delete a step task (refused)", &q.delete_task, "bigint", "150010"),
     ];
+    // Listing runs: every shape of filter, on the first page and further.
+    for workflow in [None, Some("wf"), Some("nope")] {
+        for state in [None, Some(RunState::Running), Some(RunState::Failed)] {
+            for before in [None, Some(15_000)] {
+                let filter = RunFilter { workflow: workflow.map(str::to_owned), state, limit: 50, before: None };
+                let mut args = vec![before.unwrap_or(i64::MAX).to_string(), "50".to_owned()];
+                if let Some(workflow) = workflow {
+                    args.push(format!("'{workflow}'"));
+                }
+                if let Some(state) = state {
+                    args.push(format!("'{}'", state.as_str()));
+                }
+                let types = match args.len() {
+                    2 => "bigint, bigint",
+                    3 => "bigint, bigint, text",
+                    _ => "bigint, bigint, text, text",
+                };
+                let name = format!("run ids {filter:?} before {before:?}");
+                cases.push(Case::new(name, &run_ids_sql(&q.schema, &filter), types, args.join(", ")));
+            }
+        }
+    }
     for queue in [None, Some("q1")] {
         for job in [None, Some("job1")] {
             for state in [None, Some(TaskState::Pending), Some(TaskState::Running), Some(TaskState::Done)] {

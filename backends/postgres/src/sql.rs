@@ -32,37 +32,52 @@ use sqlx::postgres::PgArguments;
 /// The placeholder for the schema in every SQL file.
 const SCHEMA: &str = "__SCHEMA__";
 
-/// Every migration, in version order. Append only: an applied migration must
-/// never change (its checksum is verified on every `migrate`).
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "create tasks and workers",
-        sql: include_str!("../migrations/0001_create_tasks.sql"),
-    },
-    Migration { version: 2, description: "workflows", sql: include_str!("../migrations/0002_workflows.sql") },
-    Migration {
-        version: 3,
-        description: "index finished tasks only",
-        sql: include_str!("../migrations/0003_finished_index.sql"),
-    },
-    Migration { version: 4, description: "claim tokens", sql: include_str!("../migrations/0004_claim_token.sql") },
-    Migration {
-        version: 5,
-        description: "served jobs, finished runs index",
-        sql: include_str!("../migrations/0005_served_jobs.sql"),
-    },
-    Migration {
-        version: 6,
-        description: "progress, paused queues, schedules",
-        sql: include_str!("../migrations/0006_progress_pauses_schedules.sql"),
-    },
-];
+/// Declares [`MIGRATIONS`] and [`MIGRATION_NAMES`] from one list, so the two
+/// stay in step: each entry is a version, the file's name in `migrations/`
+/// without `.sql`, and a description.
+macro_rules! migrations {
+    ($($version:literal $name:literal $description:literal,)*) => {
+        /// Every migration, in version order. Append only: an applied
+        /// migration must never change (its checksum is verified on every
+        /// `migrate`).
+        pub(crate) const MIGRATIONS: &[Migration] = &[$(Migration {
+            version: $version,
+            description: $description,
+            sql: include_str!(concat!("../migrations/", $name, ".sql")),
+        },)*];
+
+        /// The name of each of [`MIGRATIONS`], its file's without `.sql`
+        /// (`0006_progress_pauses_schedules`), at the same index.
+        pub(crate) const MIGRATION_NAMES: &[&str] = &[$($name,)*];
+    };
+}
+
+migrations! {
+    1 "0001_create_tasks" "create tasks and workers",
+    2 "0002_workflows" "workflows",
+    3 "0003_finished_index" "index finished tasks only",
+    4 "0004_claim_token" "claim tokens",
+    5 "0005_served_jobs" "served jobs, finished runs index",
+    6 "0006_progress_pauses_schedules" "progress, paused queues, schedules",
+    7 "0007_run_listing" "indexes for listing runs",
+}
+
+/// The name of `migration`, one of [`MIGRATIONS`]: its file's without `.sql`.
+pub(crate) fn migration_name(migration: &Migration) -> String {
+    MIGRATIONS
+        .iter()
+        .position(|m| m.version == migration.version)
+        .and_then(|i| MIGRATION_NAMES.get(i))
+        .map_or_else(|| format!("{:04}", migration.version), |name| (*name).to_owned())
+}
 
 /// Every statement, rendered for one schema.
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) migrations_table: String,
+    /// The migration record's name if it exists, NULL if it (or the schema)
+    /// does not: reads without creating anything.
+    pub(crate) migrations_exist: String,
     pub(crate) migrations_applied: String,
     pub(crate) migrations_record: String,
     pub(crate) push: String,
@@ -92,6 +107,7 @@ pub(crate) struct Queries {
     pub(crate) task_by_id: String,
     pub(crate) workers: String,
     pub(crate) retry_task: String,
+    pub(crate) delete_task: String,
     pub(crate) cancel_task: String,
     pub(crate) run_insert: String,
     pub(crate) run_lock: String,
@@ -121,6 +137,7 @@ impl Queries {
         let select_task = render(include_str!("../sql/select_task.sql"));
         Self {
             migrations_table: render(include_str!("../sql/migrations_table.sql")),
+            migrations_exist: format!("SELECT to_regclass('{quoted}.migrations')::text"),
             migrations_applied: format!(
                 "SELECT version, description, checksum FROM {quoted}.migrations ORDER BY version"
             ),
@@ -153,6 +170,7 @@ impl Queries {
             select_task,
             workers: render(include_str!("../sql/workers.sql")),
             retry_task: render(include_str!("../sql/retry_task.sql")),
+            delete_task: render(include_str!("../sql/delete_task.sql")),
             cancel_task: render(include_str!("../sql/cancel_task.sql")),
             run_insert: render(include_str!("../sql/run_insert.sql")),
             run_lock: render(include_str!("../sql/run_lock.sql")),

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
 use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd, step_failed};
 use errand_runtime::workflow::rows::{graph_json, read_graph, read_run_info};
-use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, WorkflowStore};
+use errand_runtime::workflow::{NewRun, RunFilter, RunId, RunInfo, RunState, WorkflowStore};
 use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -100,6 +100,61 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
             .await
             .map_err(query_error(operation()))?;
         read_run_info(NAME, run, &Stored(row), &rows::stored(steps)).map(Some)
+    }
+
+    /// One statement (see `run_ids_sql`) walking an index of `runs` backwards.
+    async fn run_ids(&self, filter: &RunFilter) -> Result<Vec<RunId>, Error> {
+        let inner = &*self.inner;
+        let operation = || format!("list the workflow runs of schema `{}`", inner.schema);
+        // Run ids are bigints: every one is below a larger `before`.
+        let before = filter.before.map_or(i64::MAX, |r| i64::try_from(r.0).unwrap_or(i64::MAX));
+        let sql = run_ids_sql(&inner.queries.schema, filter);
+        let mut query = sqlx::query_scalar(&sql).bind(before).bind(i64::from(filter.max()));
+        if let Some(workflow) = &filter.workflow {
+            query = query.bind(workflow.as_str());
+        }
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        let ids: Vec<i64> = query.fetch_all(&inner.pool).await.map_err(query_error(operation()))?;
+        ids.into_iter()
+            .map(|id| {
+                u64::try_from(id).map(RunId).map_err(|_| wrong_reply(operation(), format!("negative run id {id}")))
+            })
+            .collect()
+    }
+}
+
+/// The statement of [`WorkflowStore::run_ids`] for `filter`, binding `$1`
+/// before (ids below it), `$2` limit, then the workflow and the state, each
+/// only if the filter has it (`$3`, then `$3` or `$4`). Only the conditions
+/// that apply are in the text, so each shape gets its own plan, and each
+/// walks an index backwards (migration 7): without a filter the primary key;
+/// with a state `runs_state (state, id)`; with a workflow and a state
+/// `runs_workflow (workflow, state, id)`; with a workflow alone that index
+/// once per state of the workflow's runs (found by a loose index scan of
+/// it), merged. None reads runs that do not match.
+pub(crate) fn run_ids_sql(schema: &str, filter: &RunFilter) -> String {
+    match (filter.workflow.is_some(), filter.state.is_some()) {
+        (false, false) => format!("SELECT id FROM {schema}.runs WHERE id < $1 ORDER BY id DESC LIMIT $2"),
+        (false, true) => {
+            format!("SELECT id FROM {schema}.runs WHERE state = $3 AND id < $1 ORDER BY id DESC LIMIT $2")
+        }
+        (true, true) => format!(
+            "SELECT id FROM {schema}.runs WHERE workflow = $3 AND state = $4 AND id < $1 ORDER BY id DESC LIMIT $2"
+        ),
+        (true, false) => format!(
+            "WITH RECURSIVE states AS ( \
+                 (SELECT state FROM {schema}.runs WHERE workflow = $3 ORDER BY state LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT r.state FROM {schema}.runs AS r \
+                         WHERE r.workflow = $3 AND r.state > s.state ORDER BY r.state LIMIT 1) \
+                 FROM states AS s WHERE s.state IS NOT NULL) \
+             SELECT l.id FROM states AS s CROSS JOIN LATERAL ( \
+                 SELECT id FROM {schema}.runs \
+                 WHERE workflow = $3 AND state = s.state AND id < $1 ORDER BY id DESC LIMIT $2) AS l \
+             WHERE s.state IS NOT NULL ORDER BY l.id DESC LIMIT $2"
+        ),
     }
 }
 

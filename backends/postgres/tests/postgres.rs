@@ -1,5 +1,6 @@
-//! Backend-specific tests: migrations, connection errors, transactional
-//! enqueue, NOTIFY wake-ups and listener reconnects, retention, stale acks,
+//! Backend-specific tests: migrations (concurrent, pending, connecting
+//! without migrating), connection errors, transactional enqueue, NOTIFY
+//! wake-ups and listener reconnects, retention, deleting tasks, stale acks,
 //! workflow steps finishing concurrently or acknowledged by another backend
 //! value, unreadable rows.
 //! Ignored without `ERRAND_POSTGRES_URL` (the build fails instead under
@@ -87,9 +88,87 @@ async fn concurrent_migrations_are_safe() {
         .fetch_one(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, 6, "each migration is recorded once");
+    assert_eq!(versions, 7, "each migration is recorded once");
     backend.migrate().await.unwrap_or_else(|e| panic!("migrate again: {e}"));
     common::drop_schema(&backend).await;
+}
+
+/// `.migrate(false)` connects without creating anything, and
+/// `pending_migrations` names what `migrate` would apply: every migration on
+/// a fresh schema, none once migrated, the missing ones of a schema that is
+/// behind; a schema migrated by a newer errand is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn pending_migrations_are_listed_without_migrating() {
+    let url = common::url();
+    let schema = common::fresh_schema();
+    let _drop = common::DropSchema { url: url.clone(), schema: schema.clone() };
+    let backend = PostgresBackend::builder()
+        .namespace(&schema)
+        .migrate(false)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect without migrating: {e}"));
+    let pending = backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pending.len(), 7, "every migration is pending on a fresh schema: {pending:?}");
+    assert_eq!(pending.first().map(String::as_str), Some("0001_create_tasks"));
+    assert_eq!(pending.get(5).map(String::as_str), Some("0006_progress_pauses_schedules"));
+    assert_eq!(pending.last().map(String::as_str), Some("0007_run_listing"));
+    let exists = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
+    let created: bool =
+        sqlx::query_scalar(exists).bind(&schema).fetch_one(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!created, "connecting with migrate(false), or listing pending migrations, created the schema");
+    assert!(backend.counts().await.is_err(), "an unmigrated schema has no tables");
+
+    backend.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+    assert_eq!(backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")), Vec::<String>::new());
+    assert!(backend.counts().await.is_ok());
+    // Another value with migrate(false) on the current schema works as usual.
+    let again = PostgresBackend::builder()
+        .namespace(&schema)
+        .migrate(false)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+
+    // A schema one migration behind (as its record says).
+    let forget = format!("DELETE FROM \"{schema}\".migrations WHERE version = 7");
+    sqlx::query(&forget).execute(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")), ["0007_run_listing"]);
+    // A schema migrated by a newer errand.
+    let newer = format!(
+        "INSERT INTO \"{schema}\".migrations (version, description, checksum, applied_at) VALUES (99, 'future', 'x', 0)"
+    );
+    sqlx::query(&newer).execute(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    match backend.pending_migrations().await {
+        Err(errand_runtime::Error::Schema(message)) => assert!(message.contains("99"), "{message}"),
+        other => panic!("a newer schema was not refused: {other:?}"),
+    }
+}
+
+/// `delete_task` takes the row, so a unique key it held is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn deleting_a_task_frees_its_unique_key() {
+    let url = common::url();
+    let backend = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &backend);
+    let unique = || Enqueue::new().unique_key("once").unique_for(Duration::from_secs(3600));
+    let first = backend.enqueue_with(Note { n: 1 }, unique()).await.unwrap_or_else(|e| panic!("{e}"));
+    let reg = registration("delete-worker");
+    backend.heartbeat(&reg).await.unwrap_or_else(|e| panic!("{e}"));
+    let claimed = backend.claim(&reg, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), [first]);
+    assert!(!backend.delete_task(first).await.unwrap_or_else(|e| panic!("{e}")), "a running task was deleted");
+    let dead = [Ack { id: first, outcome: Outcome::Dead { error: "gone".into() } }];
+    backend.ack(&reg, &dead).await.unwrap_or_else(|e| panic!("{e}"));
+    let same = backend.enqueue_with(Note { n: 2 }, unique()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(same, first, "the key is taken within its window");
+    assert!(backend.delete_task(first).await.unwrap_or_else(|e| panic!("{e}")));
+    let second = backend.enqueue_with(Note { n: 3 }, unique()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(second, first, "the deleted task still held its key");
+    assert!(!backend.delete_task(errand_runtime::TaskId(u64::MAX)).await.unwrap_or_else(|e| panic!("{e}")));
 }
 
 /// Runs futures concurrently (no futures crate needed).
@@ -882,7 +961,9 @@ async fn a_burial_sees_a_heartbeat_that_commits_meanwhile() {
 
 /// Retention of runs: finished runs (done or failed) past the retention go
 /// with their `run_steps` rows, `done` step tasks with the tasks' own
-/// retention; a dead step task is kept, and a running run is never deleted.
+/// retention; a dead step task is kept (and `delete_task` refuses it while
+/// its run exists, takes it once the run is gone), and a running run is
+/// never deleted.
 /// Each step's output is stored once, in `run_steps`: not again as its task's
 /// result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -918,6 +999,7 @@ async fn finished_runs_go_with_their_steps_and_outputs_are_stored_once() {
     a.ack(&w, &[Ack { id: dead_step, outcome: Outcome::Dead { error: "no".into() } }])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!a.delete_task(dead_step).await.unwrap_or_else(|e| panic!("{e}")), "a step task went without its run");
     // A run still running.
     let live_run = a.start(Racing(9)).await.unwrap_or_else(|e| panic!("{e}"));
 
@@ -935,6 +1017,9 @@ async fn finished_runs_go_with_their_steps_and_outputs_are_stored_once() {
     let left: i64 = sqlx::query_scalar(&sql).bind(live).fetch_one(a.pool()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(left, 0, "the run_steps rows of deleted runs are left");
     assert_eq!(state(&a, dead_step).await, Some(TaskState::Dead), "a dead step task is kept");
+    // Once its run is gone, it is a finished task like any other.
+    assert!(a.delete_task(dead_step).await.unwrap_or_else(|e| panic!("{e}")), "an orphaned step task was kept");
+    assert_eq!(state(&a, dead_step).await, None);
     let status = a.workflow(live_run).status().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.state, RunState::Running, "a running run is kept");
 }

@@ -353,7 +353,10 @@ end
 -- payload element). The graph's tables (`a`, `x`, `sk`, `f`) come from the
 -- runtime's planner, and the functions below advance a run as it does. A
 -- step's task record carries its run and step. A finished run expires
--- `retention` ms after it finished (by the server's clock).
+-- `retention` ms after it finished (by the server's clock). The sorted set
+-- `wl` indexes the queue's runs by number (member and score), for listings:
+-- `start.lua` adds a run, and the purge takes out the runs that expired,
+-- which `wx` lists by when they expire (score; member the run number).
 
 local function split(list)
   local out = {}
@@ -372,10 +375,13 @@ local function field_number(value, lo, hi)
   return nil
 end
 
--- A finished run is kept for the retention.
-local function expire_run(rk)
+-- A finished run (its hash `rk`, its number `run`) is kept for the
+-- retention: its hash expires by itself, and `wx` notes when (by this
+-- process's clock), for the purge to take it out of the run index `wl`.
+local function expire_run(rk, run, now)
   if retention >= 0 then
     redis.call('PEXPIRE', rk, int(retention))
+    redis.call('ZADD', base .. 'wx', int(now + retention), int(run))
   end
 end
 
@@ -398,7 +404,7 @@ local function fail_run(run, step, err, now)
     return
   end
   redis.call('HSET', rk, 's', 'failed', 'e', (prefix or '') .. err, 'fin', now)
-  expire_run(rk)
+  expire_run(rk, run, now)
   -- Without a readable step count the other steps cannot be found.
   n = field_number(n, 1, 65536)
   for i = 0, (n or 0) - 1 do
@@ -518,7 +524,7 @@ local function step_done(run, step, enc, now)
   end
   if all then
     redis.call('HSET', rk, 's', 'done', 'fin', now)
-    expire_run(rk)
+    expire_run(rk, run, now)
   end
   return #ready
 end

@@ -3,8 +3,11 @@
 -- done tasks that expire together (those one ack call finished), scored by
 -- when; their fields leave `t`, `s`, `e` and `g`, their done bits are cleared
 -- (an emptied bitmap block is deleted) and the `done` count goes down.
--- Finished workflow runs are not here: they expire by themselves.
--- KEYS[1] `x`, KEYS[2] counts.
+-- Finished workflow runs are not here: their hashes expire by themselves;
+-- the purge takes them out of the run index `wl`, about `limit` of them per
+-- call, once their `wx` entry is due and their hash is gone (a hash still
+-- there, by the server's clock, is looked at again when its expiry is due).
+-- KEYS[1] `x`, KEYS[2] counts, KEYS[3] `wx`, KEYS[4] `wl`.
 -- ARGV: base, now, limit.
 -- Returns {tasks deleted, more (1 when expired entries are left)}.
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -38,6 +41,24 @@ while more == 0 do
   end
   if #done > 0 then
     redis.call('ZREM', KEYS[1], unpack(done))
+  end
+end
+-- Expired workflow runs leave the run index.
+local runs = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit + 1)
+if #runs > limit then
+  more = 1
+end
+for i = 1, math.min(#runs, limit) do
+  local run = runs[i]
+  local ttl = redis.call('PTTL', base .. 'wr:' .. run)
+  if ttl == -2 then
+    redis.call('ZREM', KEYS[4], run)
+    redis.call('ZREM', KEYS[3], run)
+  elseif ttl >= 0 then
+    redis.call('ZADD', KEYS[3], int(now + ttl), run)
+  else
+    -- Kept for good (persisted by hand): it stays listed.
+    redis.call('ZREM', KEYS[3], run)
   end
 end
 count('done', -deleted)

@@ -1,7 +1,8 @@
 -- Reads a workflow run (read only). ARGV: base, run.
 -- Returns nil for no such run, else {workflow, state, error, created, steps,
--- then 6 per step: name, task seq, task state, attempt, last error, output
--- (encoded as a payload element)}.
+-- then 7 per step: name, the steps it takes (comma separated indices), task
+-- seq, task state, attempt, last error, output (encoded as a payload
+-- element)}.
 local rk = base .. 'wr:' .. ARGV[2]
 local job, state, err, created, n = unpack(redis.call('HMGET', rk, 'w', 's', 'e', 'c', 'n'))
 if not job then
@@ -9,7 +10,7 @@ if not job then
 end
 local out = { job, state, err, created, n }
 for i = 0, tonumber(n) - 1 do
-  local name, t, o = unpack(redis.call('HMGET', rk, 'nm' .. i, 't' .. i, 'o' .. i))
+  local name, after, t, o = unpack(redis.call('HMGET', rk, 'nm' .. i, 'a' .. i, 't' .. i, 'o' .. i))
   local s, a, e = false, false, false
   if t and redis.call('HEXISTS', T, t) == 1 then
     s, a = parse_state(redis.call('HGET', S, t))
@@ -17,10 +18,11 @@ for i = 0, tonumber(n) - 1 do
   end
   local k = #out
   out[k + 1] = name
-  out[k + 2] = t
-  out[k + 3] = s
-  out[k + 4] = a
-  out[k + 5] = e
-  out[k + 6] = o
+  out[k + 2] = after
+  out[k + 3] = t
+  out[k + 4] = s
+  out[k + 5] = a
+  out[k + 6] = e
+  out[k + 7] = o
 end
 return out

@@ -1,5 +1,6 @@
--- Writes a workflow run and the tasks of its entry steps.
--- KEYS[1] counts, KEYS[2] jobs. ARGV: base, now, wake channel, queue name,
+-- Writes a workflow run, its entry in the run index `wl`, and the tasks of
+-- its entry steps.
+-- KEYS[1] counts, KEYS[2] jobs, KEYS[3] the run index. ARGV: base, now, wake channel, queue name,
 -- run, workflow (the job of its step tasks), number of run fields F, then F
 -- field/value pairs of the run hash (see common.lua; the graph's tables, as
 -- the planner has them), then 4 per entry step (the planner's start plan):
@@ -13,6 +14,7 @@ for i = 8, last, 1000 do
   redis.call('HSET', rk, unpack(ARGV, i, math.min(i + 999, last)))
 end
 redis.call('HSET', rk, 'w', job, 's', 'running', 'c', now)
+redis.call('ZADD', KEYS[3], run, run)
 local out = {}
 for i = last + 1, #ARGV, 4 do
   local step = ARGV[i]

@@ -246,6 +246,18 @@ impl<C: Codec> Expose for RedisBackend<C> {
         self.change(id, true).await
     }
 
+    async fn delete_task(&self, id: TaskId) -> Result<bool, Error> {
+        let (number, seq) = split_id(id);
+        let Some(queue) = self.queue_name(number).await? else { return Ok(false) };
+        let base = self.inner.keys.base(&queue);
+        let lua = &self.inner.scripts.delete;
+        let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}dead"), &format!("{base}cancelled")]);
+        cmd.arg(&base).arg(seq);
+        let what = format!("delete task {id} of queue `{queue}`");
+        let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
+        Ok(int(&value).ok_or_else(|| unexpected(what, &value))? == 1)
+    }
+
     async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
         // Registered, so that `counts` lists it even without tasks.
         self.queue_number(queue).await?;

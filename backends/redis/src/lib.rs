@@ -68,6 +68,8 @@
 //! | `P{q}:cx:<worker>` | set | the worker's running tasks cancelled meanwhile (read by `cancelled_tasks`) |
 //! | `P{q}:wseq` | string | the queue's workflow run counter |
 //! | `P{q}:wr:<run>` | hash | one workflow run; see [Workflows](#workflows) |
+//! | `P{q}:wl` | sorted set | the queue's workflow runs (member and score: the run number), for listings; see [Listing runs](#listing-runs) |
+//! | `P{q}:wx` | sorted set | finished runs (member: the run number) by when their hash expires (finished + retention, ms): what the purge takes out of `wl` |
 //! | `P{q}:paused` | string | exists while the queue is paused (see [Pausing](#pausing-a-queue)) |
 //! | `P{~}:queues`, `P{~}:queue-ids`, `P{~}:queue-seq` | hashes, string | the queue registry |
 //! | `P{~}:schedules` | hash | schedule → the last tick enqueued for it (ms, a decimal integer; see [Schedules](#schedules)) |
@@ -153,6 +155,36 @@
 //! read fails the run (`its workflow run cannot be read: …`) instead of
 //! advancing it.
 //!
+//! [`run_info`](errand_runtime::workflow::WorkflowStore::run_info) reads a
+//! run and its steps in one script; each step's
+//! [`StepInfo::after`](errand_runtime::workflow::StepInfo::after) names the
+//! steps it takes, from the run's `a<i>` fields (the graph's `after`, in
+//! argument order).
+//!
+//! ## Listing runs
+//!
+//! [`run_ids`](errand_runtime::workflow::WorkflowStore::run_ids) (and the
+//! runtime's `runs` on top of it) reads the queues' run indexes: `start_run`
+//! adds each run to its queue's `wl` sorted set (in the same script that
+//! writes it), scored by its run number. A run id orders by queue number,
+//! then run number, so newest first is the queues from the highest number
+//! down, each walked from its newest run (`ZREVRANGEBYSCORE`, below the
+//! `before` run's number in its queue) until the page is full: one script
+//! call per queue visited, which filters by workflow (`w`) and run state
+//! (`s`) on the run hash (one `HMGET` per run looked at). A queue whose job
+//! set never saw the workflow is skipped at once; otherwise a filter is
+//! applied while walking, not through an index of its own, so a rare
+//! workflow or state on a queue with many runs reads every run on the way —
+//! a script call looks at 1,000 index entries at most and the next call
+//! goes on from there, so that such a walk never holds the server for long.
+//! A run that finishes notes in `wx` when its hash expires; the purge (see
+//! [Guarantees](#guarantees-and-limitations), Retention) takes expired runs
+//! out of `wl` (and `wx`) in the same script as the queue's done tasks,
+//! about 5,000 per queue and call; an entry whose run hash is already gone
+//! when a listing meets it is skipped and dropped by that listing. Runs
+//! started by a version without the index are not listed (`run_info` still
+//! reads them).
+//!
 //! Workflow limitations: a finished run (and its outputs) expires by itself
 //! the retention after it finished (`PEXPIRE`, by the server's clock); its
 //! step tasks are purged like any done task, so `run_info` of an old but
@@ -182,6 +214,19 @@
 //! [`TaskInfo::progress`](errand_runtime::TaskInfo::progress); a stored
 //! value this version cannot read (not `<percent>|<message>` with a percent
 //! of 0 to 100 and a UTF-8 message) is an error naming the task.
+//!
+//! # Deleting tasks
+//!
+//! [`Expose::delete_task`](errand_runtime::Expose::delete_task) is one
+//! script: a `done`, `dead` or `cancelled` task that is not a workflow step
+//! (its record's flags say so, even when the rest of the record cannot be
+//! read) leaves the `t`, `s`, `e` and `g` hashes, the done bitmap (its bit
+//! cleared; an emptied block deleted) or the `dead` / `cancelled` index,
+//! and its state's count; its unique key is deleted if it still names the
+//! task (a `unique_for` window keeps it past the finish), so the key is free
+//! again. A done task's `x` entry is left to the purge, which finds nothing
+//! of it (it counts only the bits it clears). A live task, a step's task
+//! (it goes with its run) and an unknown id are left alone: `false`.
 //!
 //! # Pausing a queue
 //!
@@ -215,8 +260,8 @@
 //! # Guarantees and limitations
 //!
 //! - At-least-once: a claim, an ack, a heartbeat, a rescue, a release, a
-//!   cancel, a retry, a burial and a purge are each one Lua script, so a
-//!   crash never leaves a task half-moved.
+//!   cancel, a retry, a deletion, a burial and a purge are each one Lua
+//!   script, so a crash never leaves a task half-moved.
 //! - **Scripts never stop half-way.** Redis does not undo the writes of a
 //!   script that raises an error, so no script raises after its first write
 //!   (see `scripts/common.lua`): stored data is read through helpers that
@@ -292,8 +337,10 @@
 //!   tasks behind; acks and rescue rounds never purge. Reads leave a done
 //!   task out once the reader's retention has passed since it finished;
 //!   counts include it until it is purged. A finished workflow run expires
-//!   by itself (see [Workflows](#workflows)). `dead` and `cancelled` tasks
-//!   are kept until retried, whatever the retention. A retention of 2^52 ms
+//!   by itself (see [Workflows](#workflows)); the purge only takes the
+//!   expired runs out of the run index (see [Listing runs](#listing-runs)).
+//!   `dead` and `cancelled` tasks are kept until retried or deleted,
+//!   whatever the retention. A retention of 2^52 ms
 //!   (142,000 years) or more, e.g. `Duration::MAX`, keeps finished work:
 //!   nothing gets an expiry.
 //! - **Failures.** A Redis call that fails (a cut connection, a timeout
@@ -525,7 +572,7 @@ impl<C: Codec> RedisBuilder<C> {
     /// poll only matters if a wake-up is lost, e.g. while reconnecting), one
     /// claim at a time, and a buffer of the worker's concurrency
     /// ([`Buffer::Concurrency`]). `dead` and `cancelled` tasks are kept
-    /// until retried, whatever the retention.
+    /// until retried or deleted, whatever the retention.
     pub fn tuning(mut self, tune: impl FnOnce(Tuning) -> Tuning) -> Self {
         self.tuning = tune(self.tuning);
         self

@@ -7,7 +7,9 @@
 //! [`purge_period`] for a backend handle and its clones — at once again when
 //! the last pass left expired tasks behind. Finished workflow runs need no
 //! purge: their hashes expire by themselves (`PEXPIRE` by the retention when
-//! they finish).
+//! they finish); the same script only takes the expired ones out of the
+//! queue's run index (`wl`, read by `run_ids`), from the `wx` entries their
+//! finish wrote.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -58,7 +60,8 @@ impl<C: Codec> RedisBackend<C> {
             .iter()
             .map(|(queue, _)| {
                 let base = self.inner.keys.base(queue);
-                let mut cmd = lua.call(&[&format!("{base}x"), &format!("{base}n")]);
+                let mut cmd =
+                    lua.call(&[&format!("{base}x"), &format!("{base}n"), &format!("{base}wx"), &format!("{base}wl")]);
                 cmd.arg(&base).arg(now).arg(PURGE_BATCH);
                 cmd
             })

@@ -28,14 +28,19 @@ impl Lua {
     }
 
     /// Runs `cmd` (built by [`call`](Self::call)), loading the script first
-    /// if the server does not know it.
+    /// if the server does not know it. The server may forget it again
+    /// between the load and the call (another client's `SCRIPT FLUSH`): the
+    /// load and the call are tried [`LOADS`] times.
     pub(crate) async fn run(&self, conn: &mut ConnectionManager, cmd: &Cmd) -> RedisResult<Value> {
-        match cmd.query_async::<Value>(conn).await {
-            Err(error) if is_noscript(&error) => {
-                self.load(conn).await?;
-                cmd.query_async(conn).await
+        let mut loads = 0;
+        loop {
+            match cmd.query_async::<Value>(conn).await {
+                Err(error) if is_noscript(&error) && loads < LOADS => {
+                    self.load(conn).await?;
+                    loads += 1;
+                }
+                result => return result,
             }
-            result => result,
         }
     }
 
@@ -44,6 +49,10 @@ impl Lua {
         self.script.load_async(conn).await.map(drop)
     }
 }
+
+/// How many times [`Lua::run`] loads a script the server does not know
+/// before it gives up.
+const LOADS: u32 = 3;
 
 /// Whether `error` is Redis saying it does not know a script's SHA.
 fn is_noscript(error: &redis::RedisError) -> bool {
@@ -82,6 +91,8 @@ pub(crate) struct Scripts {
     pub(crate) progress: Lua,
     pub(crate) resume: Lua,
     pub(crate) tick: Lua,
+    pub(crate) delete: Lua,
+    pub(crate) runs: Lua,
 }
 
 impl Scripts {
@@ -106,11 +117,13 @@ impl Scripts {
             progress: Lua::new(with_common!("progress.lua")),
             resume: Lua::new(include_str!("../scripts/resume.lua")),
             tick: Lua::new(include_str!("../scripts/tick.lua")),
+            delete: Lua::new(with_common!("delete.lua")),
+            runs: Lua::new(include_str!("../scripts/runs.lua")),
         }
     }
 
     /// Every script, for loading them up front.
-    pub(crate) fn all(&self) -> [&Lua; 19] {
+    pub(crate) fn all(&self) -> [&Lua; 21] {
         [
             &self.register,
             &self.enqueue,
@@ -131,6 +144,8 @@ impl Scripts {
             &self.progress,
             &self.resume,
             &self.tick,
+            &self.delete,
+            &self.runs,
         ]
     }
 }

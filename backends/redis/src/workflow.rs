@@ -21,12 +21,12 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use errand_runtime::workflow::plan::{self, Graph, RunProgress, StepEnd};
-use errand_runtime::workflow::{Bytes, NewRun, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
+use errand_runtime::workflow::{Bytes, NewRun, RunFilter, RunId, RunInfo, RunState, StepInfo, StepSpec, WorkflowStore};
 use errand_runtime::{Codec, CodecError, Error, TaskId, TaskState, Timestamp};
 use redis::Value;
 
 use crate::keys::{SEQ_BITS, split_id, task_id};
-use crate::reply::{self, failed, int, malformed};
+use crate::reply::{self, failed, int, malformed, unexpected};
 use crate::{RedisBackend, lock};
 
 /// The length of a sentinel input.
@@ -54,7 +54,7 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
         let (_, started) = RunProgress::start::<C>(id, graph, &run.input)?;
 
         let lua = &self.inner.scripts.start;
-        let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}jobs")]);
+        let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}jobs"), &format!("{base}wl")]);
         cmd.arg(&base)
             .arg(self.now().as_millis())
             .arg(&self.inner.channel)
@@ -96,8 +96,14 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
         let created_at = int(&next()).map(Timestamp).ok_or_else(|| bad("the run has no creation time"))?;
         let n = int(&next()).and_then(|n| usize::try_from(n).ok()).ok_or_else(|| bad("the run has no step count"))?;
         let mut steps = Vec::with_capacity(n);
+        // Per step, the indices of the steps it takes, named once all are read.
+        let mut inputs = Vec::with_capacity(n);
         for _ in 0..n {
             let name = reply::string(next()).unwrap_or_default();
+            inputs.push(
+                step_list(reply::string(next()).as_deref().unwrap_or(""))
+                    .ok_or_else(|| bad(&format!("the inputs of step `{name}` are not a list of step numbers")))?,
+            );
             let task = int(&next()).and_then(|t| u64::try_from(t).ok()).map(|t| task_id(number, t));
             let state =
                 reply::string(next()).map(|s| s.parse::<TaskState>()).transpose().map_err(|e| bad(&e.to_string()))?;
@@ -107,10 +113,73 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
                 Some(element) => Some(C::decode::<Bytes>(&element, "a workflow step's stored output")?.0),
                 None => None,
             };
-            steps.push(StepInfo { name, task, state: state.filter(|_| task.is_some()), attempt, error, output });
+            let state = state.filter(|_| task.is_some());
+            steps.push(StepInfo { name, after: Vec::new(), task, state, attempt, error, output });
+        }
+        let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+        for (step, after) in steps.iter_mut().zip(inputs) {
+            // As `rows::step_names` has it: an index outside the graph names nothing.
+            step.after = after.iter().filter_map(|i| names.get(usize::from(*i)).cloned()).collect();
         }
         Ok(Some(RunInfo { id: run, workflow, state, steps, error, created_at }))
     }
+
+    async fn run_ids(&self, filter: &RunFilter) -> Result<Vec<RunId>, Error> {
+        let max = filter.max() as usize;
+        let (before_queue, before_seq) = filter.before.map_or((u32::MAX, None), |b| {
+            let (queue, seq) = split_id(TaskId(b.0));
+            (queue, Some(seq))
+        });
+        let mut queues = self.all_queues().await?;
+        // Ids order by queue number, then run number: newest first is the
+        // queues from the highest number down, each from its newest run.
+        queues.retain(|(_, n)| *n <= before_queue);
+        queues.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let lua = &self.inner.scripts.runs;
+        let mut found = Vec::new();
+        for (queue, number) in queues {
+            let base = self.inner.keys.base(&queue);
+            let what = format!("list the workflow runs of queue `{queue}`");
+            let mut before = if number == before_queue { before_seq } else { None };
+            while found.len() < max {
+                let mut cmd = lua.call(&[&format!("{base}wl"), &format!("{base}jobs")]);
+                cmd.arg(&base)
+                    .arg(before.map(|b| b.to_string()).unwrap_or_default())
+                    .arg(filter.workflow.as_deref().unwrap_or(""))
+                    .arg(filter.state.map_or("", RunState::as_str))
+                    .arg(max - found.len())
+                    .arg(RUNS_SCANNED);
+                let value = lua.run(&mut self.conn(), &cmd).await.map_err(|e| failed(what.as_str(), e))?;
+                let mut items = reply::into_array(value, &what)?.into_iter();
+                let cursor = items.next().unwrap_or(Value::Nil);
+                for item in items {
+                    let seq = int(&item).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(&what, &item))?;
+                    found.push(RunId(task_id(number, seq).0));
+                }
+                if cursor == Value::Nil {
+                    break;
+                }
+                before =
+                    Some(int(&cursor).and_then(|s| u64::try_from(s).ok()).ok_or_else(|| unexpected(&what, &cursor))?);
+            }
+            if found.len() >= max {
+                break;
+            }
+        }
+        found.truncate(max);
+        Ok(found)
+    }
+}
+
+/// Run index entries one call of the run-listing script looks at, at most:
+/// a filter that matches few runs of a big index is answered in several
+/// calls rather than one that holds the server.
+const RUNS_SCANNED: usize = 1_000;
+
+/// A run hash's list of step numbers (`a<i>`: comma separated, empty for
+/// none); `None` when it is not one.
+fn step_list(list: &str) -> Option<Vec<u16>> {
+    list.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().ok()).collect()
 }
 
 /// The run hash's fields that describe run `id`'s graph (see "Workflows" in
@@ -273,6 +342,15 @@ mod tests {
     use errand_runtime::{BincodeCodec, JsonCodec, MsgPackCodec};
 
     use super::*;
+
+    #[test]
+    fn step_lists_read_back() {
+        assert_eq!(step_list(""), Some(vec![]));
+        assert_eq!(step_list("2"), Some(vec![2]));
+        assert_eq!(step_list("1,1,0"), Some(vec![1, 1, 0]));
+        assert_eq!(step_list("1,x"), None);
+        assert_eq!(step_list("70000"), None);
+    }
 
     #[test]
     fn the_built_in_codecs_concatenate() {

@@ -244,6 +244,80 @@ async fn retention_prunes_done_tasks() {
     assert_eq!((counts[0].done, counts[0].dead), (0, 1), "{counts:?}");
 }
 
+/// Deleting finished tasks: every trace of them goes (fields, done bit,
+/// dead and cancelled indexes, counts), a unique key they still hold is
+/// free again, and the later purge of a deleted done task's expiry entry
+/// counts nothing twice.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn deleted_tasks_leave_nothing_behind() {
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.retention(Duration::from_millis(300)));
+    let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
+    let worker = registration("deleter");
+    let windowed = Enqueue::new().unique_key("d").unique_for(Duration::from_secs(3600));
+    let unique = ok(backend.enqueue_with(Noop { n: 0 }, windowed.clone()).await, "enqueue").await;
+    let ids = ok(backend.enqueue_bulk((1..5).map(|n| Noop { n })).await, "enqueue").await;
+    let (kept, plain, dead, cancelled) = (ids[0], ids[1], ids[2], ids[3]);
+    assert!(ok(backend.cancel_task(cancelled).await, "cancel").await);
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 4);
+    let acks = vec![
+        Ack { id: unique, outcome: Outcome::Done { result: b"0".to_vec() } },
+        Ack { id: kept, outcome: Outcome::Done { result: b"1".to_vec() } },
+        Ack { id: plain, outcome: Outcome::Done { result: b"2".to_vec() } },
+        Ack { id: dead, outcome: Outcome::Dead { error: "boom".into() } },
+    ];
+    ok(backend.ack(&worker, &acks).await, "ack").await;
+    assert_eq!(ok(backend.enqueue_with(Noop { n: 5 }, windowed.clone()).await, "enqueue").await, unique);
+
+    for id in [unique, plain, dead, cancelled] {
+        assert!(ok(backend.delete_task(id).await, "delete").await, "task {id} is deleted");
+        assert!(ok(backend.task(id).await, "task").await.is_none(), "task {id} is gone");
+        assert!(!ok(backend.delete_task(id).await, "delete").await, "task {id} is deleted once");
+    }
+    let mut conn = raw(&url).await;
+    let key = |name: &str| common::key(backend.namespace(), Noop::QUEUE, name);
+    for id in [unique, plain, dead, cancelled] {
+        for name in ["t", "s", "e", "g"] {
+            let left: i64 =
+                redis::cmd("HEXISTS").arg(key(name)).arg(common::seq(id)).query_async(&mut conn).await.unwrap_or(-1);
+            assert_eq!(left, 0, "task {id} left its field in `{name}`");
+        }
+    }
+    let card = |name: &'static str| {
+        let (cmd, mut conn) = (redis::cmd("ZCARD").arg(key(name)).clone(), conn.clone());
+        async move { cmd.query_async::<i64>(&mut conn).await.unwrap_or(-1) }
+    };
+    assert_eq!((card("dead").await, card("cancelled").await), (0, 0), "the indexes forget them");
+    let bit = |id| {
+        let cmd = redis::cmd("GETBIT").arg(key("done:0")).arg(common::seq(id)).clone();
+        let mut conn = conn.clone();
+        async move { cmd.query_async::<i64>(&mut conn).await.unwrap_or(-1) }
+    };
+    assert_eq!(
+        (bit(unique).await, bit(plain).await, bit(kept).await),
+        (0, 0, 1),
+        "only the kept task is in the done index"
+    );
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].dead, counts[0].cancelled), (1, 0, 0), "{counts:?}");
+    let again = ok(backend.enqueue_with(Noop { n: 6 }, windowed).await, "enqueue").await;
+    assert_ne!(again, unique, "a deleted task's unique key is free again");
+    let listed = ok(backend.tasks(&errand_runtime::TaskFilter::default()).await, "tasks").await;
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![kept, again]);
+
+    // The purge counts the kept task only (the deleted `plain` shares its
+    // expiry entry); the unique one's entry (at the end of its window)
+    // stays, to find nothing then.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ok(backend.purge_expired().await, "purge").await, 1);
+    assert_eq!(card("x").await, 1);
+    let counts = ok(backend.counts().await, "counts").await;
+    assert_eq!((counts[0].done, counts[0].pending), (0, 1), "{counts:?}");
+}
+
 /// A malformed URL is a configuration error naming the URL (without its
 /// password); a bad prefix too; an unreachable server is a backend error.
 #[tokio::test]

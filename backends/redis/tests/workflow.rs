@@ -1,6 +1,6 @@
 //! Redis-specific workflow behaviour: the payloads the ack script assembles
 //! are the codec's own, for every built-in codec; runs are kept for the
-//! retention once finished.
+//! retention once finished; runs are listed from the queues' run indexes.
 //!
 //! Needs `ERRAND_REDIS_URL`: without it the tests are reported as ignored
 //! (and `ERRAND_REQUIRE_SERVICES=1` fails the build instead).
@@ -12,9 +12,9 @@ use std::time::Duration;
 use errand_redis::RedisBackend;
 use errand_runtime::testing::workflows::Diamond;
 use errand_runtime::testing::{Probe, Running};
-use errand_runtime::workflow::{RunState, StepTask, WorkflowExt, WorkflowStore};
+use errand_runtime::workflow::{NewRun, RunFilter, RunId, RunState, StepSpec, StepTask, WorkflowExt, WorkflowStore};
 use errand_runtime::{
-    Backend, BackendExt, BincodeCodec, Codec, JsonCodec, Monitor, MsgPackCodec, WorkerBuilder, Workflow,
+    Backend, BackendExt, BincodeCodec, Codec, Expose, JsonCodec, Monitor, MsgPackCodec, WorkerBuilder, Workflow,
 };
 
 async fn diamond<C: Codec>() {
@@ -147,4 +147,103 @@ async fn an_unbounded_retention_keeps_finished_work() {
     assert_eq!(backend.purge_expired().await.unwrap_or_else(|e| panic!("purge: {e}")), 0);
     let counts = backend.queue_counts(Diamond::QUEUE).await.unwrap_or_else(|e| panic!("counts: {e}"));
     assert_eq!((counts.done, counts.running), (4, 0), "{counts:?}");
+}
+
+/// The run index follows the runs: a finished run's expiry is noted, the
+/// purge takes the expired run out of the index, and a step's task cannot
+/// be deleted on its own (it goes with its run).
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn expired_runs_leave_the_run_index() {
+    let url = common::url();
+    let builder = common::builder().tuning(|t| t.retention(Duration::from_millis(400)));
+    let (backend, _cleanup) = common::backend::<JsonCodec>(builder).await;
+    let probe = Probe::default();
+    let run = backend.start(Diamond(1)).await.unwrap_or_else(|e| panic!("start: {e}"));
+    let worker = WorkerBuilder::<StepTask<Diamond, JsonCodec>, _>::new(backend.clone()).data(probe).concurrency(4);
+    let running = Running::start(Monitor::new().register(worker));
+    let output = tokio::time::timeout(Duration::from_secs(30), backend.workflow(run).wait()).await;
+    running.stop().await.unwrap_or_else(|e| panic!("stop: {e}"));
+    assert!(matches!(output, Ok(Ok(_))), "the run finishes: {output:?}");
+    let status = backend.workflow(run).status().await.unwrap_or_else(|e| panic!("status: {e}"));
+    let step = status.steps[0].task.unwrap_or_else(|| panic!("the entry step has a task: {status:?}"));
+    assert!(!backend.delete_task(step).await.unwrap_or_else(|e| panic!("delete: {e}")), "a step is not deleted");
+    assert!(backend.task(step).await.unwrap_or_else(|e| panic!("task: {e}")).is_some());
+
+    let conn = common::raw(&url).await;
+    let key = |name: &str| common::key(backend.namespace(), Diamond::QUEUE, name);
+    let card = |name: &'static str| {
+        let (cmd, mut conn) = (redis::cmd("ZCARD").arg(key(name)).clone(), conn.clone());
+        async move { cmd.query_async::<i64>(&mut conn).await.unwrap_or(-1) }
+    };
+    assert_eq!((card("wl").await, card("wx").await), (1, 1), "indexed, with its expiry noted");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    backend.purge_expired().await.unwrap_or_else(|e| panic!("purge: {e}"));
+    assert_eq!((card("wl").await, card("wx").await), (0, 0), "the purge takes the expired run out");
+    assert!(backend.run_ids(&RunFilter::default()).await.unwrap_or_else(|e| panic!("run_ids: {e}")).is_empty());
+}
+
+/// Listing runs: newest first across queues (by queue number, then run
+/// number), paged with `before` across a queue boundary, filtered by
+/// workflow and state; index entries whose run is gone are skipped and
+/// dropped, also more of them than one script call looks at.
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn runs_are_listed_across_queues_past_gone_entries() {
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let mut diamonds = Vec::new();
+    for n in 0..3 {
+        diamonds.push(backend.start(Diamond(n)).await.unwrap_or_else(|e| panic!("start: {e}")).id());
+    }
+    let single = || NewRun {
+        workflow: "single_step",
+        queue: "other_runs".to_owned(),
+        steps: vec![StepSpec { name: "only".into(), after: Vec::new(), max_attempts: 1, priority: 0 }],
+        input: b"1".to_vec(),
+    };
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        others.push(backend.start_run(single()).await.unwrap_or_else(|e| panic!("start_run: {e}")));
+    }
+    // Index entries without runs, newer than the real ones: more than one
+    // call of the listing script looks at.
+    let mut conn = common::raw(&url).await;
+    let index = common::key(backend.namespace(), Diamond::QUEUE, "wl");
+    let mut gone = redis::cmd("ZADD");
+    gone.arg(&index);
+    for n in 100..2_600 {
+        gone.arg(n).arg(n);
+    }
+    let _: i64 = gone.query_async(&mut conn).await.unwrap_or_else(|e| panic!("ZADD: {e}"));
+
+    let ids = |filter: RunFilter| {
+        let backend = backend.clone();
+        async move {
+            let ids = backend.run_ids(&filter).await.unwrap_or_else(|e| panic!("run_ids: {e}"));
+            ids.into_iter().map(|r| r.0).collect::<Vec<_>>()
+        }
+    };
+    let mut expected: Vec<u64> = diamonds.iter().chain(&others).map(|r| r.0).collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(expected[..2], [others[1].0, others[0].0], "the later queue's runs have the higher ids");
+    assert_eq!(ids(RunFilter::default()).await, expected, "newest first, gone entries skipped");
+    let left: i64 = redis::cmd("ZCARD").arg(&index).query_async(&mut conn).await.unwrap_or(-1);
+    assert_eq!(left, 3, "the gone entries were dropped");
+
+    let page = ids(RunFilter { limit: 3, ..RunFilter::default() }).await;
+    assert_eq!(page, expected[..3]);
+    let before = Some(RunId(page[2]));
+    assert_eq!(ids(RunFilter { before, ..RunFilter::default() }).await, expected[3..], "the next page");
+    let workflow = |name: &str| RunFilter { workflow: Some(name.to_owned()), ..RunFilter::default() };
+    assert_eq!(ids(workflow("single_step")).await, expected[..2]);
+    assert_eq!(ids(workflow(Diamond::NAME)).await, expected[2..]);
+    assert!(ids(workflow("no_such_workflow")).await.is_empty());
+    let state = |state| RunFilter { state: Some(state), ..RunFilter::default() };
+    assert_eq!(ids(state(RunState::Running)).await, expected);
+    assert!(ids(state(RunState::Failed)).await.is_empty());
+
+    let runs = backend.runs(&workflow("single_step")).await.unwrap_or_else(|e| panic!("runs: {e}"));
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [others[1], others[0]]);
+    assert_eq!(runs[0].steps.iter().map(|s| (s.name.as_str(), s.after.len())).collect::<Vec<_>>(), [("only", 0)]);
 }

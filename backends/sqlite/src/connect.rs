@@ -59,12 +59,14 @@ fn open_error(location: &str, source: sqlx::Error) -> Error {
 impl<C: Codec> SqliteBuilder<C> {
     /// Opens (creating it if missing) and migrates the database at `url`:
     /// `sqlite://path/to/jobs.db`, `sqlite:jobs.db` or `sqlite::memory:`.
+    /// With [`migrate(false)`](Self::migrate) it does not migrate.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a URL that is not a SQLite URL or names no file;
     /// [`Error::Schema`] for a database migrated by a newer errand (or whose
-    /// applied migrations differ from this version's); [`Error::Backend`]
+    /// applied migrations differ from this version's), when migrating;
+    /// [`Error::Backend`]
     /// naming the path when the file cannot be created or opened (missing or
     /// read-only directory), is not a SQLite database, or cannot be migrated.
     pub async fn connect(self, url: &str) -> Result<SqliteBackend<C>, Error> {
@@ -89,8 +91,11 @@ impl<C: Codec> SqliteBuilder<C> {
         } else {
             SqlitePoolOptions::new().max_connections(READERS).connect_lazy_with(options.create_if_missing(false))
         };
+        let migrate = self.migrate;
         let backend = self.build(writer, reader, location);
-        backend.migrate().await?;
+        if migrate {
+            backend.migrate().await?;
+        }
         Ok(backend)
     }
 

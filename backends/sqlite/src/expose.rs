@@ -1,5 +1,5 @@
-//! `impl Expose for SqliteBackend`: counts, listings, workers, retry, pausing
-//! and cancel.
+//! `impl Expose for SqliteBackend`: counts, listings, workers, retry, delete,
+//! pausing and cancel.
 
 use errand_runtime::backend::stored::{StoredRow, read_counts, read_task_info, read_worker_info};
 use errand_runtime::capability::CancelRunning;
@@ -115,6 +115,21 @@ impl<C: Codec> Expose for SqliteBackend<C> {
             self.inner.notifier.notify(queue);
         }
         Ok(queue.is_some())
+    }
+
+    /// One `DELETE … WHERE id = ? AND state IN ('done', 'dead', 'cancelled')
+    /// AND run_id IS NULL`: the row holds the result, error, progress and
+    /// unique key, so the key is free again. A cancelled task still held by
+    /// the worker that ran it is deleted too; that worker's run then goes on
+    /// (its token does not fire) and its ack is ignored.
+    async fn delete_task(&self, id: TaskId) -> Result<bool, Error> {
+        let deleted = sqlx::query(sql::DELETE_TASK)
+            .bind(raw_id(id))
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("delete task {id}")))?
+            .rows_affected();
+        Ok(deleted > 0)
     }
 
     /// Stores the queue as paused (a row in `errand_paused_queues`); every

@@ -75,6 +75,8 @@
 //!
 //! [`SqliteBuilder::from_pool`] uses an existing pool for reads and writes
 //! instead (and does not migrate: call [`SqliteBackend::migrate`]).
+//! [`SqliteBuilder::migrate`]`(false)` makes `connect` open the database
+//! without migrating it either (it still creates an empty file if missing).
 //!
 //! # Schema
 //!
@@ -84,7 +86,11 @@
 //! never clash with the application's own sqlx migrations in the same file).
 //! A database migrated by a newer errand, or one whose applied migration
 //! differs from the one this version ships, is refused with
-//! [`Error::Schema`].
+//! [`Error::Schema`]. [`pending_migrations`](SqliteBackend::pending_migrations)
+//! names the migrations not applied yet (each by its file's name, e.g.
+//! `0004_progress_pause_schedules`) without writing anything, not even the
+//! `errand_migrations` table, for checks such as `errand migrate --check`
+//! on a backend connected with [`migrate(false)`](SqliteBuilder::migrate).
 //!
 //! - `errand_tasks`: `id` (never reused), `job`, `queue`, `state` (`pending`,
 //!   `running`, `retry`, `done`, `dead`, `cancelled`), `payload` and `result`
@@ -113,7 +119,13 @@
 //!   holds up workers. [Listings](errand_runtime::Expose::tasks) walk the
 //!   tasks in id order from `after` (by the primary key), checking the
 //!   filter, until they have `limit` of them: quick when matches are common,
-//!   a long walk when they are rare. A test (`src/plans.rs`) plans every
+//!   a long walk when they are rare. Run listings
+//!   ([`run_ids`](errand_runtime::workflow::WorkflowStore::run_ids), and
+//!   [`runs`](errand_runtime::workflow::WorkflowStore::runs) on top of it)
+//!   likewise walk the runs newest first by the primary key from `before`,
+//!   checking the workflow and state: no index on either, as runs are few
+//!   next to tasks, so a listing of a rare state walks further. A test
+//!   (`src/plans.rs`) plans every
 //!   statement that reads the tasks, every shape of listing included, on
 //!   60,000 tasks, before and after `ANALYZE`, and fails if one scans the
 //!   tasks' table, reads a whole index it should only seek in, or (counts)
@@ -184,6 +196,14 @@
 //!   so the worker learns of it at its next heartbeat
 //!   ([`cancelled_tasks`](errand_runtime::Backend::cancelled_tasks)) and the
 //!   run's cancellation token fires; the run's ack is then ignored.
+//! - Deleting ([`delete_task`](errand_runtime::Expose::delete_task)) is one
+//!   `DELETE` of a `done`, `dead` or `cancelled` task that is no workflow
+//!   step (a step's task belongs to its run): its result,
+//!   error, progress and unique key are in its row, so the key is free
+//!   again. A live task, a step's task or an unknown id is left alone
+//!   (`false`). A task cancelled while running and deleted before its worker
+//!   heard of the cancel is not signalled: that run goes on, and its ack is
+//!   ignored.
 //! - Unserved jobs: a job is unserved on a queue when no worker of it, in
 //!   any process using the file, has beaten there since the time asked
 //!   (`errand_served_jobs`). [`unserved`](errand_runtime::Backend::unserved)
@@ -200,6 +220,10 @@
 //!   steps cancelled. A step task that ends any other way than `done`
 //!   (rescued on its last attempt, buried as unserved or unreadable,
 //!   cancelled) fails its run the same way.
+//!   [`run_info`](errand_runtime::workflow::WorkflowStore::run_info) gives
+//!   each step the names of the steps it takes outputs from
+//!   ([`StepInfo::after`](errand_runtime::workflow::StepInfo::after)), read
+//!   from the graph stored with the run.
 //! - Retention ([`purge_expired`](errand_runtime::Backend::purge_expired),
 //!   which each worker calls about every 10 s, apart from rescue and acks):
 //!   `done` tasks that finished more than [`Tuning::retention`] (24 h by
@@ -207,7 +231,7 @@
 //!   or failed) that long ago, with their steps. `dead` and `cancelled` tasks
 //!   are kept until you retry them
 //!   ([`retry_task`](errand_runtime::Expose::retry_task)) or delete them
-//!   yourself. A process runs one pass at a time and at most one per second
+//!   ([`delete_task`](errand_runtime::Expose::delete_task)). A process runs one pass at a time and at most one per second
 //!   (per quarter of the retention, if that is shorter); other calls return
 //!   at once. A pass deletes tasks in statements of 5,000, each its own short
 //!   write transaction, at most 4 of them (20,000 tasks), then up to 5,000
@@ -368,12 +392,18 @@ impl<C: Codec> fmt::Debug for SqliteBackend<C> {
 #[must_use]
 pub struct SqliteBuilder<C: Codec = JsonCodec> {
     tuning: Tuning,
+    /// Whether [`connect`](SqliteBuilder::connect) applies the migrations.
+    migrate: bool,
     codec: PhantomData<fn() -> C>,
 }
 
 impl<C: Codec> fmt::Debug for SqliteBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteBuilder").field("codec", &C::NAME).field("tuning", &self.tuning).finish()
+        f.debug_struct("SqliteBuilder")
+            .field("codec", &C::NAME)
+            .field("tuning", &self.tuning)
+            .field("migrate", &self.migrate)
+            .finish()
     }
 }
 
@@ -390,13 +420,40 @@ impl<C: Codec> SqliteBuilder<C> {
     ///
     /// Tasks are not tagged with their codec: use one codec per database.
     pub fn codec<C2: Codec>(self) -> SqliteBuilder<C2> {
-        SqliteBuilder { tuning: self.tuning, codec: PhantomData }
+        SqliteBuilder { tuning: self.tuning, migrate: self.migrate, codec: PhantomData }
     }
 
     /// Changes the [`Tuning`], starting from this backend's defaults (poll
     /// every 100 ms, rescue after 30 s).
     pub fn tuning(mut self, tune: impl FnOnce(Tuning) -> Tuning) -> Self {
         self.tuning = tune(self.tuning);
+        self
+    }
+
+    /// Whether [`connect`](Self::connect) applies the schema migrations not
+    /// applied yet (`true`, the default). With `false` it opens the database
+    /// (creating an empty file if missing) and writes nothing to its schema:
+    /// for tools that must not create tables, such as a dashboard or
+    /// `errand migrate --check`, which can ask
+    /// [`pending_migrations`](SqliteBackend::pending_migrations) and call
+    /// [`migrate`](SqliteBackend::migrate) themselves. On a database that
+    /// was never migrated every statement then fails with SQLite's "no such
+    /// table" error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), errand_runtime::Error> {
+    /// let backend = errand_sqlite::SqliteBackend::builder().migrate(false).connect("sqlite::memory:").await?;
+    /// assert_eq!(backend.pending_migrations().await?.len(), 4, "a fresh database");
+    /// backend.migrate().await?;
+    /// assert!(backend.pending_migrations().await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
         self
     }
 }
@@ -427,7 +484,7 @@ impl SqliteBackend<JsonCodec> {
 
     /// Options: codec and [`Tuning`].
     pub fn builder() -> SqliteBuilder<JsonCodec> {
-        SqliteBuilder { tuning: default_tuning(), codec: PhantomData }
+        SqliteBuilder { tuning: default_tuning(), migrate: true, codec: PhantomData }
     }
 }
 
@@ -443,6 +500,24 @@ impl<C: Codec> SqliteBackend<C> {
     /// [`Error::Backend`] when a migration fails.
     pub async fn migrate(&self) -> Result<(), Error> {
         migrate::run(&self.inner.writer, &self.inner.location, self.tuning.clock.now()).await
+    }
+
+    /// The names of the schema migrations this version ships that the
+    /// database has not applied yet, in order (each its file's name in this
+    /// crate's `migrations/`, e.g. `"0004_progress_pause_schedules"`): all of
+    /// them on a fresh database, none when it is current. Reads
+    /// `errand_migrations` without writing anything (not even creating it
+    /// when missing), so it suits a check such as `errand migrate --check`
+    /// on a backend made with [`migrate(false)`](SqliteBuilder::migrate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Schema`] as [`migrate`](Self::migrate): the database was
+    /// migrated by a newer errand, or an applied migration differs from the
+    /// one this version ships; [`Error::Backend`] when the record cannot be
+    /// read.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, Error> {
+        migrate::pending(&self.inner.reader, &self.inner.location).await
     }
 
     /// The pool writes go through (one connection for a backend made by

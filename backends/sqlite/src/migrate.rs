@@ -1,6 +1,6 @@
-//! Versioned migrations: `impl MigrationStore` for a SQLite transaction, and
-//! the entry point [`run`] behind `SqliteBackend::migrate` and the builder's
-//! `connect`.
+//! Versioned migrations: `impl MigrationStore` for a SQLite transaction, the
+//! entry point [`run`] behind `SqliteBackend::migrate` and the builder's
+//! `connect`, and [`pending`] behind `SqliteBackend::pending_migrations`.
 //!
 //! sqlx's own migrator records migrations in a fixed `_sqlx_migrations` table.
 //! errand's tables often live in the application's own database file (that is
@@ -11,6 +11,8 @@
 //! same guarantees: each migration runs once, in order, inside a transaction, and
 //! a migration changed after it was applied is reported instead of ignored (the
 //! runtime's [`migrate`](errand_runtime::backend::stored::migrate) runner).
+//! [`pending`] reads that record without writing (for `errand migrate
+//! --check`): the migrations not applied yet, by file name.
 
 use errand_runtime::backend::stored::{self, AppliedMigration, Migration, MigrationStore, StoredRow};
 use errand_runtime::{Error, Timestamp};
@@ -27,33 +29,38 @@ struct Record<'c> {
     now: Timestamp,
 }
 
+/// The migrations recorded in `errand_migrations`, which must exist.
+async fn read_applied(conn: &mut SqliteConnection, location: &str) -> Result<Vec<AppliedMigration>, Error> {
+    let operation = || format!("read the errand migrations of database `{location}`");
+    let rows = sqlx::query(sql::MIGRATIONS_APPLIED).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
+    let what = format!("the migration record of database `{location}`");
+    let mut applied = Vec::with_capacity(rows.len());
+    for row in rows.into_iter().map(Stored) {
+        let column = |name: &str| format!("column `{name}`");
+        let int = |name: &str| match row.int(name) {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
+            Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
+        };
+        let text = |name: &str| match row.text(name) {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
+            Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
+        };
+        applied.push(AppliedMigration {
+            version: int("version")?,
+            description: text("description")?,
+            checksum: text("checksum")?,
+        });
+    }
+    Ok(applied)
+}
+
 impl MigrationStore for Record<'_> {
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, Error> {
         let operation = || format!("read the errand migrations of database `{}`", self.location);
         sqlx::query(sql::MIGRATIONS_TABLE).execute(&mut *self.conn).await.map_err(query_error(operation()))?;
-        let rows =
-            sqlx::query(sql::MIGRATIONS_APPLIED).fetch_all(&mut *self.conn).await.map_err(query_error(operation()))?;
-        let what = format!("the migration record of database `{}`", self.location);
-        let mut applied = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().map(Stored) {
-            let column = |name: &str| format!("column `{name}`");
-            let int = |name: &str| match row.int(name) {
-                Ok(Some(n)) => Ok(n),
-                Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
-                Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
-            };
-            let text = |name: &str| match row.text(name) {
-                Ok(Some(s)) => Ok(s),
-                Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
-                Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
-            };
-            applied.push(AppliedMigration {
-                version: int("version")?,
-                description: text("description")?,
-                checksum: text("checksum")?,
-            });
-        }
-        Ok(applied)
+        read_applied(self.conn, self.location).await
     }
 
     async fn apply(&mut self, migration: &Migration, checksum: &str) -> Result<(), Error> {
@@ -90,6 +97,28 @@ pub(crate) async fn run(pool: &SqlitePool, location: &str, now: Timestamp) -> Re
     tx.commit().await.map_err(query_error(operation()))
 }
 
+/// The names of the migrations not applied yet (all of them on a fresh
+/// database), read in one transaction without writing anything: the record
+/// `errand_migrations` is not created when missing.
+///
+/// # Errors
+///
+/// [`Error::Schema`] as [`run`] (a migration this version does not know, or
+/// one applied from different SQL); [`Error::Backend`] when the record
+/// cannot be read.
+pub(crate) async fn pending(pool: &SqlitePool, location: &str) -> Result<Vec<String>, Error> {
+    let operation = || format!("read the errand migrations of database `{location}`");
+    let mut conn = pool.acquire().await.map_err(query_error(operation()))?;
+    let mut tx = conn.begin().await.map_err(query_error(operation()))?;
+    let recorded: i64 =
+        sqlx::query_scalar(sql::MIGRATIONS_EXIST).fetch_one(&mut *tx).await.map_err(query_error(operation()))?;
+    let applied = if recorded > 0 { read_applied(&mut tx, location).await? } else { Vec::new() };
+    tx.commit().await.map_err(query_error(operation()))?;
+    let place = format!("database `{location}`");
+    let pending = stored::pending_migrations("errand-sqlite", &place, sql::MIGRATIONS, &applied, &stored::checksum)?;
+    Ok(pending.iter().map(|m| sql::migration_name(m.version)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +138,17 @@ mod tests {
                 (4, "6483f7a48e882b59".to_owned())
             ]
         );
+    }
+
+    /// Each migration's name is its file's, led by its version.
+    #[test]
+    fn migrations_are_named_after_their_files() {
+        assert_eq!(sql::MIGRATIONS.len(), sql::MIGRATION_NAMES.len());
+        for (migration, name) in sql::MIGRATIONS.iter().zip(sql::MIGRATION_NAMES) {
+            assert!(name.starts_with(&format!("{:04}_", migration.version)), "{name}");
+            assert_eq!(sql::migration_name(migration.version), *name);
+        }
+        assert_eq!(sql::migration_name(4), "0004_progress_pause_schedules");
+        assert_eq!(sql::migration_name(99), "0099");
     }
 }

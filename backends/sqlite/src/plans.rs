@@ -2,7 +2,7 @@
 //! counts and retention fast however many tasks wait or are finished.
 //!
 //! Each statement the backend runs on the tasks (every shape of listing
-//! included) and retention's on runs is planned by `EXPLAIN QUERY PLAN` on a
+//! included), retention's on runs and every shape of run listing is planned by `EXPLAIN QUERY PLAN` on a
 //! database of 60,000 tasks in every state, before and after `ANALYZE` (an
 //! application may run it on the file, and the planner then decides from
 //! statistics). No statement may scan `errand_tasks` (or `errand_runs`)
@@ -17,9 +17,11 @@
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Row, SqlitePool};
 
+use errand_runtime::workflow::{RunFilter, RunState};
 use errand_runtime::{TaskFilter, TaskState};
 
 use crate::expose::list_sql;
+use crate::workflow::run_list_sql;
 use crate::{SqliteBackend, sql};
 
 /// Tasks in the table.
@@ -116,6 +118,25 @@ fn listings() -> Vec<Statement> {
     shapes
 }
 
+/// Every shape of run listing (`WorkflowStore::run_ids`): each filter given
+/// or not. They walk the runs newest first by the primary key.
+fn run_listings() -> Vec<Statement> {
+    let mut shapes = Vec::new();
+    for bits in 0..4 {
+        let filter = RunFilter {
+            workflow: (bits & 1 != 0).then(|| "wf".to_owned()),
+            state: (bits & 2 != 0).then_some(RunState::Done),
+            ..RunFilter::default()
+        };
+        let mut params = vec![Int(i64::MAX)];
+        params.extend(filter.workflow.is_some().then_some(Text("wf")));
+        params.extend(filter.state.is_some().then_some(Text("done")));
+        params.push(Int(50));
+        shapes.push(statement(format!("run_ids {filter:?}"), run_list_sql(&filter), params, Reads::Indexed));
+    }
+    shapes
+}
+
 /// Every statement the backend runs against the tasks and runs.
 fn statements() -> Vec<Statement> {
     use Reads::{IndexOnly, Indexed};
@@ -163,6 +184,7 @@ fn statements() -> Vec<Statement> {
         statement("find_unique", sql::FIND_UNIQUE, vec![Text("k5"), Int(0), Text("job5")], Indexed),
         statement("task_by_id", sql::TASK_BY_ID, vec![Int(1)], Indexed),
         statement("retry_task", sql::RETRY_TASK, vec![Int(1), Int(9000)], Indexed),
+        statement("delete_task", sql::DELETE_TASK, vec![Int(1)], Indexed),
         statement("cancel_task", sql::CANCEL_TASK, vec![Int(1), Int(9000)], Indexed),
         statement("run_cancel_steps", sql::RUN_CANCEL_STEPS, vec![Int(1), Int(9000)], Indexed),
         statement("run_steps", sql::RUN_STEPS, vec![Int(1)], Indexed),
@@ -236,7 +258,7 @@ async fn no_statement_scans_the_tasks() {
         if analyzed {
             sqlx::query("ANALYZE").execute(pool).await.unwrap_or_else(|e| panic!("ANALYZE: {e}"));
         }
-        for s in statements().into_iter().chain(listings()) {
+        for s in statements().into_iter().chain(listings()).chain(run_listings()) {
             let plan = plan(pool, &s.sql, &s.params).await;
             for problem in problems(&plan, s.reads, s.scans) {
                 failures.push(format!("{} (analyzed: {analyzed}) {problem}\n  plan: {plan:#?}", s.name));

@@ -2,30 +2,45 @@
 
 use errand_runtime::backend::stored::Migration;
 
-/// Every migration, in version order. Append only: an applied migration must
-/// never change (its checksum is verified on every `migrate`).
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "create tasks and workers",
-        sql: include_str!("../migrations/0001_create_tasks.sql"),
-    },
-    Migration { version: 2, description: "workflows", sql: include_str!("../migrations/0002_workflows.sql") },
-    Migration {
-        version: 3,
-        description: "served jobs, retention and counts from partial indexes",
-        sql: include_str!("../migrations/0003_served_retention_counts.sql"),
-    },
-    Migration {
-        version: 4,
-        description: "progress, paused queues and schedules",
-        sql: include_str!("../migrations/0004_progress_pause_schedules.sql"),
-    },
-];
+/// Declares [`MIGRATIONS`] and [`MIGRATION_NAMES`] from one list, so a
+/// migration's name is always its file's (`migrations/<name>.sql`).
+macro_rules! migrations {
+    ($($version:literal $name:literal $description:literal,)*) => {
+        /// Every migration, in version order. Append only: an applied
+        /// migration must never change (its checksum is verified on every
+        /// `migrate`).
+        pub(crate) const MIGRATIONS: &[Migration] = &[$(Migration {
+            version: $version,
+            description: $description,
+            sql: include_str!(concat!("../migrations/", $name, ".sql")),
+        },)*];
+
+        /// The name of each of [`MIGRATIONS`] (its file's, without `.sql`),
+        /// in the same order.
+        pub(crate) const MIGRATION_NAMES: &[&str] = &[$($name,)*];
+    };
+}
+
+migrations! {
+    1 "0001_create_tasks" "create tasks and workers",
+    2 "0002_workflows" "workflows",
+    3 "0003_served_retention_counts" "served jobs, retention and counts from partial indexes",
+    4 "0004_progress_pause_schedules" "progress, paused queues and schedules",
+}
+
+/// The name of the migration of `version` (`0004_progress_pause_schedules`).
+pub(crate) fn migration_name(version: i64) -> String {
+    MIGRATIONS
+        .iter()
+        .zip(MIGRATION_NAMES)
+        .find(|(m, _)| m.version == version)
+        .map_or_else(|| format!("{version:04}"), |(_, name)| (*name).to_owned())
+}
 
 pub(crate) const MIGRATIONS_TABLE: &str = include_str!("../sql/migrations_table.sql");
 pub(crate) const MIGRATIONS_APPLIED: &str = include_str!("../sql/migrations_applied.sql");
 pub(crate) const MIGRATION_RECORD: &str = include_str!("../sql/migration_record.sql");
+pub(crate) const MIGRATIONS_EXIST: &str = include_str!("../sql/migrations_exist.sql");
 
 pub(crate) const PUSH: &str = include_str!("../sql/push.sql");
 pub(crate) const PUSH_UNIFORM: &str = include_str!("../sql/push_uniform.sql");
@@ -68,6 +83,7 @@ pub(crate) const SELECT_TASK: &str = include_str!("../sql/select_task.sql");
 pub(crate) const TASK_BY_ID: &str = concat!(include_str!("../sql/select_task.sql"), "WHERE id = ?1");
 pub(crate) const WORKERS: &str = include_str!("../sql/workers.sql");
 pub(crate) const RETRY_TASK: &str = include_str!("../sql/retry_task.sql");
+pub(crate) const DELETE_TASK: &str = include_str!("../sql/delete_task.sql");
 pub(crate) const CANCEL_TASK: &str = include_str!("../sql/cancel_task.sql");
 pub(crate) const PAUSE_QUEUE: &str = include_str!("../sql/pause_queue.sql");
 pub(crate) const RESUME_QUEUE: &str = include_str!("../sql/resume_queue.sql");

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use errand_runtime::backend::stored::{StoredRow, bad_data};
 use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEnd};
 use errand_runtime::workflow::rows;
-use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, WorkflowStore};
+use errand_runtime::workflow::{NewRun, RunFilter, RunId, RunInfo, RunState, WorkflowStore};
 use errand_runtime::{BackendError, Codec, Error, Timestamp};
 use sqlx::{Connection, SqliteConnection};
 
@@ -72,6 +72,24 @@ impl<C: Codec> WorkflowStore for SqliteBackend<C> {
         run_id(id)
     }
 
+    /// One statement (`run_list_sql`) on a reader connection.
+    async fn run_ids(&self, filter: &RunFilter) -> Result<Vec<RunId>, Error> {
+        let statement = run_list_sql(filter);
+        let mut query = sqlx::query_scalar(&statement).bind(filter.before.map_or(i64::MAX, raw_run));
+        if let Some(workflow) = &filter.workflow {
+            query = query.bind(workflow.as_str());
+        }
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        let ids: Vec<i64> = query
+            .bind(i64::from(filter.max()))
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(query_error("list workflow runs"))?;
+        ids.into_iter().map(run_id).collect()
+    }
+
     async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>, Error> {
         let operation = || format!("read workflow run {run}");
         let mut conn = self.inner.reader.acquire().await.map_err(query_error(operation()))?;
@@ -90,6 +108,21 @@ impl<C: Codec> WorkflowStore for SqliteBackend<C> {
             .map_err(query_error(operation()))?;
         rows::read_run_info(NAME, run, &Stored(row), &stored(steps)).map(Some)
     }
+}
+
+/// The run listing statement for `filter`: parameters `before`, then the
+/// workflow and state it filters on, then the limit. It walks the runs
+/// newest first by the primary key from `before`, checking the filter.
+pub(crate) fn run_list_sql(filter: &RunFilter) -> String {
+    let mut statement = String::from("SELECT id FROM errand_runs WHERE id < ?");
+    if filter.workflow.is_some() {
+        statement.push_str(" AND workflow = ?");
+    }
+    if filter.state.is_some() {
+        statement.push_str(" AND state = ?");
+    }
+    statement.push_str(" ORDER BY id DESC LIMIT ?");
+    statement
 }
 
 /// Advances the runs of steps that ended, on `conn`'s transaction (the one

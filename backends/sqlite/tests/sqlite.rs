@@ -117,6 +117,46 @@ async fn a_database_from_a_newer_errand_is_refused() {
     assert!(message.contains("999") && message.contains("upgrade errand"), "{message}");
 }
 
+/// The tables whose names start with `errand_`.
+async fn errand_tables(backend: &SqliteBackend) -> Vec<String> {
+    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'errand%' ORDER BY name")
+        .fetch_all(backend.pool())
+        .await
+        .expect("list tables")
+}
+
+#[tokio::test]
+async fn without_migrating_nothing_is_created_and_every_migration_is_pending() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = Db::url_in(&dir);
+    let fresh = SqliteBackend::builder().migrate(false).connect(&url).await.expect("connect without migrating");
+    let all = ["0001_create_tasks", "0002_workflows", "0003_served_retention_counts", "0004_progress_pause_schedules"];
+    assert_eq!(fresh.pending_migrations().await.expect("pending"), all, "a fresh database");
+    assert!(errand_tables(&fresh).await.is_empty(), "neither connecting nor checking creates tables");
+    let err = fresh.counts().await.expect_err("no tables yet");
+    assert!(err.to_string().contains("no such table"), "{err}");
+
+    fresh.migrate().await.expect("migrate");
+    assert!(fresh.pending_migrations().await.expect("pending").is_empty(), "a current database");
+    let reopened = SqliteBackend::builder().migrate(false).connect(&url).await.expect("connect again");
+    assert!(reopened.pending_migrations().await.expect("pending").is_empty());
+    assert!(reopened.counts().await.expect("counts").is_empty());
+
+    // A database part of the way there (migrated by an older errand).
+    sqlx::query("DELETE FROM errand_migrations WHERE version >= 3").execute(fresh.pool()).await.expect("forget");
+    assert_eq!(reopened.pending_migrations().await.expect("pending"), &all[2..]);
+
+    // One migrated by a newer errand is reported, as `connect` reports it.
+    sqlx::query(
+        "INSERT INTO errand_migrations (version, description, checksum, applied_at) VALUES (999, 'future', 'x', 0)",
+    )
+    .execute(fresh.pool())
+    .await
+    .expect("record a future migration");
+    let err = reopened.pending_migrations().await.expect_err("newer schema");
+    assert!(matches!(err, Error::Schema(_)) && err.to_string().contains("999"), "{err}");
+}
+
 #[tokio::test]
 async fn malformed_urls_are_config_errors_naming_the_url() {
     for url in ["postgres://localhost/db", "jobs.db", "sqlite://", "sqlite:"] {
@@ -583,6 +623,24 @@ async fn expose_counts_listings_retry_and_cancel() {
     assert!(!db.backend.retry_task(TaskId(9_999)).await.expect("retry missing"));
 }
 
+#[tokio::test]
+async fn deleting_a_finished_task_frees_its_unique_key() {
+    let db = Db::new().await;
+    let keyed = || NewTask { unique_key: Some("k".to_owned()), ..task("keyed") };
+    let first = push_one(&db.backend, keyed()).await;
+    assert_eq!(push_one(&db.backend, keyed()).await, first, "a live task holds its key");
+    let w = worker("w");
+    db.backend.claim(&w, 1).await.expect("claim");
+    assert!(!db.backend.delete_task(first).await.expect("delete running"), "a running task is live");
+    db.backend.ack(&w, &[Ack { id: first, outcome: Outcome::Dead { error: "boom".into() } }]).await.expect("ack");
+    assert!(db.backend.delete_task(first).await.expect("delete dead"));
+    assert!(db.backend.task(first).await.expect("read").is_none());
+    let second = push_one(&db.backend, keyed()).await;
+    assert_ne!(second, first, "the key is free again");
+    assert!(db.backend.cancel_task(second).await.expect("cancel"));
+    assert!(db.backend.delete_task(second).await.expect("delete cancelled"));
+}
+
 // Workflow steps, driven through the backend contract directly.
 
 const WORKFLOW: &str = "sqlite_test_workflow";
@@ -776,6 +834,8 @@ async fn a_step_task_that_ends_without_an_ack_fails_its_run() {
     assert_eq!(status.state, RunState::Failed);
     assert!(status.error.unwrap_or_default().contains("step `left` failed"));
     assert_eq!(backend.task(right).await.expect("read").map(|i| i.state), Some(TaskState::Cancelled));
+    assert!(!backend.delete_task(left).await.expect("delete a step's task"), "a step's task goes with its run");
+    assert!(backend.task(left).await.expect("read").is_some());
 
     // Rescued on its last attempt.
     let rescued = start(&backend, parallel()).await;

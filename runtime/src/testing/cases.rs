@@ -662,12 +662,13 @@ pub use super::faults::{
 };
 pub use super::sources::{
     a_paused_queue_claims_nothing_in_any_process, a_schedule_fires_each_tick_once_across_processes,
-    a_stream_piped_in_loses_nothing, missed_ticks_follow_the_policy,
+    a_stream_piped_in_loses_nothing, finished_tasks_can_be_deleted, missed_ticks_follow_the_policy,
     progress_is_stored_throttled_and_starts_again_on_retry,
 };
 pub use super::workflows::{
-    finished_runs_are_removed_after_the_retention, workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in,
-    workflow_step_acked_through_an_outage, workflow_steps_declared_out_of_order, workflow_survives_a_killed_worker,
+    finished_runs_are_removed_after_the_retention, runs_are_listed_newest_first, workflow_failure_cancels_the_rest,
+    workflow_fan_out_and_fan_in, workflow_step_acked_through_an_outage, workflow_steps_declared_out_of_order,
+    workflow_survives_a_killed_worker,
 };
 
 /// Waiting tasks of a job that no worker of any process serves on their

@@ -345,3 +345,27 @@ where
     assert_eq!(ticks.len(), crate::schedule::MAX_CATCH_UP, "catch-up must be bounded");
     assert_eq!(ticks.last().copied(), Some(latest), "catch-up keeps the latest ticks");
 }
+
+/// Finished tasks can be deleted; live ones and unknown ids cannot.
+pub async fn finished_tasks_can_be_deleted<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let done = must(backend.enqueue(Echo { key: 1, text: "done".into() }).await, "enqueue").await;
+    let running =
+        Running::start(Monitor::new().register(WorkerBuilder::<Echo, _>::new(backend.clone()).data(probe.clone())));
+    wait_for("the task to finish", || async {
+        backend.task(done).await.ok().flatten().is_some_and(|t| t.state == TaskState::Done)
+    })
+    .await;
+    must(running.stop().await, "graceful stop").await;
+    let waiting = must(backend.enqueue(Echo { key: 2, text: "waiting".into() }).await, "enqueue").await;
+
+    assert!(!must(backend.delete_task(waiting).await, "delete").await, "a pending task must not be deleted");
+    assert!(must(backend.task(waiting).await, "task").await.is_some());
+    assert!(must(backend.delete_task(done).await, "delete").await, "a done task is deleted");
+    assert!(must(backend.task(done).await, "task").await.is_none(), "a deleted task is gone");
+    assert!(!must(backend.delete_task(done).await, "delete").await, "deleting twice does nothing");
+    assert!(!must(backend.delete_task(TaskId(u64::MAX / 2)).await, "delete").await, "an unknown id is not deleted");
+    assert_eq!(count(&backend, TaskState::Done).await, 0);
+    assert_eq!(count(&backend, TaskState::Pending).await, 1);
+}

@@ -389,3 +389,52 @@ where
         other => panic!("a finished run outlived its retention: {other:?}"),
     }
 }
+
+/// Runs are listed newest first, filtered and paged, each step with the
+/// names of the steps it takes its inputs from.
+pub async fn runs_are_listed_newest_first<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: WorkflowStore,
+{
+    use crate::workflow::RunFilter;
+
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(must(backend.start(Diamond(n)).await, "start"));
+    }
+    let running = Running::start(Monitor::new().register(worker::<Diamond, _>(&backend, &probe)));
+    for id in &ids {
+        let done = tokio::time::timeout(Duration::from_secs(30), backend.workflow(*id).wait()).await;
+        must(must(done.map_err(|_| "timed out"), "waiting"), "the run");
+    }
+    must(running.stop().await, "graceful stop");
+    let waiting = must(backend.start(Diamond(9)).await, "start");
+
+    let all = must(backend.runs(&RunFilter::default()).await, "runs");
+    let listed: Vec<u64> = all.iter().map(|r| r.id.0).collect();
+    let mut expected: Vec<u64> = ids.iter().map(|r| r.id().0).chain([waiting.id().0]).collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(listed, expected, "runs newest first");
+    let page = must(backend.run_ids(&RunFilter { limit: 2, ..RunFilter::default() }).await, "run_ids");
+    assert_eq!(page.iter().map(|r| r.0).collect::<Vec<_>>(), expected[..2]);
+    let next = must(
+        backend.run_ids(&RunFilter { limit: 2, before: page.last().copied(), ..RunFilter::default() }).await,
+        "run_ids",
+    );
+    assert_eq!(next.iter().map(|r| r.0).collect::<Vec<_>>(), expected[2..]);
+    let done =
+        must(backend.run_ids(&RunFilter { state: Some(RunState::Done), ..RunFilter::default() }).await, "run_ids");
+    assert_eq!(done.len(), 3, "the state filter");
+    let other = RunFilter { workflow: Some("no_such_workflow".into()), ..RunFilter::default() };
+    assert!(must(backend.run_ids(&other).await, "run_ids").is_empty(), "the workflow filter");
+
+    let run = &all[0];
+    let after: Vec<(&str, Vec<&str>)> =
+        run.steps.iter().map(|s| (s.name.as_str(), s.after.iter().map(String::as_str).collect())).collect();
+    assert_eq!(
+        after,
+        [("fetch", vec![]), ("double", vec!["fetch"]), ("label", vec!["fetch"]), ("join", vec!["double", "label"])]
+    );
+}

@@ -142,6 +142,9 @@ impl RunState {
 pub struct StepInfo {
     /// The step's name.
     pub name: String,
+    /// The names of the steps whose outputs it takes (empty for an entry
+    /// step): the run's graph, for drawing it.
+    pub after: Vec<String>,
     /// Its task, once it was enqueued (its inputs were all there).
     pub task: Option<TaskId>,
     /// Its task's state; `None` while it waits for its inputs.
@@ -185,6 +188,45 @@ pub trait WorkflowStore: Backend {
 
     /// A run and its steps.
     fn run_info(&self, run: RunId) -> impl Future<Output = Result<Option<RunInfo>, Error>> + Send;
+
+    /// The ids of the runs matching `filter`, newest (highest id) first, at
+    /// most [`RunFilter::max`] of them.
+    fn run_ids(&self, filter: &RunFilter) -> impl Future<Output = Result<Vec<RunId>, Error>> + Send;
+
+    /// The runs matching `filter`, with their steps, newest first (for
+    /// dashboards: one [`run_info`](Self::run_info) per run listed).
+    fn runs(&self, filter: &RunFilter) -> impl Future<Output = Result<Vec<RunInfo>, Error>> + Send {
+        async move {
+            let mut runs = Vec::new();
+            for id in self.run_ids(filter).await? {
+                // A run removed by retention meanwhile is skipped.
+                if let Some(info) = self.run_info(id).await? {
+                    runs.push(info);
+                }
+            }
+            Ok(runs)
+        }
+    }
+}
+
+/// Which runs [`WorkflowStore::run_ids`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Only runs in this state.
+    pub state: Option<RunState>,
+    /// At most this many (0 means 50; at most 1,000).
+    pub limit: u32,
+    /// Only runs older than this one (for paging, newest first).
+    pub before: Option<RunId>,
+}
+
+impl RunFilter {
+    /// How many runs a listing returns at most: `limit`, 50 when 0, at most 1,000.
+    pub fn max(&self) -> u32 {
+        if self.limit == 0 { 50 } else { self.limit.min(1000) }
+    }
 }
 
 /// A started run of workflow `W`, returned by [`WorkflowExt::start`].

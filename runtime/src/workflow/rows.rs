@@ -43,6 +43,11 @@ fn optional<T>(
     value.map_err(|problem| bad_data(backend, what, format!("column `{column}`: {problem}")))
 }
 
+/// The names of the steps at `indices` of `steps`.
+pub fn step_names(steps: &[StepSpec], indices: &[u16]) -> Vec<String> {
+    indices.iter().filter_map(|i| steps.get(usize::from(*i))).map(|s| s.name.clone()).collect()
+}
+
 /// A run from its row (columns `workflow`, `state`, `steps` — the graph's
 /// JSON —, `error`, `created_at`) and the rows of its steps that have a task
 /// (columns `step`, `task_id`, `output`, `state`, `attempt`, `last_error`;
@@ -65,7 +70,15 @@ pub fn read_run_info<R: StoredRow>(backend: &'static str, run: RunId, row: &R, s
         steps: graph
             .steps()
             .iter()
-            .map(|s| StepInfo { name: s.name.clone(), task: None, state: None, attempt: 0, error: None, output: None })
+            .map(|s| StepInfo {
+                name: s.name.clone(),
+                after: step_names(graph.steps(), &s.after),
+                task: None,
+                state: None,
+                attempt: 0,
+                error: None,
+                output: None,
+            })
             .collect(),
         error: optional(backend, what, "error", row.text("error"))?,
         created_at: Timestamp(column(backend, what, "created_at", row.int("created_at"))?),
