@@ -154,7 +154,9 @@ fn each_ran_once(probe: &Probe, keys: std::ops::Range<u64>) {
 async fn a_short_cut_during_claims_and_acks_loses_nothing() {
     let (direct, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
     let (proxy, url) = proxy().await;
-    let total = 20_000;
+    // Enough that the drain is still under way when the test's own task,
+    // sharing two threads with three busy workers, gets to make the cut.
+    let total = 60_000;
     direct
         .enqueue_bulk((0..total).map(|key| Echo { key, text: String::new() }))
         .await
