@@ -62,8 +62,13 @@ async fn state<B: Expose>(backend: &B, id: TaskId) -> TaskState {
 struct Moments(u64);
 
 impl Moments {
+    /// Seeds from `ERRAND_FAULT_SEED` when it is set (to replay a failure
+    /// the summary line reported), from the clock otherwise.
     fn new() -> Self {
-        let seed = (crate::backoff::random_unit() * 1e15) as u64;
+        let seed = std::env::var("ERRAND_FAULT_SEED")
+            .ok()
+            .and_then(|seed| seed.parse().ok())
+            .unwrap_or_else(|| (crate::backoff::random_unit() * 1e15) as u64);
         eprintln!("fault suite: random moments from seed {seed}");
         Self(seed | 1)
     }
@@ -118,7 +123,25 @@ where
             .register(worker::<Sleeper, _>(&backend, &probe).concurrency(8))
             .register(steps::<Diamond, _>(&backend, &step_probe)),
     );
-    wait_for("every task to be done", || async { counts(&backend).await.done == TASKS }).await;
+    let deadline = tokio::time::Instant::now() + super::support::PATIENCE;
+    while counts(&backend).await.done != TASKS {
+        if tokio::time::Instant::now() >= deadline {
+            let mut left = Vec::new();
+            for state in [TaskState::Pending, TaskState::Running, TaskState::Retry, TaskState::Dead] {
+                let filter =
+                    TaskFilter { queue: Some(QUEUE.into()), state: Some(state), limit: 10, ..TaskFilter::default() };
+                left.extend(must(backend.tasks(&filter).await, "list tasks"));
+            }
+            let left: Vec<String> = left
+                .into_iter()
+                .map(|task| {
+                    format!("{} {:?} attempt {} error {:?}", task.id, task.state, task.attempt, task.last_error)
+                })
+                .collect();
+            panic!("timed out waiting for every task to be done: {:?}; not done: {left:#?}", counts(&backend).await);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for (n, run) in (0..).zip(&runs) {
         let output = backend.workflow(*run).wait_timeout(Duration::from_secs(30)).await;
         assert_eq!(must(output, "a run"), ((n + 1) * 2, format!("n={}", n + 1)));
