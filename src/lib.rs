@@ -75,6 +75,16 @@ pub mod board {
     pub use errand_board::*;
 }
 
+/// Prometheus metrics (feature `metrics`): [`install`](errand_metrics::install)
+/// the recorder at startup, merge [`router`](errand_metrics::router) into
+/// your app for `/metrics`; the metric names are in
+/// [`meter`](errand_runtime::meter).
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    pub use errand_metrics::*;
+    pub use errand_runtime::meter::names;
+}
+
 /// Checks, for `#[errand::job(cron = "…")]`, that the `cron` feature is on.
 #[doc(hidden)]
 #[cfg(feature = "cron")]

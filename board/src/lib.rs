@@ -136,6 +136,9 @@ type MakeRouter = Box<dyn FnOnce(Arc<Shared>, String) -> Router + Send>;
 struct Mount {
     name: String,
     make: MakeRouter,
+    /// Samples its queue depth for `/metrics`.
+    #[cfg(feature = "metrics")]
+    sampler: Option<Box<dyn errand_metrics::Sampler>>,
 }
 
 /// A board over one or more backends, with an optional token; see the
@@ -185,7 +188,12 @@ impl Board {
     pub fn backend<B: BoardBackend>(mut self, name: impl Into<String>, backend: B) -> Self {
         let name = name.into();
         let display = name.clone();
+        #[cfg(feature = "metrics")]
+        let sampler: Option<Box<dyn errand_metrics::Sampler>> =
+            Some(Box::new(errand_metrics::Sampled { name: name.clone(), backend: backend.clone() }));
         self.mounts.push(Mount {
+            #[cfg(feature = "metrics")]
+            sampler,
             name,
             make: Box::new(move |shared, slug| {
                 let cx = Arc::new(Ctx {
@@ -232,14 +240,21 @@ impl Board {
             .route("/assets/board.css", get(pages::css))
             .route("/assets/board.js", get(pages::js))
             .with_state(Arc::clone(&shared));
+        #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+        let mut mounts = self.mounts;
+        #[cfg(feature = "metrics")]
+        {
+            let samplers = mounts.iter_mut().filter_map(|m| m.sampler.take()).collect();
+            router = router.merge(errand_metrics::router_of(samplers));
+        }
         if multi {
-            for (mount, slug) in self.mounts.into_iter().zip(slugs) {
+            for (mount, slug) in mounts.into_iter().zip(slugs) {
                 let sub = (mount.make)(Arc::clone(&shared), slug.clone());
                 router = router.nest(&format!("/{slug}"), sub);
             }
             let first = shared.backends.first().map(|b| b.slug.clone()).unwrap_or_default();
             router = router.route("/", get(pages::index).with_state((Arc::clone(&shared), first)));
-        } else if let Some(mount) = self.mounts.into_iter().next() {
+        } else if let Some(mount) = mounts.into_iter().next() {
             router = router.merge((mount.make)(Arc::clone(&shared), String::new()));
         } else {
             router = router.route("/", get(pages::empty).with_state(Arc::clone(&shared)));

@@ -439,3 +439,34 @@ async fn nested_and_several_backends() {
     assert!(page(&app, "/jobs/main/tasks").await.contains(&format!("#{id}")));
     assert_eq!(send(&app, get("/jobs/assets/board.js")).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn metrics_are_served_behind_the_token() {
+    let main = MemoryBackend::new();
+    main.enqueue(Echo { text: "m".into() }).await.unwrap();
+    let reports = MemoryBackend::new();
+    reports.enqueue(Fail { why: "r".into() }).await.unwrap();
+    reports.enqueue(Fail { why: "s".into() }).await.unwrap();
+    let app = Board::new().backend("main", main).backend("reports", reports).token("s3cret").router();
+
+    assert_eq!(send(&app, get("/metrics")).await.status, StatusCode::UNAUTHORIZED);
+    let bearer = Request::get("/metrics").header(header::AUTHORIZATION, "Bearer s3cret").body(Body::empty()).unwrap();
+    let reply = send(&app, bearer).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    // Each backend's depth, under its board name.
+    let line = |backend: &str, queue: &str| {
+        reply
+            .body
+            .lines()
+            .find(|l| {
+                l.starts_with("errand_queue_tasks{")
+                    && l.contains(&format!("backend=\"{backend}\""))
+                    && l.contains(&format!("queue=\"{queue}\""))
+                    && l.contains("state=\"pending\"")
+            })
+            .map(str::to_owned)
+    };
+    assert_eq!(line("main", "default").as_deref().and_then(|l| l.rsplit(' ').next()), Some("1"), "{}", reply.body);
+    assert_eq!(line("reports", "billing").as_deref().and_then(|l| l.rsplit(' ').next()), Some("2"), "{}", reply.body);
+}

@@ -32,7 +32,10 @@ where
     })?;
     let at = listening.local_addr();
     let hint = if args.token.as_deref().is_some_and(|t| !t.is_empty()) { "?token=…" } else { "" };
-    eprintln!("the board of `{}` is on http://{at}/{hint} (Ctrl-C to stop)", target.shown);
+    eprintln!(
+        "the board of `{}` is on http://{at}/{hint}, Prometheus metrics on http://{at}/metrics (Ctrl-C to stop)",
+        target.shown
+    );
     listening
         .run_until(errand_runtime::shutdown_signal())
         .await

@@ -196,6 +196,8 @@ struct TaskCxInner {
     max_attempts: u32,
     run_at: Timestamp,
     priority: i16,
+    /// The trace context the task was enqueued with.
+    trace: Option<String>,
     worker: WorkerCx,
     /// The worker's "stop running now" token; the task's own token is its child.
     abort: CancellationToken,
@@ -322,6 +324,7 @@ impl TaskCx {
                 max_attempts: task.max_attempts,
                 run_at: task.run_at,
                 priority: task.priority,
+                trace: task.trace.clone(),
                 worker,
                 abort,
                 cancel: OnceLock::new(),
@@ -347,6 +350,7 @@ impl TaskCx {
             run_at: Timestamp::now(),
             priority: 0,
             payload: Vec::new(),
+            trace: None,
         };
         Self::new(&task, worker, CancellationToken::new(), None, None)
     }
@@ -391,6 +395,14 @@ impl TaskCx {
         self.inner.priority
     }
 
+    /// The W3C trace context the task was enqueued with (`traceparent`, then
+    /// a newline and `tracestate` when there is one), for a workflow step
+    /// its run's; `None` when it was enqueued outside a traced span or
+    /// without the `otel` feature (see [`crate::trace`]).
+    pub fn trace(&self) -> Option<&str> {
+        self.inner.trace.as_deref()
+    }
+
     /// The worker running it.
     pub fn worker(&self) -> &WorkerCx {
         &self.inner.worker
@@ -423,6 +435,12 @@ impl TaskCx {
             }
             token
         })
+    }
+
+    /// Whether the task's own cancellation fired while the worker was not
+    /// stopping: the task was cancelled.
+    pub(crate) fn was_cancelled(&self) -> bool {
+        self.inner.cancel.get().is_some_and(CancellationToken::is_cancelled) && !self.inner.abort.is_cancelled()
     }
 
     /// Reports how far the run got: `percent` (0 to 100; more counts as 100)

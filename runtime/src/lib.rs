@@ -96,6 +96,7 @@ mod expose;
 mod job;
 mod job_error;
 pub mod memory;
+pub mod meter;
 mod monitor;
 pub mod panic;
 pub mod pipe;

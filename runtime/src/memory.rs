@@ -206,11 +206,13 @@ struct Record {
     progress: Option<Progress>,
     /// For a workflow step's task: its run and step.
     step: Option<(u64, u16)>,
+    trace: Option<String>,
 }
 
 struct RunRecord {
     workflow: &'static str,
     queue: String,
+    trace: Option<String>,
     progress: RunProgress,
     tasks: Vec<Option<u64>>,
     error: Option<String>,
@@ -309,11 +311,11 @@ impl State {
             result: None,
             progress: None,
             step,
+            trace: task.trace,
         });
         id
     }
 
-    /// Cancels a live task; a running one is reported to its worker.
     /// Cancels a live task; a running one is reported to its worker.
     /// Returns whether it did, and the workflow step the task was, if any
     /// (the caller ends the step, which fails its run).
@@ -360,7 +362,7 @@ impl State {
     /// the cancellation of its other live steps.
     fn apply_plan(&mut self, run: u64, plan: RunPlan, now: i64) -> Option<String> {
         let record = self.runs.get_mut(run)?;
-        let (workflow, queue) = (record.workflow, record.queue.clone());
+        let (workflow, queue, trace) = (record.workflow, record.queue.clone(), record.trace.clone());
         let woke = !plan.ready.is_empty();
         for ready in plan.ready {
             let task = NewTask {
@@ -372,6 +374,7 @@ impl State {
                 max_attempts: ready.max_attempts,
                 unique_key: None,
                 unique_for: None,
+                trace: trace.clone(),
             };
             let id = self.insert(task, Some((run, ready.step)), now);
             if let Some(slot) = self.runs.get_mut(run).and_then(|r| r.tasks.get_mut(usize::from(ready.step))) {
@@ -543,6 +546,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
                 run_at: Timestamp(r.run_at),
                 priority: r.priority,
                 payload: r.payload.clone(),
+                trace: r.trace.clone(),
             });
         }
         let next_due = if tasks.is_empty() { lane.delayed.peek().map(|Reverse((at, _))| Timestamp(*at)) } else { None };
@@ -941,6 +945,7 @@ impl<C: Codec> WorkflowStore for MemoryBackend<C> {
         state.runs.push(RunRecord {
             workflow: run.workflow,
             queue: run.queue.clone(),
+            trace: run.trace.clone(),
             progress,
             tasks: vec![None; steps],
             error: None,

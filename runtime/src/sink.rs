@@ -153,6 +153,7 @@ impl<P, U, D> Enqueue<P, U, D> {
             max_attempts: o.retries.unwrap_or(options.retries).saturating_add(1),
             unique_for: if unique_key.is_some() { o.unique_for.or(options.unique_for) } else { None },
             unique_key,
+            trace: crate::trace::current_context(),
         })
     }
 }
@@ -214,7 +215,13 @@ pub trait TaskSink: Backend {
     {
         let task = options.to_task::<J, Self::Codec>(&job, self.tuning().clock.now());
         let task = task.and_then(|task| within_limit(self, task));
-        async move { only_id(Self::NAME, self.push(vec![task?]).await?) }
+        async move {
+            let task = task?;
+            let queue = task.queue.clone();
+            let id = only_id(Self::NAME, self.push(vec![task]).await?)?;
+            crate::meter::enqueued(&queue, J::NAME, 1);
+            Ok(id)
+        }
     }
 
     /// Enqueues many tasks in one batch (one statement or pipeline where the
@@ -233,7 +240,13 @@ pub trait TaskSink: Backend {
             .into_iter()
             .map(|job| options.to_task::<J, Self::Codec>(&job, now).and_then(|task| within_limit(self, task)))
             .collect();
-        async move { self.push(tasks?).await }
+        async move {
+            let tasks = tasks?;
+            let Some(queue) = tasks.first().map(|task| task.queue.clone()) else { return Ok(Vec::new()) };
+            let ids = self.push(tasks).await?;
+            crate::meter::enqueued(&queue, J::NAME, ids.len());
+            Ok(ids)
+        }
     }
 
     /// Enqueues `job` inside the caller's transaction: the task exists if and
@@ -274,7 +287,13 @@ pub trait TaskSink: Backend {
     {
         let task = options.to_task::<J, Self::Codec>(&job, self.tuning().clock.now());
         let task = task.and_then(|task| within_limit(self, task));
-        async move { only_id(Self::NAME, self.push_in(tx, vec![task?]).await?) }
+        async move {
+            let task = task?;
+            let queue = task.queue.clone();
+            let id = only_id(Self::NAME, self.push_in(tx, vec![task]).await?)?;
+            crate::meter::enqueued(&queue, J::NAME, 1);
+            Ok(id)
+        }
     }
 }
 

@@ -22,7 +22,7 @@ SET t.state = 'running', t.attempt = t.attempt + 1, t.worker = ?, t.claim = ?, t
     t.progress_percent = NULL, t.progress_message = NULL;
 -- 2. Reads the claimed rows back through tasks_held, in claim order.
 --    Parameters: ? worker, ? token. Columns: id, attempt, max_attempts,
---    run_at, priority, payload.
-SELECT id, attempt, max_attempts, run_at, priority, payload FROM `__PREFIX__tasks`
+--    run_at, priority, payload, trace.
+SELECT id, attempt, max_attempts, run_at, priority, payload, trace FROM `__PREFIX__tasks`
 WHERE state = 'running' AND worker = ? AND claim = ?
 ORDER BY neg_priority, run_at, id;

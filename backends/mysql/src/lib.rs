@@ -106,7 +106,9 @@
 //! the progress columns, `paused_queues` and `schedules` (an instant
 //! `ALTER`: nullable columns at the end of the row, no table copy on MySQL
 //! 8.0.12+ and MariaDB 10.3+); migration 3 indexes `runs` by state and by
-//! workflow for listings (built in place, reads and writes going on).
+//! workflow for listings (built in place, reads and writes going on);
+//! migration 4 adds the `trace` columns of `tasks` and `runs` (instant, as
+//! migration 2's).
 //! Every table is InnoDB,
 //! `utf8mb4` with a binary collation (queue and job names, unique keys and
 //! worker ids compare byte for byte).
@@ -121,9 +123,12 @@
 //!   running task, see *Outages*), `run_id` and `step` (workflow steps),
 //!   `progress_percent` (`SMALLINT`, 0 to 100) and `progress_message`
 //!   (`TEXT`), the latest progress of the current attempt (NULL until it
-//!   reports one), and two stored generated columns that the claim index
-//!   needs: `waiting` (1 for `pending` and `retry`) and `neg_priority`
-//!   (`-priority`).
+//!   reports one), `trace` (`TEXT`), the W3C trace context it was enqueued
+//!   with ([`NewTask::trace`](errand_runtime::backend::NewTask::trace), NULL
+//!   without one; for a workflow step, its run's: in no index, stored as
+//!   given and handed back by every claim), and two stored generated
+//!   columns that the claim index needs: `waiting` (1 for `pending` and
+//!   `retry`) and `neg_priority` (`-priority`).
 //! - Its indexes. InnoDB has no partial indexes, so finished rows cannot be
 //!   left out of an index; instead, each index the hot statements use leads
 //!   with what they look for, and finished rows sort into ranges those
@@ -163,7 +168,8 @@
 //!   [`unserved`](errand_runtime::Backend::unserved) is judged by.
 //! - Workflows: `<prefix>runs` holds one row per run (`id`, `workflow`,
 //!   `queue`, `state` — `running`, `done`, `failed` —, `steps`, the graph as
-//!   JSON text, `error`, `created_at`, `finished_at`), indexed by
+//!   JSON text, `error`, `created_at`, `finished_at`, `trace`, the context
+//!   it was started with, which each of its step tasks is given), indexed by
 //!   `finished_at` (retention), `(state, id)` and `(workflow, id)`
 //!   (listings, see below); `<prefix>run_steps`
 //!   one row per `(run_id, step)` once the step has a task (`task_id`), with

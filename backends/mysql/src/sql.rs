@@ -24,7 +24,7 @@
 //! - `claim.sql`: (1) `? queue, ? job, ? now (ms), ? queue, ? limit,
 //!   ? worker, ? token, ? now (ms)` — an `UPDATE` whose rows affected are
 //!   how many tasks it claimed (none while the queue is paused); (2) `? worker, ? token` — the claimed rows (`id`,
-//!   `attempt`, `max_attempts`, `run_at`, `priority`, `payload`);
+//!   `attempt`, `max_attempts`, `run_at`, `priority`, `payload`, `trace`);
 //! - `ack.sql`: `? JSON array of [id, kind, result, run_at, error] (see
 //!   [`ack_json`]), ? now (ms), ? worker` — rows affected: the tasks changed.
 //!
@@ -65,6 +65,7 @@ migrations![
     (1, "0001_create_tables", "create tasks, workers, served jobs and workflow runs"),
     (2, "0002_progress_paused_schedules", "add task progress, paused queues and schedules"),
     (3, "0003_runs_listing", "index workflow runs by state and by workflow"),
+    (4, "0004_trace", "add the trace context of tasks and workflow runs"),
 ];
 
 /// The name of `migration` (its file's, without `.sql`), one of
@@ -260,7 +261,7 @@ impl Queries {
     /// `rows` rows of the multi-row insert (`push.sql`), with `RETURNING id`
     /// when the server is MariaDB.
     pub(crate) fn push_rows(&self, rows: usize, returning: bool) -> String {
-        const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+        const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
         let mut sql = String::with_capacity(self.push_head.len() + rows * (ROW.len() + 2) + 16);
         sql.push_str(&self.push_head);
         for i in 0..rows {
@@ -375,6 +376,7 @@ mod tests {
             (include_str!("../migrations/0001_create_tables.sql"), 6),
             (include_str!("../migrations/0002_progress_paused_schedules.sql"), 6),
             (include_str!("../migrations/0003_runs_listing.sql"), 8),
+            (include_str!("../migrations/0004_trace.sql"), 8),
             (include_str!("../sql/delete_task.sql"), 1),
             (include_str!("../sql/run_ids.sql"), 4),
             (include_str!("../sql/migrations_exist.sql"), 1),

@@ -62,6 +62,7 @@ impl<C: Codec> WorkflowStore for MysqlBackend<C> {
             .bind(&run.queue)
             .bind(&steps)
             .bind(now.as_millis())
+            .bind(run.trace.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(query_error(operation()))?;
@@ -71,7 +72,7 @@ impl<C: Codec> WorkflowStore for MysqlBackend<C> {
         }
         let (_, plan) = RunProgress::start::<C>(RunId(id), graph, &run.input)?;
         let mut persist = Persist::default();
-        persist.add(raw_id(id), plan, &run.queue, run.workflow);
+        persist.add(raw_id(id), plan, StepTasks { queue: &run.queue, job: run.workflow, trace: run.trace.as_deref() });
         let queues = persist.apply(inner, &mut tx, now).await.map_err(query_error(operation()))?;
         tx.commit().await.map_err(query_error(operation()))?;
         for queue in &queues {
@@ -145,6 +146,8 @@ pub(crate) fn run_listing(listings: &[String; 4], workflow: bool, state: bool) -
 pub(crate) struct LockedRun {
     workflow: String,
     queue: String,
+    /// The trace context it was started with, which its step tasks carry.
+    trace: Option<String>,
     /// Its state and graph, or why they cannot be read.
     read: Result<(RunState, Graph), Error>,
 }
@@ -183,12 +186,18 @@ pub(crate) async fn lock_runs(
         let what = format!("workflow run {id}");
         let workflow = rows::text(&row, "workflow", &what)?;
         let queue = rows::text(&row, "queue", &what)?;
+        // A context that cannot be read is observability lost, not a reason
+        // to stop the run: the steps it makes ready go without one.
+        let trace = errand_runtime::backend::stored::StoredRow::text(&row, "trace").unwrap_or_else(|problem| {
+            tracing::warn!(run = id, %problem, "mysql: a workflow run's trace context cannot be read; its steps carry none");
+            None
+        });
         let read = rows::text(&row, "state", &what).and_then(|state| {
             let state =
                 RunState::parse(&state).ok_or_else(|| rows::bad_data(&what, format!("unknown run state `{state}`")))?;
             Ok((state, read_graph(NAME, &rows::text(&row, "steps", &what)?, &what)?))
         });
-        locked.insert(id, LockedRun { workflow, queue, read });
+        locked.insert(id, LockedRun { workflow, queue, trace, read });
     }
     Ok(locked)
 }
@@ -280,7 +289,9 @@ pub(crate) async fn advance<C: Codec>(
             }
             None => continue,
         };
-        persist.add(*run_id, plan, &locked.queue, job.unwrap_or(&locked.workflow));
+        let tasks =
+            StepTasks { queue: &locked.queue, job: job.unwrap_or(&locked.workflow), trace: locked.trace.as_deref() };
+        persist.add(*run_id, plan, tasks);
     }
     persist.apply(inner, conn, now).await.map_err(query_error(operation))
 }
@@ -424,12 +435,22 @@ fn take_plan<C: Codec>(run: &mut RunProgress, last_step: Option<u16>) -> RunPlan
     }
 }
 
-/// A step to enqueue: run, step, queue, job, and its task's values.
+/// What the tasks of a run's ready steps are: of job `job` on `queue`,
+/// carrying the run's trace context.
+#[derive(Clone, Copy)]
+struct StepTasks<'a> {
+    queue: &'a str,
+    job: &'a str,
+    trace: Option<&'a str>,
+}
+
+/// A step to enqueue: run, step, queue, job, trace, and its task's values.
 struct Ready<'a> {
     run: i64,
     step: u16,
     queue: &'a str,
     job: &'a str,
+    trace: Option<&'a str>,
     payload: Vec<u8>,
     max_attempts: u32,
     priority: i16,
@@ -448,8 +469,9 @@ struct Persist<'a> {
 }
 
 impl<'a> Persist<'a> {
-    /// Adds `plan` of run `run`, whose step tasks go to `queue` as job `job`.
-    fn add(&mut self, run: i64, plan: RunPlan, queue: &'a str, job: &'a str) {
+    /// Adds `plan` of run `run`, whose step tasks are as `tasks` says.
+    fn add(&mut self, run: i64, plan: RunPlan, tasks: StepTasks<'a>) {
+        let StepTasks { queue, job, trace } = tasks;
         for (step, output) in plan.outputs {
             self.outputs.push((run, step, self.tasks.get(&(run, step)).copied(), base64(&output)));
         }
@@ -459,6 +481,7 @@ impl<'a> Persist<'a> {
                 step: ready.step,
                 queue,
                 job,
+                trace,
                 payload: ready.payload,
                 max_attempts: ready.max_attempts,
                 priority: ready.priority,
@@ -499,6 +522,7 @@ impl<'a> Persist<'a> {
                 .bind(now.as_millis())
                 .bind(ready.run)
                 .bind(i32::from(ready.step))
+                .bind(ready.trace)
                 .execute(&mut *conn)
                 .await?;
             sqlx::query(&queries.step_slot_task)

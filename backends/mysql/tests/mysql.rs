@@ -4,8 +4,9 @@
 //! unreadable rows, unique keys across processes, wake-ups across processes
 //! (also on resuming a paused queue), progress reports guarded by the
 //! running worker, connecting without migrating and the pending migrations,
-//! and deleting finished tasks (their unique keys freed, workflow steps
-//! spared). Each test uses tables of its
+//! deleting finished tasks (their unique keys freed, workflow steps
+//! spared), and trace contexts on every enqueue path (and the upgrade that
+//! adds their columns). Each test uses tables of its
 //! own (a fresh prefix), dropped when it ends. Without `ERRAND_MYSQL_URL`
 //! the server tests are reported as ignored.
 
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use errand_mysql::MysqlBackend;
 use errand_mysql::sqlx::{self, Acquire};
-use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
-use errand_runtime::capability::Schedules;
+use errand_runtime::backend::{Ack, NewTask, Outcome, WorkerRegistration};
+use errand_runtime::capability::{Schedules, Transactional};
 use errand_runtime::testing::{Running, wait_for};
 use errand_runtime::{
     Backend, BackendExt, Enqueue, Error, Expose, Job, JobError, Monitor, Progress, TaskCx, TaskFilter, TaskId,
@@ -164,7 +165,7 @@ async fn migrations_run_once_and_newer_tables_are_refused() {
             .fetch_all(backend.pool())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(applied.len(), 3, "each migration is recorded once: {applied:?}");
+    assert_eq!(applied.len(), 4, "each migration is recorded once: {applied:?}");
 
     sqlx::query(&format!(
         "INSERT INTO `{prefix}migrations` (version, description, checksum, applied_at) VALUES (99, 'from the future', 'x', 0)"
@@ -356,7 +357,7 @@ async fn migration_2_upgrades_version_1_tables_and_runs_again_harmlessly() {
         .fetch_all(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 
     // Everything migration 2 added works, and the old task reads back.
     let task = backend.task(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is gone"));
@@ -450,7 +451,8 @@ async fn resuming_in_another_process_wakes_idle_workers() {
 }
 
 /// Every migration this version ships, by name, in order.
-const MIGRATIONS: [&str; 3] = ["0001_create_tables", "0002_progress_paused_schedules", "0003_runs_listing"];
+const MIGRATIONS: [&str; 4] =
+    ["0001_create_tables", "0002_progress_paused_schedules", "0003_runs_listing", "0004_trace"];
 
 /// How many tables of `prefix` exist.
 async fn tables_of(backend: &MysqlBackend, prefix: &str) -> i64 {
@@ -598,4 +600,127 @@ async fn deleting_a_task_frees_its_unique_key_and_spares_steps() {
     assert!(!delete(step).await, "a step's task was deleted");
     assert_eq!(state(&backend, step).await, Some(TaskState::Done));
     assert!(!delete(TaskId(u64::MAX)).await, "an id past BIGINT");
+}
+
+/// A trace context with a `tracestate`, as an enqueue in a traced span stores it.
+const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=\"x\";k=v";
+
+/// A task of `Note` with `text`, carrying `trace`.
+fn note_task(text: &str, trace: Option<&str>) -> NewTask {
+    NewTask {
+        job: Note::NAME,
+        queue: Note::QUEUE.to_owned(),
+        payload: serde_json::to_vec(&note(text)).unwrap_or_else(|e| panic!("{e}")),
+        run_at: Timestamp::now(),
+        priority: 0,
+        max_attempts: 3,
+        unique_key: None,
+        unique_for: None,
+        trace: trace.map(str::to_owned),
+    }
+}
+
+/// Claims every due task of `Note` and returns each one's text and trace, by text.
+async fn claimed_traces(backend: &MysqlBackend) -> Vec<(String, Option<String>)> {
+    let claimed = backend.claim(&registration("tracer"), 100).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut found: Vec<(String, Option<String>)> = claimed
+        .tasks
+        .into_iter()
+        .map(|t| {
+            let note: Note = serde_json::from_slice(&t.payload).unwrap_or_else(|e| panic!("{e}"));
+            (note.text, t.trace)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every way a task is written stores its trace context, and every claim
+/// hands it back: one task alone, multi-row inserts (cut into power-of-two
+/// statements), a unique key (a duplicate keeps the first task's), and
+/// inside the caller's transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn every_enqueue_path_stores_the_trace_context() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let push = |tasks: Vec<NewTask>| async { backend.push(tasks).await.unwrap_or_else(|e| panic!("{e}")) };
+
+    push(vec![note_task("alone", Some(TRACE))]).await;
+    push(vec![note_task("none", None)]).await;
+    // Three rows: statements of 2 and 1.
+    push(vec![note_task("m1", Some(TRACE)), note_task("m2", None), note_task("m3", Some(other))]).await;
+    let keyed = |text: &str, trace: &str| NewTask { unique_key: Some("k".to_owned()), ..note_task(text, Some(trace)) };
+    let first = push(vec![keyed("k1", other)]).await;
+    assert_eq!(push(vec![keyed("k2", TRACE), note_task("after key", Some(TRACE))]).await[0], first[0]);
+    let mut tx = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    backend.push_in(&mut tx, vec![note_task("in tx", Some(other))]).await.unwrap_or_else(|e| panic!("{e}"));
+    let pair = vec![note_task("in tx, 1", Some(TRACE)), note_task("in tx, 2", None)];
+    backend.push_in(&mut tx, pair).await.unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        claimed_traces(&backend).await,
+        [
+            ("after key".to_owned(), some(TRACE)),
+            ("alone".to_owned(), some(TRACE)),
+            ("in tx".to_owned(), some(other)),
+            ("in tx, 1".to_owned(), some(TRACE)),
+            ("in tx, 2".to_owned(), None),
+            ("k1".to_owned(), some(other)),
+            ("m1".to_owned(), some(TRACE)),
+            ("m2".to_owned(), None),
+            ("m3".to_owned(), some(other)),
+            ("none".to_owned(), None),
+        ]
+    );
+}
+
+/// Migration 4 adds the `trace` columns to tables made by migration 3: the
+/// tasks enqueued before carry no context, the new ones theirs; running it
+/// again over tables it already changed, as after a failure before its
+/// record, does nothing wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn migration_4_adds_the_trace_columns_and_runs_again_harmlessly() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let prefix = backend.namespace().to_owned();
+    // Back to what migration 3 made, with a task enqueued then.
+    exec(&backend, &format!("ALTER TABLE `{prefix}tasks` DROP COLUMN trace")).await;
+    exec(&backend, &format!("ALTER TABLE `{prefix}runs` DROP COLUMN trace")).await;
+    exec(&backend, &format!("DELETE FROM `{prefix}migrations` WHERE version = 4")).await;
+    exec(
+        &backend,
+        &format!(
+            "INSERT INTO `{prefix}tasks` (queue, job, payload, max_attempts, priority, run_at, created_at) \
+             VALUES ('{}', '{}', '{{\"text\":\"old\"}}', 3, 0, 0, 0)",
+            Note::QUEUE,
+            Note::NAME
+        ),
+    )
+    .await;
+    assert_eq!(backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")), ["0004_trace"]);
+
+    backend.migrate().await.unwrap_or_else(|e| panic!("upgrading version 3 tables: {e}"));
+    exec(&backend, &format!("DELETE FROM `{prefix}migrations` WHERE version = 4")).await;
+    backend.migrate().await.unwrap_or_else(|e| panic!("running migration 4 again: {e}"));
+    assert!(backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(table_name AS CHAR), CAST(is_nullable AS CHAR) FROM information_schema.columns \
+         WHERE table_schema = DATABASE() AND table_name IN (?, ?) AND column_name = 'trace' ORDER BY 1",
+    )
+    .bind(format!("{prefix}runs"))
+    .bind(format!("{prefix}tasks"))
+    .fetch_all(backend.pool())
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(columns, [(format!("{prefix}runs"), "YES".to_owned()), (format!("{prefix}tasks"), "YES".to_owned())]);
+
+    backend.push(vec![note_task("new", Some(TRACE))]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed_traces(&backend).await, [("new".to_owned(), Some(TRACE.to_owned())), ("old".to_owned(), None)]);
 }

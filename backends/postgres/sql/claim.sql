@@ -15,7 +15,8 @@
 -- Parameters, for every program that runs this file (the bench harness too):
 -- $1 worker id (text), $2 now (bigint ms), $3 queue (text), $4 job (text),
 -- $5 limit (bigint), $6 claim token (bigint). Columns: id, attempt,
--- max_attempts, run_at, priority, payload.
+-- max_attempts, run_at, priority, payload, trace (the task's trace context,
+-- NULL when it has none).
 WITH RECURSIVE picked AS (
     SELECT id FROM __SCHEMA__.tasks
     WHERE queue = $3 AND job = $4 AND state IN ('pending', 'retry') AND run_at <= $2
@@ -29,7 +30,7 @@ WITH RECURSIVE picked AS (
         progress_percent = NULL, progress_message = NULL
     FROM picked
     WHERE t.id = picked.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-    RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload
+    RETURNING t.id, t.attempt, t.max_attempts, t.run_at, t.priority, t.payload, t.trace
 ), priorities AS (
     -- The distinct priorities of waiting tasks (a loose scan of tasks_claim),
     -- only evaluated when nothing was claimed.
@@ -44,9 +45,9 @@ WITH RECURSIVE picked AS (
     FROM priorities AS p
     WHERE p.priority IS NOT NULL
 )
-SELECT id, attempt, max_attempts, run_at, priority, payload FROM claimed
+SELECT id, attempt, max_attempts, run_at, priority, payload, trace FROM claimed
 UNION ALL
-SELECT NULL::bigint, NULL::integer, NULL::integer, d.next_due, NULL::smallint, NULL::bytea
+SELECT NULL::bigint, NULL::integer, NULL::integer, d.next_due, NULL::smallint, NULL::bytea, NULL::text
 FROM (
     SELECT min((
         SELECT t.run_at FROM __SCHEMA__.tasks AS t

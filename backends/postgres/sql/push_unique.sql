@@ -3,11 +3,13 @@
 -- id comes back with the task's position (`ord`). Inserted ids come back with
 -- a NULL ord, in input order once sorted. The caller holds an advisory lock
 -- per (job, key) for the transaction, so two enqueues of one key serialise.
--- $1 created_at, $2 channel, $3.. arrays (…, unique_key, unique_since).
+-- $1 created_at, $2 channel, $3.. arrays as push.sql's ($3 queues .. $9 trace
+-- contexts), then $10 unique_key, $11 unique_since.
 WITH input AS (
     SELECT *
-    FROM UNNEST($3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::smallint[], $8::integer[], $9::text[], $10::bigint[])
-        WITH ORDINALITY AS i(queue, job, payload, run_at, priority, max_attempts, unique_key, unique_since, ord)
+    FROM UNNEST($3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::smallint[], $8::integer[], $9::text[],
+                $10::text[], $11::bigint[])
+        WITH ORDINALITY AS i(queue, job, payload, run_at, priority, max_attempts, trace, unique_key, unique_since, ord)
 ), existing AS (
     SELECT i.ord, (
         SELECT t.id FROM __SCHEMA__.tasks AS t
@@ -19,8 +21,8 @@ WITH input AS (
     FROM input AS i
     WHERE i.unique_key IS NOT NULL
 ), ins AS (
-    INSERT INTO __SCHEMA__.tasks (queue, job, payload, run_at, priority, max_attempts, created_at, unique_key)
-    SELECT i.queue, i.job, i.payload, i.run_at, i.priority, i.max_attempts, $1, i.unique_key
+    INSERT INTO __SCHEMA__.tasks (queue, job, payload, run_at, priority, max_attempts, created_at, unique_key, trace)
+    SELECT i.queue, i.job, i.payload, i.run_at, i.priority, i.max_attempts, $1, i.unique_key, i.trace
     FROM input AS i
     WHERE NOT EXISTS (SELECT 1 FROM existing AS e WHERE e.ord = i.ord AND e.id IS NOT NULL)
     ORDER BY i.ord

@@ -6,9 +6,11 @@
 -- one run's steps serialise here, and two transactions locking several runs
 -- take them in the same order, so they never deadlock. The ids are gathered
 -- into one array first, so the runs are found through their primary key.
+-- `trace` is the run's trace context, which the step tasks it makes ready
+-- get (run_apply.sql): read here, it costs no statement of its own.
 -- For an ack ($2 set), the transaction commits asynchronously, as claim.sql
 -- and ack.sql; a cancellation stays durable.
-SELECT r.id, r.workflow, r.queue, r.state, r.steps::text AS steps
+SELECT r.id, r.workflow, r.queue, r.state, r.steps::text AS steps, r.trace
 FROM __SCHEMA__.runs AS r
 WHERE r.id = ANY(ARRAY(
           SELECT t.run_id FROM __SCHEMA__.tasks AS t

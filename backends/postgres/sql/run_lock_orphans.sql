@@ -2,7 +2,7 @@
 -- step tasks that rescue_steps.sql sends dead: running on their last
 -- attempt for a worker not seen for $1 ms by the server's clock. The tasks
 -- are found through tasks_running, without locking them.
-SELECT r.id, r.workflow, r.queue, r.state, r.steps::text AS steps
+SELECT r.id, r.workflow, r.queue, r.state, r.steps::text AS steps, r.trace
 FROM __SCHEMA__.runs AS r
 WHERE r.id = ANY(ARRAY(
           SELECT DISTINCT t.run_id FROM __SCHEMA__.tasks AS t

@@ -13,6 +13,7 @@ use errand_runtime::{BackendError, Error, TaskId, Timestamp};
 use sqlx::PgConnection;
 
 use crate::NAME;
+use crate::push::stored_trace;
 use crate::rows::{self, query_error, wrong_reply};
 use crate::sql::Queries;
 
@@ -21,8 +22,9 @@ pub(crate) const COPY_AT_LEAST: usize = 256;
 
 /// The binary COPY signature, flags and header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
-/// Columns per row: id, queue, job, payload, run_at, priority, max_attempts, created_at.
-const COLUMNS: i16 = 8;
+/// Columns per row: id, queue, job, payload, run_at, priority, max_attempts,
+/// created_at, trace.
+const COLUMNS: i16 = 9;
 
 /// Writes `tasks` (no unique keys, at most one enqueue statement's worth:
 /// the caller chunks) with one `COPY`; returns their ids in order. Run it
@@ -72,7 +74,12 @@ fn wrong_input(operation: String, problem: String) -> Error {
 
 /// The COPY data of `tasks` with `ids`, created at `now`.
 fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, String> {
-    let size: usize = tasks.iter().map(|t| 70 + t.queue.len() + t.job.len() + t.payload.len()).sum();
+    let size: usize = tasks
+        .iter()
+        .map(|t| {
+            74 + t.queue.len() + t.job.len() + t.payload.len() + stored_trace(t.trace.as_ref()).map_or(0, str::len)
+        })
+        .sum();
     let mut out = Vec::with_capacity(HEADER.len() + size + 2);
     out.extend_from_slice(HEADER);
     for (task, id) in tasks.iter().zip(ids) {
@@ -85,10 +92,17 @@ fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, Str
         field(&mut out, &task.priority.to_be_bytes())?;
         field(&mut out, &i32::try_from(task.max_attempts).unwrap_or(i32::MAX).to_be_bytes())?;
         field(&mut out, &now.as_millis().to_be_bytes())?;
+        match stored_trace(task.trace.as_ref()) {
+            Some(trace) => field(&mut out, trace.as_bytes())?,
+            None => out.extend_from_slice(&NULL.to_be_bytes()),
+        }
     }
     out.extend_from_slice(&(-1_i16).to_be_bytes());
     Ok(out)
 }
+
+/// The length that marks a NULL field.
+const NULL: i32 = -1;
 
 fn field(out: &mut Vec<u8>, value: &[u8]) -> Result<(), String> {
     let len = i32::try_from(value.len())
@@ -113,11 +127,13 @@ mod tests {
             max_attempts: 3,
             unique_key: None,
             unique_for: None,
+            trace: None,
         };
+        let traced = NewTask { trace: Some("tp\nts".to_owned()), ..task.clone() };
         let data = encode(&[task], &[42], Timestamp(9)).unwrap_or_else(|e| panic!("{e}"));
         assert!(data.starts_with(b"PGCOPY\n\xff\r\n\0"));
         let row = &data[HEADER.len()..];
-        assert_eq!(&row[..2], &8_i16.to_be_bytes());
+        assert_eq!(&row[..2], &9_i16.to_be_bytes());
         // id: length 8, then 42.
         assert_eq!(&row[2..6], &8_i32.to_be_bytes());
         assert_eq!(&row[6..14], &42_i64.to_be_bytes());
@@ -127,7 +143,17 @@ mod tests {
         assert_eq!(&row[24..30], &[0, 0, 0, 2, 7, 8]);
         // priority is a smallint: length 2.
         assert_eq!(&row[42..48], &[0, 0, 0, 2, 0xff, 0xfe]);
+        // created_at, then trace: NULL, a length of -1 and no bytes.
+        assert_eq!(&row[48..56], &[0, 0, 0, 4, 0, 0, 0, 3]);
+        assert_eq!(&row[56..68], &[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(&row[68..72], &(-1_i32).to_be_bytes());
         assert!(data.ends_with(&(-1_i16).to_be_bytes()));
-        assert_eq!(data.len(), HEADER.len() + 2 + (4 + 8) * 3 + 5 + 5 + 6 + 6 + 8 + 2);
+        assert_eq!(data.len(), HEADER.len() + 2 + (4 + 8) * 3 + 5 + 5 + 6 + 6 + 8 + 4 + 2);
+
+        // A trace context is text: its length, then its bytes.
+        let data = encode(&[traced], &[42], Timestamp(9)).unwrap_or_else(|e| panic!("{e}"));
+        let row = &data[HEADER.len()..];
+        assert_eq!(&row[68..77], &[0, 0, 0, 5, b't', b'p', b'\n', b't', b's']);
+        assert_eq!(data.len(), HEADER.len() + 2 + (4 + 8) * 3 + 5 + 5 + 6 + 6 + 8 + 9 + 2);
     }
 }

@@ -91,7 +91,7 @@
 //! migrated by a newer errand, or whose applied migrations differ from the
 //! ones this version ships, is refused with [`Error::Schema`].
 //! [`pending_migrations`](PostgresBackend::pending_migrations) names the
-//! migrations not applied yet (`"0007_run_listing"`, each file's name
+//! migrations not applied yet (`"0008_trace_context"`, each file's name
 //! without `.sql`; all of them for a schema that does not exist) without
 //! creating or locking anything: with
 //! [`migrate`](PostgresBuilder::migrate)`(false)` it is how `errand migrate
@@ -106,7 +106,11 @@
 //!   `unique_key`, `last_error`, `worker`, and `claim`, the token of the claim
 //!   that took a running task (see *Outages*); `progress_percent` (smallint,
 //!   0 to 100) and `progress_message` (migration 6), the latest progress the
-//!   running attempt reported, NULL until it reports (see *Progress*).
+//!   running attempt reported, NULL until it reports (see *Progress*);
+//!   `trace` (text, migration 8), the W3C trace context the task was
+//!   enqueued with (`traceparent`, then a newline and `tracestate` if any),
+//!   or for a workflow step its run's, NULL when there is none (see *Trace
+//!   context*).
 //! - Indexes: claims walk a *partial* index over only `pending`/`retry` rows,
 //!   `(queue, job, priority DESC, run_at, id)`, so finished tasks never slow a
 //!   claim however many there are. It is the only index that matches a claim,
@@ -150,7 +154,8 @@
 //! - Workflows (migration 2): the task of a workflow step has `run_id` and
 //!   `step` set (partial index on `run_id`); `runs` holds one row per run
 //!   (`id`, `workflow`, `queue`, `state` — `running`, `done`, `failed` —,
-//!   `steps`, the graph as `jsonb`, `error`, `created_at`, `finished_at`);
+//!   `steps`, the graph as `jsonb`, `error`, `created_at`, `finished_at`, and
+//!   `trace`, migration 8, the trace context the run was started with);
 //!   `run_steps` one row per `(run_id, step)` once the step has a task
 //!   (`task_id`), with its `output` (bytea) once it is done. A step's output
 //!   is stored there only: the step's task keeps no `result`. Finished runs
@@ -330,6 +335,20 @@
 //!   if it is a workflow step its run fails with it. A row with a state this
 //!   version does not know is never claimed: claims take `pending` and
 //!   `retry` rows only, so it holds up nothing.
+//! - Trace context: a task's [`NewTask::trace`](errand_runtime::backend::NewTask::trace)
+//!   is written to its `trace` column by every way of enqueueing (the one-row
+//!   `INSERT`, the `UNNEST` arrays, unique-key enqueues,
+//!   [`enqueue_in`](errand_runtime::TaskSink::enqueue_in), `COPY`), and
+//!   every claim returns it in the same statement: one more column, no
+//!   extra round trip. The backend stores it as it is and never reads it
+//!   (one longer than [`MAX_TRACE_LEN`](errand_runtime::backend::MAX_TRACE_LEN)
+//!   or holding a NUL byte, which the runtime never makes, is dropped rather
+//!   than fail the enqueue). A retry or snooze is the same row, so it keeps
+//!   its context. A workflow
+//!   run stores the context it was started with in `runs.trace`; its entry
+//!   steps' tasks get it when the run starts, and the steps that become
+//!   ready later get it from the run's row that the ending transaction
+//!   already locks and reads, so every step of a run is in one trace.
 //! - Errors in outcomes come cleaned by the runtime (NUL bytes, which a
 //!   `text` column refuses, replaced; cut to 64 KiB), and outputs larger
 //!   than [`Tuning::max_payload`] never reach an ack, so no realistic

@@ -62,7 +62,8 @@ impl Bound {
 /// pending (1 in 50 of them due in the far future), 40 % done, and the rest
 /// retry, dead or cancelled, with 150 running for worker `w7`.
 /// One task in ten is a workflow step (step 0 of its own run, with its
-/// `runs` and `run_steps` rows) and one in five has a unique key.
+/// `runs` and `run_steps` rows) and one in five has a unique key. The
+/// columns no statement searches on (`trace`, progress) are left NULL.
 const FILL: &str = "
 INSERT INTO __SCHEMA__.tasks (queue, job, state, attempt, max_attempts, priority, run_at, created_at,
                              started_at, finished_at, unique_key, worker, payload, run_id, step, claim)
@@ -83,13 +84,16 @@ CROSS JOIN LATERAL (SELECT CASE
     WHEN g % 20 < 19 THEN 'dead'
     ELSE 'cancelled' END AS state) AS s";
 
-/// The runs of the workflow steps of [`FILL`], and their `run_steps` rows.
+/// The runs of the workflow steps of [`FILL`] (a third with a trace
+/// context; new runs get the ids after theirs), and their `run_steps` rows.
 const FILL_RUNS: &str = "
-INSERT INTO __SCHEMA__.runs (id, workflow, queue, state, steps, created_at, finished_at)
+INSERT INTO __SCHEMA__.runs (id, workflow, queue, state, steps, created_at, finished_at, trace)
 SELECT g / 10, 'wf', 'q0', CASE WHEN g % 20 = 0 THEN 'done' ELSE 'running' END,
        '[{\"name\":\"a\",\"after\":[],\"max_attempts\":1,\"priority\":0}]', g,
-       CASE WHEN g % 20 = 0 THEN g END
+       CASE WHEN g % 20 = 0 THEN g END,
+       CASE WHEN g % 30 = 0 THEN '00-4bf92f3577b34da6a3ce929d0e0e4736-' || lpad(to_hex(g), 16, '0') || '-01' END
 FROM generate_series(10, $1, 10) AS g;
+SELECT setval(pg_get_serial_sequence('__SCHEMA__.runs', 'id'), $1 / 10);
 INSERT INTO __SCHEMA__.run_steps (run_id, step, task_id, output)
 SELECT g / 10, 0, g, CASE WHEN g % 20 = 0 THEN '\\x00'::bytea END
 FROM generate_series(10, $1, 10) AS g";
@@ -255,14 +259,20 @@ async fn statements_touch_few_buffers_on_a_big_table() {
         Case::new(
             "enqueue one",
             &q.push_one,
-            "bigint, text, text, text, bytea, bigint, smallint, integer",
-            r"1, 'chan', 'q1', 'job1', '\x00', 1, 0, 3",
+            "bigint, text, text, text, bytea, bigint, smallint, integer, text",
+            r"1, 'chan', 'q1', 'job1', '\x00', 1, 0, 3, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'",
+        ),
+        Case::new(
+            "enqueue a batch",
+            &q.push,
+            "bigint, text, text[], text[], bytea[], bigint[], smallint[], integer[], text[]",
+            r#"1, 'chan', '{q1,q2}', '{job1,job2}', '{"\\x00","\\x01"}', '{1,2}', '{0,1}', '{3,3}', '{t,NULL}'"#,
         ),
         Case::new(
             "enqueue with a unique key",
             &q.push_unique,
-            "bigint, text, text[], text[], bytea[], bigint[], smallint[], integer[], text[], bigint[]",
-            r#"1, NULL, '{q1}', '{job1}', '{"\\x00"}', '{1}', '{0}', '{3}', '{k5}', '{0}'"#,
+            "bigint, text, text[], text[], bytea[], bigint[], smallint[], integer[], text[], text[], bigint[]",
+            r#"1, NULL, '{q1}', '{job1}', '{"\\x00"}', '{1}', '{0}', '{3}', '{t}', '{k5}', '{0}'"#,
         ),
         Case::new(
             "ack",
@@ -295,9 +305,15 @@ async fn statements_touch_few_buffers_on_a_big_table() {
             "persist run plans",
             &q.run_apply,
             "bigint, text, bigint[], integer[], bigint[], bytea[], bigint[], integer[], text[], text[], bytea[], \
-             integer[], smallint[], bigint[], bigint[], text[]",
+             integer[], smallint[], text[], bigint[], bigint[], text[]",
             r#"1, 'chan', '{201}', '{0}', '{2010}', '{"\\x01"}', '{203}', '{1}', '{q0}', '{wf}', '{"\\x00"}',
-               '{1}', '{0}', '{205}', '{207}', '{e}'"#,
+               '{1}', '{0}', '{t}', '{205}', '{207}', '{e}'"#,
+        ),
+        Case::new(
+            "start a run",
+            &q.run_insert,
+            "text, text, text, bigint, text",
+            r#"'wf', 'q0', '[{"name":"a","after":[],"max_attempts":1,"priority":0}]', 1, 't'"#,
         ),
         Case::new("a run", &q.run_select, "bigint", "1501"),
         Case::new("a run's steps", &q.run_steps, "bigint", "1501"),

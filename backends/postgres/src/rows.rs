@@ -85,3 +85,8 @@ pub(crate) fn text(row: &Stored, column: &str, what: &str) -> Result<String, Err
         Err(problem) => Err(bad_data(what, format!("column `{column}`: {problem}"))),
     }
 }
+
+/// A text column that may be NULL, from a row `what` names.
+pub(crate) fn opt_text(row: &Stored, column: &str, what: &str) -> Result<Option<String>, Error> {
+    row.text(column).map_err(|problem| bad_data(what, format!("column `{column}`: {problem}")))
+}

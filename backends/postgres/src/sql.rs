@@ -15,7 +15,7 @@
 //! - `claim.sql`: `$1` worker id (text), `$2` now (bigint, ms since the Unix
 //!   epoch), `$3` queue (text), `$4` job (text), `$5` how many at most
 //!   (bigint), `$6` the claim's token (bigint); columns `id`, `attempt`,
-//!   `max_attempts`, `run_at`, `priority`, `payload` (one extra row with `id`
+//!   `max_attempts`, `run_at`, `priority`, `payload`, `trace` (one extra row with `id`
 //!   NULL carries the next due `run_at` when nothing was claimed; a paused
 //!   queue gives no row at all);
 //! - `ack.sql`: `$1` worker id, `$2` now, then one array per column of each
@@ -60,6 +60,7 @@ migrations! {
     5 "0005_served_jobs" "served jobs, finished runs index",
     6 "0006_progress_pauses_schedules" "progress, paused queues, schedules",
     7 "0007_run_listing" "indexes for listing runs",
+    8 "0008_trace_context" "trace context of tasks and runs",
 }
 
 /// The name of `migration`, one of [`MIGRATIONS`]: its file's without `.sql`.

@@ -8,7 +8,8 @@
 //!
 //! 1. lock the rows of the steps' runs, in id order, before any task row is
 //!    touched (`run_lock.sql`, `run_lock_waiting.sql`,
-//!    `run_lock_orphans.sql`: they read the task rows without locking them);
+//!    `run_lock_orphans.sql`: they read the task rows without locking them),
+//!    with each run's trace context, which the step tasks it makes ready get;
 //! 2. end the steps with a guarded update that returns the tasks it actually
 //!    changed, with their run and step: an ack (`step_ack.sql`, the same
 //!    updates as a plain ack; an ack sent again after a lost reply changes
@@ -44,6 +45,7 @@ use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
+use crate::push::stored_trace;
 use crate::rows::{self, Stored, query_error, wrong_reply};
 use crate::sql::Outcomes;
 use crate::{Inner, NAME, PostgresBackend};
@@ -56,6 +58,7 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
         let graph = Graph::new(run.steps.clone())
             .map_err(|problem| Error::Config(format!("workflow `{}` cannot run: {problem}", run.workflow)))?;
         let now = inner.now();
+        let trace = stored_trace(run.trace.as_ref());
         // Durable: an ordinary commit, as enqueues.
         let mut tx = inner.pool.begin().await.map_err(query_error(operation()))?;
         let id: i64 = sqlx::query_scalar(&inner.queries.run_insert)
@@ -63,6 +66,7 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
             .bind(&run.queue)
             .bind(&steps)
             .bind(now.as_millis())
+            .bind(trace)
             .fetch_one(&mut *tx)
             .await
             .map_err(query_error(operation()))?;
@@ -70,7 +74,7 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
             u64::try_from(id).map(RunId).map_err(|_| wrong_reply(operation(), format!("negative run id {id}")))?;
         let (_, plan) = RunProgress::start::<C>(run_id, graph, &run.input)?;
         let mut persist = Persist::default();
-        persist.add(id, plan, &run.queue, run.workflow);
+        persist.add(id, plan, &run.queue, run.workflow, trace);
         let queues = persist.apply(inner, &mut tx, now).await.map_err(query_error(operation()))?;
         tx.commit().await.map_err(query_error(operation()))?;
         // Other processes hear the NOTIFY of `run_apply.sql`; wake this one's now.
@@ -162,6 +166,8 @@ pub(crate) fn run_ids_sql(schema: &str, filter: &RunFilter) -> String {
 pub(crate) struct LockedRun {
     workflow: String,
     queue: String,
+    /// The trace context it was started with, which its step tasks get.
+    trace: Option<String>,
     /// Its state and graph, or why they cannot be read.
     read: Result<(RunState, Graph), Error>,
 }
@@ -191,12 +197,13 @@ pub(crate) async fn lock_runs(
         let what = format!("workflow run {id}");
         let workflow = rows::text(&row, "workflow", &what)?;
         let queue = rows::text(&row, "queue", &what)?;
+        let trace = rows::opt_text(&row, "trace", &what)?;
         let read = rows::text(&row, "state", &what).and_then(|state| {
             let state =
                 RunState::parse(&state).ok_or_else(|| rows::bad_data(&what, format!("unknown run state `{state}`")))?;
             Ok((state, read_graph(NAME, &rows::text(&row, "steps", &what)?, &what)?))
         });
-        locked.insert(id, LockedRun { workflow, queue, read });
+        locked.insert(id, LockedRun { workflow, queue, trace, read });
     }
     Ok(locked)
 }
@@ -289,7 +296,7 @@ pub(crate) async fn advance<C: Codec>(
             }
             None => continue,
         };
-        persist.add(*run_id, plan, &locked.queue, job.unwrap_or(&locked.workflow));
+        persist.add(*run_id, plan, &locked.queue, job.unwrap_or(&locked.workflow), locked.trace.as_deref());
     }
     persist.apply(inner, conn, now).await.map_err(query_error(operation))
 }
@@ -446,14 +453,16 @@ struct Persist<'a> {
     ready_payload: Vec<Vec<u8>>,
     ready_max_attempts: Vec<i32>,
     ready_priority: Vec<i16>,
+    ready_trace: Vec<Option<&'a str>>,
     done: Vec<i64>,
     failed: Vec<i64>,
     errors: Vec<String>,
 }
 
 impl<'a> Persist<'a> {
-    /// Adds `plan` of run `run`, whose step tasks go to `queue` as job `job`.
-    fn add(&mut self, run: i64, plan: RunPlan, queue: &'a str, job: &'a str) {
+    /// Adds `plan` of run `run`, whose step tasks go to `queue` as job `job`
+    /// with the run's trace context `trace`.
+    fn add(&mut self, run: i64, plan: RunPlan, queue: &'a str, job: &'a str, trace: Option<&'a str>) {
         for (step, output) in plan.outputs {
             self.output_run.push(run);
             self.output_step.push(i32::from(step));
@@ -468,6 +477,7 @@ impl<'a> Persist<'a> {
             self.ready_payload.push(ready.payload);
             self.ready_max_attempts.push(i32::try_from(ready.max_attempts).unwrap_or(i32::MAX));
             self.ready_priority.push(ready.priority);
+            self.ready_trace.push(trace);
         }
         match plan.end {
             Some(RunEnd::Done) => self.done.push(run),
@@ -503,6 +513,7 @@ impl<'a> Persist<'a> {
             .bind(&self.ready_payload)
             .bind(&self.ready_max_attempts)
             .bind(&self.ready_priority)
+            .bind(&self.ready_trace)
             .bind(&self.done)
             .bind(&self.failed)
             .bind(&self.errors)

@@ -88,7 +88,7 @@ async fn concurrent_migrations_are_safe() {
         .fetch_one(backend.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, 7, "each migration is recorded once");
+    assert_eq!(versions, 8, "each migration is recorded once");
     backend.migrate().await.unwrap_or_else(|e| panic!("migrate again: {e}"));
     common::drop_schema(&backend).await;
 }
@@ -110,10 +110,11 @@ async fn pending_migrations_are_listed_without_migrating() {
         .await
         .unwrap_or_else(|e| panic!("connect without migrating: {e}"));
     let pending = backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(pending.len(), 7, "every migration is pending on a fresh schema: {pending:?}");
+    assert_eq!(pending.len(), 8, "every migration is pending on a fresh schema: {pending:?}");
     assert_eq!(pending.first().map(String::as_str), Some("0001_create_tasks"));
     assert_eq!(pending.get(5).map(String::as_str), Some("0006_progress_pauses_schedules"));
-    assert_eq!(pending.last().map(String::as_str), Some("0007_run_listing"));
+    assert_eq!(pending.get(6).map(String::as_str), Some("0007_run_listing"));
+    assert_eq!(pending.last().map(String::as_str), Some("0008_trace_context"));
     let exists = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
     let created: bool =
         sqlx::query_scalar(exists).bind(&schema).fetch_one(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
@@ -133,9 +134,9 @@ async fn pending_migrations_are_listed_without_migrating() {
     assert!(again.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")).is_empty());
 
     // A schema one migration behind (as its record says).
-    let forget = format!("DELETE FROM \"{schema}\".migrations WHERE version = 7");
+    let forget = format!("DELETE FROM \"{schema}\".migrations WHERE version = 8");
     sqlx::query(&forget).execute(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")), ["0007_run_listing"]);
+    assert_eq!(backend.pending_migrations().await.unwrap_or_else(|e| panic!("{e}")), ["0008_trace_context"]);
     // A schema migrated by a newer errand.
     let newer = format!(
         "INSERT INTO \"{schema}\".migrations (version, description, checksum, applied_at) VALUES (99, 'future', 'x', 0)"
@@ -169,6 +170,69 @@ async fn deleting_a_task_frees_its_unique_key() {
     let second = backend.enqueue_with(Note { n: 3 }, unique()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(second, first, "the deleted task still held its key");
     assert!(!backend.delete_task(errand_runtime::TaskId(u64::MAX)).await.unwrap_or_else(|e| panic!("{e}")));
+}
+
+/// Every way of enqueueing stores the task's trace context, and every claim
+/// hands it back: one task (`push_one.sql`), a small batch (`UNNEST`),
+/// unique keys, a batch large enough for `COPY`, and `push_in` inside the
+/// caller's transaction; a task without one has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_POSTGRES_URL to run against a server")]
+async fn every_enqueue_path_stores_the_trace_context() {
+    use errand_runtime::backend::NewTask;
+    use errand_runtime::capability::Transactional;
+
+    let url = common::url();
+    let backend = common::backend(&url).await;
+    let _drop = common::DropSchema::of(&url, &backend);
+    let task = |n: u64, trace: Option<String>, key: Option<&str>| -> NewTask {
+        let mut task = Enqueue::new()
+            .to_task::<Note, errand_runtime::JsonCodec>(&Note { n }, Timestamp::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        task.unique_key = key.map(str::to_owned);
+        task.trace = trace;
+        task
+    };
+    let context = |n: u64| Some(format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{n:016x}-01\nvendor=errand;n={n}"));
+    let mut expected: Vec<(errand_runtime::TaskId, Option<String>)> = Vec::new();
+    let mut push = async |tasks: Vec<NewTask>| {
+        let traces: Vec<Option<String>> = tasks.iter().map(|t| t.trace.clone()).collect();
+        let ids = backend.push(tasks).await.unwrap_or_else(|e| panic!("{e}"));
+        expected.extend(ids.into_iter().zip(traces));
+    };
+    // One task, traced and not.
+    push(vec![task(1, context(1), None)]).await;
+    push(vec![task(2, None, None)]).await;
+    // A batch below COPY's size.
+    push(vec![task(3, context(3), None), task(4, None, None), task(5, context(5), None)]).await;
+    // Unique keys.
+    push(vec![task(6, context(6), Some("u6")), task(7, None, Some("u7"))]).await;
+    // COPY: a traced task every other one.
+    push((10..310).map(|n| task(n, (n % 2 == 0).then(|| context(n)).flatten(), None)).collect()).await;
+    // Inside the caller's transaction, one and several.
+    let mut tx = backend.pool().begin().await.unwrap_or_else(|e| panic!("{e}"));
+    for tasks in [vec![task(400, context(400), None)], vec![task(401, context(401), None), task(402, None, None)]] {
+        let traces: Vec<Option<String>> = tasks.iter().map(|t| t.trace.clone()).collect();
+        let ids = backend.push_in(&mut tx, tasks).await.unwrap_or_else(|e| panic!("{e}"));
+        expected.extend(ids.into_iter().zip(traces));
+    }
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let reg = registration("trace-worker");
+    backend.heartbeat(&reg).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut claimed = std::collections::HashMap::new();
+    loop {
+        let batch = backend.claim(&reg, 100).await.unwrap_or_else(|e| panic!("{e}"));
+        if batch.tasks.is_empty() {
+            break;
+        }
+        claimed.extend(batch.tasks.into_iter().map(|t| (t.id, t.trace)));
+    }
+    assert_eq!(claimed.len(), expected.len(), "every task was claimed once");
+    for (id, trace) in &expected {
+        assert_eq!(claimed.get(id), Some(trace), "the trace context of task {id}");
+    }
+    assert_eq!(expected.iter().filter(|(_, t)| t.is_some()).count(), 156, "traced tasks");
 }
 
 /// Runs futures concurrently (no futures crate needed).

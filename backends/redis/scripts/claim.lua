@@ -161,8 +161,11 @@ if want > 0 then
         local o = #out
         out[o + 1], out[o + 2], out[o + 3], out[o + 4] = seq, attempt, run_at or false, rec
         claimed[#claimed + 1] = seq
-        if string.byte(rec, 1) ~= 0 then
-          -- A workflow step or a task with a unique key: its ack reads its record.
+        local flags = string.byte(rec, 1)
+        if not flags or flags % SPECIAL ~= 0 then
+          -- A workflow step or a task with a unique key (or a record too
+          -- short to say): its ack reads its record. A trace context alone
+          -- does not make a task special.
           special[#special + 1] = seq
         end
       end

@@ -37,12 +37,21 @@ local function int(x)
   return string.format('%d', x)
 end
 
--- A record: flags (1 unique key, 2 workflow step), priority, max attempts,
--- created (ms), run_at as enqueued (ms), job; with flag 1 the unique key and
--- its window (ms); with flag 2 the workflow run and step; then the payload.
+-- A record: flags (1 unique key, 2 workflow step, 4 trace context),
+-- priority, max attempts, created (ms), run_at as enqueued (ms), job; with
+-- flag 1 the unique key and its window (ms); with flag 2 the workflow run
+-- and step; with flag 4 the trace context (2-byte length, then its bytes;
+-- the scripts only copy a run's into its step tasks); then the payload.
+-- A record without flag 4 (all of them before trace contexts) has none.
 -- Unknown flags are left to the backend, which refuses such a record when it
 -- is claimed.
 local RECORD = '>BhI4ddHc0'
+-- The flags that make a task's ack read its record (unique key, workflow
+-- step): `flags % SPECIAL ~= 0`.
+local SPECIAL = 4
+-- The longest trace context a record holds (its length is 2 bytes); the
+-- backend stores at most 1024 bytes (`MAX_TRACE_LEN`).
+local MAX_TRACE = 65535
 
 -- Decodes a record; raises when it cannot (use `try_record`).
 local function record(rec)
@@ -62,6 +71,9 @@ local function record(rec)
     if not is_ms(t.run) or t.run < 0 then
       error('its workflow run is not a run number')
     end
+  end
+  if flags % 8 >= 4 then
+    t.trace, pos = struct.unpack('>Hc0', rec, pos)
   end
   t.pos = pos
   return t
@@ -350,9 +362,10 @@ end
 -- `m<i>` max attempts, `p<i>` priority, `f<i>` the start of its failure
 -- message, `k<i>.<j>` the parts of its payload around its encoded inputs,
 -- `t<i>` its task once enqueued, `o<i>` its output once done (encoded as a
--- payload element). The graph's tables (`a`, `x`, `sk`, `f`) come from the
--- runtime's planner, and the functions below advance a run as it does. A
--- step's task record carries its run and step. A finished run expires
+-- payload element); and `tr` the run's trace context (absent without one).
+-- The graph's tables (`a`, `x`, `sk`, `f`) come from the runtime's planner,
+-- and the functions below advance a run as it does. A step's task record
+-- carries its run and step, and the run's trace context. A finished run expires
 -- `retention` ms after it finished (by the server's clock). The sorted set
 -- `wl` indexes the queue's runs by number (member and score), for listings:
 -- `start.lua` adds a run, and the purge takes out the runs that expired,
@@ -385,10 +398,17 @@ local function expire_run(rk, run, now)
   end
 end
 
--- A new ready task (its fields checked by the caller); returns its seq.
-local function new_task(job, payload, priority, max_attempts, now, run, step)
+-- A new ready task of step `step` of run `run` (its fields checked by the
+-- caller), carrying the run's trace context `trace` (nil or false for none;
+-- one too long for a record is left out); returns its seq.
+local function new_task(job, payload, priority, max_attempts, now, run, step, trace)
   local seq = redis.call('INCR', base .. 'seq')
-  local rec = struct.pack(RECORD .. 'dH', 2, priority, max_attempts, now, now, #job, job, run, step)
+  local rec
+  if trace and #trace <= MAX_TRACE then
+    rec = struct.pack(RECORD .. 'dHHc0', 6, priority, max_attempts, now, now, #job, job, run, step, #trace, trace)
+  else
+    rec = struct.pack(RECORD .. 'dH', 2, priority, max_attempts, now, now, #job, job, run, step)
+  end
   redis.call('HSET', T, seq, rec .. payload)
   make_ready(job, priority, now, seq)
   count('pending', 1)
@@ -431,7 +451,8 @@ end
 local function step_done(run, step, enc, now)
   local rk = base .. 'wr:' .. int(run)
   local own = 'o' .. step
-  local state, job, n, after, sinks, had = unpack(redis.call('HMGET', rk, 's', 'w', 'n', 'x' .. step, 'sk', own))
+  local state, job, n, after, sinks, had, trace =
+    unpack(redis.call('HMGET', rk, 's', 'w', 'n', 'x' .. step, 'sk', own, 'tr'))
   if state ~= 'running' or had then
     return 0
   end
@@ -519,7 +540,7 @@ local function step_done(run, step, enc, now)
   end
   redis.call('HSET', rk, own, enc)
   for _, r in ipairs(ready) do
-    local seq = new_task(job, r[2], r[3], r[4], now, run, r[1])
+    local seq = new_task(job, r[2], r[3], r[4], now, run, r[1], trace)
     redis.call('HSET', rk, 't' .. r[1], seq)
   end
   if all then

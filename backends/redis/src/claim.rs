@@ -249,7 +249,8 @@ fn read_claim(queue: u32, queue_name: &str, value: Value, what: &str) -> Result<
 }
 
 /// One claimed task from its attempt, its `run_at` if it differs from the
-/// record's (nil otherwise) and its record.
+/// record's (nil otherwise) and its record (which holds its trace context,
+/// if any).
 fn read_task(id: TaskId, attempt: &Value, run_at: Value, mut stored: Vec<u8>) -> Result<Task, String> {
     let attempt = int(attempt)
         .and_then(|n| u32::try_from(n).ok())
@@ -266,6 +267,7 @@ fn read_task(id: TaskId, attempt: &Value, run_at: Value, mut stored: Vec<u8>) ->
         run_at: Timestamp(run_at.unwrap_or(read.run_at)),
         priority: read.priority,
         payload: Vec::new(),
+        trace: read.trace.map(str::to_owned),
     };
     // The payload is the record's tail: keep the reply's buffer.
     let head = stored.len() - read.payload.len();
@@ -280,6 +282,10 @@ mod tests {
     use super::*;
 
     fn stored() -> Vec<u8> {
+        stored_with(None)
+    }
+
+    fn stored_with(trace: Option<&str>) -> Vec<u8> {
         let task = NewTask {
             job: "resize",
             queue: "q".to_owned(),
@@ -289,6 +295,7 @@ mod tests {
             max_attempts: 3,
             unique_key: None,
             unique_for: None,
+            trace: trace.map(str::to_owned),
         };
         let mut buf = Vec::new();
         record::write(&mut buf, &task, 1_700_000_000_000).unwrap_or_else(|e| panic!("{e}"));
@@ -318,6 +325,28 @@ mod tests {
         let error = &read.unreadable[0].error;
         assert!(error.contains(&format!("task {}", task_id(1, 8))) && error.contains("queue `q`"), "{error}");
         assert!(error.contains("shorter than its 25-byte header"), "{error}");
+    }
+
+    #[test]
+    fn claimed_tasks_carry_their_trace_context() {
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand";
+        let reply = Value::Array(vec![
+            Value::Int(-1),
+            Value::Int(7),
+            Value::Int(2),
+            Value::Int(1_700_000_005_000),
+            Value::BulkString(stored_with(Some(trace))),
+            Value::Int(8),
+            Value::Int(1),
+            Value::Nil,
+            Value::BulkString(stored()),
+        ]);
+        let read = read_claim(1, "q", reply, "claim").unwrap_or_else(|e| panic!("{e}"));
+        let tasks = &read.claimed.tasks;
+        assert_eq!(tasks.len(), 2);
+        assert_eq!((tasks[0].trace.as_deref(), tasks[0].payload.as_slice()), (Some(trace), &b"{\"n\":1}"[..]));
+        assert_eq!(tasks[0].run_at, Timestamp(1_700_000_005_000));
+        assert_eq!((tasks[1].trace.as_deref(), tasks[1].payload.as_slice()), (None, &b"{\"n\":1}"[..]));
     }
 
     #[test]

@@ -46,7 +46,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `P{q}:seq` | string | the queue's task counter (one `INCRBY` per enqueue call) |
-//! | `P{q}:t` | hash | field `<seq>` → the task's record, written once at enqueue: flags, priority, max attempts, created and run_at (ms), job, then, if set, unique key and window, workflow run and step, then the payload (binary, big-endian; the scripts read it with Lua's `struct`) |
+//! | `P{q}:t` | hash | field `<seq>` → the task's record, written once at enqueue: flags, priority, max attempts, created and run_at (ms), job, then, if set, unique key and window, workflow run and step, trace context, then the payload (binary, big-endian; the scripts read it with Lua's `struct`; see [Trace context](#trace-context)) |
 //! | `P{q}:s` | hash | field `<seq>` → the task's state once first claimed: a letter (`p`ending, `r`unning, `y` retry, `d`one, `x` dead, `c`ancelled), the attempt, `\|` run_at if it changed; for a finished task `\|` finished (ms), for a done one then `\|` its output (not for a workflow step: its output is kept once, in its run). No field: pending, attempt 0 |
 //! | `P{q}:e` | hash | field `<seq>` → the task's last error |
 //! | `P{q}:g` | hash | field `<seq>` → the latest progress its current attempt reported: `<percent>\|<message>` (see [Progress](#progress)) |
@@ -108,7 +108,10 @@
 //! `dependents`), `m<i>`/`p<i>` max attempts and priority, `f<i>` the start
 //! of its failure message (`step `name` failed: `), `k<i>.<j>` the bytes of
 //! its payload around its inputs, `t<i>` its task once enqueued, `o<i>` its
-//! output once done.
+//! output once done; and `tr` the run's trace context, when it was started
+//! with one ([`NewRun::trace`](errand_runtime::workflow::NewRun::trace)),
+//! which the task of every step carries: the entry steps' written by
+//! `start_run`, the others' by the ack script that makes them ready.
 //!
 //! **A step's `done` ack advances its run in the same script**, as the
 //! planner would: the ack script marks the task done, stores the output in
@@ -196,6 +199,24 @@
 //! the backend, which refuses unknown flags). Outputs are stored encoded as
 //! payload elements: with JSON, an array of numbers, about 3.5 times the
 //! output's size.
+//!
+//! # Trace context
+//!
+//! A task's trace context
+//! ([`NewTask::trace`](errand_runtime::backend::NewTask::trace), at most
+//! [`MAX_TRACE_LEN`](errand_runtime::backend::MAX_TRACE_LEN) bytes; a longer
+//! one is not stored) is part of its record: flag `4`, then its length (2
+//! bytes) and its bytes, after the unique key and the workflow run and
+//! before the payload. The claim script returns the record as it is, so the
+//! context comes back with every claim (retries included: the record never
+//! changes) at no extra command; a task without one stores nothing more (the
+//! flag is clear), and records written before trace contexts existed, which
+//! never have the flag, read as without one. A trace context alone does not
+//! make the ack read a task's record. A workflow run stores its context in
+//! its hash (`tr`, see [Workflows](#workflows)) and every step's task record
+//! carries it. Versions before this one refuse a record with the flag as
+//! unreadable (unknown flags): upgrade every process before enqueueing traced
+//! tasks.
 //!
 //! # Progress
 //!

@@ -5,16 +5,23 @@
 //! The scripts read and write the same formats (`common.lua`): the record
 //! with Lua's `struct` library (`>BhI4ddHc0`, then the optional parts), the
 //! state value with a pattern.
+//!
+//! The optional parts are announced by flags, so a record written before a
+//! part existed reads as without it: a record without the [`TRACE`] flag
+//! (every record of the versions before trace contexts) has no trace.
 
 use std::time::Duration;
 
-use errand_runtime::backend::NewTask;
+use errand_runtime::backend::{MAX_TRACE_LEN, NewTask};
 use errand_runtime::{Progress, TaskState};
 
 /// Record flag: the task has a unique key (and window).
 const UNIQUE: u8 = 1;
 /// Record flag: the task is a workflow step (run and step follow).
 const STEP: u8 = 2;
+/// Record flag: the task carries a trace context (its length, 2 bytes, and
+/// its bytes follow the run and step, before the payload).
+const TRACE: u8 = 4;
 /// Bytes before the job name: flags, priority, max attempts, created, run_at, job length.
 const HEAD: usize = 1 + 2 + 4 + 8 + 8 + 2;
 /// The longest unique window stored, in ms.
@@ -30,7 +37,16 @@ pub(crate) struct Record<'a> {
     pub(crate) run_at: i64,
     pub(crate) job: &'a str,
     pub(crate) unique_key: Option<&'a str>,
+    /// The trace context it was enqueued with (a workflow step: its run's).
+    pub(crate) trace: Option<&'a str>,
     pub(crate) payload: &'a [u8],
+}
+
+/// The trace context of `trace` that a record stores: none for one over
+/// [`MAX_TRACE_LEN`] bytes (the runtime never hands such a one over; the
+/// contract says it is not stored).
+pub(crate) fn storable_trace(trace: Option<&str>) -> Option<&str> {
+    trace.filter(|t| t.len() <= MAX_TRACE_LEN)
 }
 
 /// A duration as the scripts take it: whole milliseconds (saturating).
@@ -61,12 +77,17 @@ fn time(ms: i64) -> [u8; 8] {
 /// # Errors
 ///
 /// When the job name is longer than 65,535 bytes or the unique key longer
-/// than 4 GiB: the message says which.
+/// than 4 GiB: the message says which. A trace context over
+/// [`MAX_TRACE_LEN`] bytes is left out (see [`storable_trace`]).
 pub(crate) fn write(buf: &mut Vec<u8>, task: &NewTask, now: i64) -> Result<(), String> {
     buf.clear();
     let job = u16::try_from(task.job.len())
         .map_err(|_| format!("the job name is {} bytes long, over the 65535 a record holds", task.job.len()))?;
-    let flags = if task.unique_key.is_some() { UNIQUE } else { 0 };
+    let trace = storable_trace(task.trace.as_deref());
+    let mut flags = if task.unique_key.is_some() { UNIQUE } else { 0 };
+    if trace.is_some() {
+        flags |= TRACE;
+    }
     buf.push(flags);
     buf.extend_from_slice(&task.priority.to_be_bytes());
     buf.extend_from_slice(&task.max_attempts.to_be_bytes());
@@ -82,6 +103,12 @@ pub(crate) fn write(buf: &mut Vec<u8>, task: &NewTask, now: i64) -> Result<(), S
         // it (Lua numbers are doubles) stays exact.
         let window = task.unique_for.map_or(0, millis).min(MAX_WINDOW);
         buf.extend_from_slice(&time(i64::try_from(window).unwrap_or(0)));
+    }
+    if let Some(trace) = trace {
+        // At most MAX_TRACE_LEN (1024) bytes: the length fits two bytes.
+        let len = u16::try_from(trace.len()).map_err(|_| "the trace context is longer than 65535 bytes".to_owned())?;
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(trace.as_bytes());
     }
     buf.extend_from_slice(&task.payload);
     Ok(())
@@ -134,7 +161,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Record<'_>, String> {
     }
     let mut r = Reader { bytes };
     let [flags] = r.array::<1>("flags")?;
-    if flags & !(UNIQUE | STEP) != 0 {
+    if flags & !(UNIQUE | STEP | TRACE) != 0 {
         return Err(format!("the record has unknown flags {flags:#04x}"));
     }
     let priority = i16::from_be_bytes(r.array("priority")?);
@@ -153,7 +180,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Record<'_>, String> {
         r.time("workflow run")?;
         r.array::<2>("workflow step")?;
     }
-    Ok(Record { priority, max_attempts, created, run_at, job, unique_key, payload: r.bytes })
+    let mut trace = None;
+    if flags & TRACE != 0 {
+        let len = u16::from_be_bytes(r.array("trace context length")?);
+        trace = Some(r.text(usize::from(len), "trace context")?);
+    }
+    Ok(Record { priority, max_attempts, created, run_at, job, unique_key, trace, payload: r.bytes })
 }
 
 /// A decoded state value (see `common.lua`).
@@ -239,6 +271,10 @@ mod tests {
     use super::*;
 
     fn task(unique: Option<&str>) -> NewTask {
+        traced(unique, None)
+    }
+
+    fn traced(unique: Option<&str>, trace: Option<&str>) -> NewTask {
         NewTask {
             job: "resize",
             queue: "q".to_owned(),
@@ -248,28 +284,97 @@ mod tests {
             max_attempts: 7,
             unique_key: unique.map(str::to_owned),
             unique_for: unique.map(|_| Duration::from_secs(60)),
+            trace: trace.map(str::to_owned),
         }
     }
+
+    const TRACE_CONTEXT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand;n=1";
 
     #[test]
     fn records_round_trip() {
         let mut buf = Vec::new();
         for unique in [None, Some("key|with,odd\nbytes")] {
-            write(&mut buf, &task(unique), 1_699_999_999_000).unwrap_or_else(|e| panic!("{e}"));
-            let record = read(&buf).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                record,
-                Record {
-                    priority: -3,
-                    max_attempts: 7,
-                    created: 1_699_999_999_000,
-                    run_at: 1_700_000_000_123,
-                    job: "resize",
-                    unique_key: unique,
-                    payload: b"{\"n\":1}",
-                }
-            );
+            for trace in [None, Some(TRACE_CONTEXT), Some("")] {
+                write(&mut buf, &traced(unique, trace), 1_699_999_999_000).unwrap_or_else(|e| panic!("{e}"));
+                let record = read(&buf).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    record,
+                    Record {
+                        priority: -3,
+                        max_attempts: 7,
+                        created: 1_699_999_999_000,
+                        run_at: 1_700_000_000_123,
+                        job: "resize",
+                        unique_key: unique,
+                        trace,
+                        payload: b"{\"n\":1}",
+                    }
+                );
+            }
         }
+    }
+
+    /// A record as the versions before trace contexts wrote it: flags,
+    /// priority, max attempts, created, run_at, job, [unique key and
+    /// window], [run and step], payload.
+    fn old_record(unique: Option<&str>, step: Option<(f64, u16)>) -> Vec<u8> {
+        let mut buf = vec![u8::from(unique.is_some()) | if step.is_some() { 2 } else { 0 }];
+        buf.extend_from_slice(&(-3_i16).to_be_bytes());
+        buf.extend_from_slice(&7_u32.to_be_bytes());
+        buf.extend_from_slice(&1_699_999_999_000_f64.to_be_bytes());
+        buf.extend_from_slice(&1_700_000_000_123_f64.to_be_bytes());
+        buf.extend_from_slice(&6_u16.to_be_bytes());
+        buf.extend_from_slice(b"resize");
+        if let Some(key) = unique {
+            buf.extend_from_slice(&u32::try_from(key.len()).unwrap_or(0).to_be_bytes());
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(&60_000_f64.to_be_bytes());
+        }
+        if let Some((run, step)) = step {
+            buf.extend_from_slice(&run.to_be_bytes());
+            buf.extend_from_slice(&step.to_be_bytes());
+        }
+        buf.extend_from_slice(b"{\"n\":1}");
+        buf
+    }
+
+    #[test]
+    fn records_written_before_trace_contexts_read_without_one() {
+        for (unique, step) in [(None, None), (Some("k"), None), (None, Some((42.0, 3))), (Some("k"), Some((1.0, 0)))] {
+            let old = old_record(unique, step);
+            let record = read(&old).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((record.trace, record.unique_key, record.payload), (None, unique, &b"{\"n\":1}"[..]));
+            if step.is_none() {
+                // This version writes an untraced task byte for byte as before.
+                let mut buf = Vec::new();
+                write(&mut buf, &task(unique), 1_699_999_999_000).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(buf, old);
+            }
+        }
+    }
+
+    #[test]
+    fn a_step_record_carries_its_trace_after_its_run() {
+        // As `new_task` in common.lua packs it: flags 6, `>BhI4ddHc0dHHc0`.
+        let mut rec = old_record(None, Some((42.0, 3)));
+        let payload = rec.split_off(rec.len() - 7);
+        rec[0] = STEP | TRACE;
+        rec.extend_from_slice(&u16::try_from(TRACE_CONTEXT.len()).unwrap_or(0).to_be_bytes());
+        rec.extend_from_slice(TRACE_CONTEXT.as_bytes());
+        rec.extend_from_slice(&payload);
+        let record = read(&rec).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((record.trace, record.payload), (Some(TRACE_CONTEXT), &b"{\"n\":1}"[..]));
+    }
+
+    #[test]
+    fn an_oversized_trace_context_is_not_stored() {
+        let mut buf = Vec::new();
+        let long = "x".repeat(MAX_TRACE_LEN + 1);
+        write(&mut buf, &traced(None, Some(&long)), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(&buf).map(|r| r.trace), Ok(None));
+        let longest = "x".repeat(MAX_TRACE_LEN);
+        write(&mut buf, &traced(None, Some(&longest)), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(&buf).map(|r| r.trace), Ok(Some(longest.as_str())));
     }
 
     #[test]
@@ -285,6 +390,13 @@ mod tests {
         let mut flags = buf.clone();
         flags[0] = 0x80;
         assert!(read(&flags).is_err_and(|e| e.contains("unknown flags")));
+        write(&mut buf, &traced(None, Some("00-ab")), 0).unwrap_or_else(|e| panic!("{e}"));
+        let trace_at = HEAD + 6;
+        assert!(read(&buf[..trace_at + 1]).is_err_and(|e| e.contains("ends inside its trace context length")));
+        assert!(read(&buf[..trace_at + 4]).is_err_and(|e| e.contains("ends inside its trace context")));
+        let mut bad = buf.clone();
+        bad[trace_at + 2] = 0xff;
+        assert!(read(&bad).is_err_and(|e| e.contains("its trace context is not UTF-8")));
     }
 
     #[test]

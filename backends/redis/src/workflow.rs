@@ -26,6 +26,7 @@ use errand_runtime::{Codec, CodecError, Error, TaskId, TaskState, Timestamp};
 use redis::Value;
 
 use crate::keys::{SEQ_BITS, split_id, task_id};
+use crate::record::storable_trace;
 use crate::reply::{self, failed, int, malformed, unexpected};
 use crate::{RedisBackend, lock};
 
@@ -53,6 +54,13 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
         let fields = run_fields::<C>(id, &graph)?;
         let (_, started) = RunProgress::start::<C>(id, graph, &run.input)?;
 
+        // The run's trace context, stored in the run and carried by every
+        // step's task: `-` for none, else `+` and the context.
+        let trace = match storable_trace(run.trace.as_deref()) {
+            Some(trace) => format!("+{trace}"),
+            None => "-".to_owned(),
+        };
+
         let lua = &self.inner.scripts.start;
         let mut cmd = lua.call(&[&format!("{base}n"), &format!("{base}jobs"), &format!("{base}wl")]);
         cmd.arg(&base)
@@ -61,6 +69,7 @@ impl<C: Codec> WorkflowStore for RedisBackend<C> {
             .arg(queue)
             .arg(seq)
             .arg(run.workflow)
+            .arg(trace)
             .arg(fields.len());
         for (field, value) in &fields {
             cmd.arg(field).arg(value);

@@ -894,3 +894,84 @@ async fn schedule_ticks_are_read_back_checked() {
     let stored: String = redis::cmd("HGET").arg(&hash).arg("broken").query_async(&mut conn).await.unwrap_or_default();
     assert_eq!(stored, "soon", "nothing was written");
 }
+
+/// A task's trace context is part of its record and comes back with every
+/// claim — after a retry, and after a dead task is retried, with or without
+/// a unique key — without changing its payload or making the ack read the
+/// record of a plain task. A task without one is stored as before trace
+/// contexts existed (flags 0, nothing between the job and the payload).
+#[tokio::test]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn trace_contexts_travel_in_the_record() {
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let worker = registration("traced");
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand;n=1";
+    let now = Timestamp::now();
+    let traced = |task: Result<errand_runtime::backend::NewTask, Error>, trace: Option<&str>| {
+        let mut task = task.unwrap_or_else(|e| panic!("encode: {e}"));
+        task.trace = trace.map(str::to_owned);
+        task
+    };
+    let too_long = "x".repeat(errand_runtime::backend::MAX_TRACE_LEN + 1);
+    let tasks = vec![
+        traced(Enqueue::new().to_task::<Noop, JsonCodec>(&Noop { n: 1 }, now), Some(trace)),
+        traced(Enqueue::new().to_task::<Noop, JsonCodec>(&Noop { n: 2 }, now), None),
+        traced(Enqueue::new().unique_key("traced").to_task::<Noop, JsonCodec>(&Noop { n: 3 }, now), Some(trace)),
+        traced(Enqueue::new().to_task::<Noop, JsonCodec>(&Noop { n: 4 }, now), Some(&too_long)),
+    ];
+    let ids = ok(backend.push(tasks).await, "push").await;
+    let expected = |id| match ids.iter().position(|i| *i == id) {
+        Some(0 | 2) => Some(trace.to_owned()),
+        Some(_) => None,
+        None => panic!("task {id} was not pushed"),
+    };
+
+    let mut conn = raw(&url).await;
+    let t = common::key(backend.namespace(), Noop::QUEUE, "t");
+    let plain = common::hget(&mut conn, &t, common::seq(ids[1])).await;
+    assert_eq!(plain[0], 0, "no flags without a trace context");
+    assert_eq!(plain.len(), 25 + Noop::NAME.len() + br#"{"n":2}"#.len(), "nothing between the job and the payload");
+    let traced = common::hget(&mut conn, &t, common::seq(ids[0])).await;
+    assert_eq!(traced[0], 4, "the trace context flag");
+
+    ok(backend.heartbeat(&worker).await, "heartbeat").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 4);
+    for task in &claimed.tasks {
+        assert_eq!(task.trace, expected(task.id), "task {}", task.id);
+        let n = ids.iter().position(|i| *i == task.id).map_or(0, |p| p + 1);
+        assert_eq!(task.payload, format!(r#"{{"n":{n}}}"#).into_bytes(), "the payload of task {}", task.id);
+    }
+    let special = common::key(backend.namespace(), Noop::QUEUE, "sp:traced");
+    let mut special: Vec<u64> = redis::cmd("SMEMBERS").arg(&special).query_async(&mut conn).await.unwrap_or_default();
+    special.sort_unstable();
+    assert_eq!(special, vec![common::seq(ids[2])], "only the task with a unique key has its record read by the ack");
+
+    let info = ok(backend.task(ids[0]).await, "task").await.unwrap_or_else(|| panic!("task {} is gone", ids[0]));
+    assert_eq!(info.payload, br#"{"n":1}"#.to_vec(), "a listing reads the payload after the trace context");
+
+    let acks: Vec<Ack> = claimed
+        .tasks
+        .iter()
+        .map(|t| Ack { id: t.id, outcome: Outcome::Retry { at: Timestamp::now(), error: "again".into() } })
+        .collect();
+    ok(backend.ack(&worker, &acks).await, "ack").await;
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 4);
+    for task in &claimed.tasks {
+        assert_eq!((task.attempt, task.trace.clone()), (2, expected(task.id)), "the retry of task {}", task.id);
+    }
+
+    let acks: Vec<Ack> =
+        claimed.tasks.iter().map(|t| Ack { id: t.id, outcome: Outcome::Dead { error: "dead".into() } }).collect();
+    ok(backend.ack(&worker, &acks).await, "ack").await;
+    for id in &ids {
+        assert!(ok(backend.retry_task(*id).await, "retry").await, "task {id} is retried");
+    }
+    let claimed = ok(backend.claim(&worker, 10).await, "claim").await;
+    assert_eq!(claimed.tasks.len(), 4);
+    for task in &claimed.tasks {
+        assert_eq!(task.trace, expected(task.id), "task {} retried after it went dead", task.id);
+    }
+}

@@ -201,6 +201,7 @@ async fn runs_are_listed_across_queues_past_gone_entries() {
         queue: "other_runs".to_owned(),
         steps: vec![StepSpec { name: "only".into(), after: Vec::new(), max_attempts: 1, priority: 0 }],
         input: b"1".to_vec(),
+        trace: None,
     };
     let mut others = Vec::new();
     for _ in 0..2 {
@@ -246,4 +247,58 @@ async fn runs_are_listed_across_queues_past_gone_entries() {
     let runs = backend.runs(&workflow("single_step")).await.unwrap_or_else(|e| panic!("runs: {e}"));
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [others[1], others[0]]);
     assert_eq!(runs[0].steps.iter().map(|s| (s.name.as_str(), s.after.len())).collect::<Vec<_>>(), [("only", 0)]);
+}
+
+/// A run's trace context is stored in its hash (`tr`) and in its entry
+/// step's task record (flags 6: a step with a trace context). A run written
+/// before trace contexts existed — no `tr`, step records without one —
+/// advances as before, every step without a trace context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_REDIS_URL to run against a server")]
+async fn runs_keep_their_trace_and_runs_from_before_traces_advance_without() {
+    use errand_runtime::workflow::Run;
+
+    let url = common::url();
+    let (backend, _cleanup) = common::backend::<JsonCodec>(common::builder()).await;
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand;n=1";
+    let input = JsonCodec::encode(&3_u64, "the input").unwrap_or_else(|e| panic!("encode: {e}"));
+    let new_run = NewRun {
+        workflow: Diamond::NAME,
+        queue: Diamond::QUEUE.to_owned(),
+        steps: Diamond::steps(),
+        input,
+        trace: Some(trace.to_owned()),
+    };
+    let run = backend.start_run(new_run).await.unwrap_or_else(|e| panic!("start_run: {e}"));
+    let mut conn = common::raw(&url).await;
+    let hash = common::key(backend.namespace(), Diamond::QUEUE, &format!("wr:{}", run.0 & ((1 << 40) - 1)));
+    let stored: Option<String> =
+        redis::cmd("HGET").arg(&hash).arg("tr").query_async(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored.as_deref(), Some(trace), "the run keeps its trace context");
+    let status = backend.run_info(run).await.unwrap_or_else(|e| panic!("run_info: {e}"));
+    let entry = status.and_then(|s| s.steps[0].task).unwrap_or_else(|| panic!("the entry step has a task"));
+    let records = common::key(backend.namespace(), Diamond::QUEUE, "t");
+    let mut record = common::hget(&mut conn, &records, common::seq(entry)).await;
+    assert_eq!(record[0], 6, "a workflow step with a trace context");
+    // Its trace context follows the job, the run (8 bytes) and the step (2).
+    let at = 25 + Diamond::NAME.len() + 10;
+    assert_eq!(&record[at..at + 2], &u16::try_from(trace.len()).unwrap_or(0).to_be_bytes());
+    assert_eq!(&record[at + 2..at + 2 + trace.len()], trace.as_bytes());
+
+    // As the previous version stored the run: no `tr`, no trace in the record.
+    record.drain(at..at + 2 + trace.len());
+    record[0] = 2;
+    common::hset(&mut conn, &records, common::seq(entry), &record).await;
+    let _: i64 = redis::cmd("HDEL").arg(&hash).arg("tr").query_async(&mut conn).await.unwrap_or(0);
+
+    let probe = Probe::default();
+    let worker = WorkerBuilder::<StepTask<Diamond, JsonCodec>, _>::new(backend.clone()).data(probe.clone());
+    let running = Running::start(Monitor::new().register(worker));
+    let output =
+        tokio::time::timeout(Duration::from_secs(30), backend.workflow(Run::<Diamond>::from_id(run)).wait()).await;
+    running.stop().await.unwrap_or_else(|e| panic!("stop: {e}"));
+    assert!(matches!(output, Ok(Ok(_))), "the run finishes: {output:?}");
+    for step in 0..4 {
+        assert_eq!(probe.traces(step), vec![None], "step {step} of a run stored without a trace context");
+    }
 }

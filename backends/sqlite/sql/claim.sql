@@ -15,4 +15,4 @@ WHERE id IN (
     ORDER BY priority DESC, run_at, id
     LIMIT ?5
 )
-RETURNING id, attempt, max_attempts, run_at, priority, payload
+RETURNING id, attempt, max_attempts, run_at, priority, payload, trace

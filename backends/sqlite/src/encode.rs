@@ -144,7 +144,9 @@ const MAX_TEXT: usize = 32 * 1024 * 1024;
 /// Splits `tasks` into JSON batches for `sql/push.sql`.
 pub(crate) fn push_batches(tasks: &[NewTask]) -> Vec<String> {
     let mut batches = Vec::new();
-    let estimate = |t: &NewTask| t.payload.len() * 2 + t.queue.len() + t.job.len() + 64;
+    let estimate = |t: &NewTask| {
+        t.payload.len() * 2 + t.queue.len() + t.job.len() + t.trace.as_ref().map_or(0, |s| s.len() + 8) + 64
+    };
     let mut rows = JsonRows::with_capacity(tasks.iter().take(MAX_ROWS).map(estimate).sum());
     for task in tasks {
         if rows.len() >= MAX_ROWS || (!rows.is_empty() && rows.text_len() + estimate(task) > MAX_TEXT) {
@@ -160,7 +162,8 @@ pub(crate) fn push_batches(tasks: &[NewTask]) -> Vec<String> {
             .int(task.max_attempts)
             .int(task.priority)
             .int(task.run_at.as_millis())
-            .opt_str(task.unique_key.as_deref());
+            .opt_str(task.unique_key.as_deref())
+            .opt_str(task.trace.as_deref());
     }
     if !rows.is_empty() {
         batches.push(rows.finish());
@@ -168,8 +171,9 @@ pub(crate) fn push_batches(tasks: &[NewTask]) -> Vec<String> {
     batches
 }
 
-/// Whether every task shares queue, job, attempts, priority and `run_at`
-/// and none has a unique key: then only the payloads need to travel.
+/// Whether every task shares queue, job, attempts, priority, `run_at` and
+/// trace context (tasks enqueued in one span) and none has a unique key:
+/// then only the payloads need to travel.
 pub(crate) fn uniform(tasks: &[NewTask]) -> bool {
     let Some(first) = tasks.first() else { return false };
     tasks.iter().all(|t| {
@@ -179,6 +183,7 @@ pub(crate) fn uniform(tasks: &[NewTask]) -> bool {
             && t.max_attempts == first.max_attempts
             && t.priority == first.priority
             && t.run_at == first.run_at
+            && t.trace == first.trace
     })
 }
 
@@ -232,6 +237,26 @@ mod tests {
     }
 
     #[test]
+    fn push_rows_carry_the_trace_context() {
+        let task = |trace: Option<&str>| NewTask {
+            job: "j",
+            queue: "q".into(),
+            payload: vec![1],
+            run_at: errand_runtime::Timestamp(5),
+            priority: 2,
+            max_attempts: 3,
+            unique_key: None,
+            unique_for: None,
+            trace: trace.map(str::to_owned),
+        };
+        let batches = push_batches(&[task(Some("00-a-b-01\nv=1")), task(None)]);
+        assert_eq!(batches.len(), 1);
+        let rows: serde_json::Value = serde_json::from_str(&batches[0]).unwrap_or_default();
+        assert_eq!(rows[0][7], "00-a-b-01\nv=1", "{rows}");
+        assert_eq!(rows[1][7], serde_json::Value::Null, "{rows}");
+    }
+
+    #[test]
     fn payload_batches_split_and_stay_valid_json() {
         let task = |payload: &[u8]| NewTask {
             job: "j",
@@ -242,6 +267,7 @@ mod tests {
             max_attempts: 1,
             unique_key: None,
             unique_for: None,
+            trace: None,
         };
         let tasks: Vec<NewTask> = (0..MAX_ROWS + 3).map(|i| task(&[(i % 256) as u8, 0xff])).collect();
         assert!(uniform(&tasks));
@@ -251,6 +277,13 @@ mod tests {
         let second: Vec<String> = serde_json::from_str(&batches[1]).unwrap_or_default();
         assert_eq!((first.len(), second.len()), (MAX_ROWS, 3));
         assert_eq!(first[1], "01ff");
+        let mut traced = tasks.clone();
+        traced[7].trace = Some("00-01-02-01".into());
+        assert!(!uniform(&traced), "a task with another trace context is not uniform");
+        for t in &mut traced {
+            t.trace = Some("00-01-02-01".into());
+        }
+        assert!(uniform(&traced), "tasks of one span share their trace context");
         let mut keyed = tasks;
         keyed[5].unique_key = Some("k".into());
         assert!(!uniform(&keyed), "a unique key needs the row-by-row path");

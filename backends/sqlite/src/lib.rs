@@ -98,9 +98,13 @@
 //!   `priority`, `run_at`, `created_at`, `started_at`, `finished_at` (INTEGER
 //!   milliseconds since the Unix epoch, never whole seconds), `unique_key`,
 //!   `last_error`, `worker`, for a workflow step its `run_id` and `step`,
-//!   and the latest progress its current attempt reported,
+//!   the latest progress its current attempt reported,
 //!   `progress_percent` (0 to 100) and `progress_message` (both NULL until
-//!   it reports; in no index, so a report never writes one).
+//!   it reports; in no index, so a report never writes one), and `trace`,
+//!   the W3C trace context it was enqueued with
+//!   ([`NewTask::trace`](errand_runtime::backend::NewTask::trace), NULL
+//!   without one; for a workflow step, its run's), stored as given and
+//!   handed back by every claim.
 //! - Indexes: every index on the tasks is *partial*; there is none over all
 //!   of them. Four hold one group of states each, and cost a write only when
 //!   a task enters or leaves that group: claims walk the index of waiting
@@ -137,7 +141,8 @@
 //!   transaction as the worker's row, and kept after the worker stops: one
 //!   row per queue and job ever served.
 //! - `errand_runs` (a workflow run: `workflow`, `queue`, `state`, its graph
-//!   as JSON `steps`, `error`, `created_at`, `finished_at`) and
+//!   as JSON `steps`, `error`, `created_at`, `finished_at`, and `trace`, the
+//!   context it was started with, which each of its step tasks is given) and
 //!   `errand_run_steps` (one row per step that has a task: `run_id`, `step`,
 //!   `task_id`, and its `output` once done). A step's output is stored there
 //!   only, not again as its task's `result`.
@@ -446,7 +451,7 @@ impl<C: Codec> SqliteBuilder<C> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), errand_runtime::Error> {
     /// let backend = errand_sqlite::SqliteBackend::builder().migrate(false).connect("sqlite::memory:").await?;
-    /// assert_eq!(backend.pending_migrations().await?.len(), 4, "a fresh database");
+    /// assert_eq!(backend.pending_migrations().await?.len(), 5, "a fresh database");
     /// backend.migrate().await?;
     /// assert!(backend.pending_migrations().await?.is_empty());
     /// # Ok(())

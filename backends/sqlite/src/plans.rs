@@ -191,7 +191,7 @@ fn statements() -> Vec<Statement> {
         statement(
             "step_tasks_insert",
             sql::STEP_TASKS_INSERT_BATCH,
-            vec![Text("[[\"q0\", \"wf\", \"00\", 3, 0, 1, 1]]"), Int(9000)],
+            vec![Text("[[\"q0\", \"wf\", \"00\", 3, 0, 1, 1, \"00-ab-cd-01\"]]"), Int(9000)],
             Indexed,
         ),
     ]

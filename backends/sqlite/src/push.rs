@@ -155,6 +155,7 @@ async fn insert_one(conn: &mut SqliteConnection, task: &NewTask, now: Timestamp)
         .bind(task.run_at.as_millis())
         .bind(now.as_millis())
         .bind(task.unique_key.as_deref())
+        .bind(task.trace.as_deref())
         .fetch_one(&mut *conn)
         .await
         .map_err(query_error(operation()))?;
@@ -181,7 +182,8 @@ async fn insert_batch(
             .bind(i64::from(t.max_attempts))
             .bind(t.priority)
             .bind(t.run_at.as_millis())
-            .bind(now.as_millis()),
+            .bind(now.as_millis())
+            .bind(t.trace.as_deref()),
         None => sqlx::query_scalar(sql::PUSH).bind(json).bind(now.as_millis()),
     };
     let mut ids: Vec<i64> = query.fetch_all(&mut *conn).await?;

@@ -26,6 +26,7 @@ migrations! {
     2 "0002_workflows" "workflows",
     3 "0003_served_retention_counts" "served jobs, retention and counts from partial indexes",
     4 "0004_progress_pause_schedules" "progress, paused queues and schedules",
+    5 "0005_trace" "trace context of tasks and runs",
 }
 
 /// The name of the migration of `version` (`0004_progress_pause_schedules`).

@@ -59,12 +59,14 @@ impl<C: Codec> WorkflowStore for SqliteBackend<C> {
             .bind(&run.queue)
             .bind(&steps)
             .bind(now.as_millis())
+            .bind(run.trace.as_deref())
             .fetch_one(&mut *tx)
             .await
             .map_err(query_error(operation()))?;
         let (_, plan) = RunProgress::start::<C>(run_id(id)?, graph, &run.input)?;
         let mut writes = Writes::new();
-        writes.add(id, run.workflow, &run.queue, plan, &HashMap::new());
+        let steps = Steps { workflow: run.workflow, queue: &run.queue, trace: run.trace.as_deref() };
+        writes.add(id, steps, plan, &HashMap::new());
         let woken = writes.apply(&mut tx, now).await?;
         tx.commit().await.map_err(query_error(operation()))?;
         drop(conn);
@@ -177,7 +179,8 @@ pub(crate) async fn end_steps<C: Codec>(
             // with the reason (the ack is not refused, so the worker goes on).
             Err(error) => failed(RunId(u64::try_from(*id).unwrap_or_default()), error.to_string()),
         };
-        writes.add(*id, &loaded.workflow, &loaded.queue, plan, &tasks);
+        let steps = Steps { workflow: &loaded.workflow, queue: &loaded.queue, trace: loaded.trace.as_deref() };
+        writes.add(*id, steps, plan, &tasks);
     }
     writes.apply(conn, now).await
 }
@@ -191,18 +194,26 @@ struct Loaded {
     id: i64,
     workflow: String,
     queue: String,
+    /// The trace context it was started with, which its step tasks carry.
+    trace: Option<String>,
     /// Its progress, or why its stored graph or steps cannot be read.
     progress: Result<RunProgress, Error>,
 }
 
 impl Loaded {
-    /// The run of `row` (columns `id`, `workflow`, `queue`, `steps`) with
+    /// The run of `row` (columns `id`, `workflow`, `queue`, `steps`, `trace`) with
     /// its steps from `steps`, by run (columns `step`, `output`).
     fn read(row: &Stored, steps: &HashMap<i64, Vec<Stored>>) -> Result<Self, Error> {
         let id = required(row.int("id"), "a workflow run row", "id")?;
         let what = format!("workflow run {id}");
         let workflow = required(row.text("workflow"), &what, "workflow")?;
         let queue = required(row.text("queue"), &what, "queue")?;
+        // A context that cannot be read is observability lost, not a reason
+        // to stop the run: its next steps go without one.
+        let trace = row.text("trace").unwrap_or_else(|problem| {
+            tracing::warn!(run = id, %problem, "sqlite: a workflow run's trace context cannot be read; its steps carry none");
+            None
+        });
         let progress = required(row.text("steps"), &what, "steps").and_then(|json| {
             let graph = rows::read_graph(NAME, &json, &what)?;
             let mut outputs = vec![None; graph.len()];
@@ -218,8 +229,17 @@ impl Loaded {
             RunProgress::new(run_id(id)?, graph, RunState::Running, outputs, started)
                 .map_err(|problem| bad_data(NAME, &what, problem))
         });
-        Ok(Self { id, workflow, queue, progress })
+        Ok(Self { id, workflow, queue, trace, progress })
     }
+}
+
+/// What a run's ready steps become: tasks of job `workflow` on `queue`,
+/// carrying the run's `trace` context.
+#[derive(Clone, Copy)]
+struct Steps<'a> {
+    workflow: &'a str,
+    queue: &'a str,
+    trace: Option<&'a str>,
 }
 
 /// What the plans of one batch write, gathered so that each kind of write
@@ -227,7 +247,7 @@ impl Loaded {
 struct Writes {
     /// `[run_id, step, task_id, output_hex]`.
     outputs: JsonRows,
-    /// `[queue, job, payload_hex, max_attempts, priority, run_id, step]`.
+    /// `[queue, job, payload_hex, max_attempts, priority, run_id, step, trace]`.
     ready: JsonRows,
     done: Vec<i64>,
     failed: Vec<(i64, String)>,
@@ -248,9 +268,10 @@ impl Writes {
         }
     }
 
-    /// Adds run `run`'s plan. Its ready steps are tasks of job `workflow`
-    /// on `queue`; `tasks` gives the task of each step that ended.
-    fn add(&mut self, run: i64, workflow: &str, queue: &str, plan: RunPlan, tasks: &HashMap<(i64, u16), i64>) {
+    /// Adds run `run`'s plan. Its ready steps are tasks as `steps` says;
+    /// `tasks` gives the task of each step that ended.
+    fn add(&mut self, run: i64, steps: Steps<'_>, plan: RunPlan, tasks: &HashMap<(i64, u16), i64>) {
+        let Steps { workflow, queue, trace } = steps;
         if !plan.is_empty() {
             self.runs.push(run);
         }
@@ -269,7 +290,8 @@ impl Writes {
                 .int(ready.max_attempts)
                 .int(ready.priority)
                 .int(run)
-                .int(ready.step);
+                .int(ready.step)
+                .opt_str(trace);
         }
         if !plan.ready.is_empty() && !self.woken.iter().any(|q| q == queue) {
             self.woken.push(queue.to_owned());

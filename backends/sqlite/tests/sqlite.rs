@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use errand_runtime::backend::{Ack, NewTask, Outcome, WorkerRegistration};
-use errand_runtime::capability::Schedules;
+use errand_runtime::capability::{Schedules, Transactional};
 use errand_runtime::workflow::{NewRun, RunId, RunInfo, RunState, StepSpec, WorkflowStore};
 use errand_runtime::{
     Backend, Enqueue, Error, Expose, Job, JobError, Progress, TaskCx, TaskFilter, TaskId, TaskInfo, TaskSink,
@@ -52,6 +52,7 @@ fn task(payload: &str) -> NewTask {
         max_attempts: 3,
         unique_key: None,
         unique_for: None,
+        trace: None,
     }
 }
 
@@ -101,7 +102,7 @@ async fn migrations_are_idempotent_and_data_survives_reconnects() {
         .fetch_all(again.pool())
         .await
         .expect("list migrations");
-    assert_eq!(applied, vec![1, 2, 3, 4], "each migration is recorded once");
+    assert_eq!(applied, vec![1, 2, 3, 4, 5], "each migration is recorded once");
 }
 
 #[tokio::test]
@@ -130,7 +131,13 @@ async fn without_migrating_nothing_is_created_and_every_migration_is_pending() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = Db::url_in(&dir);
     let fresh = SqliteBackend::builder().migrate(false).connect(&url).await.expect("connect without migrating");
-    let all = ["0001_create_tasks", "0002_workflows", "0003_served_retention_counts", "0004_progress_pause_schedules"];
+    let all = [
+        "0001_create_tasks",
+        "0002_workflows",
+        "0003_served_retention_counts",
+        "0004_progress_pause_schedules",
+        "0005_trace",
+    ];
     assert_eq!(fresh.pending_migrations().await.expect("pending"), all, "a fresh database");
     assert!(errand_tables(&fresh).await.is_empty(), "neither connecting nor checking creates tables");
     let err = fresh.counts().await.expect_err("no tables yet");
@@ -216,6 +223,87 @@ async fn bulk_push_returns_ids_in_input_order_across_statements() {
     let counts = db.backend.counts().await.expect("counts");
     assert_eq!(counts.len(), 1);
     assert_eq!(counts[0].pending, 25_000);
+}
+
+/// A trace context with a `tracestate`, as an enqueue in a traced span stores it.
+const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=\"x\";k=v";
+
+fn traced(payload: &str, trace: &str) -> NewTask {
+    NewTask { trace: Some(trace.to_owned()), ..task(payload) }
+}
+
+/// Claims every due task of `w` and returns each one's payload and trace.
+async fn claimed_traces(backend: &SqliteBackend, w: &WorkerRegistration) -> Vec<(String, Option<String>)> {
+    let claimed = backend.claim(w, 100).await.expect("claim");
+    let mut found: Vec<(String, Option<String>)> =
+        claimed.tasks.into_iter().map(|t| (String::from_utf8(t.payload).expect("utf-8"), t.trace)).collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn every_push_path_stores_the_trace_context() {
+    let db = Db::new().await;
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    // One span's bulk enqueue (`push_uniform.sql`: payloads only travel).
+    db.backend.push(vec![traced("u1", TRACE), traced("u2", TRACE)]).await.expect("uniform push");
+    // Tasks that differ (`push.sql`), a context each or none.
+    db.backend.push(vec![traced("m1", TRACE), traced("m2", other), task("m3")]).await.expect("mixed push");
+    // A unique key (`push_one.sql`), and a duplicate of it that keeps the first one's context.
+    let keyed = |payload: &str, trace: &str| NewTask { unique_key: Some("k".to_owned()), ..traced(payload, trace) };
+    let first = push_one(&db.backend, keyed("k1", TRACE)).await;
+    assert_eq!(push_one(&db.backend, keyed("k2", other)).await, first, "deduplicated");
+    // Inside the caller's transaction.
+    let mut conn = db.backend.pool().acquire().await.expect("acquire");
+    let mut tx = conn.begin().await.expect("begin");
+    db.backend.push_in(&mut tx, vec![traced("t1", other)]).await.expect("push_in");
+    db.backend.push_in(&mut tx, vec![traced("t2", TRACE), traced("t3", TRACE)]).await.expect("push_in");
+    tx.commit().await.expect("commit");
+    drop(conn);
+
+    let w = worker("w");
+    db.backend.heartbeat(&w).await.expect("beat");
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        claimed_traces(&db.backend, &w).await,
+        [
+            ("k1".to_owned(), some(TRACE)),
+            ("m1".to_owned(), some(TRACE)),
+            ("m2".to_owned(), some(other)),
+            ("m3".to_owned(), None),
+            ("t1".to_owned(), some(other)),
+            ("t2".to_owned(), some(TRACE)),
+            ("t3".to_owned(), some(TRACE)),
+            ("u1".to_owned(), some(TRACE)),
+            ("u2".to_owned(), some(TRACE)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_database_migrated_before_trace_contexts_gets_the_columns_and_keeps_its_tasks() {
+    let db = Db::new().await;
+    // As errand left it before migration 5: no `trace` columns, no record of it.
+    db.exec("ALTER TABLE errand_tasks DROP COLUMN trace").await;
+    db.exec("ALTER TABLE errand_runs DROP COLUMN trace").await;
+    db.exec("DELETE FROM errand_migrations WHERE version = 5").await;
+    db.exec(
+        "INSERT INTO errand_tasks (queue, job, state, payload, max_attempts, priority, run_at, created_at) \
+         VALUES ('q', 'job', 'pending', x'6f6c64', 3, 0, 0, 0)",
+    )
+    .await;
+    let old = SqliteBackend::builder().migrate(false).connect(&db.url()).await.expect("connect without migrating");
+    assert_eq!(old.pending_migrations().await.expect("pending"), ["0005_trace"]);
+
+    let upgraded = SqliteBackend::connect(&db.url()).await.expect("connect and migrate");
+    assert!(upgraded.pending_migrations().await.expect("pending").is_empty());
+    upgraded.push(vec![traced("new", TRACE)]).await.expect("push");
+    let w = worker("w");
+    upgraded.heartbeat(&w).await.expect("beat");
+    assert_eq!(
+        claimed_traces(&upgraded, &w).await,
+        [("new".to_owned(), Some(TRACE.to_owned())), ("old".to_owned(), None)]
+    );
 }
 
 #[tokio::test]
@@ -659,7 +747,7 @@ fn step_worker(id: &str) -> WorkerRegistration {
 }
 
 async fn start(backend: &SqliteBackend, steps: Vec<StepSpec>) -> RunId {
-    let run = NewRun { workflow: WORKFLOW, queue: "q".to_owned(), steps, input: b"1".to_vec() };
+    let run = NewRun { workflow: WORKFLOW, queue: "q".to_owned(), steps, input: b"1".to_vec(), trace: None };
     backend.start_run(run).await.expect("start a run")
 }
 

@@ -28,7 +28,16 @@ pub struct NewTask {
     /// With a `unique_key`: also dedupe against tasks created this recently,
     /// whatever their state.
     pub unique_for: Option<Duration>,
+    /// The enqueuing span's W3C trace context, stored with the task and
+    /// handed back on every claim (see [`crate::trace`]): `traceparent`,
+    /// then, when there is one, a newline and `tracestate`. At most
+    /// [`MAX_TRACE_LEN`] bytes; backends store it as it is, never read it.
+    pub trace: Option<String>,
 }
+
+/// Longest trace context a task carries ([`NewTask::trace`]); a longer one
+/// (a huge `tracestate`) is not stored.
+pub const MAX_TRACE_LEN: usize = 1024;
 
 /// A task claimed by a worker: its metadata and encoded arguments.
 ///
@@ -47,6 +56,9 @@ pub struct Task {
     pub priority: i16,
     /// The encoded arguments.
     pub payload: Vec<u8>,
+    /// The trace context it was enqueued with ([`NewTask::trace`]); for a
+    /// workflow step, its run's.
+    pub trace: Option<String>,
 }
 
 /// What a claim returned.

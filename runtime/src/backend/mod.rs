@@ -30,7 +30,9 @@ mod wake;
 
 use std::future::Future;
 
-pub use self::contract::{Ack, Claimed, MAX_ERROR_LEN, NewTask, Outcome, Task, Unserved, WorkerRegistration};
+pub use self::contract::{
+    Ack, Claimed, MAX_ERROR_LEN, MAX_TRACE_LEN, NewTask, Outcome, Task, Unserved, WorkerRegistration,
+};
 pub use self::fingerprint::{fnv1a, fnv1a_parts, redact_url};
 pub use self::tuning::{Buffer, Clock, Every, Tuning};
 pub use self::wake::{Notifier, WakeSignal};

@@ -261,7 +261,7 @@ pub fn task_id(backend: &'static str, id: i64) -> Result<TaskId, Error> {
 }
 
 /// A claimed task from columns `id`, `attempt`, `max_attempts`, `run_at`,
-/// `priority` and `payload`. A row whose id reads but whose other values do
+/// `priority`, `payload` and `trace` (NULL when it has none). A row whose id reads but whose other values do
 /// not comes back as `Err((Some(id), why))`: the backend sends that task
 /// `dead` with the reason rather than run it, and keeps going.
 ///
@@ -280,6 +280,7 @@ pub fn read_task(backend: &'static str, row: &(impl StoredRow + ?Sized)) -> Resu
             run_at: Timestamp(r.int("run_at")?),
             priority: to_i16(backend, r.int("priority")?, "priority", &what)?,
             payload: r.opt_bytes("payload")?.ok_or_else(|| r.fail("payload", "is NULL"))?,
+            trace: r.opt_text("trace")?,
         })
     };
     read().map_err(|e| (Some(id), e))

@@ -146,6 +146,31 @@ pub async fn retries_back_off_by_attempt<F: BackendFactory>(factory: &F) {
     assert!(task.last_error.as_deref().is_some_and(|e| e.contains("flaky failure on attempt 2")), "{task:?}");
 }
 
+/// A W3C trace context, as an enqueue inside a traced span stores it.
+pub const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand;n=1";
+
+/// The trace context stored with a task comes back on every claim, retries
+/// included; a task enqueued without one has none.
+pub async fn trace_context_travels_with_the_task<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let now = backend.tuning().clock.now();
+    let traced = Enqueue::new().to_task::<FlakyJob, JsonCodec>(&FlakyJob { key: 1, succeed_on: 2 }, now);
+    let mut traced = must(traced, "encode").await;
+    traced.trace = Some(TRACE.to_owned());
+    let plain = Enqueue::new().to_task::<FlakyJob, JsonCodec>(&FlakyJob { key: 2, succeed_on: 1 }, now);
+    let plain = must(plain, "encode").await;
+    let ids = must(backend.push(vec![traced, plain]).await, "push").await;
+    let running = Running::start(Monitor::new().register(worker::<FlakyJob, _>(&backend, &probe)));
+    for id in &ids {
+        wait_state(&backend, *id, TaskState::Done).await;
+    }
+    must(running.stop().await, "graceful stop").await;
+    let traced = Some(TRACE.to_owned());
+    assert_eq!(probe.traces(1), vec![traced.clone(), traced], "both attempts of the traced task see its context");
+    assert_eq!(probe.traces(2), vec![None], "a task enqueued without a context has none");
+}
+
 /// `JobError::snooze` runs the task again later without using an attempt.
 pub async fn snooze_keeps_the_attempt<F: BackendFactory>(factory: &F) {
     let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
@@ -666,9 +691,9 @@ pub use super::sources::{
     progress_is_stored_throttled_and_starts_again_on_retry,
 };
 pub use super::workflows::{
-    finished_runs_are_removed_after_the_retention, runs_are_listed_newest_first, workflow_failure_cancels_the_rest,
-    workflow_fan_out_and_fan_in, workflow_step_acked_through_an_outage, workflow_steps_declared_out_of_order,
-    workflow_survives_a_killed_worker,
+    every_step_of_a_run_carries_its_trace, finished_runs_are_removed_after_the_retention, runs_are_listed_newest_first,
+    workflow_failure_cancels_the_rest, workflow_fan_out_and_fan_in, workflow_step_acked_through_an_outage,
+    workflow_steps_declared_out_of_order, workflow_survives_a_killed_worker,
 };
 
 /// Waiting tasks of a job that no worker of any process serves on their

@@ -21,6 +21,7 @@ pub struct Probe {
 #[derive(Debug, Default)]
 struct ProbeState {
     runs: HashMap<u64, Vec<Run>>,
+    traces: HashMap<u64, Vec<Option<String>>>,
     order: Vec<u64>,
     current: usize,
     max: usize,
@@ -49,6 +50,7 @@ impl Probe {
             started: SystemTime::now(),
             run_at: cx.run_at(),
         });
+        s.traces.entry(key).or_default().push(cx.trace().map(str::to_owned));
         s.order.push(key);
         s.current += 1;
         s.max = s.max.max(s.current);
@@ -62,6 +64,11 @@ impl Probe {
     /// The runs of `key`, in order.
     pub fn runs(&self, key: u64) -> Vec<Run> {
         self.lock().runs.get(&key).cloned().unwrap_or_default()
+    }
+
+    /// `TaskCx::trace` of each run of `key`, in order.
+    pub fn traces(&self, key: u64) -> Vec<Option<String>> {
+        self.lock().traces.get(&key).cloned().unwrap_or_default()
     }
 
     /// How many runs started in all.

@@ -221,7 +221,7 @@ macro_rules! conformance_tests {
             poison_errors_are_recorded_cleaned, panics_in_codecs_and_callbacks_are_contained,
             oversized_payloads_are_refused, finished_work_is_removed_after_the_retention,
             progress_is_stored_throttled_and_starts_again_on_retry, a_paused_queue_claims_nothing_in_any_process,
-            a_stream_piped_in_loses_nothing, finished_tasks_can_be_deleted
+            a_stream_piped_in_loses_nothing, finished_tasks_can_be_deleted, trace_context_travels_with_the_task
         );
         $( $crate::conformance_tests!(@capability $capability ($factory) $skip); )*
         $crate::conformance_tests!(@check ($backend) [$($capability),*] $skip);
@@ -270,6 +270,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $factory $skip;
             workflow_fan_out_and_fan_in, workflow_failure_cancels_the_rest, workflow_survives_a_killed_worker,
             workflow_steps_declared_out_of_order, workflow_step_acked_through_an_outage,
+            every_step_of_a_run_carries_its_trace,
             killed_at_random_moments_nothing_is_lost, a_step_lost_on_its_last_attempt_fails_its_run,
             a_buried_step_fails_its_run, a_cancelled_step_fails_its_run, finished_runs_are_removed_after_the_retention,
             runs_are_listed_newest_first);

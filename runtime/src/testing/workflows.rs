@@ -20,7 +20,7 @@ use crate::job_error::JobError;
 use crate::monitor::Monitor;
 use crate::task::TaskState;
 use crate::worker::WorkerBuilder;
-use crate::workflow::{Bytes, RunState, StepSpec, StepTask, Workflow, WorkflowExt, WorkflowStore};
+use crate::workflow::{Bytes, NewRun, Run, RunState, StepSpec, StepTask, Workflow, WorkflowExt, WorkflowStore};
 
 fn spec(name: &str, after: &[u16], retries: u32) -> StepSpec {
     StepSpec { name: name.into(), after: after.to_vec(), max_attempts: retries + 1, priority: 0 }
@@ -321,6 +321,40 @@ where
     assert_eq!(probe.runs(1).iter().map(|r| r.attempt).collect::<Vec<_>>(), vec![1, 2], "the killed step ran again");
     assert_eq!(probe.runs(0).len(), 1);
     assert_eq!(probe.runs(3).len(), 1, "the join ran exactly once");
+}
+
+/// A run started with a trace context gives it to every step's task, so
+/// the run is one trace; a run started without one gives none.
+pub async fn every_step_of_a_run_carries_its_trace<F: BackendFactory>(factory: &F)
+where
+    F::Backend<JsonCodec>: WorkflowStore,
+{
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let trace = super::cases::TRACE;
+    let new_run = |trace: Option<&str>| NewRun {
+        workflow: Diamond::NAME,
+        queue: Diamond::QUEUE.to_owned(),
+        steps: Diamond::steps(),
+        input: must(JsonCodec::encode(&4_u64, "the input"), "encode"),
+        trace: trace.map(str::to_owned),
+    };
+    let traced = must(backend.start_run(new_run(Some(trace))).await, "start a traced run");
+    let running = Running::start(Monitor::new().register(worker::<Diamond, _>(&backend, &probe)));
+    let output =
+        tokio::time::timeout(Duration::from_secs(30), backend.workflow(Run::<Diamond>::from_id(traced)).wait()).await;
+    assert_eq!(must(must(output.map_err(|_| "timed out"), "waiting"), "the run"), (10, "n=5".to_owned()));
+    for step in 0..4 {
+        assert_eq!(probe.traces(step), vec![Some(trace.to_owned())], "step {step} of the traced run");
+    }
+    let plain = must(backend.start_run(new_run(None)).await, "start a run without a trace");
+    let output =
+        tokio::time::timeout(Duration::from_secs(30), backend.workflow(Run::<Diamond>::from_id(plain)).wait()).await;
+    must(running.stop().await, "graceful stop");
+    assert_eq!(must(must(output.map_err(|_| "timed out"), "waiting"), "the run"), (10, "n=5".to_owned()));
+    for step in 0..4 {
+        assert_eq!(probe.traces(step)[1..], [None], "step {step} of the run without a trace");
+    }
 }
 
 /// Steps may be declared before the steps they run after: the run still

@@ -102,6 +102,7 @@ async fn flush<B: Backend>(shared: &Shared<B>, acks: Vec<Ack>) -> Result<(), Hel
     shared.flushing(&acks);
     match shared.backend.ack(&shared.registration, &acks).await {
         Ok(()) => {
+            shared.meters.acked(acks.len());
             shared.flushed(&acks);
             shared.liveness.succeeded();
             Ok(())

@@ -30,7 +30,7 @@ use crate::retry::{Retry, RetryLayer};
 use crate::schedule::{Schedule, ScheduleTask, Tick, schedule_task};
 use crate::task::TaskId;
 use crate::timeout::{Timeout, TimeoutLayer};
-use crate::trace::{Trace, TraceLayer};
+use crate::trace::{Parent, Trace, TraceLayer};
 
 /// The innermost service: calls [`Job::run`].
 pub struct JobService<J> {
@@ -85,12 +85,19 @@ impl<J: Job> Service<Request<J>> for JobService<J> {
 pub struct DefaultLayers {
     backoff: Backoff,
     timeout: Option<Duration>,
+    parent: Parent,
 }
 
 impl DefaultLayers {
     /// The stack for these options.
     pub const fn new(backoff: Backoff, timeout: Option<Duration>) -> Self {
-        Self { backoff, timeout }
+        Self { backoff, timeout, parent: Parent::Child }
+    }
+
+    /// The same stack, with runs continuing their stored trace as `parent`
+    /// says (see [`crate::trace`]).
+    pub const fn trace_parent(self, parent: Parent) -> Self {
+        Self { parent, ..self }
     }
 }
 
@@ -101,7 +108,7 @@ impl<S> Layer<S> for DefaultLayers {
         let inner = CatchPanicLayer::new().layer(inner);
         let inner = TimeoutLayer::new(self.timeout).layer(inner);
         let inner = RetryLayer::new(self.backoff).layer(inner);
-        TraceLayer::new().layer(inner)
+        TraceLayer::with_parent(self.parent).layer(inner)
     }
 }
 
@@ -242,6 +249,15 @@ impl<J: Job, B: Backend> WorkerBuilder<J, B> {
             schedule: None,
             _job: PhantomData,
         }
+    }
+
+    /// How each run's span continues the trace its task was enqueued in
+    /// (feature `otel`): as the enqueuing span's child (the default) or in a
+    /// trace of its own linked to it. See [`crate::trace`]. Call it before
+    /// [`layer`](Self::layer), which wraps the default stack.
+    pub fn trace_parent(mut self, parent: Parent) -> Self {
+        self.layer = self.layer.trace_parent(parent);
+        self
     }
 }
 

@@ -33,6 +33,7 @@ use crate::context::{CancelRegistry, ProgressBoard, TaskCx, WorkerCx};
 use crate::error::{CodecError, Error};
 use crate::job::Job;
 use crate::job_error::{Decision, JobError};
+use crate::meter::{Ended, Meters};
 use crate::retry::decide;
 use crate::task::TaskId;
 use crate::time::Timestamp;
@@ -71,6 +72,8 @@ pub(super) struct Shared<B> {
     shutdown: CancellationToken,
     /// Requeue acks not known to have landed (see [`Requeues`]).
     requeues: std::sync::Mutex<Requeues>,
+    /// Metric handles (nothing without the `metrics` feature).
+    pub(super) meters: Meters,
 }
 
 /// Requeue acks (retry, snooze) of this worker, by task. Such an ack whose
@@ -299,6 +302,7 @@ where
             }),
             shutdown: shutdown.clone(),
             requeues: std::sync::Mutex::default(),
+            meters: Meters::new(&queue, J::NAME, &id),
         });
 
         // Register before the first claim, so our tasks never look orphaned.
@@ -581,6 +585,7 @@ where
         return ControlFlow::Continue(());
     }
     let mut tasks = claimed.tasks;
+    shared.meters.claimed(tasks.len());
     for requeue in shared.claimed_too_soon(&mut tasks, started) {
         let _ = acks.send(requeue).await;
     }
@@ -687,10 +692,27 @@ where
         Some(Arc::clone(&shared.cancels)),
         Some(Arc::clone(&shared.progress)),
     );
+    let timer = shared.meters.started(task.run_at);
+    let ran = cx.clone();
     let result = match std::future::poll_fn(|c| service.poll_ready(c)).await {
         Ok(()) => service.call(Request { args, cx }).await,
         Err(error) => Err(error),
     };
+    let ack = finish_run::<J, B>(shared, &task, result).await;
+    let ended = match &ack.outcome {
+        _ if ran.was_cancelled() => Ended::Cancelled,
+        Outcome::Done { .. } => Ended::Done,
+        Outcome::Retry { .. } => Ended::Retried,
+        Outcome::Dead { .. } => Ended::Dead,
+        Outcome::Snooze { .. } => Ended::Snoozed,
+    };
+    shared.meters.finished(timer, ended);
+    ack
+}
+
+/// The ack of a run that returned `result`.
+async fn finish_run<J: Job, B: Backend>(shared: &Shared<B>, task: &Task, result: Result<J::Output, JobError>) -> Ack {
+    let (id, attempt) = (task.id, task.attempt);
     // The run's last progress report lands before its result.
     if let Some(progress) = shared.progress.take(id)
         && let Err(error) = shared.backend.record_progress(&shared.registration, &[(id, progress)]).await
@@ -719,7 +741,7 @@ where
                 J::NAME
             )),
         },
-        Err(error) => outcome_of(error, &task, &shared.fallback_backoff),
+        Err(error) => outcome_of(error, task, &shared.fallback_backoff),
     };
     match &outcome {
         Outcome::Retry { at, error } => {
@@ -768,6 +790,7 @@ fn catch<T>(f: impl FnOnce() -> T) -> Result<T, crate::panic::Panicked> {
 
 /// The ack of a task that could not even start.
 fn dead_on_arrival<B>(shared: &Shared<B>, id: TaskId, attempt: u32, outcome: Outcome) -> Ack {
+    shared.meters.ended(Ended::Dead);
     if let Outcome::Dead { error } = &outcome {
         tracing::warn!(%id, attempt, %error, "task is dead");
         shared.emit(|| Event::Dead { id, attempt, error: error.clone() });
@@ -820,6 +843,7 @@ mod tests {
             run_at: Timestamp::now(),
             priority: 0,
             payload: Vec::new(),
+            trace: None,
         };
         let buffered = Buffered {
             size,

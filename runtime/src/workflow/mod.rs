@@ -107,6 +107,9 @@ pub struct NewRun {
     pub steps: Vec<StepSpec>,
     /// The encoded input.
     pub input: Vec<u8>,
+    /// The starting span's trace context ([`NewTask::trace`](crate::backend::NewTask::trace)):
+    /// stored with the run and given to every step task, so a run is one trace.
+    pub trace: Option<String>,
 }
 
 /// Where a run is.
@@ -287,7 +290,13 @@ pub trait WorkflowExt: Backend {
                 Ok(input)
             });
         async move {
-            let run = NewRun { workflow: W::NAME, queue: W::QUEUE.to_owned(), steps: W::steps(), input: input? };
+            let run = NewRun {
+                workflow: W::NAME,
+                queue: W::QUEUE.to_owned(),
+                steps: W::steps(),
+                input: input?,
+                trace: crate::trace::current_context(),
+            };
             Ok(Run::from_id(self.start_run(run).await?))
         }
     }
