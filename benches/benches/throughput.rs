@@ -2,6 +2,12 @@
 //!
 //! Run with: `cargo bench -p errand-benches -- [--quick | --bulk | --enqueue | --latency | --workflows] [--backend memory,sqlite] [--drains 2000@64,…] [--out FILE]`
 //!
+//! `--observe` (with `--features observe`) measures the same plan with
+//! tracing-opentelemetry (spans to a discarding batch exporter; every task
+//! enqueued inside a span, so each carries and restores a trace context)
+//! and the Prometheus metrics recorder installed:
+//! `cargo bench -p errand-benches --features observe -- --observe --backend sqlite --drains 20000@64`.
+//!
 //! Backends: `memory`, `sqlite` (the default pair), `postgres`, `postgres-raw`
 //! (the PostgreSQL backend's own claim and ack statements in bare loops: the
 //! baseline for the framework's overhead), `mysql`, `mysql-raw` (likewise for
@@ -25,10 +31,56 @@ use errand_benches::{
 
 #[tokio::main]
 async fn main() {
-    if let Err(error) = run().await {
+    let observe = std::env::args().any(|a| a == "--observe");
+    if let Err(error) = observed(observe).await {
         eprintln!("bench failed: {error}");
         std::process::exit(1);
     }
+}
+
+/// [`run`], with tracing and metrics on when `observe`.
+#[cfg(feature = "observe")]
+async fn observed(observe: bool) -> Result<(), Box<dyn std::error::Error>> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Drops every span: the cost measured is errand's and the SDK's, not an export's.
+    #[derive(Debug)]
+    struct Discard;
+    impl opentelemetry_sdk::trace::SpanExporter for Discard {
+        async fn export(
+            &self,
+            _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    if !observe {
+        return run().await;
+    }
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::set_global_default(subscriber)?;
+    errand::metrics::install()?;
+    eprintln!("observing: spans to a discarding exporter, trace context on every task, metrics recorded");
+    let outcome = run().instrument(tracing::info_span!("bench")).await;
+    let _ = provider.shutdown();
+    outcome
+}
+
+/// [`run`]; `--observe` needs the `observe` feature.
+#[cfg(not(feature = "observe"))]
+async fn observed(observe: bool) -> Result<(), Box<dyn std::error::Error>> {
+    if observe {
+        return Err(
+            "--observe needs the bench built with it: cargo bench -p errand-benches --features observe -- --observe"
+                .into(),
+        );
+    }
+    run().await
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,6 +113,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     .collect::<Result<_, Box<dyn std::error::Error>>>()?;
                 plan = plan.only(&[Part::Drains]);
             }
+            "--observe" => {} // handled in `main`
             "--out" => {
                 i += 1;
                 out = PathBuf::from(args.get(i).ok_or("--out needs a path")?);
