@@ -283,12 +283,18 @@ impl HoldingProxy {
 
     /// Closes every client connection open now (new ones are forwarded
     /// plainly); their server sides wait for [`release`](Self::release).
+    ///
+    /// The old connections' token fires before the flags are reset, and a
+    /// severed connection drops what it reads from the server: a reply in
+    /// flight while it is severed never reaches the client, whichever way
+    /// the two race.
     fn sever(&self) {
-        self.hold.store(false, Ordering::SeqCst);
-        self.drop_replies.store(false, Ordering::SeqCst);
         let mut token = self.sever.lock().unwrap_or_else(PoisonError::into_inner);
         token.cancel();
         *token = CancellationToken::new();
+        drop(token);
+        self.hold.store(false, Ordering::SeqCst);
+        self.drop_replies.store(false, Ordering::SeqCst);
     }
 
     /// Sends what the severed connections held to the server.
@@ -313,12 +319,12 @@ async fn forward(
             () = severed.cancelled() => break,
             read = client.read(&mut up) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(n) if hold.load(Ordering::SeqCst) => held.extend_from_slice(&up[..n]),
+                Ok(n) if hold.load(Ordering::SeqCst) || severed.is_cancelled() => held.extend_from_slice(&up[..n]),
                 Ok(n) => if to_server.write_all(&up[..n]).await.is_err() { return },
             },
             read = from_server.read(&mut down) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) if drop_replies.load(Ordering::SeqCst) => {}
+                Ok(_) if drop_replies.load(Ordering::SeqCst) || severed.is_cancelled() => {}
                 Ok(n) => if client.write_all(&down[..n]).await.is_err() { return },
             },
         }
