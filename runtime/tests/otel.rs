@@ -92,7 +92,7 @@ async fn every_attempt_of_a_job_is_a_child_of_the_span_that_enqueued_it() {
     let spans = task_spans(trace);
     for (n, span) in (1_i64..).zip(&spans) {
         assert_eq!(span.parent_span_id, parent, "attempt {n} is a child of the request span");
-        assert_eq!(span.name, "conformance process");
+        assert_eq!(span.name, "process conformance");
         assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Consumer);
         assert_eq!(attribute(span, "messaging.destination.name"), Some(Value::from("conformance")));
         assert_eq!(attribute(span, "messaging.operation.type"), Some(Value::from("process")));

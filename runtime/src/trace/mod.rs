@@ -6,7 +6,7 @@
 //!
 //! | field | value |
 //! |---|---|
-//! | `otel.name` | `"<queue> process"` |
+//! | `otel.name` | `"process <queue>"` |
 //! | `otel.kind` | `"consumer"` |
 //! | `messaging.system` | `"errand"` |
 //! | `messaging.operation.type` | `"process"` |
@@ -121,7 +121,7 @@ where
         let cx = &request.cx;
         let span = tracing::info_span!(
             "task",
-            otel.name = format_args!("{} process", cx.queue()),
+            otel.name = format_args!("process {}", cx.queue()),
             otel.kind = "consumer",
             otel.status_code = tracing::field::Empty,
             messaging.system = "errand",
