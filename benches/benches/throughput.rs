@@ -8,7 +8,9 @@
 //! and the Prometheus metrics recorder installed:
 //! `cargo bench -p errand-benches --features observe -- --observe --backend sqlite --drains 20000@64`.
 //!
-//! Backends: `memory`, `sqlite` (the default pair), `postgres`, `postgres-raw`
+//! Backends: `memory`, `sqlite` (the default pair), `sqlite-raw` (the SQLite
+//! backend's own bulk insert, claim and ack statements in a bare loop on its
+//! own pool), `postgres`, `postgres-raw`
 //! (the PostgreSQL backend's own claim and ack statements in bare loops: the
 //! baseline for the framework's overhead), `mysql`, `mysql-raw` (likewise for
 //! MySQL/MariaDB) and `redis`. The server backends read `ERRAND_POSTGRES_URL`
@@ -27,6 +29,7 @@ use errand::postgres::sqlx;
 use errand::redis::RedisBackend;
 use errand_benches::{
     Measurement, Part, Plan, latency_across, mysql_raw, postgres_raw, print_table, run_backend, run_workflows,
+    sqlite_raw,
 };
 
 #[tokio::main]
@@ -60,13 +63,27 @@ async fn observed(observe: bool) -> Result<(), Box<dyn std::error::Error>> {
     if !observe {
         return run().await;
     }
+    // `ERRAND_BENCH_OBSERVE`: which of `otel`, `metrics` (default both), and
+    // `lean`: the OTel layer without code locations, thread names and
+    // busy/idle times; `nocontext` (below).
+    let parts = std::env::var("ERRAND_BENCH_OBSERVE").unwrap_or_else(|_| "otel,metrics".to_owned());
+    let has = |part: &str| parts.split(',').any(|p| p.trim() == part);
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(Discard).build();
-    let subscriber =
-        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
-    tracing::subscriber::set_global_default(subscriber)?;
-    errand::metrics::install()?;
-    eprintln!("observing: spans to a discarding exporter, trace context on every task, metrics recorded");
-    let outcome = run().instrument(tracing::info_span!("bench")).await;
+    if has("otel") {
+        let lean = has("lean");
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("bench"))
+            .with_location(!lean)
+            .with_threads(!lean)
+            .with_tracked_inactivity(!lean);
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+    }
+    if has("metrics") {
+        errand::metrics::install()?;
+    }
+    eprintln!("observing ({parts}): spans to a discarding exporter, trace context on every task, metrics recorded");
+    // `nocontext`: enqueue outside any span, so tasks carry no context.
+    let outcome = if has("nocontext") { run().await } else { run().instrument(tracing::info_span!("bench")).await };
     let _ = provider.shutdown();
     outcome
 }
@@ -131,6 +148,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             "memory" => {
                 results.extend(run_backend("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
                 results.extend(run_workflows("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
+            }
+            "sqlite-raw" => {
+                let dir = tempfile::tempdir()?;
+                let counter = std::sync::atomic::AtomicU64::new(0);
+                let dir_path = dir.path().to_owned();
+                let make = || {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let url = format!("sqlite://{}", dir_path.join(format!("raw-{n}.db")).display());
+                    async move { errand::sqlite::SqliteBackend::connect(&url).await }
+                };
+                results.extend(sqlite_raw("sqlite-raw", &plan, make).await?);
             }
             "sqlite" => {
                 let dir = tempfile::tempdir()?;

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use errand::mysql::MysqlBackend;
 use errand::postgres::PostgresBackend;
 use errand::postgres::sqlx::{self, Row};
+use errand::sqlite::SqliteBackend;
+use errand::sqlite::sqlx as sqlite_sqlx;
 use errand::workflow::{RunState, WorkflowExt, WorkflowStore};
 use errand::{Backend, BackendExt, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
 use serde::{Deserialize, Serialize};
@@ -636,6 +638,134 @@ async fn raw_drain(
     let mut acked = 0;
     for handle in handles {
         acked += handle.await.map_err(|e| bench_error("a raw loop", e))??;
+    }
+    if acked != queued {
+        return Err(bench_error("raw SQL drain", format!("finished {acked} of {queued} tasks")));
+    }
+    Ok(start.elapsed())
+}
+
+/// The raw-SQL baseline of the SQLite backend: its own statements on its
+/// own writer pool (the same file, pragmas and connection), no framework.
+///
+/// - **Bulk insert:** `plan.bulk` tasks through `sql/push_uniform.sql` (the
+///   statement the backend's bulk enqueue uses), `plan.bulk_chunk` per
+///   statement, the payloads encoded as the backend encodes them.
+/// - **Drain:** for every 64-wide drain of `plan`, one loop (SQLite has one
+///   writer) that claims 64 due tasks with `sql/claim.sql` and marks them
+///   done with `sql/ack_done.sql`, until the queue is empty; and the same
+///   claiming 256 at a time.
+///
+/// # Errors
+///
+/// When SQLite fails.
+pub async fn sqlite_raw<F, Fut>(name: &str, plan: &Plan, make: F) -> Result<Vec<Measurement>, errand::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<SqliteBackend, errand::Error>>,
+{
+    let mut out = Vec::new();
+    if plan.bulk > 0 {
+        let backend = make().await?;
+        sqlite_raw_bulk(&backend, WARM_UP, plan.bulk_chunk).await?;
+        let start = Instant::now();
+        sqlite_raw_bulk(&backend, plan.bulk, plan.bulk_chunk).await?;
+        let scenario = format!("raw SQL bulk insert ({} per statement)", plan.bulk_chunk);
+        out.push(measurement(name, scenario, rate(plan.bulk, start.elapsed()), "jobs/s"));
+    }
+    for &(queued, concurrency) in &plan.drains {
+        if concurrency != 64 {
+            continue;
+        }
+        for claim in [64, 256] {
+            let backend = make().await?;
+            bulk(&backend, WARM_UP, WARM_UP).await?;
+            sqlite_raw_drain(&backend, WARM_UP, claim).await?;
+            bulk(&backend, queued, plan.bulk_chunk).await?;
+            let elapsed = sqlite_raw_drain(&backend, queued, claim).await?;
+            let scenario = format!("raw SQL drain {queued} ×1, {claim}/claim");
+            out.push(measurement(name, scenario, rate(queued, elapsed), "jobs/s"));
+        }
+    }
+    Ok(out)
+}
+
+fn sqlite_error(what: &'static str) -> impl Fn(sqlite_sqlx::Error) -> errand::Error {
+    move |e| errand::Error::from(errand::BackendError::new("sqlite", what, e))
+}
+
+/// Lowercase hex of `bytes`, as the SQLite statements' JSON carries blobs.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+async fn sqlite_raw_bulk(backend: &SqliteBackend, n: u64, chunk: u64) -> Result<(), errand::Error> {
+    let push = include_str!("../../backends/sqlite/sql/push_uniform.sql");
+    let mut next = 0;
+    while next < n {
+        let end = (next + chunk).min(n);
+        let payloads: Result<Vec<String>, _> =
+            (next..end).map(|n| serde_json::to_vec(&Noop { n }).map(|bytes| hex(&bytes))).collect();
+        let payloads = serde_json::to_string(&payloads.map_err(|e| bench_error("encode", e))?)
+            .map_err(|e| bench_error("encode", e))?;
+        let now = errand::Timestamp::now().as_millis();
+        sqlite_sqlx::query(push)
+            .bind(payloads)
+            .bind(Noop::QUEUE)
+            .bind(Noop::NAME)
+            .bind(1_i64)
+            .bind(0_i64)
+            .bind(now)
+            .bind(now)
+            .bind(Option::<String>::None)
+            .fetch_all(backend.pool())
+            .await
+            .map_err(sqlite_error("raw SQL bulk insert"))?;
+        next = end;
+    }
+    Ok(())
+}
+
+async fn sqlite_raw_drain(backend: &SqliteBackend, queued: u64, per_claim: i64) -> Result<Duration, errand::Error> {
+    let claim = include_str!("../../backends/sqlite/sql/claim.sql");
+    let ack = include_str!("../../backends/sqlite/sql/ack_done.sql");
+    let worker = "raw-0";
+    let start = Instant::now();
+    let mut acked = 0_u64;
+    loop {
+        let rows = sqlite_sqlx::query(claim)
+            .bind(worker)
+            .bind(errand::Timestamp::now().as_millis())
+            .bind(Noop::QUEUE)
+            .bind(Noop::NAME)
+            .bind(per_claim)
+            .fetch_all(backend.pool())
+            .await
+            .map_err(sqlite_error("raw SQL claim"))?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut json = String::from("[");
+        for (i, row) in rows.iter().enumerate() {
+            let id: i64 = sqlite_sqlx::Row::try_get(row, 0).map_err(sqlite_error("raw SQL claim"))?;
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&format!("[{id},\"6e756c6c\"]"));
+        }
+        json.push(']');
+        let done = sqlite_sqlx::query(ack)
+            .bind(json)
+            .bind(errand::Timestamp::now().as_millis())
+            .bind(worker)
+            .execute(backend.pool())
+            .await
+            .map_err(sqlite_error("raw SQL ack"))?;
+        acked += done.rows_affected();
     }
     if acked != queued {
         return Err(bench_error("raw SQL drain", format!("finished {acked} of {queued} tasks")));
