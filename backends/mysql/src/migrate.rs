@@ -25,7 +25,7 @@ use errand_runtime::{Error, Timestamp};
 use sqlx::{Executor, MySqlConnection};
 
 use crate::Inner;
-use crate::rows::{self, Stored, query_error, wrong_reply};
+use crate::rows::{self, query_error, wrong_reply};
 use crate::sql::{MIGRATIONS, Queries, migration_name};
 
 /// How long a `migrate` waits for another process's migration, in seconds.
@@ -72,17 +72,7 @@ async fn read_applied(conn: &mut MySqlConnection, inner: &Inner, place: &str) ->
         .fetch_all(&mut *conn)
         .await
         .map_err(query_error(format!("read the errand migrations of {place}")))?;
-    let what = format!("the migration record of {place}");
-    rows::stored(found)
-        .iter()
-        .map(|row: &Stored| {
-            Ok(AppliedMigration {
-                version: rows::int(row, "version", &what)?,
-                description: rows::text(row, "description", &what)?,
-                checksum: rows::text(row, "checksum", &what)?,
-            })
-        })
-        .collect()
+    rows::stored(found).iter().map(|row| stored::read_applied_migration(crate::NAME, place, row)).collect()
 }
 
 /// The tables and server, for messages.

@@ -15,7 +15,7 @@ use errand_runtime::{Error, Timestamp};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::Inner;
-use crate::rows::{self, Stored, query_error};
+use crate::rows::{self, query_error};
 use crate::sql::{MIGRATIONS, Queries, migration_name};
 
 /// A migration's checksum as this backend has always recorded it: FNV-1a of
@@ -70,17 +70,7 @@ async fn read_applied(conn: &mut PgConnection, queries: &Queries, place: &str) -
         .fetch_all(conn)
         .await
         .map_err(query_error(format!("read the errand migrations of {place}")))?;
-    let what = format!("the migration record of {place}");
-    rows::stored(found)
-        .iter()
-        .map(|row: &Stored| {
-            Ok(AppliedMigration {
-                version: rows::int(row, "version", &what)?,
-                description: rows::text(row, "description", &what)?,
-                checksum: rows::text(row, "checksum", &what)?,
-            })
-        })
-        .collect()
+    rows::stored(found).iter().map(|row| stored::read_applied_migration(crate::NAME, place, row)).collect()
 }
 
 /// The names of the migrations not applied yet, in order (every one when

@@ -14,11 +14,11 @@
 //! [`pending`] reads that record without writing (for `errand migrate
 //! --check`): the migrations not applied yet, by file name.
 
-use errand_runtime::backend::stored::{self, AppliedMigration, Migration, MigrationStore, StoredRow};
+use errand_runtime::backend::stored::{self, AppliedMigration, Migration, MigrationStore};
 use errand_runtime::{Error, Timestamp};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use crate::rows::{Stored, bad_data, query_error};
+use crate::rows::{Stored, query_error};
 use crate::sql;
 
 /// The record of applied migrations, read and written on one transaction.
@@ -33,27 +33,8 @@ struct Record<'c> {
 async fn read_applied(conn: &mut SqliteConnection, location: &str) -> Result<Vec<AppliedMigration>, Error> {
     let operation = || format!("read the errand migrations of database `{location}`");
     let rows = sqlx::query(sql::MIGRATIONS_APPLIED).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-    let what = format!("the migration record of database `{location}`");
-    let mut applied = Vec::with_capacity(rows.len());
-    for row in rows.into_iter().map(Stored) {
-        let column = |name: &str| format!("column `{name}`");
-        let int = |name: &str| match row.int(name) {
-            Ok(Some(n)) => Ok(n),
-            Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
-            Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
-        };
-        let text = |name: &str| match row.text(name) {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(bad_data(&what, format!("{} is NULL", column(name)))),
-            Err(e) => Err(bad_data(&what, format!("{}: {e}", column(name)))),
-        };
-        applied.push(AppliedMigration {
-            version: int("version")?,
-            description: text("description")?,
-            checksum: text("checksum")?,
-        });
-    }
-    Ok(applied)
+    let place = format!("database `{location}`");
+    rows.into_iter().map(|row| stored::read_applied_migration(crate::NAME, &place, &Stored(row))).collect()
 }
 
 impl MigrationStore for Record<'_> {

@@ -241,6 +241,26 @@ impl<R: StoredRow + ?Sized> Reader<'_, R> {
     }
 }
 
+/// One row of a schema's migration record, from columns `version`,
+/// `description` and `checksum`; `place` names the database for messages.
+///
+/// # Errors
+///
+/// When a value is missing or of another type.
+pub fn read_applied_migration(
+    backend: &'static str,
+    place: &str,
+    row: &(impl StoredRow + ?Sized),
+) -> Result<AppliedMigration, Error> {
+    let what = format!("the migration record of {place}");
+    let r = Reader { backend, row, what: &what };
+    Ok(AppliedMigration {
+        version: r.int("version")?,
+        description: r.text("description")?,
+        checksum: r.text("checksum")?,
+    })
+}
+
 /// The task id in column `id`.
 ///
 /// # Errors
