@@ -149,18 +149,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 results.extend(run_backend("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
                 results.extend(run_workflows("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
             }
-            "sqlite-raw" => {
-                let dir = tempfile::tempdir()?;
-                let counter = std::sync::atomic::AtomicU64::new(0);
-                let dir_path = dir.path().to_owned();
-                let make = || {
-                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let url = format!("sqlite://{}", dir_path.join(format!("raw-{n}.db")).display());
-                    async move { errand::sqlite::SqliteBackend::connect(&url).await }
-                };
-                results.extend(sqlite_raw("sqlite-raw", &plan, make).await?);
-            }
-            "sqlite" => {
+            "sqlite" | "sqlite-raw" => {
+                // A fresh database file per scenario, in a directory removed at the end.
                 let dir = tempfile::tempdir()?;
                 let counter = std::sync::atomic::AtomicU64::new(0);
                 let dir_path = dir.path().to_owned();
@@ -169,8 +159,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     let url = format!("sqlite://{}", dir_path.join(format!("bench-{n}.db")).display());
                     async move { errand::sqlite::SqliteBackend::connect(&url).await }
                 };
-                results.extend(run_backend("sqlite", &plan, make).await?);
-                results.extend(run_workflows("sqlite", &plan, make).await?);
+                if backend == "sqlite" {
+                    results.extend(run_backend("sqlite", &plan, make).await?);
+                    results.extend(run_workflows("sqlite", &plan, make).await?);
+                } else {
+                    results.extend(sqlite_raw("sqlite-raw", &plan, make).await?);
+                }
             }
             "postgres" | "postgres-raw" => {
                 // A fresh schema per scenario, dropped at the end.
