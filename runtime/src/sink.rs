@@ -135,6 +135,12 @@ impl<P, U, D> Enqueue<P, U, D> {
     ///
     /// When the arguments cannot be encoded.
     pub fn to_task<J: Job, C: Codec>(&self, job: &J, now: Timestamp) -> Result<NewTask, Error> {
+        self.to_task_in::<J, C>(job, now, crate::trace::current_context())
+    }
+
+    /// [`to_task`](Self::to_task) with the trace context already taken
+    /// (once for a whole batch).
+    fn to_task_in<J: Job, C: Codec>(&self, job: &J, now: Timestamp, trace: Option<String>) -> Result<NewTask, Error> {
         let o = &self.options;
         let options = J::options();
         let payload = C::encode(job, J::NAME)?;
@@ -153,7 +159,7 @@ impl<P, U, D> Enqueue<P, U, D> {
             max_attempts: o.retries.unwrap_or(options.retries).saturating_add(1),
             unique_for: if unique_key.is_some() { o.unique_for.or(options.unique_for) } else { None },
             unique_key,
-            trace: crate::trace::current_context(),
+            trace,
         })
     }
 }
@@ -236,9 +242,13 @@ pub trait TaskSink: Backend {
     {
         let now = self.tuning().clock.now();
         let options = Enqueue::new();
+        let trace = crate::trace::current_context();
         let tasks: Result<Vec<NewTask>, Error> = jobs
             .into_iter()
-            .map(|job| options.to_task::<J, Self::Codec>(&job, now).and_then(|task| within_limit(self, task)))
+            .map(|job| {
+                let task = options.to_task_in::<J, Self::Codec>(&job, now, trace.clone());
+                task.and_then(|task| within_limit(self, task))
+            })
             .collect();
         async move {
             let tasks = tasks?;
