@@ -7,7 +7,7 @@ use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
 use errand_runtime::{Codec, Error};
 
 use crate::MysqlBackend;
-use crate::rows::{DEADLOCK_RETRIES, is_deadlock, query_error};
+use crate::rows::{self, DEADLOCK_RETRIES, is_deadlock, query_error};
 use crate::sql::ack_json;
 
 /// [`Backend::ack`](errand_runtime::Backend::ack).
@@ -41,23 +41,10 @@ pub(crate) async fn ack<C: Codec>(
             Err(error) => return Err(query_error(operation())(error)),
         }
     };
-    log_ignored(worker, acks.len(), done.rows_affected());
+    rows::log_ignored(worker, acks.len(), done.rows_affected());
     if acks.iter().any(|a| matches!(a.outcome, Outcome::Retry { .. } | Outcome::Snooze { .. })) {
         // A task runs again later: let idle workers learn its due time.
         inner.notifier.notify(&worker.queue);
     }
     Ok(())
-}
-
-/// Logs the acks that changed nothing: their tasks were rescued, released or
-/// cancelled meanwhile, or the ack was already applied (its reply was lost).
-pub(crate) fn log_ignored(worker: &WorkerRegistration, sent: usize, applied: u64) {
-    let sent = sent as u64;
-    if applied != sent {
-        tracing::debug!(
-            worker = %worker.id,
-            ignored = sent.saturating_sub(applied),
-            "mysql: ignored the acks of tasks no longer running for this worker"
-        );
-    }
 }

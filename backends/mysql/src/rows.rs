@@ -102,3 +102,16 @@ pub(crate) fn text(row: &Stored, column: &str, what: &str) -> Result<String, Err
         Err(problem) => Err(bad_data(what, format!("column `{column}`: {problem}"))),
     }
 }
+
+/// Logs the acks that changed nothing: their tasks were rescued, released or
+/// cancelled meanwhile, or the ack was already applied (its reply was lost).
+pub(crate) fn log_ignored(worker: &errand_runtime::backend::WorkerRegistration, sent: usize, applied: u64) {
+    let sent = sent as u64;
+    if applied != sent {
+        tracing::debug!(
+            worker = %worker.id,
+            ignored = sent.saturating_sub(applied),
+            "mysql: ignored the acks of tasks no longer running for this worker"
+        );
+    }
+}

@@ -349,7 +349,7 @@ pub(crate) async fn ack_steps<C: Codec>(
     let queues = advance::<C>(&mut tx, inner, runs, ended, Some(worker.job), now, &operation).await?;
     tx.commit().await.map_err(query_error(&operation))?;
 
-    crate::ack::log_ignored(worker, acks.len(), done.rows_affected());
+    rows::log_ignored(worker, acks.len(), done.rows_affected());
     for queue in &queues {
         inner.notifier.notify(queue);
     }

@@ -13,7 +13,6 @@ use errand_runtime::{BackendError, Error, TaskId, Timestamp};
 use sqlx::PgConnection;
 
 use crate::NAME;
-use crate::push::stored_trace;
 use crate::rows::{self, query_error, wrong_reply};
 use crate::sql::Queries;
 
@@ -77,7 +76,10 @@ fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, Str
     let size: usize = tasks
         .iter()
         .map(|t| {
-            74 + t.queue.len() + t.job.len() + t.payload.len() + stored_trace(t.trace.as_ref()).map_or(0, str::len)
+            74 + t.queue.len()
+                + t.job.len()
+                + t.payload.len()
+                + rows::stored_trace(t.trace.as_ref()).map_or(0, str::len)
         })
         .sum();
     let mut out = Vec::with_capacity(HEADER.len() + size + 2);
@@ -92,7 +94,7 @@ fn encode(tasks: &[NewTask], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, Str
         field(&mut out, &task.priority.to_be_bytes())?;
         field(&mut out, &i32::try_from(task.max_attempts).unwrap_or(i32::MAX).to_be_bytes())?;
         field(&mut out, &now.as_millis().to_be_bytes())?;
-        match stored_trace(task.trace.as_ref()) {
+        match rows::stored_trace(task.trace.as_ref()) {
             Some(trace) => field(&mut out, trace.as_bytes())?,
             None => out.extend_from_slice(&NULL.to_be_bytes()),
         }

@@ -8,7 +8,7 @@
 //! `(job, key)`, in lock-id order, then `push_unique.sql` returns the id of a
 //! live duplicate or inserts.
 
-use errand_runtime::backend::{MAX_TRACE_LEN, NewTask, fnv1a_parts};
+use errand_runtime::backend::{NewTask, fnv1a_parts};
 use errand_runtime::capability::Transactional;
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
 use sqlx::postgres::PgArguments;
@@ -125,7 +125,7 @@ async fn insert(
             .bind(task.run_at.as_millis())
             .bind(task.priority)
             .bind(i32::try_from(task.max_attempts).unwrap_or(i32::MAX))
-            .bind(stored_trace(task.trace.as_ref()))
+            .bind(rows::stored_trace(task.trace.as_ref()))
             .fetch_optional(&mut *conn)
             .await
             .map_err(query_error(operation()))?;
@@ -221,14 +221,6 @@ async fn insert(
     check_count(ids, tasks.len(), operation)
 }
 
-/// The trace context to store for a task or run: `trace` as it is, unless
-/// it cannot be one the runtime made, being longer than [`MAX_TRACE_LEN`] or
-/// holding a NUL byte (which a `text` column refuses): a context is only a
-/// hint for tracing, so it is dropped rather than fail the enqueue.
-pub(crate) fn stored_trace(trace: Option<&String>) -> Option<&str> {
-    trace.map(String::as_str).filter(|t| t.len() <= MAX_TRACE_LEN && !t.contains('\0'))
-}
-
 /// The advisory lock that serialises enqueues of `key` for `job` in `schema`.
 fn lock_id(schema: &str, job: &str, key: &str) -> i64 {
     let hash = fnv1a_parts(&[b"errand-postgres unique", schema.as_bytes(), job.as_bytes(), key.as_bytes()]);
@@ -285,7 +277,7 @@ impl<'a> Columns<'a> {
             c.run_at.push(t.run_at.as_millis());
             c.priority.push(t.priority);
             c.max_attempts.push(i32::try_from(t.max_attempts).unwrap_or(i32::MAX));
-            c.trace.push(stored_trace(t.trace.as_ref()));
+            c.trace.push(rows::stored_trace(t.trace.as_ref()));
             c.unique_key.push(t.unique_key.as_deref());
             c.unique_since.push(t.unique_for.map_or(i64::MAX, |w| now.sub(w).as_millis()));
         }
@@ -316,17 +308,19 @@ impl<'a> Columns<'a> {
 
 #[cfg(test)]
 mod tests {
+    use errand_runtime::backend::MAX_TRACE_LEN;
+
     use super::*;
 
     #[test]
     fn only_trace_contexts_a_column_takes_are_stored() {
         let context = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand".to_owned();
-        assert_eq!(stored_trace(Some(&context)), Some(context.as_str()));
-        assert_eq!(stored_trace(None), None);
+        assert_eq!(rows::stored_trace(Some(&context)), Some(context.as_str()));
+        assert_eq!(rows::stored_trace(None), None);
         let longest = "a".repeat(MAX_TRACE_LEN);
-        assert_eq!(stored_trace(Some(&longest)), Some(longest.as_str()));
-        assert_eq!(stored_trace(Some(&"a".repeat(MAX_TRACE_LEN + 1))), None);
-        assert_eq!(stored_trace(Some(&"00-\0".to_owned())), None);
+        assert_eq!(rows::stored_trace(Some(&longest)), Some(longest.as_str()));
+        assert_eq!(rows::stored_trace(Some(&"a".repeat(MAX_TRACE_LEN + 1))), None);
+        assert_eq!(rows::stored_trace(Some(&"00-\0".to_owned())), None);
     }
 
     #[test]

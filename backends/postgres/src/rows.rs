@@ -90,3 +90,11 @@ pub(crate) fn text(row: &Stored, column: &str, what: &str) -> Result<String, Err
 pub(crate) fn opt_text(row: &Stored, column: &str, what: &str) -> Result<Option<String>, Error> {
     row.text(column).map_err(|problem| bad_data(what, format!("column `{column}`: {problem}")))
 }
+
+/// The trace context to store for a task or run: `trace` as it is, unless
+/// it cannot be one the runtime made, being longer than [`MAX_TRACE_LEN`](errand_runtime::backend::MAX_TRACE_LEN) or
+/// holding a NUL byte (which a `text` column refuses): a context is only a
+/// hint for tracing, so it is dropped rather than fail the enqueue.
+pub(crate) fn stored_trace(trace: Option<&String>) -> Option<&str> {
+    trace.map(String::as_str).filter(|t| t.len() <= errand_runtime::backend::MAX_TRACE_LEN && !t.contains('\0'))
+}

@@ -45,7 +45,6 @@ use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::push::stored_trace;
 use crate::rows::{self, Stored, query_error, wrong_reply};
 use crate::sql::Outcomes;
 use crate::{Inner, NAME, PostgresBackend};
@@ -58,7 +57,7 @@ impl<C: Codec> WorkflowStore for PostgresBackend<C> {
         let graph = Graph::new(run.steps.clone())
             .map_err(|problem| Error::Config(format!("workflow `{}` cannot run: {problem}", run.workflow)))?;
         let now = inner.now();
-        let trace = stored_trace(run.trace.as_ref());
+        let trace = rows::stored_trace(run.trace.as_ref());
         // Durable: an ordinary commit, as enqueues.
         let mut tx = inner.pool.begin().await.map_err(query_error(operation()))?;
         let id: i64 = sqlx::query_scalar(&inner.queries.run_insert)

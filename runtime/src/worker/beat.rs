@@ -10,69 +10,19 @@
 //! again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
-use super::run::{MAX_ERROR_BACKOFF, MIN_ERROR_BACKOFF, Shared};
+use super::shared::{MAX_ERROR_BACKOFF, MIN_ERROR_BACKOFF, Shared};
 use crate::backend::Backend;
 
 /// How often the unserved-job check runs at most.
 const UNSERVED_EVERY: Duration = Duration::from_secs(60);
 /// How often retention runs at most, per worker (backends pace it further).
 const PURGE_EVERY: Duration = Duration::from_secs(10);
-
-/// What the heartbeat task knows of the connection, for the other tasks.
-#[derive(Debug, Default)]
-pub(super) struct Liveness {
-    /// Since when heartbeats have gone through without a failure (ms since
-    /// `epoch`, plus one; 0 while the last heartbeat failed).
-    connected_since: AtomicU64,
-    /// Backend calls of this worker that succeeded (heartbeats and acks):
-    /// proof that the backend answers, for the ack flusher.
-    successes: AtomicU64,
-    epoch: std::sync::OnceLock<Instant>,
-}
-
-impl Liveness {
-    fn epoch(&self) -> Instant {
-        *self.epoch.get_or_init(Instant::now)
-    }
-
-    fn beat_ok(&self) {
-        let since = u64::try_from(self.epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
-        let _ = self.connected_since.compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire);
-        self.succeeded();
-    }
-
-    fn beat_failed(&self) {
-        self.connected_since.store(0, Ordering::Release);
-    }
-
-    /// Records a successful backend call.
-    pub(super) fn succeeded(&self) {
-        self.successes.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// How many backend calls succeeded so far.
-    pub(super) fn successes(&self) -> u64 {
-        self.successes.load(Ordering::Acquire)
-    }
-
-    /// Whether heartbeats have gone through without a break for `span`.
-    fn connected_for(&self, span: Duration) -> bool {
-        match self.connected_since.load(Ordering::Acquire) {
-            0 => false,
-            since => {
-                let since = Duration::from_millis(since - 1);
-                self.epoch().elapsed().saturating_sub(since) >= span
-            }
-        }
-    }
-}
 
 /// How long one heartbeat or housekeeping call may take before it counts as
 /// failed: a third of `orphan_after`, and at most the beat interval.
@@ -246,6 +196,7 @@ async fn purge<B: Backend>(shared: &Shared<B>, limit: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::shared::Liveness;
     use super::*;
 
     #[tokio::test(start_paused = true)]

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
-use super::run::{ACK_BATCH, MAX_ERROR_BACKOFF, MIN_ERROR_BACKOFF, Shared};
+use super::shared::{ACK_BATCH, MAX_ERROR_BACKOFF, MIN_ERROR_BACKOFF, Shared};
 use crate::backend::{Ack, Backend, Outcome};
 
 /// Acks held aside at most before new ones wait.

@@ -4,6 +4,7 @@
 mod beat;
 mod flush;
 mod run;
+mod shared;
 
 use std::fmt;
 use std::future::Future;
