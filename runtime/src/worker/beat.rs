@@ -167,7 +167,11 @@ async fn check_unserved<B: Backend>(shared: &Shared<B>) {
             return;
         }
     };
-    for found in unserved.into_iter().filter(|f| f.oldest <= cutoff) {
+    // A job this monitor serves is served, whatever its workers' last beat
+    // says: with a grace shorter than the beat interval, a beat is always
+    // "too old", and a task not yet claimed would go dead beside its worker.
+    let ours = |job: &str| check.served.contains(&job);
+    for found in unserved.into_iter().filter(|f| f.oldest <= cutoff && !ours(&f.job)) {
         let reason = format!(
             "no worker of any process served job `{}` on queue `{queue}` for more than {grace:?}. \
              Retry the task once a worker for `{}` runs",
