@@ -439,6 +439,7 @@ impl TaskCx {
 
     /// Whether the task's own cancellation fired while the worker was not
     /// stopping: the task was cancelled.
+    #[cfg(feature = "metrics")]
     pub(crate) fn was_cancelled(&self) -> bool {
         self.inner.cancel.get().is_some_and(CancellationToken::is_cancelled) && !self.inner.abort.is_cancelled()
     }

@@ -24,6 +24,7 @@
 //!
 //! Cancels of waiting tasks show in `errand_queue_tasks{state="cancelled"}`.
 
+use crate::backend::Outcome;
 use crate::time::Timestamp;
 
 /// The names of errand's metrics, as listed in the [module docs](self).
@@ -57,8 +58,9 @@ pub mod names {
 }
 
 /// How a run ended, for [`Meters::finished`].
+#[cfg(feature = "metrics")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ended {
+enum Ended {
     Done,
     Retried,
     Dead,
@@ -66,18 +68,46 @@ pub(crate) enum Ended {
     Cancelled,
 }
 
-/// Counts tasks handed to a backend.
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn enqueued(queue: &str, job: &'static str, n: usize) {
+/// An enqueue about to be counted: the queue label is kept only with the
+/// feature, so without it an enqueue copies nothing.
+#[derive(Debug)]
+pub(crate) struct Enqueued {
     #[cfg(feature = "metrics")]
-    metrics::counter!(names::ENQUEUED, "queue" => queue.to_owned(), "job" => job).increment(n as u64);
+    queue: String,
+    #[cfg(feature = "metrics")]
+    job: &'static str,
 }
 
-/// When a run started (nothing without the feature).
-#[derive(Debug, Clone, Copy)]
+impl Enqueued {
+    /// An enqueue of job `job` on `queue`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[inline]
+    pub(crate) fn new(queue: &str, job: &'static str) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            queue: queue.to_owned(),
+            #[cfg(feature = "metrics")]
+            job,
+        }
+    }
+
+    /// `n` tasks were handed to the backend.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::needless_pass_by_value))]
+    #[inline]
+    pub(crate) fn record(self, n: usize) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!(names::ENQUEUED, "queue" => self.queue, "job" => self.job).increment(n as u64);
+    }
+}
+
+/// A run in progress, for [`Meters::finished`]: when it started and its
+/// context (to tell a cancelled run). Nothing without the feature.
+#[derive(Debug)]
 pub(crate) struct RunTimer {
     #[cfg(feature = "metrics")]
     started: std::time::Instant,
+    #[cfg(feature = "metrics")]
+    cx: crate::context::TaskCx,
 }
 
 /// One worker's metric handles, taken when it starts (labels built once).
@@ -132,39 +162,52 @@ impl Meters {
         Self {}
     }
 
-    /// A run of a task due at `run_at` starts now.
+    /// The run `cx` of a task due at `run_at` starts now.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     #[inline]
-    pub(crate) fn started(&self, run_at: Timestamp) -> RunTimer {
+    pub(crate) fn started(&self, run_at: Timestamp, cx: &crate::context::TaskCx) -> RunTimer {
         #[cfg(feature = "metrics")]
         {
             let late = Timestamp::now().as_millis().saturating_sub(run_at.as_millis()).max(0);
             self.inner.started.increment(1);
             self.inner.wait_seconds.record(late as f64 / 1000.0);
             self.inner.in_flight.increment(1.0);
-            RunTimer { started: std::time::Instant::now() }
+            RunTimer { started: std::time::Instant::now(), cx: cx.clone() }
         }
         #[cfg(not(feature = "metrics"))]
         RunTimer {}
     }
 
-    /// The run `timer` was started for ended.
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    /// The run `timer` was started for ended with `outcome` (counted as
+    /// cancelled when its task was cancelled meanwhile).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::needless_pass_by_value))]
     #[inline]
-    pub(crate) fn finished(&self, timer: RunTimer, ended: Ended) {
+    pub(crate) fn finished(&self, timer: RunTimer, outcome: &Outcome) {
         #[cfg(feature = "metrics")]
         {
+            let RunTimer { started, cx } = timer;
             self.inner.in_flight.decrement(1.0);
-            self.inner.run_seconds.record(timer.started.elapsed().as_secs_f64());
+            self.inner.run_seconds.record(started.elapsed().as_secs_f64());
+            let ended = match outcome {
+                _ if cx.was_cancelled() => Ended::Cancelled,
+                Outcome::Done { .. } => Ended::Done,
+                Outcome::Retry { .. } => Ended::Retried,
+                Outcome::Dead { .. } => Ended::Dead,
+                Outcome::Snooze { .. } => Ended::Snoozed,
+            };
             self.ended(ended);
         }
     }
 
-    /// A task ended without a run (its arguments did not decode).
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    /// A task went dead without a run (its arguments did not decode).
     #[inline]
-    pub(crate) fn ended(&self, ended: Ended) {
+    pub(crate) fn undecodable(&self) {
         #[cfg(feature = "metrics")]
+        self.ended(Ended::Dead);
+    }
+
+    #[cfg(feature = "metrics")]
+    fn ended(&self, ended: Ended) {
         match ended {
             Ended::Done => self.inner.done.increment(1),
             Ended::Retried => self.inner.retried.increment(1),

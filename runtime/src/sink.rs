@@ -10,6 +10,7 @@ use crate::capability::{AcceptedBy, SetDelay, SetPriority, SetUniqueKey, Transac
 use crate::codec::Codec;
 use crate::error::{BackendError, Error};
 use crate::job::Job;
+use crate::meter::Enqueued;
 use crate::task::TaskId;
 use crate::time::Timestamp;
 
@@ -223,9 +224,9 @@ pub trait TaskSink: Backend {
         let task = task.and_then(|task| within_limit(self, task));
         async move {
             let task = task?;
-            let queue = task.queue.clone();
+            let counted = Enqueued::new(&task.queue, J::NAME);
             let id = only_id(Self::NAME, self.push(vec![task]).await?)?;
-            crate::meter::enqueued(&queue, J::NAME, 1);
+            counted.record(1);
             Ok(id)
         }
     }
@@ -252,9 +253,11 @@ pub trait TaskSink: Backend {
             .collect();
         async move {
             let tasks = tasks?;
-            let Some(queue) = tasks.first().map(|task| task.queue.clone()) else { return Ok(Vec::new()) };
+            let Some(counted) = tasks.first().map(|task| Enqueued::new(&task.queue, J::NAME)) else {
+                return Ok(Vec::new());
+            };
             let ids = self.push(tasks).await?;
-            crate::meter::enqueued(&queue, J::NAME, ids.len());
+            counted.record(ids.len());
             Ok(ids)
         }
     }
@@ -299,9 +302,9 @@ pub trait TaskSink: Backend {
         let task = task.and_then(|task| within_limit(self, task));
         async move {
             let task = task?;
-            let queue = task.queue.clone();
+            let counted = Enqueued::new(&task.queue, J::NAME);
             let id = only_id(Self::NAME, self.push_in(tx, vec![task]).await?)?;
-            crate::meter::enqueued(&queue, J::NAME, 1);
+            counted.record(1);
             Ok(id)
         }
     }

@@ -34,7 +34,7 @@ use crate::context::{TaskCx, WorkerCx};
 use crate::error::{CodecError, Error};
 use crate::job::Job;
 use crate::job_error::{Decision, JobError};
-use crate::meter::{Ended, Meters};
+use crate::meter::Meters;
 use crate::retry::decide;
 use crate::task::TaskId;
 use crate::time::Timestamp;
@@ -505,21 +505,13 @@ where
         Some(Arc::clone(&shared.cancels)),
         Some(Arc::clone(&shared.progress)),
     );
-    let timer = shared.meters.started(task.run_at);
-    let ran = cx.clone();
+    let timer = shared.meters.started(task.run_at, &cx);
     let result = match std::future::poll_fn(|c| service.poll_ready(c)).await {
         Ok(()) => service.call(Request { args, cx }).await,
         Err(error) => Err(error),
     };
     let ack = finish_run::<J, B>(shared, &task, result).await;
-    let ended = match &ack.outcome {
-        _ if ran.was_cancelled() => Ended::Cancelled,
-        Outcome::Done { .. } => Ended::Done,
-        Outcome::Retry { .. } => Ended::Retried,
-        Outcome::Dead { .. } => Ended::Dead,
-        Outcome::Snooze { .. } => Ended::Snoozed,
-    };
-    shared.meters.finished(timer, ended);
+    shared.meters.finished(timer, &ack.outcome);
     ack
 }
 
@@ -603,7 +595,7 @@ fn catch<T>(f: impl FnOnce() -> T) -> Result<T, crate::panic::Panicked> {
 
 /// The ack of a task that could not even start.
 fn dead_on_arrival<B>(shared: &Shared<B>, id: TaskId, attempt: u32, outcome: Outcome) -> Ack {
-    shared.meters.ended(Ended::Dead);
+    shared.meters.undecodable();
     if let Outcome::Dead { error } = &outcome {
         tracing::warn!(%id, attempt, %error, "task is dead");
         shared.emit(|| Event::Dead { id, attempt, error: error.clone() });
