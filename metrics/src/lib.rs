@@ -52,7 +52,7 @@ const BATCH: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Why the Prometheus recorder could not be installed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MetricsError {
     /// The builder refused its settings.
     #[error("could not build the Prometheus recorder: {0}")]
@@ -66,7 +66,7 @@ pub enum MetricsError {
 }
 
 /// The process's Prometheus recorder, once installed.
-static HANDLE: OnceLock<Result<Metrics, String>> = OnceLock::new();
+static HANDLE: OnceLock<Result<Metrics, MetricsError>> = OnceLock::new();
 
 /// A handle to the installed Prometheus recorder: renders every metric
 /// recorded in this process.
@@ -99,20 +99,17 @@ impl Metrics {
 ///
 /// When another `metrics` recorder was installed first.
 pub fn install() -> Result<Metrics, MetricsError> {
-    let installed = HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".to_owned()), BATCH))
-            .map_err(|e| format!("build: {e}"))?;
-        let handle = builder.install_recorder().map_err(|e| format!("install: {e}"))?;
-        describe();
-        Ok(Metrics { handle })
-    });
-    match installed {
-        Ok(metrics) => Ok(metrics.clone()),
-        Err(why) if why.starts_with("build: ") => Err(MetricsError::Build(why.clone())),
-        Err(_) => Err(MetricsError::OtherRecorder),
-    }
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".to_owned()), BATCH))
+                .map_err(|e| MetricsError::Build(e.to_string()))?;
+            let handle = builder.install_recorder().map_err(|_| MetricsError::OtherRecorder)?;
+            describe();
+            Ok(Metrics { handle })
+        })
+        .clone()
 }
 
 /// The `# HELP` lines of errand's metrics.
