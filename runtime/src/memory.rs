@@ -172,7 +172,8 @@ impl<T> Slots<T> {
 #[derive(Default)]
 struct State {
     tasks: Slots<Record>,
-    lanes: HashMap<String, HashMap<&'static str, Lane>>,
+    /// Each queue's name (shared by its tasks' records) and lanes by job.
+    lanes: HashMap<Arc<str>, QueueLanes>,
     running: BTreeSet<u64>,
     /// `(job, unique key)` → the latest task with them: keys are scoped to the job.
     unique: HashMap<(&'static str, String), u64>,
@@ -225,6 +226,12 @@ struct WorkerRow {
     last_seen: i64,
 }
 
+/// A queue's lanes, one per job served on it.
+struct QueueLanes {
+    name: Arc<str>,
+    jobs: HashMap<&'static str, Lane>,
+}
+
 #[derive(Default)]
 struct Lane {
     ready: BinaryHeap<Ready>,
@@ -274,29 +281,36 @@ impl State {
         self.tasks.get_mut(id)
     }
 
-    fn lane(&mut self, queue: &str, job: &'static str) -> &mut Lane {
-        if !self.lanes.contains_key(queue) {
-            self.lanes.insert(queue.to_owned(), HashMap::new());
-        }
-        // Just inserted if it was missing.
-        self.lanes.entry(queue.to_owned()).or_default().entry(job).or_default()
+    /// Puts task `id` in the lane of `queue` and `job`; returns the queue's
+    /// shared name. Looks the lane up without allocating once it exists.
+    fn schedule(&mut self, queue: &str, job: &'static str, id: u64, when: (i64, i16), now: i64) -> Arc<str> {
+        let lanes = match self.lanes.get_mut(queue) {
+            Some(lanes) => lanes,
+            None => {
+                let name: Arc<str> = Arc::from(queue);
+                self.lanes.entry(Arc::clone(&name)).or_insert_with(|| QueueLanes { name, jobs: HashMap::new() })
+            }
+        };
+        let (run_at, priority) = when;
+        lanes.jobs.entry(job).or_default().schedule(id, run_at, priority, now);
+        Arc::clone(&lanes.name)
     }
 
     fn reschedule(&mut self, id: u64, now: i64) {
         let Some(record) = self.record(id) else { return };
         let (queue, job, run_at, priority) = (Arc::clone(&record.queue), record.job, record.run_at, record.priority);
-        self.lane(&queue, job).schedule(id, run_at, priority, now);
+        self.schedule(&queue, job, id, (run_at, priority), now);
     }
 
     fn insert(&mut self, task: NewTask, step: Option<(u64, u16)>, now: i64) -> u64 {
         let id = self.tasks.next_id();
-        self.lane(&task.queue, task.job).schedule(id, task.run_at.as_millis(), task.priority, now);
+        let queue = self.schedule(&task.queue, task.job, id, (task.run_at.as_millis(), task.priority), now);
         if let Some(key) = &task.unique_key {
             self.unique.insert((task.job, key.clone()), id);
         }
         self.tasks.push(Record {
             job: task.job,
-            queue: Arc::from(task.queue),
+            queue,
             payload: task.payload,
             state: TaskState::Pending,
             attempt: 0,
@@ -512,7 +526,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         if state.paused.contains(&*worker.queue) {
             return Ok(Claimed::default());
         }
-        let Some(lane) = state.lanes.get_mut(&*worker.queue).and_then(|jobs| jobs.get_mut(worker.job)) else {
+        let Some(lane) = state.lanes.get_mut(&*worker.queue).and_then(|lanes| lanes.jobs.get_mut(worker.job)) else {
             return Ok(Claimed::default());
         };
         while let Some(Reverse((at, id))) = lane.delayed.peek().copied() {
@@ -701,10 +715,22 @@ impl<C: Codec> Backend for MemoryBackend<C> {
 
     async fn unserved(&self, queue: &str, since: Timestamp) -> Result<Vec<Unserved>, Error> {
         let state = self.lock();
+        // A waiting task is in the lane of its queue and job, and lanes are
+        // never removed: when every job with a lane here is served, there is
+        // nothing to walk.
+        let queue_lanes = state.lanes.get(queue);
+        let unserved_jobs: Vec<&'static str> = queue_lanes
+            .map(|lanes| {
+                lanes.jobs.keys().copied().filter(|job| !state.served_since(&lanes.name, *job, since)).collect()
+            })
+            .unwrap_or_default();
         let mut found: Vec<Unserved> = Vec::new();
+        if unserved_jobs.is_empty() {
+            return Ok(found);
+        }
         for (_, r) in state.tasks.iter() {
             let waiting = matches!(r.state, TaskState::Pending | TaskState::Retry);
-            if !waiting || *r.queue != *queue || state.served_since(&r.queue, r.job, since) {
+            if !waiting || *r.queue != *queue || !unserved_jobs.contains(&r.job) {
                 continue;
             }
             match found.iter_mut().find(|u| u.job == r.job) {
