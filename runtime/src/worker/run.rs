@@ -449,9 +449,12 @@ fn spawn_run<J, B, S>(
         };
         let Some(task) = task else { return };
         let abort = shared.abort.clone();
+        // The run's future (the whole layer stack's) lives on the heap, so
+        // the spawned future Tokio moves around is a few words.
+        let run = Box::pin(run_one::<J, B, S>(&shared, service, task));
         tokio::select! {
             biased;
-            ack = run_one::<J, B, S>(&shared, service, task) => {
+            ack = run => {
                 let mut shed = Vec::new();
                 if let (Some(buffered), Some((_, started))) = (&shared.buffered, &run_slot) {
                     buffered.record(started.elapsed());
