@@ -308,9 +308,12 @@ where
 
     if plan.latency_samples > 0 {
         let backend = make().await?;
-        let (p50, p99) = latency(&backend, &backend, plan.latency_samples).await?;
+        let (p50, p99) = latency(&backend, &backend, plan.latency_samples, Producer::MainThread).await?;
         out.push(measurement(name, "enqueue→start p50".into(), p50, "µs"));
         out.push(measurement(name, "enqueue→start p99".into(), p99, "µs"));
+        let (p50, p99) = latency(&backend, &backend, plan.latency_samples, Producer::Task).await?;
+        out.push(measurement(name, "enqueue→start p50, from a task".into(), p50, "µs"));
+        out.push(measurement(name, "enqueue→start p99, from a task".into(), p99, "µs"));
     }
     Ok(out)
 }
@@ -477,44 +480,73 @@ pub async fn latency_across<B: Backend>(
     producer: &B,
     samples: u64,
 ) -> Result<Vec<Measurement>, errand::Error> {
-    let (p50, p99) = latency(consumer, producer, samples).await?;
+    let (p50, p99) = latency(consumer, producer, samples, Producer::MainThread).await?;
     Ok(vec![
         measurement(name, "enqueue→start p50, other process".into(), p50, "µs"),
         measurement(name, "enqueue→start p99, other process".into(), p99, "µs"),
     ])
 }
 
-async fn latency<B: Backend>(backend: &B, producer: &B, samples: u64) -> Result<(f64, f64), errand::Error> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+/// Where the enqueues of a latency measurement come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Producer {
+    /// The bench's main future, which `#[tokio::main]` runs on its own
+    /// thread: every wake-up of the worker crosses threads.
+    MainThread,
+    /// A spawned task on the runtime's worker threads, where a web handler
+    /// that enqueues runs.
+    Task,
+}
+
+async fn latency<B: Backend>(
+    backend: &B,
+    producer: &B,
+    samples: u64,
+    from: Producer,
+) -> Result<(f64, f64), errand::Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
     let worker = WorkerBuilder::<Ping, B>::new(backend.clone()).data(Started(tx)).concurrency(4);
-    let mut latencies = Vec::with_capacity(samples as usize);
-    let mut failure = None;
+    let mut sampled = Ok(Vec::new());
     Monitor::new()
         .register(worker)
         .run_until(async {
             // Let the worker register and go idle.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            for n in 0..samples {
-                let sent = Instant::now();
-                if let Err(e) = producer.enqueue(Ping { n }).await {
-                    failure = Some(e);
-                    return;
-                }
-                match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-                    Ok(Some((_, started))) => latencies.push(started.duration_since(sent).as_secs_f64() * 1e6),
-                    _ => return,
-                }
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
+            let sampler = sample_latencies(producer.clone(), rx, samples);
+            sampled = match from {
+                Producer::MainThread => sampler.await,
+                Producer::Task => match tokio::spawn(sampler).await {
+                    Ok(sampled) => sampled,
+                    Err(e) => Err(bench_error("the latency sampler", e)),
+                },
+            };
         })
         .await?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let mut latencies = sampled?;
     latencies.sort_by(f64::total_cmp);
     let pick =
         |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
     Ok((pick(0.50), pick(0.99)))
+}
+
+/// Enqueues `samples` pings one at a time, each once the last has started;
+/// returns each one's enqueue→start time in µs.
+async fn sample_latencies<B: Backend>(
+    producer: B,
+    mut started: mpsc::UnboundedReceiver<(u64, Instant)>,
+    samples: u64,
+) -> Result<Vec<f64>, errand::Error> {
+    let mut latencies = Vec::with_capacity(samples as usize);
+    for n in 0..samples {
+        let sent = Instant::now();
+        producer.enqueue(Ping { n }).await?;
+        match tokio::time::timeout(Duration::from_secs(10), started.recv()).await {
+            Ok(Some((_, at))) => latencies.push(at.duration_since(sent).as_secs_f64() * 1e6),
+            _ => return Err(bench_error("the latency sampler", format!("ping {n} did not start within 10 s"))),
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    Ok(latencies)
 }
 
 /// Prints results as a table on stdout.
