@@ -29,7 +29,7 @@ use crate::{Inner, MysqlBackend};
 /// parameters (8 a row) per statement.
 pub(crate) const MAX_ROWS: usize = 1024;
 /// Room kept free in a packet for the statement's text and headers.
-const PACKET_MARGIN: usize = 64 * 1024;
+pub(crate) const PACKET_MARGIN: usize = 64 * 1024;
 
 /// [`Backend::push`](errand_runtime::Backend::push): writes `tasks` (in a
 /// transaction when there are several) and wakes this process's workers.

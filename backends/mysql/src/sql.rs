@@ -164,9 +164,8 @@ pub(crate) struct Queries {
     pub(crate) step_tasks: String,
     pub(crate) run_progress: String,
     pub(crate) step_outputs: String,
-    pub(crate) step_slot: String,
-    pub(crate) step_task: String,
-    pub(crate) step_slot_task: String,
+    pub(crate) step_push_head: String,
+    pub(crate) step_slots: String,
     pub(crate) runs_done: String,
     pub(crate) run_fail: [String; 3],
     pub(crate) run_select: String,
@@ -236,9 +235,8 @@ impl Queries {
             step_tasks: one(include_str!("../sql/step_tasks.sql")),
             run_progress: one(include_str!("../sql/run_progress.sql")),
             step_outputs: one(include_str!("../sql/step_outputs.sql")),
-            step_slot: one(include_str!("../sql/step_slot.sql")),
-            step_task: one(include_str!("../sql/step_task.sql")),
-            step_slot_task: one(include_str!("../sql/step_slot_task.sql")),
+            step_push_head: one(include_str!("../sql/step_push.sql")),
+            step_slots: one(include_str!("../sql/step_slots.sql")),
             runs_done: one(include_str!("../sql/runs_done.sql")),
             run_fail: statements(include_str!("../sql/run_fail.sql"), prefix),
             run_select: one(include_str!("../sql/run_select.sql")),
@@ -261,18 +259,29 @@ impl Queries {
     /// `rows` rows of the multi-row insert (`push.sql`), with `RETURNING id`
     /// when the server is MariaDB.
     pub(crate) fn push_rows(&self, rows: usize, returning: bool) -> String {
-        const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
-        let mut sql = String::with_capacity(self.push_head.len() + rows * (ROW.len() + 2) + 16);
-        sql.push_str(&self.push_head);
-        for i in 0..rows {
-            sql.push_str(if i == 0 { " " } else { ", " });
-            sql.push_str(ROW);
-        }
-        if returning {
-            sql.push_str(" RETURNING id");
-        }
-        sql
+        multi_row(&self.push_head, "(?, ?, ?, ?, ?, ?, ?, ?)", rows, returning)
     }
+
+    /// `rows` rows of the multi-row insert of step tasks (`step_push.sql`),
+    /// with `RETURNING id` when the server is MariaDB.
+    pub(crate) fn step_push_rows(&self, rows: usize, returning: bool) -> String {
+        multi_row(&self.step_push_head, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows, returning)
+    }
+}
+
+/// `head` followed by `rows` copies of `row`, comma-separated, and
+/// ` RETURNING id` when `returning`.
+fn multi_row(head: &str, row: &str, rows: usize, returning: bool) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2) + 16);
+    sql.push_str(head);
+    for i in 0..rows {
+        sql.push_str(if i == 0 { " " } else { ", " });
+        sql.push_str(row);
+    }
+    if returning {
+        sql.push_str(" RETURNING id");
+    }
+    sql
 }
 
 /// A task id as the server stores it.

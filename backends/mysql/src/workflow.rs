@@ -18,9 +18,11 @@
 //!    (`run_progress.sql`), into a [`RunProgress`] per run, and tell each
 //!    which of its steps ended ([`StepEnd`]);
 //! 4. persist each run's [`RunPlan`]: the outputs (`step_outputs.sql`, one
-//!    statement), the tasks of the steps that became ready (each step gets a
-//!    task once: its `run_steps` row is inserted first with `INSERT IGNORE`,
-//!    `step_slot.sql`), the runs that are done (`runs_done.sql`), the runs
+//!    statement), the tasks of the steps that became ready (multi-row
+//!    inserts, `step_push.sql`, then their `run_steps` rows in one
+//!    statement, `step_slots.sql`: under the run locks no other transaction
+//!    adds a step to these runs, and a row that exists anyway fails the
+//!    transaction rather than give a step a second task), the runs that are done (`runs_done.sql`), the runs
 //!    that failed and the cancellation of their other live steps
 //!    (`run_fail.sql`).
 //!
@@ -42,8 +44,10 @@ use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEn
 use errand_runtime::workflow::rows::{graph_json, read_graph, read_run_info};
 use errand_runtime::workflow::{NewRun, RunFilter, RunId, RunInfo, RunState, WorkflowStore};
 use errand_runtime::{Codec, Error, Timestamp};
-use sqlx::MySqlConnection;
+use sqlx::{MySqlConnection, Row};
 
+use crate::connect::Server;
+use crate::push::{MAX_ROWS, PACKET_MARGIN};
 use crate::rows::{self, Stored, query_error, wrong_reply};
 use crate::sql::{ack_json, base64, json, json_ints, raw_id};
 use crate::{Inner, MysqlBackend, NAME};
@@ -73,7 +77,8 @@ impl<C: Codec> WorkflowStore for MysqlBackend<C> {
         let (_, plan) = RunProgress::start::<C>(RunId(id), graph, &run.input)?;
         let mut persist = Persist::default();
         persist.add(raw_id(id), plan, StepTasks { queue: &run.queue, job: run.workflow, trace: run.trace.as_deref() });
-        let queues = persist.apply(inner, &mut tx, now).await.map_err(query_error(operation()))?;
+        let server = inner.server().await?;
+        let queues = persist.apply(inner, server, &mut tx, now).await.map_err(query_error(operation()))?;
         tx.commit().await.map_err(query_error(operation()))?;
         for queue in &queues {
             inner.notifier.notify(queue);
@@ -293,7 +298,8 @@ pub(crate) async fn advance<C: Codec>(
             StepTasks { queue: &locked.queue, job: job.unwrap_or(&locked.workflow), trace: locked.trace.as_deref() };
         persist.add(*run_id, plan, tasks);
     }
-    persist.apply(inner, conn, now).await.map_err(query_error(operation))
+    let server = inner.server().await?;
+    persist.apply(inner, server, conn, now).await.map_err(query_error(operation))
 }
 
 /// Records `acks` of `worker`, a worker of workflow steps, in one
@@ -498,6 +504,7 @@ impl<'a> Persist<'a> {
     async fn apply(
         &self,
         inner: &Inner,
+        server: &Server,
         conn: &mut MySqlConnection,
         now: Timestamp,
     ) -> Result<Vec<String>, sqlx::Error> {
@@ -506,33 +513,14 @@ impl<'a> Persist<'a> {
             sqlx::query(&queries.step_outputs).bind(json(&self.outputs)).execute(&mut *conn).await?;
         }
         let mut queues: Vec<String> = Vec::new();
-        for ready in &self.ready {
-            let slot =
-                sqlx::query(&queries.step_slot).bind(ready.run).bind(i32::from(ready.step)).execute(&mut *conn).await?;
-            if slot.rows_affected() == 0 {
-                continue; // the step has (or had) a task already
-            }
-            let task = sqlx::query(&queries.step_task)
-                .bind(ready.queue)
-                .bind(ready.job)
-                .bind(&ready.payload)
-                .bind(i64::from(ready.max_attempts))
-                .bind(ready.priority)
-                .bind(now.as_millis())
-                .bind(now.as_millis())
-                .bind(ready.run)
-                .bind(i32::from(ready.step))
-                .bind(ready.trace)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(&queries.step_slot_task)
-                .bind(i64::try_from(task.last_insert_id()).unwrap_or(i64::MAX))
-                .bind(ready.run)
-                .bind(i32::from(ready.step))
-                .execute(&mut *conn)
-                .await?;
-            if !queues.iter().any(|q| q == ready.queue) {
-                queues.push(ready.queue.to_owned());
+        if !self.ready.is_empty() {
+            let ids = insert_step_tasks(inner, server, conn, &self.ready, now).await?;
+            let slots: Vec<(i64, u16, i64)> = self.ready.iter().zip(ids).map(|(r, id)| (r.run, r.step, id)).collect();
+            sqlx::query(&queries.step_slots).bind(json(&slots)).execute(&mut *conn).await?;
+            for ready in &self.ready {
+                if !queues.iter().any(|q| q == ready.queue) {
+                    queues.push(ready.queue.to_owned());
+                }
             }
         }
         if !self.done.is_empty() {
@@ -550,4 +538,72 @@ impl<'a> Persist<'a> {
         }
         Ok(queues)
     }
+}
+
+/// Inserts the tasks of `ready` in multi-row inserts of power-of-two sizes
+/// that fit the server's packet; returns their ids, in order. Their slots
+/// are free: the caller holds their runs' locks.
+async fn insert_step_tasks(
+    inner: &Inner,
+    server: &Server,
+    conn: &mut MySqlConnection,
+    ready: &[Ready<'_>],
+    now: Timestamp,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let budget = server.max_packet.saturating_sub(PACKET_MARGIN).max(PACKET_MARGIN);
+    let mut ids = Vec::with_capacity(ready.len());
+    let mut rest = ready;
+    while !rest.is_empty() {
+        // As many as fit a packet, at most MAX_ROWS, cut to a power of two
+        // so that few statement shapes are prepared.
+        let mut fit = 0;
+        let mut bytes = 0;
+        while fit < rest.len().min(MAX_ROWS) {
+            let r = &rest[fit];
+            let size = r.payload.len() + r.queue.len() + r.job.len() + r.trace.map_or(0, str::len) + 72;
+            if fit > 0 && bytes + size > budget {
+                break;
+            }
+            bytes += size;
+            fit += 1;
+        }
+        let rows = 1 << fit.ilog2();
+        let (chunk, after) = rest.split_at(rows);
+        rest = after;
+        let sql = inner.queries.step_push_rows(rows, server.returning());
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(r.queue)
+                .bind(r.job)
+                .bind(&r.payload)
+                .bind(i64::from(r.max_attempts))
+                .bind(r.priority)
+                .bind(now.as_millis())
+                .bind(now.as_millis())
+                .bind(r.run)
+                .bind(i32::from(r.step))
+                .bind(r.trace);
+        }
+        if server.returning() {
+            let found = query.fetch_all(&mut *conn).await?;
+            if found.len() != rows {
+                return Err(sqlx::Error::Protocol(format!("{} ids came back for {rows} step tasks", found.len())));
+            }
+            for row in found {
+                ids.push(row.try_get::<i64, _>(0)?);
+            }
+        } else {
+            let done = query.execute(&mut *conn).await?;
+            let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
+            if first == 0 || done.rows_affected() != rows as u64 {
+                return Err(sqlx::Error::Protocol(format!(
+                    "inserted {} of {rows} step tasks, first id {first}",
+                    done.rows_affected()
+                )));
+            }
+            ids.extend((0..rows as i64).map(|k| first + k * server.id_step));
+        }
+    }
+    Ok(ids)
 }
