@@ -352,8 +352,11 @@
 //!   with the ack's own guard first), records the outcomes, reads those runs'
 //!   steps and outputs, feeds the ends to the planner, and persists its
 //!   plans: outputs stored in `run_steps`, the dependents whose inputs are
-//!   now all there enqueued (a step's `run_steps` row is inserted first with
-//!   `INSERT IGNORE`, so no step is ever enqueued twice), runs whose sink
+//!   now all there enqueued (the batch's step tasks in multi-row inserts,
+//!   then their `run_steps` rows in one statement; the run locks keep any
+//!   other transaction from adding steps to those runs, and a row that is
+//!   there anyway fails the transaction, so no step is ever enqueued
+//!   twice), runs whose sink
 //!   steps are all done marked `done`; a `dead` step marks its run `failed`
 //!   and cancels its other live steps (running ones are told through their
 //!   cancellation token, and their acks are ignored).
