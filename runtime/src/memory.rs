@@ -721,7 +721,7 @@ impl<C: Codec> Backend for MemoryBackend<C> {
         let queue_lanes = state.lanes.get(queue);
         let unserved_jobs: Vec<&'static str> = queue_lanes
             .map(|lanes| {
-                lanes.jobs.keys().copied().filter(|job| !state.served_since(&lanes.name, *job, since)).collect()
+                lanes.jobs.keys().copied().filter(|job| !state.served_since(&lanes.name, job, since)).collect()
             })
             .unwrap_or_default();
         let mut found: Vec<Unserved> = Vec::new();
