@@ -78,18 +78,25 @@ impl<C: Codec> SqliteBuilder<C> {
             options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
         };
         // The one writer connection; it also keeps an in-memory database alive.
+        // No ping before each acquire (sqlx's default): a connection to a
+        // file cannot hang up, and the ping is a round trip to the
+        // connection's thread in front of every claim, ack and enqueue.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| open_error(&location, e))?;
         let reader = if memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new().max_connections(READERS).connect_lazy_with(options.create_if_missing(false))
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .test_before_acquire(false)
+                .connect_lazy_with(options.create_if_missing(false))
         };
         let migrate = self.migrate;
         let backend = self.build(writer, reader, location);
