@@ -110,7 +110,10 @@ impl<C: Codec> SqliteBuilder<C> {
     /// [`SqliteBackend::migrate`] once.
     ///
     /// A pool of one connection avoids `SQLITE_BUSY` between this process's
-    /// writers, as [`connect`](Self::connect) does.
+    /// writers, as [`connect`](Self::connect) does. Build it with
+    /// `test_before_acquire(false)` too, as `connect` does: by default sqlx
+    /// pings a connection on every acquire, a round trip to the
+    /// connection's thread before each statement.
     pub fn from_pool(self, pool: SqlitePool) -> SqliteBackend<C> {
         let location = pool.connect_options().get_filename().display().to_string();
         self.build(pool.clone(), pool, location)
