@@ -156,16 +156,15 @@ async fn run(weak: Weak<Inner>) {
             interval = fastest;
             continue;
         }
-        let now = inner.tuning.clock.now().as_millis();
         let mut found = false;
         for (queue, job, last) in probes {
             match earliest(&inner, &queue, job, i64::MIN).await {
                 Ok(earliest) => {
-                    inner.poll.record(&queue, job, earliest);
-                    if let Some(due) = earliest
-                        && due <= now
-                        && last != Some(due)
-                    {
+                    // Read after the probe: a task written while it ran is due by now.
+                    let now = inner.tuning.clock.now().as_millis();
+                    let (wake, seen) = look(last, earliest, now);
+                    inner.poll.record(&queue, job, seen);
+                    if wake {
                         inner.notifier.notify(&queue);
                         found = true;
                     }
@@ -182,6 +181,19 @@ async fn run(weak: Weak<Inner>) {
         if tokio::time::timeout(pause, kick.notified()).await.is_ok() {
             interval = fastest;
         }
+    }
+}
+
+/// What a probe that found `earliest` at `now` does, given the earliest due
+/// task it last woke workers for (`last`): whether to wake them, and what
+/// to remember. Only a task that was due and woken for is remembered, so
+/// one found just before it was due is woken for at the next probe rather
+/// than taken for one already seen (and left to the workers' own poll).
+fn look(last: Option<i64>, earliest: Option<i64>, now: i64) -> (bool, Option<i64>) {
+    match earliest {
+        Some(due) if due <= now => (last != Some(due), Some(due)),
+        Some(_) => (false, last),
+        None => (false, None),
     }
 }
 
@@ -251,6 +263,24 @@ impl Waiter for MysqlWaiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_seen_before_it_was_due_is_woken_for_once_due() {
+        // The probe ran just before the task's run_at: not due yet.
+        let (wake, seen) = look(None, Some(1_000), 999);
+        assert!(!wake);
+        assert_eq!(seen, None, "a task that was not due is not remembered");
+        // The next probe finds it due: wake, once.
+        let (wake, seen) = look(seen, Some(1_000), 1_010);
+        assert!(wake);
+        let (wake, _) = look(seen, Some(1_000), 1_020);
+        assert!(!wake, "a due task already woken for (being claimed, or stuck) wakes nobody again");
+        // A later task is new; an empty queue forgets.
+        assert!(look(seen, Some(1_005), 1_030).0);
+        assert_eq!(look(seen, None, 1_030), (false, None));
+        // A future task keeps the last one woken for.
+        assert_eq!(look(Some(1_000), Some(5_000), 1_030), (false, Some(1_000)));
+    }
 
     #[test]
     fn only_queues_with_idle_workers_are_probed() {
