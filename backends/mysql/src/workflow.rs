@@ -22,9 +22,9 @@
 //!    inserts, `step_push.sql`, then their `run_steps` rows in one
 //!    statement, `step_slots.sql`: under the run locks no other transaction
 //!    adds a step to these runs, and a row that exists anyway fails the
-//!    transaction rather than give a step a second task), the runs that are done (`runs_done.sql`), the runs
-//!    that failed and the cancellation of their other live steps
-//!    (`run_fail.sql`).
+//!    transaction rather than give a step a second task), the runs that
+//!    are done (`runs_done.sql`), the runs that failed and the cancellation
+//!    of their other live steps (`run_fail.sql`).
 //!
 //! The run lock of step 1 is what makes parallel acks of sibling steps
 //! safe: the ends of one run's steps serialise, and each transaction reads
