@@ -32,7 +32,7 @@ use errand::postgres::sqlx::{self, Row};
 use errand::sqlite::SqliteBackend;
 use errand::sqlite::sqlx as sqlite_sqlx;
 use errand::workflow::{RunState, WorkflowExt, WorkflowStore};
-use errand::{Backend, BackendExt, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
+use errand::{Backend, BackendExt, Event, Expose, Job, JobError, Monitor, TaskCx, TaskSink, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 
@@ -343,14 +343,29 @@ where
         for n in 0..plan.workflow_runs {
             runs.push(backend.start(diamond::Diamond::new(n)).await?);
         }
+        // Counted from the worker's events, as the plain drain counts its
+        // runs: polling the store meanwhile would take CPU from the runs.
+        let completed = Arc::new(AtomicU64::new(0));
+        let reached = Arc::new(Notify::new());
+        let worker = diamond::Diamond::worker(&backend).concurrency(64).on_event({
+            let (completed, reached) = (Arc::clone(&completed), Arc::clone(&reached));
+            move |event| {
+                if matches!(event, Event::Completed { .. }) && completed.fetch_add(1, Ordering::Relaxed) + 1 == steps {
+                    reached.notify_one();
+                }
+            }
+        });
         let start = Instant::now();
         let watch = backend.clone();
         let last = runs.last().copied();
         Monitor::new()
-            .register(diamond::Diamond::worker(&backend).concurrency(64))
+            .register(worker)
             .run_until(async move {
                 let Some(last) = last else { return };
-                // Runs finish roughly in order; check the last, then all.
+                if completed.load(Ordering::Relaxed) < steps {
+                    reached.notified().await;
+                }
+                // Every step ran; wait for the last acks to be written.
                 loop {
                     let done = watch.workflow(last).status().await.is_ok_and(|s| s.state != RunState::Running);
                     if done && watch.queue_counts("bench_wf").await.is_ok_and(|c| c.pending + c.running + c.retry == 0)
