@@ -17,7 +17,9 @@
 use errand_runtime::backend::NewTask;
 use errand_runtime::capability::Transactional;
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
-use sqlx::{Connection, MySqlConnection, Row};
+use sqlx::mysql::MySqlArguments;
+use sqlx::query::Query;
+use sqlx::{Connection, MySql, MySqlConnection, Row};
 
 use crate::connect::Server;
 use crate::rows::{query_error, wrong_reply};
@@ -163,29 +165,49 @@ async fn insert_rows(
                 .bind(now.as_millis())
                 .bind(task.trace.as_deref());
         }
-        if server.returning() {
-            let found = query.fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-            if found.len() != rows {
-                return Err(wrong_reply(operation(), format!("{} ids came back for {rows} tasks", found.len())));
-            }
-            for row in found {
-                let id: i64 = row.try_get(0).map_err(query_error(operation()))?;
-                ids.push(crate::rows::task_id(id)?);
-            }
-        } else {
-            let done = query.execute(&mut *conn).await.map_err(query_error(operation()))?;
-            let first = done.last_insert_id();
-            if first == 0 || done.rows_affected() != rows as u64 {
-                return Err(wrong_reply(
-                    operation(),
-                    format!("inserted {} of {rows} tasks, first id {first}", done.rows_affected()),
-                ));
-            }
-            let step = u64::try_from(server.id_step).unwrap_or(1);
-            ids.extend((0..rows as u64).map(|k| TaskId(first + k * step)));
+        let inserted = inserted_ids(conn, server, query, rows).await.map_err(|failed| match failed {
+            InsertFailed::Query(e) => query_error(operation())(e),
+            InsertFailed::Reply(problem) => wrong_reply(operation(), problem),
+        })?;
+        for id in inserted {
+            ids.push(crate::rows::task_id(id)?);
         }
     }
     Ok(())
+}
+
+/// Why [`inserted_ids`] failed.
+pub(crate) enum InsertFailed {
+    /// The statement failed.
+    Query(sqlx::Error),
+    /// The server's reply does not account for every row.
+    Reply(String),
+}
+
+/// Runs `query`, a multi-row insert of `rows` rows (`Queries::push_rows`,
+/// `Queries::step_push_rows`), and returns its rows' ids in order: from
+/// `RETURNING id` on MariaDB; on MySQL `LAST_INSERT_ID()` plus multiples of
+/// `@@auto_increment_increment` (InnoDB gives the rows of one multi-row
+/// `INSERT … VALUES` consecutive ids).
+pub(crate) async fn inserted_ids(
+    conn: &mut MySqlConnection,
+    server: &Server,
+    query: Query<'_, MySql, MySqlArguments>,
+    rows: usize,
+) -> Result<Vec<i64>, InsertFailed> {
+    if server.returning() {
+        let found = query.fetch_all(&mut *conn).await.map_err(InsertFailed::Query)?;
+        if found.len() != rows {
+            return Err(InsertFailed::Reply(format!("{} ids came back for {rows} rows", found.len())));
+        }
+        return found.iter().map(|row| row.try_get::<i64, _>(0).map_err(InsertFailed::Query)).collect();
+    }
+    let done = query.execute(&mut *conn).await.map_err(InsertFailed::Query)?;
+    let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
+    if first == 0 || done.rows_affected() != rows as u64 {
+        return Err(InsertFailed::Reply(format!("inserted {} of {rows} rows, first id {first}", done.rows_affected())));
+    }
+    Ok((0..rows as i64).map(|k| first + k * server.id_step).collect())
 }
 
 /// Writes one task (with or without a unique key) on `conn`; returns its id,

@@ -44,10 +44,10 @@ use errand_runtime::workflow::plan::{Graph, RunEnd, RunPlan, RunProgress, StepEn
 use errand_runtime::workflow::rows::{graph_json, read_graph, read_run_info};
 use errand_runtime::workflow::{NewRun, RunFilter, RunId, RunInfo, RunState, WorkflowStore};
 use errand_runtime::{Codec, Error, Timestamp};
-use sqlx::{MySqlConnection, Row};
+use sqlx::MySqlConnection;
 
 use crate::connect::Server;
-use crate::push::{MAX_ROWS, PACKET_MARGIN};
+use crate::push::{InsertFailed, MAX_ROWS, PACKET_MARGIN, inserted_ids};
 use crate::rows::{self, Stored, query_error, wrong_reply};
 use crate::sql::{ack_json, base64, json, json_ints, raw_id};
 use crate::{Inner, MysqlBackend, NAME};
@@ -585,25 +585,11 @@ async fn insert_step_tasks(
                 .bind(i32::from(r.step))
                 .bind(r.trace);
         }
-        if server.returning() {
-            let found = query.fetch_all(&mut *conn).await?;
-            if found.len() != rows {
-                return Err(sqlx::Error::Protocol(format!("{} ids came back for {rows} step tasks", found.len())));
-            }
-            for row in found {
-                ids.push(row.try_get::<i64, _>(0)?);
-            }
-        } else {
-            let done = query.execute(&mut *conn).await?;
-            let first = i64::try_from(done.last_insert_id()).unwrap_or(0);
-            if first == 0 || done.rows_affected() != rows as u64 {
-                return Err(sqlx::Error::Protocol(format!(
-                    "inserted {} of {rows} step tasks, first id {first}",
-                    done.rows_affected()
-                )));
-            }
-            ids.extend((0..rows as i64).map(|k| first + k * server.id_step));
-        }
+        let inserted = inserted_ids(conn, server, query, rows).await.map_err(|failed| match failed {
+            InsertFailed::Query(e) => e,
+            InsertFailed::Reply(problem) => sqlx::Error::Protocol(format!("step tasks: {problem}")),
+        })?;
+        ids.extend(inserted);
     }
     Ok(ids)
 }
