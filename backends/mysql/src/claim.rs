@@ -30,6 +30,12 @@ pub(crate) async fn claim<C: Codec>(
     inner.poll.serve(&worker.queue, worker.job);
     let operation = || format!("claim tasks of job `{}` from queue `{}`", worker.job, worker.queue);
     release_doubtful_claims(inner, worker).await;
+    let handed = inner.handoffs.claim_begins(&worker.id, &worker.queue, worker.job, max);
+    if !handed.is_empty() {
+        return Ok(Claimed { tasks: handed, next_due: None });
+    }
+    // Whether this worker waits once the claim is over (see `handoff`).
+    let mut claiming = Claiming { inner, worker: &worker.id, found_nothing: false };
     let now = inner.now();
     let token = inner.doubts.token();
     let [mark, read] = &inner.queries.claim;
@@ -59,6 +65,7 @@ pub(crate) async fn claim<C: Codec>(
         }
     };
     if marked.rows_affected() == 0 {
+        claiming.found_nothing = true;
         let next_due = poll::earliest(inner, &worker.queue, worker.job, now.as_millis()).await?;
         return Ok(Claimed { tasks: Vec::new(), next_due: next_due.map(Timestamp) });
     }
@@ -92,6 +99,20 @@ pub(crate) async fn claim<C: Codec>(
         return Err(error);
     }
     Ok(claimed)
+}
+
+/// Ends a claim's record in [`Handoffs`](crate::handoff::Handoffs) however
+/// the claim ends: the worker waits if it found nothing.
+struct Claiming<'a> {
+    inner: &'a Inner,
+    worker: &'a str,
+    found_nothing: bool,
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.inner.handoffs.claim_ends(self.worker, self.found_nothing);
+    }
 }
 
 /// Puts back what this worker's failed claims may have taken (see the

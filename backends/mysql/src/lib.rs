@@ -230,6 +230,19 @@
 //!   and acks commit durably (MySQL has no per-transaction asynchronous
 //!   commit; `innodb_flush_log_at_trx_commit` is the server's choice).
 //! - Enqueueing one task without a unique key is one statement (`INSERT`).
+//!   On MariaDB, when a worker of the same backend value waits for its job
+//!   and queue (its last claim found nothing) and the task is due, that
+//!   statement writes it already claimed by the worker (`running` under a
+//!   claim token, attempt 1, or `pending` as usual while the queue is
+//!   paused) and hands it to the worker in memory: it starts after one
+//!   statement's round trip instead of three (the insert, the claim's
+//!   update and its read-back). A worker released meanwhile never gets it;
+//!   the enqueue then puts it back as the tasks of a lost claim reply are.
+//!   Such a task skips the claim's ordering: it may start before an older
+//!   task of higher priority that another process enqueued while the
+//!   worker waited (which this process's poller would only have seen at
+//!   its next probe). MySQL (no `INSERT … RETURNING`) always enqueues
+//!   with the plain `INSERT`.
 //!   A bulk enqueue is one transaction of multi-row `INSERT`s sized to the
 //!   server's `max_allowed_packet` (at most 1,024 rows each, in power-of-two
 //!   sizes so a handful of statement texts are prepared once per
@@ -441,6 +454,7 @@ mod claim;
 mod connect;
 mod doubt;
 mod expose;
+mod handoff;
 mod migrate;
 #[cfg(test)]
 mod plans;
@@ -498,6 +512,8 @@ pub(crate) struct Inner {
     pub(crate) location: String,
     /// Claims that broke off after reaching the server, to be put back.
     pub(crate) doubts: doubt::Doubts,
+    /// Workers of this process waiting for tasks, and tasks handed to them.
+    pub(crate) handoffs: handoff::Handoffs,
     /// The server's version and settings, read on first use.
     pub(crate) server: tokio::sync::OnceCell<connect::Server>,
 }

@@ -21,9 +21,12 @@ use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query;
 use sqlx::{Connection, MySql, MySqlConnection, Row};
 
+use errand_runtime::backend::Task;
+
 use crate::connect::Server;
 use crate::rows::{query_error, wrong_reply};
-use crate::{Inner, MysqlBackend};
+use crate::sql::json_ints;
+use crate::{Inner, MysqlBackend, doubt, handoff};
 
 /// Rows of one multi-row `INSERT` at most. Larger statements measured
 /// slower on MariaDB 10.11 (bulk enqueues of 10,000: some 90k tasks/s with
@@ -41,7 +44,7 @@ pub(crate) async fn push(inner: &Inner, tasks: Vec<NewTask>) -> Result<Vec<TaskI
         [] => return Ok(Vec::new()),
         [task] if task.unique_key.is_none() => {
             let mut conn = inner.pool.acquire().await.map_err(query_error(operation(&tasks, inner)))?;
-            vec![insert_one(inner, &mut conn, task, now).await?]
+            vec![push_single(inner, &mut conn, task, now).await?]
         }
         _ => {
             let server = inner.server().await?;
@@ -94,6 +97,118 @@ fn operation(tasks: &[NewTask], inner: &Inner) -> String {
             inner.location
         ),
         [] => format!("enqueue no task in `{}`", inner.location),
+    }
+}
+
+/// One task without a unique key, on its own: handed to a worker of this
+/// process that waits for its job when one does (MariaDB, see the
+/// `handoff` module), else one `INSERT` (`push_one.sql`).
+async fn push_single(
+    inner: &Inner,
+    conn: &mut MySqlConnection,
+    task: &NewTask,
+    now: Timestamp,
+) -> Result<TaskId, Error> {
+    if inner.server().await?.returning()
+        && let Some(pick) = inner.handoffs.pick(task, now, || inner.doubts.token())
+    {
+        return hand(inner, conn, task, now, &pick).await;
+    }
+    insert_one(inner, conn, task, now).await
+}
+
+/// Writes `task` claimed by the worker of `pick` (`push_handed.sql`) and
+/// hands it over; written `pending` instead while its queue is paused.
+async fn hand(
+    inner: &Inner,
+    conn: &mut MySqlConnection,
+    task: &NewTask,
+    now: Timestamp,
+    pick: &handoff::Pick,
+) -> Result<TaskId, Error> {
+    let operation = || operation(std::slice::from_ref(task), inner);
+    // Until the task is handed over (or known unwritten, or written
+    // waiting), it may be `running` for the worker with nobody to run it.
+    let mut unsettled = Unsettled { inner, pick, settled: false };
+    let written = sqlx::query(&inner.queries.push_handed)
+        .bind(&task.queue)
+        .bind(task.job)
+        .bind(&task.payload)
+        .bind(i64::from(task.max_attempts))
+        .bind(task.priority)
+        .bind(task.run_at.as_millis())
+        .bind(now.as_millis())
+        .bind(task.trace.as_deref())
+        .bind(&*pick.worker)
+        .bind(pick.token)
+        .bind(now.as_millis())
+        .bind(&task.queue)
+        .fetch_one(&mut *conn)
+        .await;
+    let row = match written {
+        Ok(row) => row,
+        Err(error) => {
+            if !doubt::may_have_committed(&error) {
+                unsettled.settled = true;
+                inner.handoffs.unpick(pick);
+            }
+            return Err(query_error(operation())(error));
+        }
+    };
+    // By position: MariaDB describes no columns when preparing `RETURNING`.
+    let id = row.try_get::<i64, _>(0).map_err(|e| wrong_reply(operation(), format!("column 1 (id): {e}")))?;
+    let id = crate::rows::task_id(id)?;
+    let state = row
+        .try_get_unchecked::<Vec<u8>, _>(1)
+        .map_err(|e| wrong_reply(operation(), format!("column 2 (state): {e}")))?;
+    unsettled.settled = true;
+    if state != b"running" {
+        inner.handoffs.unpick(pick);
+        return Ok(id);
+    }
+    let task = Task {
+        id,
+        attempt: 1,
+        max_attempts: task.max_attempts,
+        run_at: task.run_at,
+        priority: task.priority,
+        payload: task.payload.clone(),
+        trace: task.trace.clone(),
+    };
+    if inner.handoffs.hand(pick, task).is_err() {
+        // The worker was released while the insert ran: nobody will take
+        // the task from it, so put it back as a lost claim's tasks are.
+        let put_back = sqlx::query(&inner.queries.release_claims)
+            .bind(json_ints([pick.token]))
+            .bind(&*pick.worker)
+            .execute(&inner.pool)
+            .await;
+        if let Err(error) = put_back {
+            tracing::warn!(
+                %id, worker = %pick.worker, %error,
+                "mysql: could not put back a task handed to a worker that stopped; it is rescued as an orphan"
+            );
+        }
+    }
+    Ok(id)
+}
+
+/// A hand-off whose insert may have written the task `running` for the
+/// worker without handing it over (its outcome or reply was lost, or the
+/// enqueue was dropped mid-way): dropped unsettled, it is recorded as a
+/// doubtful claim, which the worker's next claim puts back (see `doubt`).
+struct Unsettled<'a> {
+    inner: &'a Inner,
+    pick: &'a handoff::Pick,
+    settled: bool,
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.inner.doubts.record(&self.pick.worker, self.pick.token);
+            self.inner.handoffs.unpick(self.pick);
+        }
     }
 }
 

@@ -122,6 +122,7 @@ pub(crate) struct Queries {
     pub(crate) migrations_exist: String,
     pub(crate) server: String,
     pub(crate) push_one: String,
+    pub(crate) push_handed: String,
     pub(crate) push_unique: [String; 4],
     /// The head of a multi-row insert: `INSERT INTO … VALUES`.
     pub(crate) push_head: String,
@@ -195,6 +196,7 @@ impl Queries {
             migrations_exist: one(include_str!("../sql/migrations_exist.sql")),
             server: one(include_str!("../sql/server.sql")),
             push_one: one(include_str!("../sql/push_one.sql")),
+            push_handed: one(include_str!("../sql/push_handed.sql")),
             push_unique: statements(include_str!("../sql/push_unique.sql"), prefix),
             push_head: one(include_str!("../sql/push.sql")),
             claim: statements(include_str!("../sql/claim.sql"), prefix),
@@ -387,6 +389,7 @@ mod tests {
             (include_str!("../migrations/0003_runs_listing.sql"), 8),
             (include_str!("../migrations/0004_trace.sql"), 8),
             (include_str!("../sql/delete_task.sql"), 1),
+            (include_str!("../sql/push_handed.sql"), 1),
             (include_str!("../sql/run_ids.sql"), 4),
             (include_str!("../sql/migrations_exist.sql"), 1),
             (include_str!("../sql/progress.sql"), 1),

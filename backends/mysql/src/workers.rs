@@ -193,6 +193,8 @@ async fn rescue_steps<C: Codec>(
 pub(crate) async fn release(inner: &Inner, worker: &WorkerRegistration) -> Result<u64, Error> {
     let operation = || format!("release the tasks of worker `{}` on queue `{}`", worker.id, worker.queue);
     let [tasks, cancelled, registration] = &inner.queries.release;
+    // Nothing more is handed to it; what was is `running` for it, put back below.
+    inner.handoffs.forget(&worker.id);
     let released = sqlx::query(tasks)
         .bind(&*worker.id)
         .execute(&inner.pool)

@@ -724,3 +724,87 @@ async fn migration_4_adds_the_trace_columns_and_runs_again_harmlessly() {
     backend.push(vec![note_task("new", Some(TRACE))]).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(claimed_traces(&backend).await, [("new".to_owned(), Some(TRACE.to_owned())), ("old".to_owned(), None)]);
 }
+
+/// A single due enqueue while a worker of this process waits for its job
+/// (its last claim found nothing) is written claimed by that worker and
+/// comes back from its next claim, with nothing queried and nothing for
+/// anyone else to claim; a paused queue, a delayed task and a bulk enqueue
+/// take the usual path; a released worker's handed task goes back to
+/// waiting. MySQL, without `INSERT … RETURNING`, never hands over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(errand_skip, ignore = "set ERRAND_MYSQL_URL to run against a server")]
+async fn a_task_enqueued_for_a_waiting_worker_is_handed_to_it() {
+    let url = common::url();
+    let backend = common::backend_with(&url, |b| b).await;
+    let _drop = common::DropTables::of(&url, &backend);
+    let version: String =
+        sqlx::query_scalar("SELECT VERSION()").fetch_one(backend.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mariadb = version.contains("MariaDB");
+    let (one, two) = (registration("waiter-one"), registration("waiter-two"));
+    fn ok<T>(r: Result<T, Error>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+    let info = |id: TaskId| {
+        let backend = backend.clone();
+        async move { backend.task(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("task {id}")) }
+    };
+    let push = |tasks: Vec<NewTask>| {
+        let backend = backend.clone();
+        async move { backend.push(tasks).await.unwrap_or_else(|e| panic!("{e}")) }
+    };
+
+    assert!(ok(backend.claim(&one, 4).await).tasks.is_empty(), "an empty queue");
+    let [handed] = push(vec![note_task("handed", Some(TRACE))]).await[..] else { panic!("one id") };
+    let written = info(handed).await;
+    if !mariadb {
+        assert_eq!(written.state, TaskState::Pending, "MySQL enqueues with the plain INSERT");
+        return;
+    }
+    assert_eq!(
+        (written.state, written.worker.as_deref(), written.attempt),
+        (TaskState::Running, Some("waiter-one"), 1),
+        "written claimed by the waiting worker"
+    );
+    assert!(ok(backend.claim(&two, 4).await).tasks.is_empty(), "another worker claimed a handed task");
+    assert_eq!(ok(backend.release(&two).await), 0);
+    let claimed = ok(backend.claim(&one, 4).await).tasks;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].id, claimed[0].attempt, claimed[0].trace.as_deref()), (handed, 1, Some(TRACE)));
+    let note: Note = serde_json::from_slice(&claimed[0].payload).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(note.text, "handed");
+    ok(backend.ack(&one, &[Ack { id: handed, outcome: Outcome::Done { result: b"\"handed\"".to_vec() } }]).await);
+    assert_eq!(info(handed).await.state, TaskState::Done, "a handed task's ack is an ack");
+
+    // Paused: written waiting, and the worker still waits for the next one.
+    assert!(ok(backend.claim(&one, 4).await).tasks.is_empty());
+    ok(backend.pause_queue(Note::QUEUE).await);
+    let [paused] = push(vec![note_task("paused", None)]).await[..] else { panic!("one id") };
+    assert_eq!(info(paused).await.state, TaskState::Pending, "a paused queue's task was handed over");
+    ok(backend.resume_queue(Note::QUEUE).await);
+    let claimed = ok(backend.claim(&one, 4).await).tasks;
+    assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [paused], "claimed as usual once resumed");
+    ok(backend.ack(&one, &[Ack { id: paused, outcome: Outcome::Done { result: b"\"paused\"".to_vec() } }]).await);
+
+    // Delayed and bulk enqueues are not handed over; the next single one is.
+    assert!(ok(backend.claim(&one, 4).await).tasks.is_empty());
+    let mut later = note_task("later", None);
+    later.run_at = Timestamp::now().add(Duration::from_secs(3600));
+    let [later] = push(vec![later]).await[..] else { panic!("one id") };
+    let bulk = push(vec![note_task("bulk 1", None), note_task("bulk 2", None)]).await;
+    for id in bulk.iter().copied().chain([later]) {
+        assert_eq!(info(id).await.state, TaskState::Pending, "task {id} was handed over");
+    }
+    let [last] = push(vec![note_task("last", None)]).await[..] else { panic!("one id") };
+    assert_eq!(info(last).await.worker.as_deref(), Some("waiter-one"));
+
+    // Released before its next claim: the handed task waits again, its
+    // attempt given back, and another worker takes it.
+    ok(backend.release(&one).await);
+    let back = info(last).await;
+    assert_eq!((back.state, back.worker, back.attempt), (TaskState::Pending, None, 0));
+    let mut taken: Vec<TaskId> = ok(backend.claim(&two, 10).await).tasks.into_iter().map(|t| t.id).collect();
+    taken.sort_unstable();
+    let mut expected = [bulk[0], bulk[1], last];
+    expected.sort_unstable();
+    assert_eq!(taken, expected);
+}
