@@ -828,7 +828,10 @@ async fn sqlite_raw_drain(backend: &SqliteBackend, queued: u64, per_claim: i64) 
 /// the queue is empty. For every 64-wide drain of `plan`, with one loop and
 /// with four (each on its own connection at a time), and with four loops
 /// claiming 256 at a time (the size of the backend's claims on a busy
-/// queue), so errand's drain can be read as a fraction of it.
+/// queue), so errand's drain can be read as a fraction of it. And, when
+/// `plan` has a bulk enqueue, its bulk insert in a bare loop (`sql/push.sql`
+/// in multi-row inserts of 1,024 rows, one transaction per chunk), the bulk
+/// enqueue's baseline.
 ///
 /// # Errors
 ///
@@ -839,6 +842,14 @@ where
     Fut: Future<Output = Result<MysqlBackend, errand::Error>>,
 {
     let mut out = Vec::new();
+    if plan.bulk > 0 {
+        let backend = make().await?;
+        mysql_raw_bulk(&backend, WARM_UP, plan.bulk_chunk).await?;
+        let start = Instant::now();
+        mysql_raw_bulk(&backend, plan.bulk, plan.bulk_chunk).await?;
+        let scenario = format!("raw SQL bulk insert ({} per transaction)", plan.bulk_chunk);
+        out.push(measurement(name, scenario, rate(plan.bulk, start.elapsed()), "jobs/s"));
+    }
     for &(queued, concurrency) in &plan.drains {
         if concurrency != 64 {
             continue;
@@ -854,6 +865,59 @@ where
         }
     }
     Ok(out)
+}
+
+/// `n` tasks written as the MySQL backend's bulk enqueue writes them, in a
+/// bare loop: one transaction per `chunk`, multi-row inserts of its own
+/// statement head (`sql/push.sql`) of 1,024 rows (the backend's largest),
+/// `RETURNING id` on MariaDB, the payloads encoded as the backend's JSON
+/// codec encodes them.
+async fn mysql_raw_bulk(backend: &MysqlBackend, n: u64, chunk: u64) -> Result<(), errand::Error> {
+    use errand::mysql::sqlx;
+    let sql_error = |e: sqlx::Error| errand::Error::from(errand::BackendError::new("mysql", "raw SQL bulk insert", e));
+    let Some(head) = render_mysql(include_str!("../../backends/mysql/sql/push.sql"), backend.namespace()).pop() else {
+        return Err(bench_error("raw SQL bulk insert", "push.sql has no statement"));
+    };
+    let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(backend.pool()).await.map_err(sql_error)?;
+    let returning = if version.contains("MariaDB") { " RETURNING id" } else { "" };
+    let statement =
+        |rows: u64| format!("{head} {}{returning}", vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows as usize].join(", "));
+    let full = statement(1024);
+    let mut next = 0;
+    while next < n {
+        let end = (next + chunk).min(n);
+        let mut tx = backend.pool().begin().await.map_err(sql_error)?;
+        let mut at = next;
+        while at < end {
+            let rows = (end - at).min(1024);
+            let rest;
+            let sql = if rows == 1024 {
+                &full
+            } else {
+                rest = statement(rows);
+                &rest
+            };
+            let now = errand::Timestamp::now().as_millis();
+            let mut query = sqlx::query(sql);
+            for k in at..at + rows {
+                let payload = serde_json::to_vec(&Noop { n: k }).map_err(|e| bench_error("encode", e))?;
+                query = query
+                    .bind(Noop::QUEUE)
+                    .bind(Noop::NAME)
+                    .bind(payload)
+                    .bind(1_i64)
+                    .bind(0_i64)
+                    .bind(now)
+                    .bind(now)
+                    .bind(Option::<String>::None);
+            }
+            query.fetch_all(&mut *tx).await.map_err(sql_error)?;
+            at += rows;
+        }
+        tx.commit().await.map_err(sql_error)?;
+        next = end;
+    }
+    Ok(())
 }
 
 /// A SQL file of the MySQL backend rendered for table prefix `prefix`, the
