@@ -397,6 +397,10 @@
 //!   its version.
 //! - Bulk enqueue ids: `INSERT … RETURNING id` on MariaDB; on MySQL,
 //!   `LAST_INSERT_ID()` plus multiples of `@@auto_increment_increment`.
+//! - Hand-off of a single enqueue to a waiting worker of the same process
+//!   (see *Behaviour and defaults*) needs `INSERT … RETURNING`: MariaDB only.
+//!   On MySQL such a task is inserted `pending` and claimed by the woken
+//!   worker, three statements and two commits from enqueue to start.
 //! - `INSERT … ON DUPLICATE KEY UPDATE … VALUES(col)` (storing step outputs,
 //!   recording a schedule's tick) is deprecated since MySQL 8.0.20 and warns
 //!   there; MariaDB has no replacement syntax, so it is kept.

@@ -130,15 +130,7 @@ async fn hand(
     // Until the task is handed over (or known unwritten, or written
     // waiting), it may be `running` for the worker with nobody to run it.
     let mut unsettled = Unsettled { inner, pick, settled: false };
-    let written = sqlx::query(&inner.queries.push_handed)
-        .bind(&task.queue)
-        .bind(task.job)
-        .bind(&task.payload)
-        .bind(i64::from(task.max_attempts))
-        .bind(task.priority)
-        .bind(task.run_at.as_millis())
-        .bind(now.as_millis())
-        .bind(task.trace.as_deref())
+    let written = bind_task(sqlx::query(&inner.queries.push_handed), task, now)
         .bind(&*pick.worker)
         .bind(pick.token)
         .bind(now.as_millis())
@@ -270,15 +262,7 @@ async fn insert_rows(
         let sql = inner.queries.push_rows(rows, server.returning());
         let mut query = sqlx::query(&sql);
         for task in chunk {
-            query = query
-                .bind(&task.queue)
-                .bind(task.job)
-                .bind(&task.payload)
-                .bind(i64::from(task.max_attempts))
-                .bind(task.priority)
-                .bind(task.run_at.as_millis())
-                .bind(now.as_millis())
-                .bind(task.trace.as_deref());
+            query = bind_task(query, task, now);
         }
         let inserted = inserted_ids(conn, server, query, rows).await.map_err(|failed| match failed {
             InsertFailed::Query(e) => query_error(operation())(e),
@@ -289,6 +273,25 @@ async fn insert_rows(
         }
     }
     Ok(())
+}
+
+/// Binds `task`'s columns in the order every insert of a task lists them:
+/// queue, job, payload, max_attempts, priority, run_at, created_at (`now`),
+/// trace.
+fn bind_task<'q>(
+    query: Query<'q, MySql, MySqlArguments>,
+    task: &'q NewTask,
+    now: Timestamp,
+) -> Query<'q, MySql, MySqlArguments> {
+    query
+        .bind(&task.queue)
+        .bind(task.job)
+        .bind(&task.payload)
+        .bind(i64::from(task.max_attempts))
+        .bind(task.priority)
+        .bind(task.run_at.as_millis())
+        .bind(now.as_millis())
+        .bind(task.trace.as_deref())
 }
 
 /// Why [`inserted_ids`] failed.
@@ -335,15 +338,7 @@ async fn insert_one(
 ) -> Result<TaskId, Error> {
     let operation = || operation(std::slice::from_ref(task), inner);
     let Some(key) = &task.unique_key else {
-        let done = sqlx::query(&inner.queries.push_one)
-            .bind(&task.queue)
-            .bind(task.job)
-            .bind(&task.payload)
-            .bind(i64::from(task.max_attempts))
-            .bind(task.priority)
-            .bind(task.run_at.as_millis())
-            .bind(now.as_millis())
-            .bind(task.trace.as_deref())
+        let done = bind_task(sqlx::query(&inner.queries.push_one), task, now)
             .execute(&mut *conn)
             .await
             .map_err(query_error(operation()))?;
