@@ -15,8 +15,8 @@ FROM `__PREFIX__unique_keys` AS k LEFT JOIN `__PREFIX__tasks` AS t ON t.id = k.t
 WHERE k.key_hash = UNHEX(SHA2(CONCAT(?, CHAR(0), ?), 256));
 -- 3. Otherwise the task is inserted: ? queue, ? job, ? payload,
 --    ? max_attempts, ? priority, ? run_at (ms), ? created_at (ms),
---    ? unique_key, ? trace. Its id is the statement's LAST_INSERT_ID().
-INSERT INTO `__PREFIX__tasks` (queue, job, payload, max_attempts, priority, run_at, created_at, unique_key, trace)
+--    ? trace, ? unique_key. Its id is the statement's LAST_INSERT_ID().
+INSERT INTO `__PREFIX__tasks` (queue, job, payload, max_attempts, priority, run_at, created_at, trace, unique_key)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 -- 4. And recorded as the key's newest task: ? task id, ? created_at (ms),
 --    ? job, ? key.

@@ -275,9 +275,9 @@ async fn insert_rows(
     Ok(())
 }
 
-/// Binds `task`'s columns in the order every insert of a task lists them:
-/// queue, job, payload, max_attempts, priority, run_at, created_at (`now`),
-/// trace.
+/// Binds `task`'s columns in the order every insert of a task lists them
+/// first: queue, job, payload, max_attempts, priority, run_at, created_at
+/// (`now`), trace.
 fn bind_task<'q>(
     query: Query<'q, MySql, MySqlArguments>,
     task: &'q NewTask,
@@ -364,16 +364,8 @@ async fn insert_one(
         tx.commit().await.map_err(query_error(operation()))?;
         return crate::rows::task_id(newest_id);
     }
-    let done = sqlx::query(insert)
-        .bind(&task.queue)
-        .bind(task.job)
-        .bind(&task.payload)
-        .bind(i64::from(task.max_attempts))
-        .bind(task.priority)
-        .bind(task.run_at.as_millis())
-        .bind(now.as_millis())
+    let done = bind_task(sqlx::query(insert), task, now)
         .bind(key)
-        .bind(task.trace.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(query_error(operation()))?;
