@@ -146,6 +146,34 @@ pub async fn retries_back_off_by_attempt<F: BackendFactory>(factory: &F) {
     assert!(task.last_error.as_deref().is_some_and(|e| e.contains("flaky failure on attempt 2")), "{task:?}");
 }
 
+/// Tasks enqueued one at a time to a worker that idles (found nothing and
+/// waits: the path a backend may shorten by handing a task straight to it)
+/// each run once, with their attempt numbers: one that fails is retried as
+/// attempt 2 and ends `done` with that attempt's result.
+pub async fn tasks_enqueued_to_an_idle_worker_run_once<F: BackendFactory>(factory: &F) {
+    let backend = factory.create::<JsonCodec>(TestSettings::default()).await;
+    let probe = Probe::default();
+    let running = Running::start(Monitor::new().register(worker::<FlakyJob, _>(&backend, &probe)));
+    let expected = |key: u64| if key == 2 { vec![1, 2] } else { vec![1] };
+    let mut ids = Vec::new();
+    for key in 0..5 {
+        // Let the worker claim nothing and wait.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let succeed_on = if key == 2 { 2 } else { 1 };
+        let id = must(backend.enqueue(FlakyJob { key, succeed_on }).await, "enqueue").await;
+        wait_state(&backend, id, TaskState::Done).await;
+        ids.push(id);
+    }
+    must(running.stop().await, "graceful stop").await;
+    for (key, id) in (0..5).zip(ids) {
+        let attempts: Vec<u32> = probe.runs(key).iter().map(|r| r.attempt).collect();
+        assert_eq!(attempts, expected(key), "the runs of task {id}");
+        let last = expected(key).len() as u32;
+        assert_eq!(info(&backend, id).await.attempt, last, "task {id}");
+        assert_eq!(must(backend.result::<FlakyJob>(id).await, "result").await, Some(last), "task {id}");
+    }
+}
+
 /// A W3C trace context, as an enqueue inside a traced span stores it.
 pub const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=errand;n=1";
 

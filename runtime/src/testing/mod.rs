@@ -208,7 +208,8 @@ macro_rules! conformance_tests {
     (@suite ($factory:expr) ($backend:ty) [$($capability:ident),*] $skip:tt) => {
         $crate::conformance_tests!(@cases ($factory) $skip;
             orphaned_tasks_are_rescued,
-            retries_back_off_by_attempt, snooze_keeps_the_attempt, abort_goes_dead,
+            retries_back_off_by_attempt, tasks_enqueued_to_an_idle_worker_run_once,
+            snooze_keeps_the_attempt, abort_goes_dead,
             dead_after_the_last_retry, panics_are_retried, bulk_enqueue,
             concurrency_limit_is_never_exceeded, buffered_claims_keep_concurrency_and_lose_nothing,
             slow_runs_are_not_buffered, buffered_tasks_go_back_when_runs_slow_down,
