@@ -267,10 +267,12 @@
 //!   backlog), every 10 ms after something arrived or a worker went idle,
 //!   doubling to 250 ms while nothing does ([`idle_poll`](MysqlBuilder::idle_poll)).
 //!   A task enqueued by another process therefore starts on an idle worker
-//!   within the current poll interval plus one claim: some 10 ms on a
-//!   worker that went idle moments before (see the README's figures), and
-//!   at worst 250 ms plus a claim after a long idle spell. The poller wakes a queue only for a due task
-//!   it had not seen due before, so a task another process is claiming
+//!   within the current poll interval plus one claim: p50 11–14 ms on a
+//!   worker that went idle moments before (MariaDB on 2 cores, `cargo bench
+//!   -p errand-benches -- --latency --backend mysql`, which also measures
+//!   the same-process hand-off: p50 about 1 ms), and at worst 250 ms plus a
+//!   claim after a long idle spell. The poller wakes a queue only for a due
+//!   task it had not seen due before, so a task another process is claiming
 //!   does not make this one's workers claim in a loop. Tasks released or
 //!   rescued in another process, and anything the probe cannot tell, are
 //!   seen within the worker's own [`Tuning::poll_interval`] (1 s by
