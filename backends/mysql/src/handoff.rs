@@ -22,8 +22,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use errand_runtime::backend::Task;
-use errand_runtime::{Timestamp, backend::NewTask};
+use errand_runtime::Timestamp;
+use errand_runtime::backend::{NewTask, Task};
 
 /// The waiting workers of one backend value and the tasks handed to them.
 #[derive(Debug, Default)]
