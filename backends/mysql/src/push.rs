@@ -32,9 +32,9 @@ use crate::{Inner, MysqlBackend, doubt, handoff};
 /// slower on MariaDB 10.11 (bulk enqueues of 10,000: some 90k tasks/s with
 /// 1,024 rows a statement, 45k with 4,096), and MySQL takes at most 65,535
 /// parameters (8 a row) per statement.
-pub(crate) const MAX_ROWS: usize = 1024;
+const MAX_ROWS: usize = 1024;
 /// Room kept free in a packet for the statement's text and headers.
-pub(crate) const PACKET_MARGIN: usize = 64 * 1024;
+const PACKET_MARGIN: usize = 64 * 1024;
 
 /// [`Backend::push`](errand_runtime::Backend::push): writes `tasks` (in a
 /// transaction when there are several) and wakes this process's workers.
@@ -212,7 +212,6 @@ async fn insert(
     tasks: &[NewTask],
     now: Timestamp,
 ) -> Result<Vec<TaskId>, Error> {
-    let budget = server.max_packet.saturating_sub(PACKET_MARGIN).max(PACKET_MARGIN);
     let mut ids = Vec::with_capacity(tasks.len());
     let mut i = 0;
     while i < tasks.len() {
@@ -221,21 +220,30 @@ async fn insert(
             i += 1;
             continue;
         }
-        // A run of tasks without keys that fits one packet.
-        let mut end = i;
-        let mut bytes = 0;
-        while end < tasks.len() && tasks[end].unique_key.is_none() {
-            let size = row_size(&tasks[end]);
-            if end > i && bytes + size > budget {
-                break;
-            }
-            bytes += size;
-            end += 1;
-        }
+        // A run of tasks without keys.
+        let end = tasks[i..].iter().position(|t| t.unique_key.is_some()).map_or(tasks.len(), |n| i + n);
         insert_rows(inner, server, conn, &tasks[i..end], now, &mut ids).await?;
         i = end;
     }
     Ok(ids)
+}
+
+/// How many of the rows ahead (each about `sizes` bytes) the next multi-row
+/// insert takes: as many as fit one packet of `max_packet` bytes (the
+/// server's `max_allowed_packet`), at most
+/// [`MAX_ROWS`], cut to a power of two so that a handful of statement texts
+/// are prepared per connection. At least one.
+pub(crate) fn statement_rows(max_packet: usize, sizes: impl Iterator<Item = usize>) -> usize {
+    let budget = max_packet.saturating_sub(PACKET_MARGIN).max(PACKET_MARGIN);
+    let (mut fit, mut bytes) = (0_usize, 0);
+    for size in sizes.take(MAX_ROWS) {
+        if fit > 0 && bytes + size > budget {
+            break;
+        }
+        bytes += size;
+        fit += 1;
+    }
+    1 << fit.max(1).ilog2()
 }
 
 /// About how many bytes a task takes in a multi-row insert.
@@ -243,8 +251,8 @@ fn row_size(task: &NewTask) -> usize {
     task.payload.len() + task.queue.len() + task.job.len() + task.trace.as_ref().map_or(0, String::len) + 56
 }
 
-/// Writes `tasks` (none with a unique key) with multi-row inserts of
-/// power-of-two sizes, largest first, appending their ids to `ids`.
+/// Writes `tasks` (none with a unique key) with multi-row inserts sized by
+/// [`statement_rows`], appending their ids to `ids`.
 async fn insert_rows(
     inner: &Inner,
     server: &Server,
@@ -255,7 +263,7 @@ async fn insert_rows(
 ) -> Result<(), Error> {
     let mut rest = tasks;
     while !rest.is_empty() {
-        let rows = if rest.len() >= MAX_ROWS { MAX_ROWS } else { 1 << rest.len().ilog2() };
+        let rows = statement_rows(server.max_packet, rest.iter().map(row_size));
         let (chunk, after) = rest.split_at(rows);
         rest = after;
         let operation = || operation(chunk, inner);
@@ -388,4 +396,21 @@ fn inserted_id(id: u64, operation: impl Fn() -> String) -> Result<TaskId, Error>
         return Err(wrong_reply(operation(), "no id came back"));
     }
     Ok(TaskId(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_take_powers_of_two_that_fit_a_packet() {
+        let packet = 16 << 20;
+        let rows = |sizes: &[usize]| statement_rows(packet, sizes.iter().copied());
+        assert_eq!(rows(&[100]), 1);
+        assert_eq!(rows(&[100; 7]), 4, "cut to a power of two");
+        assert_eq!(rows(&[100; 5000]), MAX_ROWS, "at most MAX_ROWS");
+        // Rows of a quarter packet: three fit (with the margin), two are taken.
+        assert_eq!(rows(&[packet / 4; 8]), 2);
+        assert_eq!(rows(&[2 * packet, 10]), 1, "a row larger than a packet goes alone");
+    }
 }

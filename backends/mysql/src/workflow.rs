@@ -47,7 +47,7 @@ use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::MySqlConnection;
 
 use crate::connect::Server;
-use crate::push::{InsertFailed, MAX_ROWS, PACKET_MARGIN, inserted_ids};
+use crate::push::{InsertFailed, inserted_ids, statement_rows};
 use crate::rows::{self, Stored, query_error, wrong_reply};
 use crate::sql::{ack_json, base64, json, json_ints, raw_id};
 use crate::{Inner, MysqlBackend, NAME};
@@ -540,8 +540,8 @@ impl<'a> Persist<'a> {
     }
 }
 
-/// Inserts the tasks of `ready` in multi-row inserts of power-of-two sizes
-/// that fit the server's packet; returns their ids, in order. Their slots
+/// Inserts the tasks of `ready` in multi-row inserts sized as a bulk
+/// enqueue's ([`statement_rows`]); returns their ids, in order. Their slots
 /// are free: the caller holds their runs' locks.
 async fn insert_step_tasks(
     inner: &Inner,
@@ -550,24 +550,12 @@ async fn insert_step_tasks(
     ready: &[Ready<'_>],
     now: Timestamp,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let budget = server.max_packet.saturating_sub(PACKET_MARGIN).max(PACKET_MARGIN);
     let mut ids = Vec::with_capacity(ready.len());
     let mut rest = ready;
     while !rest.is_empty() {
-        // As many as fit a packet, at most MAX_ROWS, cut to a power of two
-        // so that few statement shapes are prepared.
-        let mut fit = 0;
-        let mut bytes = 0;
-        while fit < rest.len().min(MAX_ROWS) {
-            let r = &rest[fit];
-            let size = r.payload.len() + r.queue.len() + r.job.len() + r.trace.map_or(0, str::len) + 72;
-            if fit > 0 && bytes + size > budget {
-                break;
-            }
-            bytes += size;
-            fit += 1;
-        }
-        let rows = 1 << fit.ilog2();
+        let sizes =
+            rest.iter().map(|r| r.payload.len() + r.queue.len() + r.job.len() + r.trace.map_or(0, str::len) + 72);
+        let rows = statement_rows(server.max_packet, sizes);
         let (chunk, after) = rest.split_at(rows);
         rest = after;
         let sql = inner.queries.step_push_rows(rows, server.returning());
