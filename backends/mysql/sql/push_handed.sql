@@ -1,5 +1,5 @@
 -- One due task without a unique key, written already claimed by a worker of
--- this process that waits for its job (see the `handoff` module; MariaDB
+-- this process that waits for its job (see the kit's `Handoffs`; MariaDB
 -- only, for RETURNING): `running` for worker ? under claim token ?, attempt
 -- 1, started now, as a claim would leave it; `pending`, as any enqueue, when
 -- its queue is paused (the claim's check of paused_queues). Returns its id

@@ -10,7 +10,7 @@
 //! error).
 
 use errand_runtime::backend::stored;
-use errand_runtime::backend::{Ack, Claimed, Outcome, WorkerRegistration};
+use errand_runtime::backend::{Ack, Begun, Claimed, Outcome, WorkerRegistration};
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
 
 use crate::rows::{DEADLOCK_RETRIES, Stored, is_deadlock, query_error};
@@ -30,12 +30,11 @@ pub(crate) async fn claim<C: Codec>(
     inner.poll.serve(&worker.queue, worker.job);
     let operation = || format!("claim tasks of job `{}` from queue `{}`", worker.job, worker.queue);
     release_doubtful_claims(inner, worker).await;
-    let handed = inner.handoffs.claim_begins(&worker.id, &worker.queue, worker.job, max);
-    if !handed.is_empty() {
-        return Ok(Claimed { tasks: handed, next_due: None });
-    }
-    // Whether this worker waits once the claim is over (see `handoff`).
-    let mut claiming = Claiming { inner, worker: &worker.id, found_nothing: false };
+    // Whether this worker waits once the claim is over (see the kit's `Handoffs`).
+    let mut claiming = match inner.handoffs.claim_begins(&worker.id, &worker.queue, worker.job, max) {
+        Begun::Handed(tasks) => return Ok(Claimed { tasks, next_due: None }),
+        Begun::Query(claiming) => claiming,
+    };
     let now = inner.now();
     let token = inner.doubts.token();
     let [mark, read] = &inner.queries.claim;
@@ -65,7 +64,7 @@ pub(crate) async fn claim<C: Codec>(
         }
     };
     if marked.rows_affected() == 0 {
-        claiming.found_nothing = true;
+        claiming.found_nothing();
         let next_due = poll::earliest(inner, &worker.queue, worker.job, now.as_millis()).await?;
         return Ok(Claimed { tasks: Vec::new(), next_due: next_due.map(Timestamp) });
     }
@@ -99,20 +98,6 @@ pub(crate) async fn claim<C: Codec>(
         return Err(error);
     }
     Ok(claimed)
-}
-
-/// Ends a claim's record in [`Handoffs`](crate::handoff::Handoffs) however
-/// the claim ends: the worker waits if it found nothing.
-struct Claiming<'a> {
-    inner: &'a Inner,
-    worker: &'a str,
-    found_nothing: bool,
-}
-
-impl Drop for Claiming<'_> {
-    fn drop(&mut self) {
-        self.inner.handoffs.claim_ends(self.worker, self.found_nothing);
-    }
 }
 
 /// Puts back what this worker's failed claims may have taken (see the

@@ -176,7 +176,7 @@ impl<C: Codec> MysqlBuilder<C> {
             poll: crate::poll::Poll::new(self.idle_poll.0, self.idle_poll.1),
             location,
             doubts: crate::doubt::Doubts::default(),
-            handoffs: crate::handoff::Handoffs::default(),
+            handoffs: errand_runtime::backend::Handoffs::default(),
             server: tokio::sync::OnceCell::new(),
         })
     }

@@ -460,7 +460,6 @@ mod claim;
 mod connect;
 mod doubt;
 mod expose;
-mod handoff;
 mod migrate;
 #[cfg(test)]
 mod plans;
@@ -519,7 +518,7 @@ pub(crate) struct Inner {
     /// Claims that broke off after reaching the server, to be put back.
     pub(crate) doubts: doubt::Doubts,
     /// Workers of this process waiting for tasks, and tasks handed to them.
-    pub(crate) handoffs: handoff::Handoffs,
+    pub(crate) handoffs: errand_runtime::backend::Handoffs,
     /// The server's version and settings, read on first use.
     pub(crate) server: tokio::sync::OnceCell<connect::Server>,
 }

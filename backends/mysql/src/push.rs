@@ -14,19 +14,17 @@
 //! connection), and tasks with keys are written one by one in between, in
 //! order.
 
-use errand_runtime::backend::NewTask;
+use errand_runtime::backend::{NewTask, Pick};
 use errand_runtime::capability::Transactional;
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
 use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query;
 use sqlx::{Connection, MySql, MySqlConnection, Row};
 
-use errand_runtime::backend::Task;
-
 use crate::connect::Server;
 use crate::rows::{query_error, wrong_reply};
 use crate::sql::json_ints;
-use crate::{Inner, MysqlBackend, doubt, handoff};
+use crate::{Inner, MysqlBackend, doubt};
 
 /// Rows of one multi-row `INSERT` at most. Larger statements measured
 /// slower on MariaDB 10.11 (bulk enqueues of 10,000: some 90k tasks/s with
@@ -102,7 +100,7 @@ fn operation(tasks: &[NewTask], inner: &Inner) -> String {
 
 /// One task without a unique key, on its own: handed to a worker of this
 /// process that waits for its job when one does (MariaDB, see the
-/// `handoff` module), else one `INSERT` (`push_one.sql`).
+/// kit's [`Handoffs`](errand_runtime::backend::Handoffs)), else one `INSERT` (`push_one.sql`).
 async fn push_single(
     inner: &Inner,
     conn: &mut MySqlConnection,
@@ -124,7 +122,7 @@ async fn hand(
     conn: &mut MySqlConnection,
     task: &NewTask,
     now: Timestamp,
-    pick: &handoff::Pick,
+    pick: &Pick,
 ) -> Result<TaskId, Error> {
     let operation = || operation(std::slice::from_ref(task), inner);
     // Until the task is handed over (or known unwritten, or written
@@ -158,16 +156,7 @@ async fn hand(
         inner.handoffs.unpick(pick);
         return Ok(id);
     }
-    let task = Task {
-        id,
-        attempt: 1,
-        max_attempts: task.max_attempts,
-        run_at: task.run_at,
-        priority: task.priority,
-        payload: task.payload.clone(),
-        trace: task.trace.clone(),
-    };
-    if inner.handoffs.hand(pick, task).is_err() {
+    if !inner.handoffs.hand(pick, id, task) {
         // The worker was released while the insert ran: nobody will take
         // the task from it, so put it back as a lost claim's tasks are.
         let put_back = sqlx::query(&inner.queries.release_claims)
@@ -191,7 +180,7 @@ async fn hand(
 /// doubtful claim, which the worker's next claim puts back (see `doubt`).
 struct Unsettled<'a> {
     inner: &'a Inner,
-    pick: &'a handoff::Pick,
+    pick: &'a Pick,
     settled: bool,
 }
 

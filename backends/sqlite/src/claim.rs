@@ -11,10 +11,11 @@
 //! worker's next claim (or by its release), so no task stays `running` for a
 //! worker that will not run it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use errand_runtime::backend::stored::{StoredRow, read_task};
-use errand_runtime::backend::{Claimed, WorkerRegistration};
+use errand_runtime::backend::{Begun, Claimed, WorkerRegistration};
 use errand_runtime::workflow::plan::StepEnd;
 use errand_runtime::{Codec, Error, Timestamp};
 use sqlx::Connection;
@@ -23,25 +24,55 @@ use crate::rows::{Stored, json_ints, query_error, raw_id};
 use crate::workflow::{self, EndedStep};
 use crate::{NAME, SqliteBackend, sql};
 
-/// Claims that could not be put back yet: `(worker, task ids)`, retried
-/// before that worker's next claim and dropped by its release.
+/// Claims that could not be put back yet, and tasks a hand-off may have
+/// written for a worker without handing them over: put back before that
+/// worker's next claim, dropped by its release. Also the source of hand-off
+/// tokens.
 #[derive(Debug, Default)]
-pub(crate) struct PutBacks(Mutex<Vec<(Arc<str>, Vec<i64>)>>);
+pub(crate) struct PutBacks {
+    pending: Mutex<Vec<(Arc<str>, PutBack)>>,
+    tokens: AtomicI64,
+}
+
+/// One thing to put back for a worker.
+#[derive(Debug)]
+enum PutBack {
+    /// The tasks of a claim, by id.
+    Claimed(Vec<i64>),
+    /// The task a hand-off wrote (or may have written) under this token.
+    Handed(i64),
+}
 
 impl PutBacks {
+    fn lock(&self) -> MutexGuard<'_, Vec<(Arc<str>, PutBack)>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn add(&self, worker: &Arc<str>, ids: Vec<i64>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push((Arc::clone(worker), ids));
+        self.lock().push((Arc::clone(worker), PutBack::Claimed(ids)));
+    }
+
+    /// A token for a hand-off, unique among this backend value's (a
+    /// put-back is scoped to one worker too).
+    pub(crate) fn token(&self) -> i64 {
+        self.tokens.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Remembers that a hand-off to `worker` under `token` may have written
+    /// its task without handing it over.
+    pub(crate) fn add_handed(&self, worker: &Arc<str>, token: i64) {
+        self.lock().push((Arc::clone(worker), PutBack::Handed(token)));
     }
 
     /// Takes the put-backs of `worker`.
-    fn take(&self, worker: &str) -> Vec<Vec<i64>> {
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    fn take(&self, worker: &str) -> Vec<PutBack> {
+        let mut all = self.lock();
         if all.is_empty() {
             return Vec::new();
         }
         let (mine, others) = std::mem::take(&mut *all).into_iter().partition(|(w, _)| &**w == worker);
         *all = others;
-        mine.into_iter().map(|(_, ids)| ids).collect()
+        mine.into_iter().map(|(_, back)| back).collect()
     }
 
     /// Forgets the put-backs of `worker` (its release put every task back).
@@ -56,6 +87,11 @@ impl<C: Codec> SqliteBackend<C> {
         if max == 0 {
             return Ok(Claimed::default());
         }
+        // Whether this worker waits once the claim is over (see `push.rs`).
+        let mut claiming = match self.inner.handoffs.claim_begins(&worker.id, &worker.queue, worker.job, max) {
+            Begun::Handed(tasks) => return Ok(Claimed { tasks, next_due: None }),
+            Begun::Query(claiming) => claiming,
+        };
         let operation = || format!("claim tasks of job `{}` from queue `{}`", worker.job, worker.queue);
         let now = self.tuning.clock.now();
         let rows = sqlx::query(sql::CLAIM)
@@ -102,6 +138,7 @@ impl<C: Codec> SqliteBackend<C> {
         tasks.sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
 
         let next_due = if tasks.is_empty() {
+            claiming.found_nothing();
             sqlx::query_scalar::<_, Option<i64>>(sql::NEXT_DUE)
                 .bind(&*worker.queue)
                 .bind(worker.job)
@@ -161,17 +198,37 @@ impl<C: Codec> SqliteBackend<C> {
         }
     }
 
-    /// Puts back the claims of `worker` that could not be put back before.
+    /// Puts back the claims of `worker` that could not be put back before,
+    /// and what hand-offs to it may have left `running` for it.
     async fn put_back_earlier_claims(&self, worker: &WorkerRegistration) -> Result<(), Error> {
         let mut pending = self.inner.put_backs.take(&worker.id).into_iter();
-        while let Some(ids) = pending.next() {
-            if let Err(error) = self.unclaim(worker, &ids).await {
-                self.inner.put_backs.add(&worker.id, ids);
-                for ids in pending {
-                    self.inner.put_backs.add(&worker.id, ids);
-                }
+        while let Some(back) = pending.next() {
+            let done = match &back {
+                PutBack::Claimed(ids) => self.unclaim(worker, ids).await,
+                PutBack::Handed(token) => self.unclaim_handed(&worker.id, &worker.queue, *token).await,
+            };
+            if let Err(error) = done {
+                let mut all = self.inner.put_backs.lock();
+                all.push((Arc::clone(&worker.id), back));
+                all.extend(pending.map(|back| (Arc::clone(&worker.id), back)));
                 return Err(error);
             }
+        }
+        Ok(())
+    }
+
+    /// Puts back the task written `running` for `worker` under hand-off
+    /// `token` (`sql/unclaim_handed.sql`), if there is one, and wakes its
+    /// queue's workers.
+    pub(crate) async fn unclaim_handed(&self, worker: &str, queue: &str, token: i64) -> Result<(), Error> {
+        let done = sqlx::query(sql::UNCLAIM_HANDED)
+            .bind(worker)
+            .bind(token)
+            .execute(&self.inner.writer)
+            .await
+            .map_err(query_error(format!("put back a task enqueued for worker `{worker}` that it did not get")))?;
+        if done.rows_affected() > 0 {
+            self.inner.notifier.notify(queue);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use errand_runtime::backend::{Notifier, redact_url};
+use errand_runtime::backend::{Handoffs, Notifier, redact_url};
 use errand_runtime::{BackendError, Codec, Error};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -120,6 +120,7 @@ impl<C: Codec> SqliteBuilder<C> {
     }
 
     fn build(self, writer: SqlitePool, reader: SqlitePool, location: String) -> SqliteBackend<C> {
+        let hand_off = writer.options().get_max_connections() == 1;
         SqliteBackend {
             inner: Arc::new(Inner {
                 writer,
@@ -128,6 +129,8 @@ impl<C: Codec> SqliteBuilder<C> {
                 location,
                 retention: crate::retention::Pacing::new(self.tuning.retention),
                 put_backs: crate::claim::PutBacks::default(),
+                handoffs: Handoffs::default(),
+                hand_off,
             }),
             tuning: self.tuning,
             codec: PhantomData,

@@ -104,7 +104,8 @@
 //!   the W3C trace context it was enqueued with
 //!   ([`NewTask::trace`](errand_runtime::backend::NewTask::trace), NULL
 //!   without one; for a workflow step, its run's), stored as given and
-//!   handed back by every claim.
+//!   handed back by every claim; `claim`, the token of a hand-off (below),
+//!   NULL for every other task.
 //! - Indexes: every index on the tasks is *partial*; there is none over all
 //!   of them. Four hold one group of states each, and cost a write only when
 //!   a task enters or leaves that group: claims walk the index of waiting
@@ -159,6 +160,22 @@
 //!   transaction with at most one statement per outcome kind, each carrying
 //!   its whole batch as a JSON array (`json_each`); bulk enqueue is one
 //!   `INSERT … SELECT … FROM json_each(?)` per 10,000 tasks.
+//! - Hand-off: a single due enqueue without a unique key, made while a
+//!   worker of the same backend value waits for its job (its last claim
+//!   found nothing), is written already claimed by that worker — `running`,
+//!   attempt 1, under a claim token of its own, in one `INSERT … SELECT …
+//!   RETURNING` that writes it `pending` instead while its queue is paused —
+//!   and handed over in memory: its next claim returns it without a query,
+//!   so enqueue→start is one statement instead of two. A worker released
+//!   before it takes the task gets it put back by the enqueuer; an enqueue
+//!   that fails or is dropped while its insert may have been written leaves
+//!   the task to be put back (without using an attempt) before the worker's
+//!   next claim. Heartbeats, orphan rescue, release and cancel see a handed
+//!   task as any claimed one. It skips the claim's ordering against a
+//!   higher-priority task that another process enqueued while the worker
+//!   waited. A backend built [`from_pool`](SqliteBuilder::from_pool) on a
+//!   pool of more than one connection does not hand off: a put-back could
+//!   then run before the insert it undoes.
 //! - Every ack is guarded by `state = 'running' AND worker = <acking worker>`:
 //!   the ack of a task that was rescued, released or cancelled meanwhile is
 //!   ignored.
@@ -301,7 +318,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use errand_runtime::backend::Notifier;
+use errand_runtime::backend::{Handoffs, Notifier};
 use errand_runtime::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
 use errand_runtime::{Codec, Error, JsonCodec, Tuning};
 use sqlx::SqlitePool;
@@ -354,6 +371,13 @@ struct Inner {
     retention: retention::Pacing,
     /// Claims to put back before their worker's next claim (see `claim.rs`).
     put_backs: claim::PutBacks,
+    /// Workers of this backend value waiting for tasks, and tasks handed to
+    /// them (see `push.rs`).
+    handoffs: Handoffs,
+    /// Whether single enqueues are handed to waiting workers: only when
+    /// every write goes through one connection, so that a put-back always
+    /// runs after the insert it undoes.
+    hand_off: bool,
 }
 
 impl<C: Codec> Clone for SqliteBackend<C> {
@@ -451,7 +475,7 @@ impl<C: Codec> SqliteBuilder<C> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), errand_runtime::Error> {
     /// let backend = errand_sqlite::SqliteBackend::builder().migrate(false).connect("sqlite::memory:").await?;
-    /// assert_eq!(backend.pending_migrations().await?.len(), 5, "a fresh database");
+    /// assert_eq!(backend.pending_migrations().await?.len(), 6, "a fresh database");
     /// backend.migrate().await?;
     /// assert!(backend.pending_migrations().await?.is_empty());
     /// # Ok(())

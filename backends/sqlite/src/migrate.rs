@@ -117,7 +117,8 @@ mod tests {
                 (2, "c14aa03bf9df6402".to_owned()),
                 (3, "1a20f1c9e5632c16".to_owned()),
                 (4, "6483f7a48e882b59".to_owned()),
-                (5, "0a1a6762fdaab567".to_owned())
+                (5, "0a1a6762fdaab567".to_owned()),
+                (6, "cdaa6bf24f1a94e8".to_owned())
             ]
         );
     }

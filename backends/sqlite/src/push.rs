@@ -1,14 +1,29 @@
 //! Writing new tasks: `push`, and `impl Transactional` (the same writes on
 //! the caller's connection, inside its transaction).
+//!
+//! Hand-off (the kit's [`Handoffs`](errand_runtime::backend::Handoffs)): a
+//! single due enqueue without a unique key, made while a worker of this
+//! backend value waits for its job, is written already claimed by that
+//! worker (`sql/push_handed.sql`: `running`, attempt 1, under a claim token
+//! of its own; `pending` while its queue is paused) and handed to it in
+//! memory, so it starts after one statement instead of two and a wake-up's
+//! worth of thread hops. Should the worker be released before it takes the
+//! task, the enqueuer puts it back by its token; should the enqueue be
+//! dropped or fail while its insert may have been written, the worker's
+//! next claim puts it back first (`claim.rs`). Every write goes through the
+//! one writer connection, in order, so a put-back never runs before the
+//! insert it undoes; a backend built on a pool of more connections
+//! ([`from_pool`](crate::SqliteBuilder::from_pool)) does not hand off.
 
-use errand_runtime::backend::NewTask;
+use errand_runtime::backend::stored::StoredRow;
+use errand_runtime::backend::{NewTask, Pick};
 use errand_runtime::capability::Transactional;
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::encode::{payload_batches, push_batches, uniform};
-use crate::rows::{query_error, wrong_reply};
-use crate::{SqliteBackend, sql};
+use crate::rows::{Stored, query_error, wrong_reply};
+use crate::{Inner, SqliteBackend, sql};
 
 /// What a push is doing, for messages.
 fn operation(tasks: &[NewTask]) -> String {
@@ -25,19 +40,81 @@ impl<C: Codec> SqliteBackend<C> {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
+        let now = self.tuning.clock.now();
+        if let [task] = tasks.as_slice()
+            && task.unique_key.is_none()
+        {
+            let inner = &*self.inner;
+            let id = if inner.hand_off
+                && let Some(pick) = inner.handoffs.pick(task, now, || inner.put_backs.token())
+            {
+                self.hand(task, now, &pick).await?
+            } else {
+                let mut conn = inner.writer.acquire().await.map_err(query_error(operation(&tasks)))?;
+                insert_one(&mut conn, task, now).await?
+            };
+            self.wake(&tasks);
+            return Ok(vec![id]);
+        }
         let writes = Writes::new(&tasks);
         let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation(&tasks)))?;
         let ids = if writes.one_statement() {
-            writes.run(&mut conn, self.tuning.clock.now()).await?
+            writes.run(&mut conn, now).await?
         } else {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation(&tasks)))?;
-            let ids = writes.run(&mut tx, self.tuning.clock.now()).await?;
+            let ids = writes.run(&mut tx, now).await?;
             tx.commit().await.map_err(query_error(operation(&tasks)))?;
             ids
         };
         drop(conn);
         self.wake(&tasks);
         Ok(ids)
+    }
+
+    /// Writes `task` claimed by the worker of `pick` (`push_handed.sql`)
+    /// and hands it over; written `pending` instead while its queue is
+    /// paused.
+    async fn hand(&self, task: &NewTask, now: Timestamp, pick: &Pick) -> Result<TaskId, Error> {
+        let inner = &*self.inner;
+        let operation = || operation(std::slice::from_ref(task));
+        // Until the task is handed over (or known written waiting), it may
+        // be `running` for the worker with nobody to run it.
+        let mut unsettled = Unsettled { inner, pick, settled: false };
+        let row = sqlx::query(sql::PUSH_HANDED)
+            .bind(task.queue.as_str())
+            .bind(task.job)
+            .bind(task.payload.as_slice())
+            .bind(i64::from(task.max_attempts))
+            .bind(task.priority)
+            .bind(task.run_at.as_millis())
+            .bind(now.as_millis())
+            .bind(task.trace.as_deref())
+            .bind(&*pick.worker)
+            .bind(pick.token)
+            .fetch_one(&inner.writer)
+            .await
+            .map_err(query_error(operation()))?;
+        let row = Stored(row);
+        let id = match row.int("id") {
+            Ok(Some(id)) => new_id(id, operation)?,
+            Ok(None) => return Err(wrong_reply(operation(), "the new task's id is NULL")),
+            Err(e) => return Err(wrong_reply(operation(), format!("column `id`: {e}"))),
+        };
+        let running = row.text("state").is_ok_and(|state| state.as_deref() == Some("running"));
+        unsettled.settled = true;
+        if !running {
+            inner.handoffs.unpick(pick);
+        } else if !inner.handoffs.hand(pick, id, task) {
+            // The worker was released while the insert ran: nobody will
+            // take the task from it, so put it back.
+            if let Err(error) = self.unclaim_handed(&pick.worker, &task.queue, pick.token).await {
+                tracing::warn!(
+                    %id, worker = %pick.worker, %error,
+                    "could not put back a task handed to a worker that stopped; it is rescued as an orphan"
+                );
+            }
+        }
+        Ok(id)
     }
 
     fn wake(&self, tasks: &[NewTask]) {
@@ -75,6 +152,25 @@ impl<C: Codec> Transactional for SqliteBackend<C> {
         };
         self.wake(&tasks);
         Ok(ids)
+    }
+}
+
+/// A hand-off whose insert may have written the task `running` for the
+/// worker without handing it over (the statement failed, or the enqueue was
+/// dropped mid-way): dropped unsettled, it leaves the task to be put back
+/// before the worker's next claim.
+struct Unsettled<'a> {
+    inner: &'a Inner,
+    pick: &'a Pick,
+    settled: bool,
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.inner.put_backs.add_handed(&self.pick.worker, self.pick.token);
+            self.inner.handoffs.unpick(self.pick);
+        }
     }
 }
 

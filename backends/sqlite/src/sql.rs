@@ -27,6 +27,7 @@ migrations! {
     3 "0003_served_retention_counts" "served jobs, retention and counts from partial indexes",
     4 "0004_progress_pause_schedules" "progress, paused queues and schedules",
     5 "0005_trace" "trace context of tasks and runs",
+    6 "0006_claim_token" "claim tokens of hand-offs",
 }
 
 /// The name of the migration of `version` (`0004_progress_pause_schedules`).
@@ -46,12 +47,14 @@ pub(crate) const MIGRATIONS_EXIST: &str = include_str!("../sql/migrations_exist.
 pub(crate) const PUSH: &str = include_str!("../sql/push.sql");
 pub(crate) const PUSH_UNIFORM: &str = include_str!("../sql/push_uniform.sql");
 pub(crate) const PUSH_ONE: &str = include_str!("../sql/push_one.sql");
+pub(crate) const PUSH_HANDED: &str = include_str!("../sql/push_handed.sql");
 pub(crate) const FIND_UNIQUE: &str = include_str!("../sql/find_unique.sql");
 
 pub(crate) const CLAIM: &str = include_str!("../sql/claim.sql");
 pub(crate) const NEXT_DUE: &str = include_str!("../sql/next_due.sql");
 pub(crate) const MARK_DEAD: &str = include_str!("../sql/mark_dead.sql");
 pub(crate) const UNCLAIM: &str = include_str!("../sql/unclaim.sql");
+pub(crate) const UNCLAIM_HANDED: &str = include_str!("../sql/unclaim_handed.sql");
 
 pub(crate) const ACK_DONE: &str = include_str!("../sql/ack_done.sql");
 pub(crate) const ACK_RETRY: &str = include_str!("../sql/ack_retry.sql");

@@ -101,6 +101,8 @@ impl<C: Codec> SqliteBackend<C> {
 
     pub(crate) async fn release(&self, worker: &WorkerRegistration) -> Result<u64, Error> {
         let operation = || format!("release the tasks of worker `{}`", worker.id);
+        // Nothing more is handed to it; what was is `running` for it, put back below.
+        self.inner.handoffs.forget(&worker.id);
         let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
         let released = sqlx::query(sql::RELEASE)

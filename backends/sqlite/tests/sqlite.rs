@@ -102,7 +102,7 @@ async fn migrations_are_idempotent_and_data_survives_reconnects() {
         .fetch_all(again.pool())
         .await
         .expect("list migrations");
-    assert_eq!(applied, vec![1, 2, 3, 4, 5], "each migration is recorded once");
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6], "each migration is recorded once");
 }
 
 #[tokio::test]
@@ -137,6 +137,7 @@ async fn without_migrating_nothing_is_created_and_every_migration_is_pending() {
         "0003_served_retention_counts",
         "0004_progress_pause_schedules",
         "0005_trace",
+        "0006_claim_token",
     ];
     assert_eq!(fresh.pending_migrations().await.expect("pending"), all, "a fresh database");
     assert!(errand_tables(&fresh).await.is_empty(), "neither connecting nor checking creates tables");
@@ -1193,4 +1194,122 @@ async fn a_steps_output_is_stored_once_with_its_run() {
         .await
         .expect("count outputs");
     assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn a_task_enqueued_for_a_waiting_worker_is_handed_to_it() {
+    let db = Db::new().await;
+    let backend = &db.backend;
+    let (one, two) = (worker("waiter-one"), worker("waiter-two"));
+    let info = |id: TaskId| async move { backend.task(id).await.expect("read task").expect("task exists") };
+
+    assert!(backend.claim(&one, 4).await.expect("claim").tasks.is_empty(), "an empty queue");
+    let mut traced = task("handed");
+    traced.trace = Some(TRACE.to_owned());
+    let handed = push_one(backend, traced).await;
+    let written = info(handed).await;
+    assert_eq!(
+        (written.state, written.worker.as_deref(), written.attempt),
+        (TaskState::Running, Some("waiter-one"), 1),
+        "written claimed by the waiting worker"
+    );
+    assert!(backend.claim(&two, 4).await.expect("claim").tasks.is_empty(), "another worker claimed a handed task");
+    assert_eq!(backend.release(&two).await.expect("release"), 0);
+    let claimed = backend.claim(&one, 4).await.expect("claim").tasks;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].id, claimed[0].attempt, claimed[0].trace.as_deref()), (handed, 1, Some(TRACE)));
+    assert_eq!(claimed[0].payload, b"handed");
+    let done = Ack { id: handed, outcome: Outcome::Done { result: b"1".to_vec() } };
+    backend.ack(&one, &[done]).await.expect("ack");
+    assert_eq!(state(backend, handed).await, TaskState::Done, "a handed task's ack is an ack");
+
+    // Paused: written waiting, and the worker still waits for the next one.
+    assert!(backend.claim(&one, 4).await.expect("claim").tasks.is_empty());
+    backend.pause_queue("q").await.expect("pause");
+    let paused = push_one(backend, task("paused")).await;
+    assert_eq!(state(backend, paused).await, TaskState::Pending, "a paused queue's task was handed over");
+    backend.resume_queue("q").await.expect("resume");
+    let claimed = backend.claim(&one, 4).await.expect("claim").tasks;
+    assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [paused], "claimed as usual once resumed");
+    backend.ack(&one, &[Ack { id: paused, outcome: Outcome::Done { result: b"2".to_vec() } }]).await.expect("ack");
+
+    // Delayed, unique and bulk enqueues are not handed over; the next
+    // single one is.
+    assert!(backend.claim(&one, 4).await.expect("claim").tasks.is_empty());
+    let mut later = task("later");
+    later.run_at = Timestamp::now().add(Duration::from_secs(3600));
+    let later = push_one(backend, later).await;
+    let mut keyed = task("keyed");
+    keyed.unique_key = Some("k".to_owned());
+    let keyed = push_one(backend, keyed).await;
+    let bulk = backend.push(vec![task("bulk 1"), task("bulk 2")]).await.expect("push");
+    for id in bulk.iter().copied().chain([later, keyed]) {
+        assert_eq!(state(backend, id).await, TaskState::Pending, "task {id} was handed over");
+    }
+    let last = push_one(backend, task("last")).await;
+    assert_eq!(info(last).await.worker.as_deref(), Some("waiter-one"));
+
+    // Released before its next claim: the handed task waits again, its
+    // attempt given back, and another worker takes it.
+    backend.release(&one).await.expect("release");
+    let back = info(last).await;
+    assert_eq!((back.state, back.worker, back.attempt), (TaskState::Pending, None, 0));
+    let mut taken: Vec<TaskId> =
+        backend.claim(&two, 10).await.expect("claim").tasks.into_iter().map(|t| t.id).collect();
+    taken.sort_unstable();
+    let mut expected = vec![bulk[0], bulk[1], keyed, last];
+    expected.sort_unstable();
+    assert_eq!(taken, expected);
+}
+
+#[tokio::test]
+async fn an_enqueue_dropped_mid_way_leaves_no_task_running_for_nobody() {
+    let db = Db::new().await;
+    let backend = &db.backend;
+    let w = worker("waiter");
+    let (mut dropped, mut put_back) = (0, 0);
+    for n in 0..40 {
+        assert!(backend.claim(&w, 4).await.expect("claim").tasks.is_empty(), "round {n}: nothing waits");
+        // Polled a few times, then dropped: the insert may already run on
+        // the connection's thread, and its task be written claimed for `w`.
+        let was_dropped = {
+            let mut push = std::pin::pin!(backend.push(vec![task(&format!("t{n}"))]));
+            let mut pending = true;
+            for _ in 0..=n % 8 {
+                pending = std::future::poll_fn(|cx| std::task::Poll::Ready(push.as_mut().poll(cx).is_pending())).await;
+                if !pending {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            pending
+        };
+        dropped += usize::from(was_dropped);
+        // Whatever was written is `w`'s to run now, through its next claims.
+        for claimed in [backend.claim(&w, 4).await.expect("claim"), backend.claim(&w, 4).await.expect("claim")] {
+            for t in claimed.tasks {
+                assert_eq!(t.attempt, 1, "round {n}: a put-back used an attempt");
+                put_back += usize::from(was_dropped);
+                backend.ack(&w, &[Ack { id: t.id, outcome: Outcome::Done { result: Vec::new() } }]).await.expect("ack");
+            }
+        }
+        let all = backend.tasks(&TaskFilter::default()).await.expect("list");
+        let stuck: Vec<_> = all.iter().filter(|t| t.state != TaskState::Done).map(|t| (t.id, t.state)).collect();
+        assert!(stuck.is_empty(), "round {n}: tasks neither run nor waiting for a claim: {stuck:?}");
+    }
+    eprintln!("{dropped} of 40 enqueues dropped mid-way; {put_back} of their tasks were written and put back");
+    assert!(put_back > 0, "no dropped enqueue had written its task: the test tests nothing");
+}
+
+#[tokio::test]
+async fn a_pool_of_several_writers_does_not_hand_off() {
+    let db = Db::new().await;
+    let options =
+        SqliteConnectOptions::new().filename(db.dir.path().join("jobs.db")).journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.expect("pool");
+    let backend: SqliteBackend = SqliteBackend::builder().from_pool(pool);
+    let w = worker("waiter");
+    assert!(backend.claim(&w, 4).await.expect("claim").tasks.is_empty());
+    let id = push_one(&backend, task("plain")).await;
+    assert_eq!(state(&backend, id).await, TaskState::Pending, "a put-back could overtake the insert");
 }

@@ -11,6 +11,8 @@
 //!   [`Outcome`], [`WorkerRegistration`], [`Unserved`];
 //! - [`Tuning`], the settings every backend has, as one value;
 //! - [`Notifier`] / [`WakeSignal`], in-process wake-ups by queue;
+//! - [`Handoffs`]: a single enqueue written already claimed by a worker of
+//!   the same backend value that waits for it, and handed over in memory;
 //! - [`stored`]: reading rows back with checks, versioned migrations, counts;
 //! - the workflow planner, [`crate::workflow::plan`]: which outputs to
 //!   store and which steps to enqueue when a step ends, so a backend only
@@ -24,6 +26,7 @@
 
 mod contract;
 mod fingerprint;
+mod handoff;
 pub mod stored;
 mod tuning;
 mod wake;
@@ -34,6 +37,7 @@ pub use self::contract::{
     Ack, Claimed, MAX_ERROR_LEN, MAX_TRACE_LEN, NewTask, Outcome, Task, Unserved, WorkerRegistration,
 };
 pub use self::fingerprint::{fnv1a, fnv1a_parts, redact_url};
+pub use self::handoff::{Begun, Claiming, Handoffs, Pick};
 pub use self::tuning::{Buffer, Clock, Every, Tuning};
 pub use self::wake::{Notifier, WakeSignal};
 use crate::codec::Codec;
