@@ -9,8 +9,8 @@
 //! `cargo bench -p errand-benches --features observe -- --observe --backend sqlite --drains 20000@64`.
 //!
 //! Backends: `memory`, `sqlite` (the default pair), `sqlite-raw` (the SQLite
-//! backend's own bulk insert, claim and ack statements in a bare loop on its
-//! own pool), `postgres`, `postgres-raw`
+//! backend's own bulk insert, single insert, claim and ack statements in a
+//! bare loop on its own pool), `postgres`, `postgres-raw`
 //! (the PostgreSQL backend's own claim and ack statements in bare loops: the
 //! baseline for the framework's overhead), `mysql`, `mysql-raw` (likewise for
 //! MySQL/MariaDB) and `redis`. The server backends read `ERRAND_POSTGRES_URL`

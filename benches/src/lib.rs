@@ -537,11 +537,14 @@ async fn latency<B: Backend>(
             };
         })
         .await?;
-    let mut latencies = sampled?;
-    latencies.sort_by(f64::total_cmp);
-    let pick =
-        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
-    Ok((pick(0.50), pick(0.99)))
+    Ok(p50_p99(sampled?))
+}
+
+/// The median and 99th percentile of `samples`.
+fn p50_p99(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples.get(((samples.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    (pick(0.50), pick(0.99))
 }
 
 /// Enqueues `samples` pings one at a time, each once the last has started;
@@ -698,6 +701,11 @@ async fn raw_drain(
 /// - **Bulk insert:** `plan.bulk` tasks through `sql/push_uniform.sql` (the
 ///   statement the backend's bulk enqueue uses), `plan.bulk_chunk` per
 ///   statement, the payloads encoded as the backend encodes them.
+/// - **Single insert** (when `plan` measures latency): one task at a time
+///   through `sql/push_one.sql`, paced as the latency sampler enqueues;
+///   p50/p99 of each statement's round trip through the pool. It is the
+///   floor under the backend's enqueue→start, which takes one such
+///   statement when the task is handed to a waiting worker.
 /// - **Drain:** for every 64-wide drain of `plan`, one loop (SQLite has one
 ///   writer) that claims 64 due tasks with `sql/claim.sql` and marks them
 ///   done with `sql/ack_done.sql`, until the queue is empty; and the same
@@ -719,6 +727,12 @@ where
         sqlite_raw_bulk(&backend, plan.bulk, plan.bulk_chunk).await?;
         let scenario = format!("raw SQL bulk insert ({} per statement)", plan.bulk_chunk);
         out.push(measurement(name, scenario, rate(plan.bulk, start.elapsed()), "jobs/s"));
+    }
+    if plan.latency_samples > 0 {
+        let backend = make().await?;
+        let (p50, p99) = p50_p99(sqlite_raw_singles(&backend, plan.latency_samples).await?);
+        out.push(measurement(name, "raw SQL single insert p50".into(), p50, "µs"));
+        out.push(measurement(name, "raw SQL single insert p99".into(), p99, "µs"));
     }
     for &(queued, concurrency) in &plan.drains {
         if concurrency != 64 {
@@ -775,6 +789,34 @@ async fn sqlite_raw_bulk(backend: &SqliteBackend, n: u64, chunk: u64) -> Result<
         next = end;
     }
     Ok(())
+}
+
+/// Inserts `n` tasks one at a time, as the latency sampler enqueues them;
+/// each insert's time in µs.
+async fn sqlite_raw_singles(backend: &SqliteBackend, n: u64) -> Result<Vec<f64>, errand::Error> {
+    let push = include_str!("../../backends/sqlite/sql/push_one.sql");
+    let mut times = Vec::with_capacity(n as usize);
+    for n in 0..n {
+        let payload = serde_json::to_vec(&Ping { n }).map_err(|e| bench_error("encode", e))?;
+        let sent = Instant::now();
+        let now = errand::Timestamp::now().as_millis();
+        sqlite_sqlx::query(push)
+            .bind(Ping::QUEUE)
+            .bind(Ping::NAME)
+            .bind(payload)
+            .bind(1_i64)
+            .bind(0_i64)
+            .bind(now)
+            .bind(now)
+            .bind(Option::<String>::None)
+            .bind(Option::<String>::None)
+            .execute(backend.pool())
+            .await
+            .map_err(sqlite_error("raw SQL single insert"))?;
+        times.push(sent.elapsed().as_secs_f64() * 1e6);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    Ok(times)
 }
 
 async fn sqlite_raw_drain(backend: &SqliteBackend, queued: u64, per_claim: i64) -> Result<Duration, errand::Error> {
