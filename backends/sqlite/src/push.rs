@@ -19,7 +19,9 @@ use errand_runtime::backend::stored::StoredRow;
 use errand_runtime::backend::{NewTask, Pick};
 use errand_runtime::capability::Transactional;
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Connection, Row, Sqlite, SqliteConnection};
 
 use crate::encode::{payload_batches, push_batches, uniform};
 use crate::rows::{Stored, query_error, wrong_reply};
@@ -80,14 +82,7 @@ impl<C: Codec> SqliteBackend<C> {
         // Until the task is handed over (or known written waiting), it may
         // be `running` for the worker with nobody to run it.
         let mut unsettled = Unsettled { inner, pick, settled: false };
-        let row = sqlx::query(sql::PUSH_HANDED)
-            .bind(task.queue.as_str())
-            .bind(task.job)
-            .bind(task.payload.as_slice())
-            .bind(i64::from(task.max_attempts))
-            .bind(task.priority)
-            .bind(task.run_at.as_millis())
-            .bind(now.as_millis())
+        let row = bind_task(sqlx::query(sql::PUSH_HANDED), task, now)
             .bind(task.trace.as_deref())
             .bind(&*pick.worker)
             .bind(pick.token)
@@ -242,7 +237,25 @@ async fn insert_one(conn: &mut SqliteConnection, task: &NewTask, now: Timestamp)
             return new_id(id, operation);
         }
     }
-    let id: i64 = sqlx::query_scalar(sql::PUSH_ONE)
+    let row = bind_task(sqlx::query(sql::PUSH_ONE), task, now)
+        .bind(task.unique_key.as_deref())
+        .bind(task.trace.as_deref())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    let id = row.try_get::<i64, _>(0).map_err(|e| wrong_reply(operation(), format!("column `id`: {e}")))?;
+    new_id(id, operation)
+}
+
+/// Binds what every single-task insert starts with: ?1 queue, ?2 job,
+/// ?3 payload, ?4 max_attempts, ?5 priority, ?6 run_at and ?7 created_at
+/// (`now`), in ms.
+fn bind_task<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    task: &'q NewTask,
+    now: Timestamp,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    query
         .bind(task.queue.as_str())
         .bind(task.job)
         .bind(task.payload.as_slice())
@@ -250,12 +263,6 @@ async fn insert_one(conn: &mut SqliteConnection, task: &NewTask, now: Timestamp)
         .bind(task.priority)
         .bind(task.run_at.as_millis())
         .bind(now.as_millis())
-        .bind(task.unique_key.as_deref())
-        .bind(task.trace.as_deref())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(query_error(operation()))?;
-    new_id(id, operation)
 }
 
 fn new_id(id: i64, operation: impl FnOnce() -> String) -> Result<TaskId, Error> {
