@@ -83,10 +83,13 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Data<T> {
 }
 
 /// A type map of the values given to a worker with `.data(...)`.
+///
+/// A list, not a hash map: a worker has a handful of values, and every run
+/// that takes `Data<T>` looks one up, which a scan of a few `TypeId`s does
+/// faster than hashing one.
 #[derive(Clone, Default)]
 pub struct DataMap {
-    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
-    names: Vec<&'static str>,
+    values: Vec<(TypeId, &'static str, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl DataMap {
@@ -98,26 +101,29 @@ impl DataMap {
     /// Adds (or replaces) a value that is already shared: every `Data<T>`
     /// handed out points to this same `Arc`.
     pub fn insert_arc<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
-        if self.map.insert(TypeId::of::<T>(), value).is_none() {
-            self.names.push(std::any::type_name::<T>());
+        let id = TypeId::of::<T>();
+        match self.values.iter_mut().find(|(t, _, _)| *t == id) {
+            Some(slot) => slot.2 = value,
+            None => self.values.push((id, std::any::type_name::<T>(), value)),
         }
     }
 
     /// The value of type `T`.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Data<T>> {
-        let any = Arc::clone(self.map.get(&TypeId::of::<T>())?);
-        any.downcast::<T>().ok().map(Data)
+        let id = TypeId::of::<T>();
+        let (_, _, any) = self.values.iter().find(|(t, _, _)| *t == id)?;
+        Arc::clone(any).downcast::<T>().ok().map(Data)
     }
 
     /// Whether a value of this type is present.
     pub fn contains(&self, id: TypeId) -> bool {
-        self.map.contains_key(&id)
+        self.values.iter().any(|(t, _, _)| *t == id)
     }
 }
 
 impl fmt::Debug for DataMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.names).finish()
+        f.debug_list().entries(self.values.iter().map(|(_, name, _)| name)).finish()
     }
 }
 
@@ -563,5 +569,16 @@ mod tests {
         assert!(data.is_some_and(|d| Arc::ptr_eq(&d, &shared)), "Data<T> must point to the caller's Arc");
         assert!(map.contains(TypeId::of::<std::sync::atomic::AtomicU64>()));
         assert!(map.get::<String>().is_none());
+    }
+
+    #[test]
+    fn a_second_value_of_a_type_replaces_the_first() {
+        let mut map = DataMap::default();
+        map.insert(1_u32);
+        map.insert(String::from("name"));
+        map.insert(2_u32);
+        assert_eq!(map.get::<u32>().map(|d| *d.into_inner()), Some(2));
+        assert_eq!(map.get::<String>().map(|d| d.into_inner().to_string()), Some("name".to_owned()));
+        assert_eq!(format!("{map:?}"), r#"["u32", "alloc::string::String"]"#);
     }
 }
