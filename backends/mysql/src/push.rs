@@ -127,7 +127,7 @@ async fn hand(
     let operation = || operation(std::slice::from_ref(task), inner);
     // Until the task is handed over (or known unwritten, or written
     // waiting), it may be `running` for the worker with nobody to run it.
-    let mut unsettled = Unsettled { inner, pick, settled: false };
+    let mut writing = inner.handoffs.writing(pick, |p| inner.doubts.record(&p.worker, p.token));
     let written = bind_task(sqlx::query(&inner.queries.push_handed), task, now)
         .bind(&*pick.worker)
         .bind(pick.token)
@@ -139,7 +139,7 @@ async fn hand(
         Ok(row) => row,
         Err(error) => {
             if !doubt::may_have_committed(&error) {
-                unsettled.settled = true;
+                writing.settled();
                 inner.handoffs.unpick(pick);
             }
             return Err(query_error(operation())(error));
@@ -151,7 +151,7 @@ async fn hand(
     let state = row
         .try_get_unchecked::<Vec<u8>, _>(1)
         .map_err(|e| wrong_reply(operation(), format!("column 2 (state): {e}")))?;
-    unsettled.settled = true;
+    writing.settled();
     if state != b"running" {
         inner.handoffs.unpick(pick);
         return Ok(id);
@@ -172,25 +172,6 @@ async fn hand(
         }
     }
     Ok(id)
-}
-
-/// A hand-off whose insert may have written the task `running` for the
-/// worker without handing it over (its outcome or reply was lost, or the
-/// enqueue was dropped mid-way): dropped unsettled, it is recorded as a
-/// doubtful claim, which the worker's next claim puts back (see `doubt`).
-struct Unsettled<'a> {
-    inner: &'a Inner,
-    pick: &'a Pick,
-    settled: bool,
-}
-
-impl Drop for Unsettled<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.inner.doubts.record(&self.pick.worker, self.pick.token);
-            self.inner.handoffs.unpick(self.pick);
-        }
-    }
 }
 
 /// Writes `tasks` on `conn` in order; returns their ids.

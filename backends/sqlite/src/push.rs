@@ -25,7 +25,7 @@ use sqlx::{Connection, Row, Sqlite, SqliteConnection};
 
 use crate::encode::{payload_batches, push_batches, uniform};
 use crate::rows::{Stored, query_error, wrong_reply};
-use crate::{Inner, SqliteBackend, sql};
+use crate::{SqliteBackend, sql};
 
 /// What a push is doing, for messages.
 fn operation(tasks: &[NewTask]) -> String {
@@ -81,7 +81,7 @@ impl<C: Codec> SqliteBackend<C> {
         let operation = || operation(std::slice::from_ref(task));
         // Until the task is handed over (or known written waiting), it may
         // be `running` for the worker with nobody to run it.
-        let mut unsettled = Unsettled { inner, pick, settled: false };
+        let mut writing = inner.handoffs.writing(pick, |p| inner.put_backs.add_handed(&p.worker, p.token));
         let row = bind_task(sqlx::query(sql::PUSH_HANDED), task, now)
             .bind(task.trace.as_deref())
             .bind(&*pick.worker)
@@ -95,9 +95,9 @@ impl<C: Codec> SqliteBackend<C> {
             Ok(None) => return Err(wrong_reply(operation(), "the new task's id is NULL")),
             Err(e) => return Err(wrong_reply(operation(), format!("column `id`: {e}"))),
         };
-        let running = row.text("state").is_ok_and(|state| state.as_deref() == Some("running"));
-        unsettled.settled = true;
-        if !running {
+        let state = row.text("state").map_err(|e| wrong_reply(operation(), format!("column `state`: {e}")))?;
+        writing.settled();
+        if state.as_deref() != Some("running") {
             inner.handoffs.unpick(pick);
         } else if !inner.handoffs.hand(pick, id, task) {
             // The worker was released while the insert ran: nobody will
@@ -147,25 +147,6 @@ impl<C: Codec> Transactional for SqliteBackend<C> {
         };
         self.wake(&tasks);
         Ok(ids)
-    }
-}
-
-/// A hand-off whose insert may have written the task `running` for the
-/// worker without handing it over (the statement failed, or the enqueue was
-/// dropped mid-way): dropped unsettled, it leaves the task to be put back
-/// before the worker's next claim.
-struct Unsettled<'a> {
-    inner: &'a Inner,
-    pick: &'a Pick,
-    settled: bool,
-}
-
-impl Drop for Unsettled<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.inner.put_backs.add_handed(&self.pick.worker, self.pick.token);
-            self.inner.handoffs.unpick(self.pick);
-        }
     }
 }
 

@@ -19,10 +19,12 @@
 //!    statement — `pending`, as any enqueue, while its queue is paused — and
 //!    then calls [`hand`](Handoffs::hand), or [`unpick`](Handoffs::unpick)
 //!    when it wrote the task waiting or knows the write failed;
-//! 3. puts the task back by its token when `hand` returns it (the worker
-//!    was released meanwhile), and when the write's outcome is unknown (its
-//!    reply was lost, or the enqueue was dropped mid-way): before that
-//!    worker's next claim, as a claim whose reply was lost;
+//! 3. holds a [`Writing`] guard from [`writing`](Handoffs::writing) while
+//!    the write's outcome is unknown, so that an enqueue that fails that
+//!    way or is dropped mid-way leaves the task to be put back by its token
+//!    before that worker's next claim (as a claim whose reply was lost),
+//!    and puts the task back itself when `hand` refuses it (the worker was
+//!    released meanwhile);
 //! 4. calls [`forget`](Handoffs::forget) when it releases a worker.
 //!
 //! Everything else a claimed task goes through (heartbeats, orphan rescue,
@@ -33,6 +35,7 @@
 //! [`Backend::claim`]: crate::backend::Backend::claim
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::backend::{NewTask, Task};
@@ -98,6 +101,38 @@ impl Claiming<'_> {
 impl Drop for Claiming<'_> {
     fn drop(&mut self) {
         self.handoffs.claim_ends(self.worker, self.found_nothing);
+    }
+}
+
+/// A hand-off's write in flight; see [`Handoffs::writing`].
+#[must_use = "dropped at once, it records the hand-off as doubtful"]
+pub struct Writing<'a, F: FnOnce(&Pick)> {
+    handoffs: &'a Handoffs,
+    pick: &'a Pick,
+    doubtful: Option<F>,
+}
+
+impl<F: FnOnce(&Pick)> Writing<'_, F> {
+    /// The write's outcome is known (the task was written, or surely was
+    /// not): dropping the guard does nothing more. The caller then calls
+    /// [`Handoffs::hand`] or [`Handoffs::unpick`].
+    pub fn settled(&mut self) {
+        self.doubtful = None;
+    }
+}
+
+impl<F: FnOnce(&Pick)> Drop for Writing<'_, F> {
+    fn drop(&mut self) {
+        if let Some(doubtful) = self.doubtful.take() {
+            doubtful(self.pick);
+            self.handoffs.unpick(self.pick);
+        }
+    }
+}
+
+impl<F: FnOnce(&Pick)> fmt::Debug for Writing<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writing").field("pick", self.pick).field("settled", &self.doubtful.is_none()).finish()
     }
 }
 
@@ -178,6 +213,17 @@ impl Handoffs {
             }
             None => false,
         }
+    }
+
+    /// The write of the task picked for `pick` begins: until
+    /// [`settled`](Writing::settled), the task may be `running` for the
+    /// worker with nobody to run it. Dropped unsettled (the write failed
+    /// with its outcome unknown, or the enqueue was dropped mid-way), the
+    /// guard calls `doubtful`, which records the pick so that the task is
+    /// put back by its token before the worker's next claim, and the
+    /// worker waits again.
+    pub fn writing<'a, F: FnOnce(&Pick)>(&'a self, pick: &'a Pick, doubtful: F) -> Writing<'a, F> {
+        Writing { handoffs: self, pick, doubtful: Some(doubtful) }
     }
 
     /// The task picked for `pick` was written `pending` (its queue is
@@ -266,5 +312,21 @@ mod tests {
         h.forget(&w);
         assert!(!h.hand(&pick, TaskId(9), &task("q", "j", 0)), "released");
         assert_eq!(h.pick(&task("q", "j", 0), Timestamp(0), || 3), None);
+    }
+
+    #[test]
+    fn a_write_dropped_unsettled_is_doubtful_and_the_worker_waits_again() {
+        let h = Handoffs::default();
+        let w: Arc<str> = Arc::from("w1");
+        query(h.claim_begins(&w, "q", "j", 1)).found_nothing();
+        let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 4).expect("waiting");
+        let mut doubts = Vec::new();
+        drop(h.writing(&pick, |p| doubts.push(p.token)));
+        assert_eq!(doubts, [4], "an unsettled write is recorded");
+        let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 5).expect("waiting again");
+        let mut writing = h.writing(&pick, |p| doubts.push(p.token));
+        writing.settled();
+        drop(writing);
+        assert_eq!(doubts, [4], "a settled write is not");
     }
 }
