@@ -37,7 +37,7 @@ pub use self::contract::{
     Ack, Claimed, MAX_ERROR_LEN, MAX_TRACE_LEN, NewTask, Outcome, Task, Unserved, WorkerRegistration,
 };
 pub use self::fingerprint::{fnv1a, fnv1a_parts, redact_url};
-pub use self::handoff::{Begun, Claiming, Handoffs, Pick};
+pub use self::handoff::{Begun, Claiming, Handoffs, Pick, Writing};
 pub use self::tuning::{Buffer, Clock, Every, Tuning};
 pub use self::wake::{Notifier, WakeSignal};
 use crate::codec::Codec;
