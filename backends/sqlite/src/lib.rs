@@ -318,7 +318,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use errand_runtime::backend::{Handoffs, Notifier};
+use errand_runtime::backend::{Buffer, Handoffs, Notifier};
 use errand_runtime::capability::{CancelRunning, Delays, Priorities, Results, UniqueKeys};
 use errand_runtime::{Codec, Error, JsonCodec, Tuning};
 use sqlx::SqlitePool;
@@ -437,11 +437,15 @@ impl<C: Codec> fmt::Debug for SqliteBuilder<C> {
 }
 
 /// This backend's default tuning: the runtime's defaults (rescue after 30 s,
-/// keep 24 h, one claim at a time, no buffer: a claim costs no network round
-/// trip) with a poll every 100 ms, so tasks enqueued by other processes start
-/// soon.
+/// keep 24 h, one claim at a time) with a poll every 100 ms, so tasks
+/// enqueued by other processes start soon, and a claim buffer of the
+/// worker's concurrency. Every statement goes through the one writer
+/// connection, so a statement saved is throughput gained: with the buffer a
+/// busy worker claims about twice as many tasks at a time (a 64-wide worker
+/// about 64 instead of 32), the way a bare claim-then-ack loop does. Slow
+/// runs give the excess back, as on every backend.
 const fn default_tuning() -> Tuning {
-    Tuning::new().poll_interval(Duration::from_millis(100))
+    Tuning::new().poll_interval(Duration::from_millis(100)).buffer(Buffer::Concurrency)
 }
 
 impl<C: Codec> SqliteBuilder<C> {
