@@ -119,15 +119,23 @@ where
 
     fn call(&mut self, request: Request<J>) -> Self::Future {
         let cx = &request.cx;
+        // Field values are handed over as `&str` where they can be: an OTel
+        // layer copies a string as it is but runs `format!` on anything
+        // else, and this runs once per run.
+        let queue = cx.queue();
+        let mut name = String::with_capacity("process ".len() + queue.len());
+        name.push_str("process ");
+        name.push_str(queue);
+        let mut digits = [0; 20];
         let span = tracing::info_span!(
             "task",
-            otel.name = format_args!("process {}", cx.queue()),
+            otel.name = name.as_str(),
             otel.kind = "consumer",
             otel.status_code = tracing::field::Empty,
             messaging.system = "errand",
             messaging.operation.type = "process",
-            messaging.destination.name = cx.queue(),
-            messaging.message.id = %cx.id(),
+            messaging.destination.name = queue,
+            messaging.message.id = decimal(cx.id().0, &mut digits),
             job = cx.job(),
             attempt = i64::from(cx.attempt()),
             outcome = tracing::field::Empty,
@@ -139,12 +147,26 @@ where
         }
         #[cfg(not(feature = "otel"))]
         let _ = self.parent;
-        let future = {
-            let _entered = span.enter();
-            self.inner.call(request)
-        };
-        Traced { future, span }
+        // The span is entered where the run's code runs, at each poll; the
+        // stack's `call`s only build futures.
+        Traced { future: self.inner.call(request), span }
     }
+}
+
+/// `n` in decimal, written into `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is a single digit: the cast cannot truncate.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&digits[at..]).unwrap_or("")
 }
 
 pin_project! {
@@ -219,5 +241,18 @@ impl<S> Layer<S> for TraceLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         Trace::with_parent(inner, self.parent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn ids_are_written_in_decimal() {
+        let mut digits = [0; 20];
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            assert_eq!(decimal(n, &mut digits), n.to_string());
+        }
     }
 }
