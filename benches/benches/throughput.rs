@@ -8,7 +8,9 @@
 //! and the Prometheus metrics recorder installed:
 //! `cargo bench -p errand-benches --features observe -- --observe --backend sqlite --drains 20000@64`.
 //!
-//! Backends: `memory`, `sqlite` (the default pair), `sqlite-raw` (the SQLite
+//! Backends: `memory`, `sqlite` (the default pair), `tokio-raw` (with
+//! `--latency`: one wake-up of an idle task on the runtime, the floor under
+//! the memory backend's enqueue→start), `sqlite-raw` (the SQLite
 //! backend's own bulk insert, single insert, claim and ack statements in a
 //! bare loop on its own pool), `postgres`, `postgres-raw`
 //! (the PostgreSQL backend's own claim and ack statements in bare loops: the
@@ -29,7 +31,7 @@ use errand::postgres::sqlx;
 use errand::redis::RedisBackend;
 use errand_benches::{
     Measurement, Part, Plan, latency_across, mysql_raw, postgres_raw, print_table, run_backend, run_workflows,
-    sqlite_raw,
+    sqlite_raw, tokio_raw,
 };
 
 #[tokio::main]
@@ -149,6 +151,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 results.extend(run_backend("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
                 results.extend(run_workflows("memory", &plan, || async { Ok(MemoryBackend::new()) }).await?);
             }
+            "tokio-raw" => results.extend(tokio_raw("tokio-raw", &plan).await?),
             "sqlite" | "sqlite-raw" => {
                 // A fresh database file per scenario, in a directory removed at the end.
                 let dir = tempfile::tempdir()?;

@@ -567,6 +567,65 @@ async fn sample_latencies<B: Backend>(
     Ok(latencies)
 }
 
+/// The floor under the memory backend's enqueue→start: one wake-up of an
+/// idle task on the runtime, with no framework. A task waits on a channel;
+/// the sampler sends it a message and the task notes when it woke, paced
+/// and counted as the latency sampler does, from the bench's main thread
+/// (every wake-up crosses to a parked worker thread) and from a spawned task.
+///
+/// # Errors
+///
+/// When the waiting task goes away.
+pub async fn tokio_raw(name: &str, plan: &Plan) -> Result<Vec<Measurement>, errand::Error> {
+    let mut out = Vec::new();
+    if plan.latency_samples == 0 {
+        return Ok(out);
+    }
+    for (from, label) in [(Producer::MainThread, ""), (Producer::Task, ", from a task")] {
+        let (wake, mut woken) = mpsc::unbounded_channel::<()>();
+        let (started, at) = mpsc::unbounded_channel::<(u64, Instant)>();
+        let waiter = tokio::spawn(async move {
+            while woken.recv().await.is_some() {
+                if started.send((0, Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+        // Let the waiting task park, as an idle worker has.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sampler = sample_wakeups(wake, at, plan.latency_samples);
+        let sampled = match from {
+            Producer::MainThread => sampler.await,
+            Producer::Task => tokio::spawn(sampler).await.map_err(|e| bench_error("the wake-up sampler", e))?,
+        };
+        waiter.abort();
+        let (p50, p99) = p50_p99(sampled?);
+        out.push(measurement(name, format!("bare wake-up p50{label}"), p50, "µs"));
+        out.push(measurement(name, format!("bare wake-up p99{label}"), p99, "µs"));
+    }
+    Ok(out)
+}
+
+/// Wakes the waiting task `samples` times, each once the last has woken,
+/// 3 ms apart; each wake-up's time in µs.
+async fn sample_wakeups(
+    wake: mpsc::UnboundedSender<()>,
+    mut woken: mpsc::UnboundedReceiver<(u64, Instant)>,
+    samples: u64,
+) -> Result<Vec<f64>, errand::Error> {
+    let mut latencies = Vec::with_capacity(samples as usize);
+    for n in 0..samples {
+        let sent = Instant::now();
+        wake.send(()).map_err(|e| bench_error("the wake-up sampler", e))?;
+        match tokio::time::timeout(Duration::from_secs(10), woken.recv()).await {
+            Ok(Some((_, at))) => latencies.push(at.duration_since(sent).as_secs_f64() * 1e6),
+            _ => return Err(bench_error("the wake-up sampler", format!("wake-up {n} did not arrive within 10 s"))),
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    Ok(latencies)
+}
+
 /// Prints results as a table on stdout.
 pub fn print_table(results: &[Measurement]) {
     let mut out = String::new();
