@@ -394,11 +394,27 @@ where
         let samples = plan.workflow_samples;
         let mut times = Vec::with_capacity(samples as usize);
         let mut failure = None;
+        // Steps run so far, from the worker's events: the run is polled
+        // closely only once its last step has run, until its ack is written.
+        // A Tokio timer between polls would round every sample up to its
+        // 1 ms tick.
+        let completed = Arc::new(AtomicU64::new(0));
+        let ran = Arc::new(Notify::new());
+        let worker = diamond::Diamond::worker(&backend).concurrency(4).on_event({
+            let (completed, ran) = (Arc::clone(&completed), Arc::clone(&ran));
+            move |event| {
+                if matches!(event, Event::Completed { .. }) {
+                    completed.fetch_add(1, Ordering::Relaxed);
+                    ran.notify_one();
+                }
+            }
+        });
         Monitor::new()
-            .register(diamond::Diamond::worker(&backend).concurrency(4))
+            .register(worker)
             .run_until(async {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 for n in 0..samples {
+                    let all_ran = (n + 1) * 4;
                     let start = Instant::now();
                     let run = match watch.start(diamond::Diamond::new(n)).await {
                         Ok(run) => run,
@@ -407,14 +423,20 @@ where
                             return;
                         }
                     };
-                    // Poll tightly: the bench, not `wait()`, decides how precise this is.
                     let deadline = Instant::now() + Duration::from_secs(10);
+                    while completed.load(Ordering::Relaxed) < all_ran && Instant::now() < deadline {
+                        let _ = tokio::time::timeout(Duration::from_millis(10), ran.notified()).await;
+                    }
                     while Instant::now() < deadline {
                         if watch.workflow(run).status().await.is_ok_and(|s| s.state == RunState::Done) {
                             times.push(start.elapsed().as_secs_f64() * 1e3);
                             break;
                         }
-                        tokio::time::sleep(Duration::from_micros(200)).await;
+                        // This future runs on the bench's main thread, not on
+                        // the runtime's workers: a short blocking sleep here
+                        // leaves them the CPU (spinning would take it from
+                        // them) and stays far below Tokio's timer tick.
+                        std::thread::sleep(Duration::from_micros(20));
                     }
                     tokio::time::sleep(Duration::from_millis(3)).await;
                 }
