@@ -139,6 +139,8 @@ struct WorkerCxInner {
     job: &'static str,
     shutdown: CancellationToken,
     data: DataMap,
+    /// `process <queue>`, the name of its runs' spans, made once.
+    span_name: Box<str>,
 }
 
 impl WorkerCx {
@@ -149,7 +151,8 @@ impl WorkerCx {
         shutdown: CancellationToken,
         data: DataMap,
     ) -> Self {
-        Self { inner: Arc::new(WorkerCxInner { id, queue, job, shutdown, data }) }
+        let span_name = format!("process {queue}").into_boxed_str();
+        Self { inner: Arc::new(WorkerCxInner { id, queue, job, shutdown, data, span_name }) }
     }
 
     /// This worker's unique id (`<job>@<host>:<pid>:<n>`).
@@ -165,6 +168,11 @@ impl WorkerCx {
     /// The job it runs.
     pub fn job(&self) -> &'static str {
         self.inner.job
+    }
+
+    /// The name of its runs' spans, `process <queue>` (see [`crate::trace`]).
+    pub(crate) fn span_name(&self) -> &str {
+        &self.inner.span_name
     }
 
     /// Whether the worker has been asked to stop. Long jobs may check this and
@@ -389,6 +397,11 @@ impl TaskCx {
     /// The job's name.
     pub fn job(&self) -> &'static str {
         self.inner.worker.job()
+    }
+
+    /// The name of this run's span (see [`crate::trace`]).
+    pub(crate) fn span_name(&self) -> &str {
+        self.inner.worker.span_name()
     }
 
     /// When the task was due.

@@ -121,21 +121,18 @@ where
         let cx = &request.cx;
         // Field values are handed over as `&str` where they can be: an OTel
         // layer copies a string as it is but runs `format!` on anything
-        // else, and this runs once per run.
+        // else, and this runs once per run (the name is made once per
+        // worker).
         let queue = cx.queue();
-        let mut name = String::with_capacity("process ".len() + queue.len());
-        name.push_str("process ");
-        name.push_str(queue);
-        let mut digits = [0; 20];
         let span = tracing::info_span!(
             "task",
-            otel.name = name.as_str(),
+            otel.name = cx.span_name(),
             otel.kind = "consumer",
             otel.status_code = tracing::field::Empty,
             messaging.system = "errand",
             messaging.operation.type = "process",
             messaging.destination.name = queue,
-            messaging.message.id = decimal(cx.id().0, &mut digits),
+            messaging.message.id = decimal(cx.id().0, &mut [0; 20]),
             job = cx.job(),
             attempt = i64::from(cx.attempt()),
             outcome = tracing::field::Empty,
