@@ -573,16 +573,33 @@ fn p50_p99(mut samples: Vec<f64>) -> (f64, f64) {
 /// returns each one's enqueue→start time in µs.
 async fn sample_latencies<B: Backend>(
     producer: B,
-    mut started: mpsc::UnboundedReceiver<(u64, Instant)>,
+    started: mpsc::UnboundedReceiver<(u64, Instant)>,
     samples: u64,
 ) -> Result<Vec<f64>, errand::Error> {
+    let producer = &producer;
+    let enqueue = move |n| async move { producer.enqueue(Ping { n }).await.map(drop) };
+    paced_samples("the latency sampler", enqueue, started, samples).await
+}
+
+/// Calls `send(n)` for `n` in `0..samples`, each once the last has arrived
+/// on `arrived` and 3 ms after it; each one's time from send to arrival, in µs.
+async fn paced_samples<F, Fut>(
+    what: &str,
+    mut send: F,
+    mut arrived: mpsc::UnboundedReceiver<(u64, Instant)>,
+    samples: u64,
+) -> Result<Vec<f64>, errand::Error>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<(), errand::Error>>,
+{
     let mut latencies = Vec::with_capacity(samples as usize);
     for n in 0..samples {
         let sent = Instant::now();
-        producer.enqueue(Ping { n }).await?;
-        match tokio::time::timeout(Duration::from_secs(10), started.recv()).await {
+        send(n).await?;
+        match tokio::time::timeout(Duration::from_secs(10), arrived.recv()).await {
             Ok(Some((_, at))) => latencies.push(at.duration_since(sent).as_secs_f64() * 1e6),
-            _ => return Err(bench_error("the latency sampler", format!("ping {n} did not start within 10 s"))),
+            _ => return Err(bench_error(what, format!("sample {n} did not arrive within 10 s"))),
         }
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
@@ -632,20 +649,12 @@ pub async fn tokio_raw(name: &str, plan: &Plan) -> Result<Vec<Measurement>, erra
 /// 3 ms apart; each wake-up's time in µs.
 async fn sample_wakeups(
     wake: mpsc::UnboundedSender<()>,
-    mut woken: mpsc::UnboundedReceiver<(u64, Instant)>,
+    woken: mpsc::UnboundedReceiver<(u64, Instant)>,
     samples: u64,
 ) -> Result<Vec<f64>, errand::Error> {
-    let mut latencies = Vec::with_capacity(samples as usize);
-    for n in 0..samples {
-        let sent = Instant::now();
-        wake.send(()).map_err(|e| bench_error("the wake-up sampler", e))?;
-        match tokio::time::timeout(Duration::from_secs(10), woken.recv()).await {
-            Ok(Some((_, at))) => latencies.push(at.duration_since(sent).as_secs_f64() * 1e6),
-            _ => return Err(bench_error("the wake-up sampler", format!("wake-up {n} did not arrive within 10 s"))),
-        }
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
-    Ok(latencies)
+    let wake = &wake;
+    let send = move |_| async move { wake.send(()).map_err(|e| bench_error("the wake-up sampler", e)) };
+    paced_samples("the wake-up sampler", send, woken, samples).await
 }
 
 /// Prints results as a table on stdout.
