@@ -272,6 +272,12 @@
 //! - Wake-ups: after an enqueue, a retry or a snooze the backend wakes this
 //!   process's idle workers of that queue at once. Workers in other processes
 //!   notice new tasks within [`Tuning::poll_interval`] (100 ms by default).
+//! - Claim buffer: a worker may hold up to its concurrency in claimed tasks
+//!   waiting for a slot ([`Tuning::buffer`]), as many as its slots finish in
+//!   a few milliseconds; slow runs give the excess back. Every statement
+//!   goes through the one writer connection, so a busy worker claiming
+//!   twice as many tasks at a time writes half the claim statements. A
+//!   worker built with `.buffer(0)` claims only for its free slots.
 //! - Unreadable data: a stored row that this version cannot read (an unknown
 //!   state, a negative attempt or id, a priority outside `i16`) is reported
 //!   as an error naming the task. A claimed task whose row cannot be read
