@@ -127,7 +127,7 @@ async fn hand(
     let operation = || operation(std::slice::from_ref(task), inner);
     // Until the task is handed over (or known unwritten, or written
     // waiting), it may be `running` for the worker with nobody to run it.
-    let mut writing = inner.handoffs.writing(pick, |p| inner.doubts.record(&p.worker, p.token));
+    let writing = inner.handoffs.writing(pick, |p| inner.doubts.record(&p.worker, p.token));
     let written = bind_task(sqlx::query(&inner.queries.push_handed), task, now)
         .bind(&*pick.worker)
         .bind(pick.token)
@@ -139,8 +139,7 @@ async fn hand(
         Ok(row) => row,
         Err(error) => {
             if !doubt::may_have_committed(&error) {
-                writing.settled();
-                inner.handoffs.unpick(pick);
+                writing.not_handed();
             }
             return Err(query_error(operation())(error));
         }
@@ -151,12 +150,11 @@ async fn hand(
     let state = row
         .try_get_unchecked::<Vec<u8>, _>(1)
         .map_err(|e| wrong_reply(operation(), format!("column 2 (state): {e}")))?;
-    writing.settled();
     if state != b"running" {
-        inner.handoffs.unpick(pick);
+        writing.not_handed();
         return Ok(id);
     }
-    if !inner.handoffs.hand(pick, id, task) {
+    if !writing.handed(id, task) {
         // The worker was released while the insert ran: nobody will take
         // the task from it, so put it back as a lost claim's tasks are.
         let put_back = sqlx::query(&inner.queries.release_claims)

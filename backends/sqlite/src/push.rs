@@ -15,7 +15,7 @@
 //! insert it undoes; a backend built on a pool of more connections
 //! ([`from_pool`](crate::SqliteBuilder::from_pool)) does not hand off.
 
-use errand_runtime::backend::stored::StoredRow;
+use errand_runtime::backend::stored::{StoredRow, read_id};
 use errand_runtime::backend::{NewTask, Pick};
 use errand_runtime::capability::Transactional;
 use errand_runtime::{Codec, Error, TaskId, Timestamp};
@@ -25,7 +25,7 @@ use sqlx::{Connection, Row, Sqlite, SqliteConnection};
 
 use crate::encode::{payload_batches, push_batches, uniform};
 use crate::rows::{Stored, query_error, wrong_reply};
-use crate::{SqliteBackend, sql};
+use crate::{NAME, SqliteBackend, sql};
 
 /// What a push is doing, for messages.
 fn operation(tasks: &[NewTask]) -> String {
@@ -81,7 +81,7 @@ impl<C: Codec> SqliteBackend<C> {
         let operation = || operation(std::slice::from_ref(task));
         // Until the task is handed over (or known written waiting), it may
         // be `running` for the worker with nobody to run it.
-        let mut writing = inner.handoffs.writing(pick, |p| inner.put_backs.add_handed(&p.worker, p.token));
+        let writing = inner.handoffs.writing(pick, |p| inner.put_backs.add_handed(&p.worker, p.token));
         let row = bind_task(sqlx::query(sql::PUSH_HANDED), task, now)
             .bind(task.trace.as_deref())
             .bind(&*pick.worker)
@@ -90,16 +90,11 @@ impl<C: Codec> SqliteBackend<C> {
             .await
             .map_err(query_error(operation()))?;
         let row = Stored(row);
-        let id = match row.int("id") {
-            Ok(Some(id)) => new_id(id, operation)?,
-            Ok(None) => return Err(wrong_reply(operation(), "the new task's id is NULL")),
-            Err(e) => return Err(wrong_reply(operation(), format!("column `id`: {e}"))),
-        };
+        let id = read_id(NAME, &row)?;
         let state = row.text("state").map_err(|e| wrong_reply(operation(), format!("column `state`: {e}")))?;
-        writing.settled();
         if state.as_deref() != Some("running") {
-            inner.handoffs.unpick(pick);
-        } else if !inner.handoffs.hand(pick, id, task) {
+            writing.not_handed();
+        } else if !writing.handed(id, task) {
             // The worker was released while the insert ran: nobody will
             // take the task from it, so put it back.
             if let Err(error) = self.unclaim_handed(&pick.worker, &task.queue, pick.token).await {

@@ -16,15 +16,16 @@
 //! 2. on a single due enqueue without a unique key, asks
 //!    [`pick`](Handoffs::pick) for a waiting worker, writes the task
 //!    `running` for it (attempt 1) under the pick's claim token in one
-//!    statement — `pending`, as any enqueue, while its queue is paused — and
-//!    then calls [`hand`](Handoffs::hand), or [`unpick`](Handoffs::unpick)
-//!    when it wrote the task waiting or knows the write failed;
-//! 3. holds a [`Writing`] guard from [`writing`](Handoffs::writing) while
-//!    the write's outcome is unknown, so that an enqueue that fails that
-//!    way or is dropped mid-way leaves the task to be put back by its token
-//!    before that worker's next claim (as a claim whose reply was lost),
-//!    and puts the task back itself when `hand` refuses it (the worker was
-//!    released meanwhile);
+//!    statement — `pending`, as any enqueue, while its queue is paused —
+//!    holding the [`Writing`] guard from [`writing`](Handoffs::writing);
+//! 3. ends the guard by its outcome: [`handed`](Writing::handed) when it
+//!    wrote the task `running` (and puts the task back itself when that
+//!    returns `false`: the worker was released meanwhile), or
+//!    [`not_handed`](Writing::not_handed) when it wrote it waiting or knows
+//!    the write failed. Dropped otherwise (the write failed with its
+//!    outcome unknown, or the enqueue was dropped mid-way), the guard
+//!    leaves the task to be put back by its token before that worker's next
+//!    claim, as a claim whose reply was lost;
 //! 4. calls [`forget`](Handoffs::forget) when it releases a worker.
 //!
 //! Everything else a claimed task goes through (heartbeats, orphan rescue,
@@ -105,7 +106,7 @@ impl Drop for Claiming<'_> {
 }
 
 /// A hand-off's write in flight; see [`Handoffs::writing`].
-#[must_use = "dropped at once, it records the hand-off as doubtful"]
+#[must_use = "dropped without `handed` or `not_handed`, it records the hand-off as doubtful"]
 pub struct Writing<'a, F: FnOnce(&Pick)> {
     handoffs: &'a Handoffs,
     pick: &'a Pick,
@@ -113,11 +114,21 @@ pub struct Writing<'a, F: FnOnce(&Pick)> {
 }
 
 impl<F: FnOnce(&Pick)> Writing<'_, F> {
-    /// The write's outcome is known (the task was written, or surely was
-    /// not): dropping the guard does nothing more. The caller then calls
-    /// [`Handoffs::hand`] or [`Handoffs::unpick`].
-    pub fn settled(&mut self) {
+    /// The task was written `running` for the picked worker as task `id`
+    /// (attempt 1): hands it over. `false` when the worker was released
+    /// meanwhile: nobody will take the task, so the caller puts it back in
+    /// the table by its token.
+    #[must_use]
+    pub fn handed(mut self, id: TaskId, task: &NewTask) -> bool {
         self.doubtful = None;
+        self.handoffs.hand(self.pick, id, task)
+    }
+
+    /// The task was written waiting (its queue is paused), or surely was
+    /// not written: the worker waits as before.
+    pub fn not_handed(mut self) {
+        self.doubtful = None;
+        self.handoffs.unpick(self.pick);
     }
 }
 
@@ -192,12 +203,9 @@ impl Handoffs {
         Some(Pick { worker: Arc::clone(id), token: token() })
     }
 
-    /// `task`, written `running` for the worker of `pick` as task `id`
-    /// (attempt 1): hands it over. `false` when the worker was released
-    /// meanwhile: nobody will take the task, so the caller puts it back in
-    /// the table by its token.
-    #[must_use]
-    pub fn hand(&self, pick: &Pick, id: TaskId, task: &NewTask) -> bool {
+    /// `task`, written `running` for the worker of `pick` as task `id`:
+    /// hands it over; `false` when the worker was released meanwhile.
+    fn hand(&self, pick: &Pick, id: TaskId, task: &NewTask) -> bool {
         match self.lock().get_mut(&pick.worker) {
             Some(entry) => {
                 entry.handed.push(Task {
@@ -215,9 +223,10 @@ impl Handoffs {
         }
     }
 
-    /// The write of the task picked for `pick` begins: until
-    /// [`settled`](Writing::settled), the task may be `running` for the
-    /// worker with nobody to run it. Dropped unsettled (the write failed
+    /// The write of the task picked for `pick` begins: until the guard is
+    /// ended by [`handed`](Writing::handed) or
+    /// [`not_handed`](Writing::not_handed), the task may be `running` for
+    /// the worker with nobody to run it. Dropped instead (the write failed
     /// with its outcome unknown, or the enqueue was dropped mid-way), the
     /// guard calls `doubtful`, which records the pick so that the task is
     /// put back by its token before the worker's next claim, and the
@@ -226,9 +235,9 @@ impl Handoffs {
         Writing { handoffs: self, pick, doubtful: Some(doubtful) }
     }
 
-    /// The task picked for `pick` was written `pending` (its queue is
-    /// paused): the worker waits as before.
-    pub fn unpick(&self, pick: &Pick) {
+    /// The task picked for `pick` was not handed over: the worker waits as
+    /// before.
+    fn unpick(&self, pick: &Pick) {
         if let Some(entry) = self.lock().get_mut(&pick.worker) {
             entry.waiting = entry.claiming == 0 && entry.handed.is_empty();
         }
@@ -288,14 +297,22 @@ mod tests {
         assert_eq!(h.pick(&task("q", "j", 0), now, || 8), None, "one task per wait");
     }
 
+    /// Worker `w1`, waiting after an empty claim, picked for a task under `token`.
+    fn picked(h: &Handoffs, token: i64) -> (Arc<str>, Pick) {
+        let w: Arc<str> = Arc::from("w1");
+        query(h.claim_begins(&w, "q", "j", 1)).found_nothing();
+        let pick = h.pick(&task("q", "j", 0), Timestamp(0), || token).expect("waiting");
+        (w, pick)
+    }
+
+    /// Records nothing: for writes the test ends itself.
+    fn no_doubt(_: &Pick) {}
+
     #[test]
     fn a_handed_task_comes_back_from_the_next_claim_only() {
         let h = Handoffs::default();
-        let w: Arc<str> = Arc::from("w1");
-        query(h.claim_begins(&w, "q", "j", 1)).found_nothing();
-        let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 1).expect("waiting");
-        let new = task("q", "j", 0);
-        assert!(h.hand(&pick, TaskId(5), &new));
+        let (w, pick) = picked(&h, 1);
+        assert!(h.writing(&pick, no_doubt).handed(TaskId(5), &task("q", "j", 0)));
         let Begun::Handed(got) = h.claim_begins(&w, "q", "j", 1) else { panic!("not handed") };
         assert_eq!(got.iter().map(|t| (t.id.0, t.attempt)).collect::<Vec<_>>(), [(5, 1)]);
         assert!(matches!(h.claim_begins(&w, "q", "j", 1), Begun::Query(_)), "handed once");
@@ -304,29 +321,24 @@ mod tests {
     #[test]
     fn a_released_worker_gets_nothing_and_a_paused_queue_keeps_it_waiting() {
         let h = Handoffs::default();
-        let w: Arc<str> = Arc::from("w1");
-        query(h.claim_begins(&w, "q", "j", 1)).found_nothing();
-        let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 1).expect("waiting");
-        h.unpick(&pick);
+        let (w, pick) = picked(&h, 1);
+        h.writing(&pick, no_doubt).not_handed();
         let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 2).expect("still waiting");
         h.forget(&w);
-        assert!(!h.hand(&pick, TaskId(9), &task("q", "j", 0)), "released");
+        assert!(!h.writing(&pick, no_doubt).handed(TaskId(9), &task("q", "j", 0)), "released");
         assert_eq!(h.pick(&task("q", "j", 0), Timestamp(0), || 3), None);
     }
 
     #[test]
     fn a_write_dropped_unsettled_is_doubtful_and_the_worker_waits_again() {
         let h = Handoffs::default();
-        let w: Arc<str> = Arc::from("w1");
-        query(h.claim_begins(&w, "q", "j", 1)).found_nothing();
-        let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 4).expect("waiting");
+        let (_, pick) = picked(&h, 4);
         let mut doubts = Vec::new();
         drop(h.writing(&pick, |p| doubts.push(p.token)));
         assert_eq!(doubts, [4], "an unsettled write is recorded");
         let pick = h.pick(&task("q", "j", 0), Timestamp(0), || 5).expect("waiting again");
-        let mut writing = h.writing(&pick, |p| doubts.push(p.token));
-        writing.settled();
-        drop(writing);
+        h.writing(&pick, |p| doubts.push(p.token)).not_handed();
         assert_eq!(doubts, [4], "a settled write is not");
+        assert!(h.pick(&task("q", "j", 0), Timestamp(0), || 6).is_some(), "and the worker waits again");
     }
 }
