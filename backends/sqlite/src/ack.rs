@@ -1,7 +1,10 @@
 //! Acknowledging finished runs: one transaction with at most one statement
 //! per outcome kind. The `done` and `dead` acks of a workflow step worker
-//! return the steps they really ended, and their runs advance in the same
-//! transaction (see [`crate::workflow`]).
+//! run as one script with the reads of their runs ([`sql::STEP_ACK`]), which
+//! returns the steps they really ended; the runs then advance in the same
+//! transaction (see [`crate::workflow`]): four round trips to the
+//! connection's thread with `BEGIN` and `COMMIT`, however many steps and
+//! runs the batch holds.
 
 use std::collections::HashMap;
 
@@ -9,11 +12,12 @@ use errand_runtime::backend::stored::StoredRow;
 use errand_runtime::backend::{Ack, Outcome, WorkerRegistration};
 use errand_runtime::workflow::plan::StepEnd;
 use errand_runtime::{Codec, Error, Timestamp};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Sqlite, SqliteConnection};
 
 use crate::encode::JsonRows;
 use crate::rows::{Stored, bad_data, query_error, wrong_reply};
-use crate::workflow::{self, EndedStep};
+use crate::workflow::{self, EndedStep, Finish, RunRows};
 use crate::{SqliteBackend, sql};
 
 /// The outcome kinds, one statement each.
@@ -26,18 +30,16 @@ enum Kind {
 }
 
 impl Kind {
-    fn statement(self, steps: bool) -> &'static str {
-        match (self, steps) {
-            (Kind::Done, false) => sql::ACK_DONE,
-            (Kind::Done, true) => sql::STEP_ACK_DONE_BATCH,
-            (Kind::Dead, false) => sql::ACK_DEAD,
-            (Kind::Dead, true) => sql::STEP_ACK_DEAD_BATCH,
-            (Kind::Retry, _) => sql::ACK_RETRY,
-            (Kind::Snooze, _) => sql::ACK_SNOOZE,
+    fn statement(self) -> &'static str {
+        match self {
+            Kind::Done => sql::ACK_DONE,
+            Kind::Dead => sql::ACK_DEAD,
+            Kind::Retry => sql::ACK_RETRY,
+            Kind::Snooze => sql::ACK_SNOOZE,
         }
     }
 
-    /// Whether the statement ends a workflow step (and returns it).
+    /// Whether the outcome ends a task (and, for a step, its step).
     fn ends_step(self) -> bool {
         matches!(self, Kind::Done | Kind::Dead)
     }
@@ -71,6 +73,16 @@ impl<C: Codec> SqliteBackend<C> {
             };
         }
         let wake = !retry.is_empty() || !snooze.is_empty();
+        // A step worker's `done` and `dead` acks go with the reads that advance
+        // their runs (`sql::STEP_ACK`); everything else is one statement a kind.
+        let step_ends = if steps && !(done.is_empty() && dead.is_empty()) {
+            Some((
+                std::mem::replace(&mut done, JsonRows::with_capacity(0)),
+                std::mem::replace(&mut dead, JsonRows::with_capacity(0)),
+            ))
+        } else {
+            None
+        };
         let batches: Vec<(Kind, String)> =
             [(Kind::Done, done), (Kind::Retry, retry), (Kind::Dead, dead), (Kind::Snooze, snooze)]
                 .into_iter()
@@ -81,42 +93,63 @@ impl<C: Codec> SqliteBackend<C> {
         let operation = || format!("acknowledge {} task(s) of worker `{}`", acks.len(), worker.id);
         let now = self.tuning.clock.now();
         let mut conn = self.inner.writer.acquire().await.map_err(query_error(operation()))?;
-        let (updated, woken) = match batches.as_slice() {
-            [(kind, json)] if !(steps && kind.ends_step()) => {
+        let (updated, woken) = match (batches.as_slice(), step_ends) {
+            ([(kind, json)], None) => {
                 let updated = ack_batch(&mut conn, *kind, json, now, &worker.id).await;
                 (updated.map_err(query_error(operation()))?, Vec::new())
             }
-            _ => {
+            (_, None) => {
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(query_error(operation()))?;
                 let mut updated = 0;
-                let mut ended = Vec::new();
                 for (kind, json) in &batches {
-                    if steps && kind.ends_step() {
-                        let rows = sqlx::query(kind.statement(true))
-                            .bind(json)
-                            .bind(now.as_millis())
-                            .bind(&*worker.id)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(query_error(operation()))?;
-                        updated += rows.len() as u64;
-                        for row in rows.into_iter().map(Stored) {
-                            if let Some(step) = EndedStep::of(&row, || step_end(*kind, &row, &outputs))? {
-                                ended.push(step);
-                            }
+                    updated +=
+                        ack_batch(&mut tx, *kind, json, now, &worker.id).await.map_err(query_error(operation()))?;
+                }
+                tx.commit().await.map_err(query_error(operation()))?;
+                (updated, Vec::new())
+            }
+            (_, Some((done, dead))) => {
+                // Two round trips: the acks with the runs' reads, which
+                // begins the transaction, then the runs' writes with `COMMIT`.
+                let begun = Begun::new(&mut conn);
+                let rows = sqlx::query(sql::STEP_ACK)
+                    .bind(done.finish())
+                    .bind(dead.finish())
+                    .bind(now.as_millis())
+                    .bind(&*worker.id)
+                    .fetch_all(&mut **begun.conn)
+                    .await
+                    .map_err(query_error(operation()))?;
+                let mut updated = 0;
+                let mut ended = Vec::new();
+                let mut runs = RunRows::default();
+                for row in rows.into_iter().map(Stored) {
+                    let part = row.text("part").map_err(|e| bad_data(&operation(), format!("column `part`: {e}")))?;
+                    let kind = match part.as_deref() {
+                        Some("done") => Kind::Done,
+                        Some("dead") => Kind::Dead,
+                        _ => {
+                            runs.push(row)?;
+                            continue;
                         }
-                    } else {
-                        let batch = ack_batch(&mut tx, *kind, json, now, &worker.id).await;
-                        updated += batch.map_err(query_error(operation()))?;
+                    };
+                    updated += 1;
+                    if let Some(step) = EndedStep::of(&row, || step_end(kind, &row, &outputs))? {
+                        ended.push(step);
                     }
+                }
+                // Retry and snooze acks of the same batch (rare), in the same transaction.
+                for (kind, json) in &batches {
+                    updated +=
+                        ack_batch(begun.conn, *kind, json, now, &worker.id).await.map_err(query_error(operation()))?;
                 }
                 // The runs advance in ack order (RETURNING has none).
                 if ended.len() > 1 {
                     let order: HashMap<u64, usize> = acks.iter().enumerate().map(|(i, a)| (a.id.0, i)).collect();
                     ended.sort_by_key(|e| u64::try_from(e.task).ok().and_then(|t| order.get(&t).copied()));
                 }
-                let woken = workflow::end_steps::<C>(&mut tx, ended, now).await?;
-                tx.commit().await.map_err(query_error(operation()))?;
+                let woken = workflow::advance::<C>(begun.conn, ended, runs, now, Finish::Commit).await?;
+                begun.ended();
                 (updated, woken)
             }
         };
@@ -176,8 +209,40 @@ async fn ack_batch(
     now: Timestamp,
     worker: &str,
 ) -> Result<u64, sqlx::Error> {
-    let query = sqlx::query(kind.statement(false)).bind(json);
+    let query = sqlx::query(kind.statement()).bind(json);
     // done and dead record when they finished; retry and snooze do not.
     let query = if kind.ends_step() { query.bind(now.as_millis()).bind(worker) } else { query.bind(worker) };
     Ok(query.execute(&mut *conn).await?.rows_affected())
+}
+
+/// The writer connection while a transaction that a script began (not
+/// sqlx's, which would roll back on drop) is open: dropped before
+/// [`Begun::ended`] (an error returned, the ack's future dropped), it marks
+/// the connection to be closed rather than pooled, and closing it rolls the
+/// transaction back. A connection is never pooled inside a transaction.
+struct Begun<'a> {
+    conn: &'a mut PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl<'a> Begun<'a> {
+    fn new(conn: &'a mut PoolConnection<Sqlite>) -> Self {
+        Self { conn, open: true }
+    }
+
+    /// The transaction was committed (or rolled back) by the caller.
+    fn ended(mut self) {
+        self.open = false;
+    }
+}
+
+impl Drop for Begun<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            tracing::debug!(
+                "sqlite: closing the writer connection of an unfinished ack transaction, which rolls it back"
+            );
+            self.conn.close_on_drop();
+        }
+    }
 }

@@ -239,7 +239,11 @@
 //!   [planner](errand_runtime::workflow::plan) makes of it: the step's output
 //!   is stored, the steps whose inputs are now all there are inserted (once
 //!   per run and step), and the run is finished — or failed, its other live
-//!   steps cancelled. A step task that ends any other way than `done`
+//!   steps cancelled. A batch of step acks is two round trips to the
+//!   connection's thread, whatever it holds: one script acks the steps and
+//!   reads their runs (beginning the transaction), the next writes the plans
+//!   and commits; a writer connection whose transaction cannot be ended is
+//!   closed, never pooled. A step task that ends any other way than `done`
 //!   (rescued on its last attempt, buried as unserved or unreadable,
 //!   cancelled) fails its run the same way.
 //!   [`run_info`](errand_runtime::workflow::WorkflowStore::run_info) gives

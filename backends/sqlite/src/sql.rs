@@ -60,8 +60,30 @@ pub(crate) const ACK_DONE: &str = include_str!("../sql/ack_done.sql");
 pub(crate) const ACK_RETRY: &str = include_str!("../sql/ack_retry.sql");
 pub(crate) const ACK_DEAD: &str = include_str!("../sql/ack_dead.sql");
 pub(crate) const ACK_SNOOZE: &str = include_str!("../sql/ack_snooze.sql");
-pub(crate) const STEP_ACK_DONE_BATCH: &str = include_str!("../sql/step_ack_done_batch.sql");
-pub(crate) const STEP_ACK_DEAD_BATCH: &str = include_str!("../sql/step_ack_dead_batch.sql");
+/// A workflow step worker's `done` and `dead` acks and the reads that
+/// advance their runs, as one script that first begins the write
+/// transaction (`BEGIN IMMEDIATE`): one round trip to the connection's
+/// thread instead of five. ?1: done `[id]`s; ?2: dead `[id, error]`s; ?3:
+/// now (ms); ?4: the acking worker. Every row it returns names its statement
+/// in column `part`: `done` and `dead` (the steps really ended), `run` and
+/// `step` (see [`RUNS_OF_TASKS`]). [`RUN_ADVANCE_COMMIT`] ends the
+/// transaction.
+///
+/// SQLite prepares one statement at a time; sqlx's SQLite driver runs a
+/// string of several in order on its thread, binding each `?NNN` to the
+/// NNN-th argument of the whole script (the scripts number every parameter
+/// for that reason). A transaction a script begins is not sqlx's: the caller
+/// must close the connection if it cannot end it (`crate::ack`'s `Begun`).
+pub(crate) const STEP_ACK: &str = concat!(
+    "BEGIN IMMEDIATE;\n",
+    include_str!("../sql/step_ack_done_batch.sql"),
+    ";\n",
+    include_str!("../sql/step_ack_dead_batch.sql"),
+    ";\n",
+    include_str!("../sql/runs_of_tasks.sql"),
+    ";\n",
+    include_str!("../sql/run_steps_of_tasks.sql"),
+);
 pub(crate) const FORGET_CANCELLED: &str = include_str!("../sql/forget_cancelled.sql");
 
 pub(crate) const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
@@ -98,11 +120,37 @@ pub(crate) const RECORD_TICK: &str = include_str!("../sql/record_tick.sql");
 pub(crate) const RUN_INSERT: &str = include_str!("../sql/run_insert.sql");
 pub(crate) const RUN_SELECT: &str = include_str!("../sql/run_select.sql");
 pub(crate) const RUN_STEPS: &str = include_str!("../sql/run_steps.sql");
-pub(crate) const RUNS_SELECT_BATCH: &str = include_str!("../sql/runs_select_batch.sql");
-pub(crate) const RUN_STEPS_BATCH: &str = include_str!("../sql/run_steps_batch.sql");
-pub(crate) const RUN_OUTPUTS_INSERT_BATCH: &str = include_str!("../sql/run_outputs_insert_batch.sql");
-pub(crate) const STEP_TASKS_INSERT_BATCH: &str = include_str!("../sql/step_tasks_insert_batch.sql");
-pub(crate) const RUN_STEP_TASKS_BATCH: &str = include_str!("../sql/run_step_tasks_batch.sql");
-pub(crate) const RUNS_DONE_BATCH: &str = include_str!("../sql/runs_done_batch.sql");
+/// The running runs of the step tasks in ?1 and ?2 (JSON arrays of `[id,
+/// ...]`) with their steps, as one script (see [`STEP_ACK`]): rows of
+/// `part` `run` (columns `id`, `workflow`, `queue`, `steps`, `trace`) and
+/// `step` (columns `run_id`, `step`, `output`).
+pub(crate) const RUNS_OF_TASKS: &str =
+    concat!(include_str!("../sql/runs_of_tasks.sql"), ";\n", include_str!("../sql/run_steps_of_tasks.sql"));
+/// What the plans of a batch of runs write, as one script (see
+/// [`STEP_ACK`]): the steps' outputs, the ready steps' tasks and their links
+/// to their runs, the runs that are done. ?1: `[run_id, step, task_id,
+/// output_hex]`s; ?2: ready steps, `[queue, job, payload_hex, max_attempts,
+/// priority, run_id, step, trace]`; ?3: now (ms); ?4: ids of runs done. An
+/// empty array (`[]`) writes nothing.
+pub(crate) const RUN_ADVANCE: &str = concat!(
+    include_str!("../sql/run_outputs_insert_batch.sql"),
+    ";\n",
+    include_str!("../sql/step_tasks_insert_batch.sql"),
+    ";\n",
+    include_str!("../sql/step_tasks_link_batch.sql"),
+    ";\n",
+    include_str!("../sql/runs_done_batch.sql"),
+);
+/// [`RUN_ADVANCE`], then `COMMIT`: ends the transaction [`STEP_ACK`] began.
+pub(crate) const RUN_ADVANCE_COMMIT: &str = concat!(
+    include_str!("../sql/run_outputs_insert_batch.sql"),
+    ";\n",
+    include_str!("../sql/step_tasks_insert_batch.sql"),
+    ";\n",
+    include_str!("../sql/step_tasks_link_batch.sql"),
+    ";\n",
+    include_str!("../sql/runs_done_batch.sql"),
+    ";\nCOMMIT",
+);
 pub(crate) const RUN_FAIL: &str = include_str!("../sql/run_fail.sql");
 pub(crate) const RUN_CANCEL_STEPS: &str = include_str!("../sql/run_cancel_steps.sql");

@@ -67,7 +67,7 @@ impl<C: Codec> WorkflowStore for SqliteBackend<C> {
         let mut writes = Writes::new();
         let steps = Steps { workflow: run.workflow, queue: &run.queue, trace: run.trace.as_deref() };
         writes.add(id, steps, plan, &HashMap::new());
-        let woken = writes.apply(&mut tx, now).await?;
+        let woken = writes.apply(&mut tx, now, Finish::Open).await?;
         tx.commit().await.map_err(query_error(operation()))?;
         drop(conn);
         self.wake_all(&woken);
@@ -128,8 +128,9 @@ pub(crate) fn run_list_sql(filter: &RunFilter) -> String {
 }
 
 /// Advances the runs of steps that ended, on `conn`'s transaction (the one
-/// that ended them): loads the runs still running, feeds each its ends in
-/// order, and writes the plans. Returns the queues that got new tasks.
+/// that ended them): loads the runs still running (one round trip,
+/// [`sql::RUNS_OF_TASKS`]), then [`advance`]s them. Returns the queues that
+/// got new tasks.
 pub(crate) async fn end_steps<C: Codec>(
     conn: &mut SqliteConnection,
     ended: Vec<EndedStep>,
@@ -139,26 +140,77 @@ pub(crate) async fn end_steps<C: Codec>(
         return Ok(Vec::new());
     }
     let operation = || format!("advance the workflow runs of {} ended step task(s)", ended.len());
-    let mut ids: Vec<i64> = ended.iter().map(|e| e.run).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let ids = json_ints(ids);
-    let run_rows =
-        sqlx::query(sql::RUNS_SELECT_BATCH).bind(&ids).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-    let step_rows =
-        sqlx::query(sql::RUN_STEPS_BATCH).bind(&ids).fetch_all(&mut *conn).await.map_err(query_error(operation()))?;
-    let mut steps: HashMap<i64, Vec<Stored>> = HashMap::with_capacity(run_rows.len());
-    for row in step_rows.into_iter().map(Stored) {
-        let run = required(row.int("run_id"), "a workflow run's step row", "run_id")?;
-        steps.entry(run).or_default().push(row);
+    let mut tasks = JsonRows::with_capacity(ended.len() * 8);
+    for e in &ended {
+        let _ = tasks.row().int(e.task);
     }
+    let rows = sqlx::query(sql::RUNS_OF_TASKS)
+        .bind(tasks.finish())
+        .bind("[]")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(operation()))?;
+    let mut runs = RunRows::default();
+    for row in rows.into_iter().map(Stored) {
+        runs.push(row)?;
+    }
+    advance::<C>(conn, ended, runs, now, Finish::Open).await
+}
 
+/// How [`advance`] leaves the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Open, for the caller to commit (an sqlx transaction).
+    Open,
+    /// Committed, in the same round trip as the writes: the transaction was
+    /// begun by a script ([`sql::STEP_ACK`]).
+    Commit,
+}
+
+/// The rows of parts `run` and `step` of [`sql::RUNS_OF_TASKS`] (and of
+/// [`sql::STEP_ACK`]): the runs of some step tasks and their steps.
+#[derive(Default)]
+pub(crate) struct RunRows {
+    runs: Vec<Stored>,
+    steps: HashMap<i64, Vec<Stored>>,
+}
+
+impl RunRows {
+    /// Keeps `row` if its `part` is `run` or `step`; an error for any other.
+    pub(crate) fn push(&mut self, row: Stored) -> Result<(), Error> {
+        match required(row.text("part"), "a workflow run row", "part")?.as_str() {
+            "run" => self.runs.push(row),
+            "step" => {
+                let run = required(row.int("run_id"), "a workflow run's step row", "run_id")?;
+                self.steps.entry(run).or_default().push(row);
+            }
+            other => return Err(column("a workflow run row", "part", format!("unexpected part `{other}`"))),
+        }
+        Ok(())
+    }
+}
+
+/// Advances the runs of steps that ended, on `conn`'s transaction (the one
+/// that ended them), from their rows as read in it: feeds each run still
+/// running its ends in order, and writes the plans in one round trip
+/// ([`sql::RUN_ADVANCE`]), then leaves the transaction as `finish` says.
+/// Runs without an end in `ended` are left as they are. Returns the queues
+/// that got new tasks.
+pub(crate) async fn advance<C: Codec>(
+    conn: &mut SqliteConnection,
+    ended: Vec<EndedStep>,
+    rows: RunRows,
+    now: Timestamp,
+    finish: Finish,
+) -> Result<Vec<String>, Error> {
     let tasks: HashMap<(i64, u16), i64> = ended.iter().map(|e| ((e.run, e.step), e.task)).collect();
     // In id order, so that what a batch writes does not depend on hashing.
     let mut runs: BTreeMap<i64, Loaded> = BTreeMap::new();
-    for row in run_rows.into_iter().map(Stored) {
-        let loaded = Loaded::read(&row, &steps)?;
-        runs.insert(loaded.id, loaded);
+    for row in &rows.runs {
+        let loaded = Loaded::read(row, &rows.steps)?;
+        if ended.iter().any(|e| e.run == loaded.id) {
+            runs.insert(loaded.id, loaded);
+        }
     }
     // Runs that are not loaded have ended (or are gone): their steps' ends
     // change nothing, as the planner would decide.
@@ -182,7 +234,7 @@ pub(crate) async fn end_steps<C: Codec>(
         let steps = Steps { workflow: &loaded.workflow, queue: &loaded.queue, trace: loaded.trace.as_deref() };
         writes.add(*id, steps, plan, &tasks);
     }
-    writes.apply(conn, now).await
+    writes.apply(conn, now, finish).await
 }
 
 fn failed(run: RunId, error: String) -> RunPlan {
@@ -303,49 +355,13 @@ impl Writes {
         }
     }
 
-    /// Writes everything on `conn`; returns the queues that got new tasks.
-    async fn apply(self, conn: &mut SqliteConnection, now: Timestamp) -> Result<Vec<String>, Error> {
+    /// Writes everything on `conn`, the outputs, ready steps and finished
+    /// runs in one round trip (with `COMMIT` if `finish` says so); returns
+    /// the queues that got new tasks.
+    async fn apply(self, conn: &mut SqliteConnection, now: Timestamp, finish: Finish) -> Result<Vec<String>, Error> {
         let Self { outputs, ready, done, failed, woken, runs } = self;
         let runs = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-        if !outputs.is_empty() {
-            sqlx::query(sql::RUN_OUTPUTS_INSERT_BATCH)
-                .bind(outputs.finish())
-                .execute(&mut *conn)
-                .await
-                .map_err(query_error(format!("store the step outputs of workflow run(s) {runs}")))?;
-        }
-        if !ready.is_empty() {
-            let count = ready.len();
-            let operation = || format!("enqueue {count} ready step(s) of workflow run(s) {runs}");
-            let inserted = sqlx::query(sql::STEP_TASKS_INSERT_BATCH)
-                .bind(ready.finish())
-                .bind(now.as_millis())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(query_error(operation()))?;
-            let mut links = JsonRows::with_capacity(inserted.len() * 24);
-            for row in inserted.into_iter().map(Stored) {
-                if let Some((task, run, step)) = step_of(&row)? {
-                    let _ = links.row().int(run).int(step).int(task);
-                }
-            }
-            if !links.is_empty() {
-                sqlx::query(sql::RUN_STEP_TASKS_BATCH)
-                    .bind(links.finish())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(query_error(operation()))?;
-            }
-        }
-        if !done.is_empty() {
-            sqlx::query(sql::RUNS_DONE_BATCH)
-                .bind(json_ints(done))
-                .bind(now.as_millis())
-                .execute(&mut *conn)
-                .await
-                .map_err(query_error(format!("finish workflow run(s) {runs}")))?;
-        }
-        // Failures are rare: one run at a time.
+        // Failures are rare: one run at a time, before the script that may commit.
         for (run, error) in failed {
             let operation = || format!("fail workflow run {run}");
             sqlx::query(sql::RUN_FAIL)
@@ -361,6 +377,26 @@ impl Writes {
                 .execute(&mut *conn)
                 .await
                 .map_err(query_error(operation()))?;
+        }
+        if !(outputs.is_empty() && ready.is_empty() && done.is_empty()) {
+            let count = ready.len();
+            let script = match finish {
+                Finish::Open => sql::RUN_ADVANCE,
+                Finish::Commit => sql::RUN_ADVANCE_COMMIT,
+            };
+            sqlx::query(script)
+                .bind(outputs.finish())
+                .bind(ready.finish())
+                .bind(now.as_millis())
+                .bind(json_ints(done))
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error(format!(
+                    "store the step outputs, enqueue {count} ready step(s) and finish the done ones of workflow \
+                     run(s) {runs}"
+                )))?;
+        } else if finish == Finish::Commit {
+            sqlx::query("COMMIT").execute(&mut *conn).await.map_err(query_error("commit a workflow step ack"))?;
         }
         Ok(woken)
     }

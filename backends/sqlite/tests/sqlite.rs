@@ -847,6 +847,45 @@ async fn a_step_ack_that_finds_the_database_locked_is_applied_in_full_when_retri
     a_failed_step_ack_is_applied_in_full_when_retried(&backend, fail, heal).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_ack_dropped_inside_its_transaction_leaves_no_transaction_open() {
+    // The step ack's first script begins the write transaction. Its future is
+    // dropped while that script waits for another connection's write lock:
+    // the writer connection must not go back to the pool inside the
+    // transaction, or every later write on it would fail (or, worse, commit
+    // with the next one).
+    let db = Db::new().await;
+    let backend = &db.backend;
+    let run = start(backend, chain()).await;
+    let w = step_worker("w");
+    backend.heartbeat(&w).await.expect("beat");
+    let first = claim_step(backend, &w).await;
+    let options = db.url().parse::<SqliteConnectOptions>().expect("options");
+    let mut locker = sqlx::SqliteConnection::connect_with(&options).await.expect("connect");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut locker).await.expect("take the write lock");
+
+    let acking = tokio::spawn({
+        let backend = backend.clone();
+        let w = w.clone();
+        async move { backend.ack(&w, &done(first, b"\"out\"")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!acking.is_finished(), "the ack waits for the write lock");
+    acking.abort();
+    let _ = acking.await;
+    sqlx::query("COMMIT").execute(&mut locker).await.expect("let go of the write lock");
+
+    // Nothing of the dropped ack was applied, and the writer takes new work.
+    let info = backend.task(first).await.expect("read").expect("exists");
+    assert_eq!(info.state, TaskState::Running);
+    let other = push_one(backend, task("after")).await;
+    assert_eq!(state(backend, other).await, TaskState::Pending);
+    backend.ack(&w, &done(first, b"\"out\"")).await.expect("the ack sent again");
+    let status = run_info(backend, run).await;
+    assert_eq!(status.steps[0].output.as_deref(), Some(&b"\"out\""[..]), "the output is stored");
+    assert_eq!(status.steps[1].state, Some(TaskState::Pending), "the next step is enqueued");
+}
+
 #[tokio::test]
 async fn a_claimed_task_whose_row_cannot_be_read_goes_dead_with_the_reason() {
     let db = Db::new().await;
